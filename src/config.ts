@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+/**
+ * All configuration, read once from the environment and validated. The names match serverless.yml;
+ * the defaults run locally (`npm start`) with no AWS account.
+ */
+const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const schema = z.object({
+  LYMPHOSCOPE_STAGE: z.string().min(1).default('local'),
+  LYMPHOSCOPE_BUCKET: z.string().min(3).default('lymphoscope-local'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  /** Set locally (an S3 server on 127.0.0.1); unset on AWS. */
+  LYMPHOSCOPE_S3_ENDPOINT: z.string().url().optional(),
+  /** Set locally (the local Lambda emulator); unset on AWS. */
+  LYMPHOSCOPE_LAMBDA_ENDPOINT: z.string().url().optional(),
+  LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: z.string().min(1).default('lymphoscope-local-trainWorker'),
+  /** 'required' everywhere but in tests that exercise resolvers without keys. */
+  LYMPHOSCOPE_AUTH: z.enum(['required', 'disabled']).default('required'),
+  LYMPHOSCOPE_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+
+  // Limits (docs/SECURITY.md lists each with what a client sees when it is hit).
+  LYMPHOSCOPE_MAX_REQUEST_BYTES: int(6 * 1024 * 1024),
+  LYMPHOSCOPE_MAX_INLINE_IMAGE_BYTES: int(2 * 1024 * 1024),
+  LYMPHOSCOPE_MAX_UPLOAD_BYTES: int(10 * 1024 * 1024),
+  LYMPHOSCOPE_MAX_IMAGE_SIDE: int(4096),
+  LYMPHOSCOPE_MAX_BATCH: int(32),
+  LYMPHOSCOPE_MAX_PAGE_SIZE: int(100),
+  LYMPHOSCOPE_MAX_QUERY_DEPTH: int(10),
+  LYMPHOSCOPE_MAX_ALIASES: int(30),
+  LYMPHOSCOPE_MAX_QUERY_COST: int(2000),
+  LYMPHOSCOPE_MAX_IMPORT_FILES: int(20000),
+  LYMPHOSCOPE_MAX_EPOCHS: int(200),
+  /** Presigned URL lifetimes, in seconds. */
+  LYMPHOSCOPE_UPLOAD_URL_TTL: int(900),
+  LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300),
+  /** Introspection: on for local and dev stages, off in prod unless asked for. */
+  LYMPHOSCOPE_INTROSPECTION: z.enum(['on', 'off', 'auto']).default('auto'),
+});
+
+export type Config = Readonly<{
+  stage: string;
+  bucket: string;
+  region: string;
+  s3Endpoint?: string;
+  lambdaEndpoint?: string;
+  trainWorkerFunction: string;
+  authRequired: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  introspection: boolean;
+  limits: Readonly<{
+    requestBytes: number;
+    inlineImageBytes: number;
+    uploadBytes: number;
+    imageSide: number;
+    batchSize: number;
+    pageSize: number;
+    queryDepth: number;
+    aliases: number;
+    queryCost: number;
+    importFiles: number;
+    epochs: number;
+  }>;
+  urlTtlSeconds: Readonly<{ upload: number; download: number }>;
+}>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`Invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    stage: e.LYMPHOSCOPE_STAGE,
+    bucket: e.LYMPHOSCOPE_BUCKET,
+    region: e.AWS_REGION,
+    s3Endpoint: e.LYMPHOSCOPE_S3_ENDPOINT,
+    lambdaEndpoint: e.LYMPHOSCOPE_LAMBDA_ENDPOINT,
+    trainWorkerFunction: e.LYMPHOSCOPE_TRAIN_WORKER_FUNCTION,
+    authRequired: e.LYMPHOSCOPE_AUTH === 'required',
+    logLevel: e.LYMPHOSCOPE_LOG_LEVEL,
+    introspection:
+      e.LYMPHOSCOPE_INTROSPECTION === 'auto' ? e.LYMPHOSCOPE_STAGE !== 'prod' : e.LYMPHOSCOPE_INTROSPECTION === 'on',
+    limits: Object.freeze({
+      requestBytes: e.LYMPHOSCOPE_MAX_REQUEST_BYTES,
+      inlineImageBytes: e.LYMPHOSCOPE_MAX_INLINE_IMAGE_BYTES,
+      uploadBytes: e.LYMPHOSCOPE_MAX_UPLOAD_BYTES,
+      imageSide: e.LYMPHOSCOPE_MAX_IMAGE_SIDE,
+      batchSize: e.LYMPHOSCOPE_MAX_BATCH,
+      pageSize: e.LYMPHOSCOPE_MAX_PAGE_SIZE,
+      queryDepth: e.LYMPHOSCOPE_MAX_QUERY_DEPTH,
+      aliases: e.LYMPHOSCOPE_MAX_ALIASES,
+      queryCost: e.LYMPHOSCOPE_MAX_QUERY_COST,
+      importFiles: e.LYMPHOSCOPE_MAX_IMPORT_FILES,
+      epochs: e.LYMPHOSCOPE_MAX_EPOCHS,
+    }),
+    urlTtlSeconds: Object.freeze({ upload: e.LYMPHOSCOPE_UPLOAD_URL_TTL, download: e.LYMPHOSCOPE_DOWNLOAD_URL_TTL }),
+  });
+}

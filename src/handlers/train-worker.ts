@@ -1,0 +1,23 @@
+import type { Context } from 'aws-lambda';
+import { loadConfig } from '../config';
+import type { TrainWorkerEvent } from '../dispatch/job-dispatcher';
+import { badInput } from '../errors';
+import { createServices } from '../services';
+import { runTrainingJob } from '../services/training-worker';
+
+const services = createServices(loadConfig());
+
+/**
+ * The training worker, invoked asynchronously with { jobId }. It returns normally when the job ended,
+ * was handed to the next invocation, or belongs to another live worker; it throws only for transient
+ * failures, so that Lambda's retry resumes the job from its last checkpoint.
+ */
+export async function handler(event: TrainWorkerEvent, context: Context) {
+  if (!event || typeof event.jobId !== 'string') throw badInput('The worker event needs a jobId.');
+  const outcome = await runTrainingJob(services, {
+    jobId: event.jobId,
+    invocationId: context.awsRequestId,
+    remainingMs: () => context.getRemainingTimeInMillis(),
+  });
+  return { jobId: event.jobId, outcome };
+}

@@ -1,0 +1,53 @@
+/**
+ * `npm start`: the whole product on this machine (local S3 + GraphQL API + training worker), with the
+ * bundled demo model serving. Data lives under .data/ and is found again on the next start.
+ */
+import path from 'node:path';
+import { startLocalStack } from './stack';
+
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 4000);
+  const dataDir = path.resolve(process.env.LYMPHOSCOPE_DATA_DIR ?? '.data');
+  const stack = await startLocalStack({
+    dataDir,
+    port,
+    s3Port: Number(process.env.LYMPHOSCOPE_S3_PORT ?? 0),
+    adminKey: process.env.LYMPHOSCOPE_ADMIN_KEY,
+    logLevel: (process.env.LYMPHOSCOPE_LOG_LEVEL as 'info') ?? 'info',
+  });
+  const key = stack.adminKey;
+  const lines = [
+    '',
+    `Lymphoscope is running.`,
+    `  GraphQL API + Apollo Sandbox: ${stack.url.replace('127.0.0.1', 'localhost')}`,
+    `  Local S3: ${stack.s3Endpoint} (bucket ${stack.bucket}, data in ${dataDir})`,
+    `  Production model: ${stack.productionModelVersion ?? 'none (run `npm run demo-model`)'}`,
+    key
+      ? `  Admin API key${stack.adminKeyCreated ? ' (created now; shown once, save it)' : ''}: ${key}`
+      : '  Admin API key: created on the first start (set LYMPHOSCOPE_ADMIN_KEY to choose one).',
+    '',
+    'Try it:',
+    `  curl -s ${stack.url.replace('127.0.0.1', 'localhost')} -H 'content-type: application/json' \\`,
+    `    -d '{"query":"{ health { status mlBackend productionModelVersion } }"}'`,
+    '  Predict a real cell: npx lymphoscope predict-remote --help, or see docs/API.md.',
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\n${signal}: stopping...\n`);
+    await stack.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((error) => {
+  process.stderr.write(`Lymphoscope could not start: ${error?.stack ?? error}\n`);
+  process.exit(1);
+});

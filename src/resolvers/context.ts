@@ -1,0 +1,40 @@
+import type { Logger } from '../observability/log';
+import { ANONYMOUS_ADMIN, requireRole, type Caller, type Role } from '../services/auth';
+import type { Services } from '../services';
+
+/** Per request: the services, who is calling (resolved lazily, so `health` needs no key) and a logger. */
+export interface RequestContext {
+  services: Services;
+  requestId: string;
+  log: Logger;
+  /** Authenticates once per request and checks the role; throws UNAUTHENTICATED / FORBIDDEN. */
+  require(role: Role): Promise<Caller>;
+}
+
+export function createRequestContext(services: Services, apiKey: string | null, requestId: string): RequestContext {
+  let caller: Promise<Caller> | null = null;
+  const log = services.log.child({ requestId });
+  return {
+    services,
+    requestId,
+    log,
+    async require(role) {
+      caller ??= services.config.authRequired ? services.auth.authenticate(apiKey) : Promise.resolve(ANONYMOUS_ADMIN);
+      const who = await caller;
+      requireRole(who, role);
+      return who;
+    },
+  };
+}
+
+/** The key from `x-api-key` or `Authorization: Bearer <key>` (header names case-insensitive). */
+export function apiKeyFromHeaders(headers: Record<string, string | undefined>): string | null {
+  let key: string | null = null;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!value) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'x-api-key') key = value.trim();
+    else if (lower === 'authorization' && /^bearer\s+/i.test(value)) key = value.replace(/^bearer\s+/i, '').trim();
+  }
+  return key;
+}

@@ -1,0 +1,29 @@
+import type { Architecture as MlArchitecture } from '../ml/architectures';
+import type { TrainingConfig } from '../ml/train';
+import type { Architecture, ClassBalance, TrainingConfig as GqlTrainingConfig } from '../generated/graphql';
+import type { JobConfig } from '../services/training';
+
+const ARCH: Record<Architecture, MlArchitecture> = {
+  MAJORITY: 'majority',
+  VANILLA: 'vanilla',
+  SEED_2X2X1X1: 'seed-2x2x1x1',
+  LYMPHONET: 'lymphonet',
+};
+const BALANCE: Record<ClassBalance, TrainingConfig['classBalance']> = { WEIGHTS: 'weights', SAMPLING: 'sampling', NONE: 'none' };
+
+const invert = <K extends string, V extends string>(map: Record<K, V>) =>
+  Object.fromEntries(Object.entries(map).map(([k, v]) => [v, k])) as Record<V, K>;
+const ARCH_BACK = invert(ARCH);
+const BALANCE_BACK = invert(BALANCE);
+
+export const architectureToMl = (a: Architecture): MlArchitecture => ARCH[a];
+export const architectureFromMl = (a: MlArchitecture): Architecture => ARCH_BACK[a];
+export const balanceToMl = (b: ClassBalance): TrainingConfig['classBalance'] => BALANCE[b];
+
+export function configToGraphql(config: JobConfig): GqlTrainingConfig {
+  return {
+    ...config,
+    architecture: architectureFromMl(config.architecture),
+    classBalance: BALANCE_BACK[config.classBalance],
+  };
+}

@@ -1,0 +1,98 @@
+import type { Metrics, Resolvers } from '../generated/graphql';
+import type { BinaryMetrics } from '../ml/metrics';
+import { decodeCursor, pageSize } from '../services/pagination';
+import { architectureFromMl, configToGraphql } from './enums';
+import { connection } from './connection';
+
+const COMPARED: Array<keyof BinaryMetrics> = [
+  'accuracy',
+  'balancedAccuracy',
+  'sensitivity',
+  'specificity',
+  'precision',
+  'f1',
+  'weightedF1',
+  'rocAuc',
+  'prAuc',
+  'brier',
+  'ece',
+];
+
+/** NaN (e.g. AUC on a one-class split) is not valid JSON: it becomes null. */
+const finite = (v: number | null | undefined) => (v == null || !Number.isFinite(v) ? null : v);
+
+export function metricsToGraphql(m: BinaryMetrics | null): Metrics | null {
+  if (!m) return null;
+  return {
+    n: m.n,
+    accuracy: m.accuracy,
+    balancedAccuracy: m.balancedAccuracy,
+    precision: finite(m.precision),
+    sensitivity: finite(m.sensitivity),
+    specificity: finite(m.specificity),
+    f1: finite(m.f1),
+    weightedF1: finite(m.weightedF1),
+    rocAuc: finite(m.rocAuc),
+    prAuc: finite(m.prAuc),
+    brier: m.brier,
+    ece: m.ece,
+    majorityBaselineAccuracy: m.majorityBaselineAccuracy,
+    truePositives: m.confusion.tp,
+    falsePositives: m.confusion.fp,
+    trueNegatives: m.confusion.tn,
+    falseNegatives: m.confusion.fn,
+    threshold: m.threshold,
+  };
+}
+
+export const modelResolvers: Resolvers = {
+  Query: {
+    modelVersions: async (_r, { first, after }, ctx) => {
+      await ctx.require('SCIENTIST');
+      const { models, config } = ctx.services;
+      return connection(await models.list(pageSize(first, config.limits.pageSize), decodeCursor(after)));
+    },
+    modelVersion: async (_r, { version }, ctx) => {
+      await ctx.require('SCIENTIST');
+      return ctx.services.models.get(version);
+    },
+    productionModel: async (_r, _a, ctx) => {
+      await ctx.require('PARTNER');
+      const version = await ctx.services.models.productionVersion();
+      return version ? ctx.services.models.get(version) : null;
+    },
+    compareModels: async (_r, { a, b }, ctx) => {
+      await ctx.require('SCIENTIST');
+      const [cardA, cardB] = await Promise.all([ctx.services.models.require(a), ctx.services.models.require(b)]);
+      const sameTestSplit =
+        cardA.lineage.testSplitId !== null && cardA.lineage.testSplitId === cardB.lineage.testSplitId;
+      return {
+        a: cardA,
+        b: cardB,
+        sameTestSplit,
+        deltas: COMPARED.map((metric) => {
+          const va = finite(cardA.testMetrics?.[metric] as number | undefined);
+          const vb = finite(cardB.testMetrics?.[metric] as number | undefined);
+          return { metric, a: va, b: vb, delta: sameTestSplit && va !== null && vb !== null ? vb - va : null };
+        }),
+      };
+    },
+  },
+  Mutation: {
+    promoteModel: async (_r, { version, expectedCurrentVersion }, ctx) => {
+      const caller = await ctx.require('ADMIN');
+      return ctx.services.models.promote(caller, version, expectedCurrentVersion);
+    },
+  },
+  ModelVersion: {
+    architecture: (card) => architectureFromMl(card.architecture),
+    config: (card) => (card.config ? configToGraphql(card.config) : null),
+    testMetrics: (card) => metricsToGraphql(card.testMetrics),
+    validationMetrics: (card) => metricsToGraphql(card.validationMetrics),
+    isProduction: async (card, _a, { services }) => (await services.models.productionVersion()) === card.version,
+    artifacts: async (card, _a, ctx) => {
+      await ctx.require('PARTNER');
+      return ctx.services.models.artifactUrls(card.version, ctx.services.config.urlTtlSeconds.download);
+    },
+  },
+};

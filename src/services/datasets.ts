@@ -1,0 +1,499 @@
+import { createHash } from 'node:crypto';
+import { ulid } from 'ulid';
+import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
+import { decodeImage, type ImageFormat } from '../ml/image/decode';
+import { parseCnmcFilename } from '../ml/splits';
+import type { JsonDocuments } from '../storage/json-documents';
+import { layout, parseImageKey } from '../storage/layout';
+import type { ObjectStore } from '../storage/object-store';
+import type { Logger } from '../observability/log';
+import { folderToLabel, labelToFolder, validateSubjectId, type CellLabel } from './labels';
+import { pageOf, type Page } from './pagination';
+import type { AuditLog } from './audit';
+import type { Caller } from './auth';
+
+export interface DatasetRecord {
+  id: string;
+  name: string;
+  description: string | null;
+  createdAt: string;
+  createdBy: string;
+}
+
+export interface ImageRecord {
+  id: string;
+  datasetId: string;
+  label: CellLabel;
+  subjectId: string | null;
+  filename: string | null;
+  format: string;
+  width: number;
+  height: number;
+  bytes: number;
+  sha256: string;
+  key: string;
+}
+
+/** What a listing tells about an image without reading it: enough for counts and snapshots. */
+export interface ImageRef {
+  imageId: string;
+  key: string;
+  label: CellLabel;
+  subjectId: string | null;
+  bytes: number;
+}
+
+interface ShaMarker {
+  imageId: string;
+  key: string;
+}
+
+export interface UploadRecord {
+  uploadId: string;
+  datasetId: string | null;
+  label: CellLabel | null;
+  filename: string | null;
+  subjectId: string | null;
+  contentType: string;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface ImageLimitsConfig {
+  inlineImageBytes: number;
+  uploadBytes: number;
+  imageSide: number;
+  importFiles: number;
+  pageSize: number;
+}
+
+const CONTENT_TYPES: Record<string, ImageFormat> = {
+  'image/bmp': 'bmp',
+  'image/x-ms-bmp': 'bmp',
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'image/tiff': 'tiff',
+};
+const EXT: Record<ImageFormat, string> = { bmp: 'bmp', png: 'png', jpeg: 'jpg', tiff: 'tif' };
+const IMPORTABLE = /\.(bmp|png|jpe?g|tiff?)$/i;
+
+export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+/** 128 bits of the content hash: unique per dataset in practice, short enough for URLs. */
+export const imageIdFor = (sha256: string) => sha256.slice(0, 32);
+
+export class DatasetService {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly docs: JsonDocuments,
+    private readonly limits: ImageLimitsConfig,
+    private readonly audit: AuditLog,
+    private readonly log: Logger,
+  ) {}
+
+  async create(caller: Caller, name: string, description?: string | null): Promise<DatasetRecord> {
+    const trimmed = name.trim();
+    if (trimmed.length < 1 || trimmed.length > 100) throw badInput('name must be 1-100 characters.', { field: 'name' });
+    if (description != null && description.length > 2000) {
+      throw badInput('description must be at most 2000 characters.', { field: 'description' });
+    }
+    const record: DatasetRecord = {
+      id: `ds-${ulid().toLowerCase()}`,
+      name: trimmed,
+      description: description ?? null,
+      createdAt: new Date().toISOString(),
+      createdBy: caller.keyId,
+    };
+    await this.docs.create(layout.dataset(record.id), record);
+    this.log.info('dataset created', { datasetId: record.id, actor: caller.keyId });
+    return record;
+  }
+
+  async get(datasetId: string): Promise<DatasetRecord | null> {
+    const found = await this.docs.get<DatasetRecord>(layout.dataset(datasetId));
+    return found?.value ?? null;
+  }
+
+  async require(datasetId: string): Promise<DatasetRecord> {
+    const dataset = await this.get(datasetId);
+    if (!dataset) throw notFound('Dataset', datasetId);
+    return dataset;
+  }
+
+  async list(first: number, after?: string): Promise<Page<DatasetRecord>> {
+    const keys = await this.store.listAll(layout.datasetsPrefix(), { limit: 100_000 });
+    const ids = keys.filter((k) => k.key.endsWith('/dataset.json')).map((k) => k.key.split('/')[1]);
+    const page = pageOf(ids.sort(), (id) => id, first, after);
+    const records = await Promise.all(page.items.map((item) => this.require(item.node)));
+    return { ...page, items: page.items.map((item, i) => ({ cursor: item.cursor, node: records[i] })) };
+  }
+
+  /** Every image of a dataset, from one listing (bounded by the import limit). */
+  async imageRefs(datasetId: string): Promise<ImageRef[]> {
+    const objects = await this.store.listAll(layout.imagesPrefix(datasetId), { limit: 1_000_000 });
+    const refs: ImageRef[] = [];
+    for (const o of objects) {
+      const parts = parseImageKey(o.key);
+      const label = parts && folderToLabel(parts.folder);
+      if (!parts || !label) continue;
+      refs.push({ imageId: parts.imageId, key: o.key, label, subjectId: parts.subjectId, bytes: o.size });
+    }
+    return refs;
+  }
+
+  async listImages(datasetId: string, first: number, after?: string): Promise<Page<ImageRecord>> {
+    const refs = await this.imageRefs(datasetId);
+    const page = pageOf(refs, (r) => r.key, first, after);
+    const nodes = await Promise.all(page.items.map((item) => this.imageRecord(datasetId, item.node)));
+    return { ...page, items: page.items.map((item, i) => ({ cursor: item.cursor, node: nodes[i] })) };
+  }
+
+  private async imageRecord(datasetId: string, ref: ImageRef): Promise<ImageRecord> {
+    const info = await this.store.head(ref.key);
+    const meta = info?.metadata ?? {};
+    return {
+      id: ref.imageId,
+      datasetId,
+      label: ref.label,
+      subjectId: ref.subjectId,
+      filename: meta.filename ? decodeURIComponent(meta.filename) : null,
+      format: meta.format ?? ref.key.split('.').pop() ?? 'unknown',
+      width: Number(meta.width ?? 0),
+      height: Number(meta.height ?? 0),
+      bytes: info?.size ?? ref.bytes,
+      sha256: meta.sha256 ?? '',
+      key: ref.key,
+    };
+  }
+
+  async findImage(datasetId: string, imageId: string): Promise<ImageRef | null> {
+    const refs = await this.imageRefs(datasetId);
+    return refs.find((r) => r.imageId === imageId) ?? null;
+  }
+
+  async readImage(datasetId: string, imageId: string): Promise<{ ref: ImageRef; bytes: Buffer }> {
+    const ref = await this.findImage(datasetId, imageId);
+    if (!ref) throw notFound('Image', `${datasetId}/${imageId}`);
+    const object = await this.store.get(ref.key);
+    if (!object) throw notFound('Image', `${datasetId}/${imageId}`);
+    return { ref, bytes: object.body };
+  }
+
+  /** Decodes base64 strictly: garbage is refused instead of silently producing other bytes. */
+  decodeBase64(imageBase64: string, field = 'imageBase64'): Buffer {
+    const maxChars = Math.ceil((this.limits.inlineImageBytes * 4) / 3) + 4;
+    if (imageBase64.length > maxChars) {
+      throw tooLarge(`${field} is over the inline limit of ${this.limits.inlineImageBytes} bytes; use createImageUpload.`, {
+        limit: this.limits.inlineImageBytes,
+      });
+    }
+    const compact = imageBase64.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
+    if (compact.length === 0 || compact.length % 4 === 1 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) {
+      throw badInput(`${field} is not valid base64.`, { field });
+    }
+    return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+  }
+
+  /**
+   * Validates the bytes as an image, then stores them once per dataset. The SHA-256 marker is created
+   * first with If-None-Match, so two concurrent adds of the same bytes store one image; a marker left
+   * by a crash before the image was written is repaired by the next add of the same bytes.
+   */
+  async addImageBytes(
+    caller: Caller,
+    input: {
+      datasetId: string;
+      label: CellLabel;
+      bytes: Uint8Array;
+      filename?: string | null;
+      subjectId?: string | null;
+      source: string;
+    },
+  ): Promise<{ image: ImageRecord; duplicate: boolean }> {
+    await this.require(input.datasetId);
+    const filename = input.filename ? validateFilename(input.filename) : null;
+    const subjectId = validateSubjectId(input.subjectId) ?? (filename ? parseCnmcFilename(filename)?.subjectId ?? null : null);
+    const decoded = await decodeImage(input.bytes, this.imageLimits(this.limits.uploadBytes));
+    const sha256 = sha256Hex(input.bytes);
+    const imageId = imageIdFor(sha256);
+    const key = layout.image(input.datasetId, labelToFolder(input.label), subjectId, imageId, EXT[decoded.format]);
+    const record: ImageRecord = {
+      id: imageId,
+      datasetId: input.datasetId,
+      label: input.label,
+      subjectId,
+      filename,
+      format: decoded.format,
+      width: decoded.width,
+      height: decoded.height,
+      bytes: input.bytes.length,
+      sha256,
+      key,
+    };
+    const markerKey = layout.imageBySha(input.datasetId, sha256);
+    try {
+      await this.docs.create<ShaMarker>(markerKey, { imageId, key });
+    } catch (error) {
+      if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
+      const marker = (await this.docs.get<ShaMarker>(markerKey))!.value;
+      const existing = await this.store.head(marker.key);
+      if (existing) {
+        const ref = parseImageKey(marker.key)!;
+        return {
+          duplicate: true,
+          image: await this.imageRecord(input.datasetId, {
+            imageId: ref.imageId,
+            key: marker.key,
+            label: folderToLabel(ref.folder)!,
+            subjectId: ref.subjectId,
+            bytes: existing.size,
+          }),
+        };
+      }
+      if (marker.key !== key) await this.docs.put<ShaMarker>(markerKey, { imageId, key });
+    }
+    await this.store.put(key, input.bytes, {
+      contentType: `image/${decoded.format}`,
+      metadata: {
+        sha256,
+        width: String(decoded.width),
+        height: String(decoded.height),
+        format: decoded.format,
+        source: input.source,
+        ...(filename ? { filename: encodeURIComponent(filename) } : {}),
+        ...(subjectId ? { subject: subjectId } : {}),
+        addedby: caller.keyId,
+      },
+    });
+    this.log.info('image added', { datasetId: input.datasetId, imageId, label: input.label, source: input.source });
+    return { image: record, duplicate: false };
+  }
+
+  async removeImage(caller: Caller, datasetId: string, imageId: string): Promise<boolean> {
+    const ref = await this.findImage(datasetId, imageId);
+    if (!ref) throw notFound('Image', `${datasetId}/${imageId}`);
+    const info = await this.store.head(ref.key);
+    await this.store.delete(ref.key);
+    if (info?.metadata.sha256) await this.store.delete(layout.imageBySha(datasetId, info.metadata.sha256));
+    await this.audit.record(caller, 'image.remove', `${datasetId}/${imageId}`, { key: ref.key }, null);
+    return true;
+  }
+
+  imageLimits(maxBytes: number) {
+    return { maxBytes, maxWidth: this.limits.imageSide, maxHeight: this.limits.imageSide };
+  }
+
+  // ------------------------------------------------------------ presigned uploads
+
+  async createUpload(
+    caller: Caller,
+    input: {
+      datasetId?: string | null;
+      label?: CellLabel | null;
+      filename?: string | null;
+      subjectId?: string | null;
+      contentType: string;
+    },
+    ttlSeconds: number,
+  ): Promise<{ upload: UploadRecord; url: string }> {
+    if (!CONTENT_TYPES[input.contentType]) {
+      throw badInput(`contentType must be one of ${Object.keys(CONTENT_TYPES).join(', ')}.`, { field: 'contentType' });
+    }
+    if (input.datasetId) {
+      await this.require(input.datasetId);
+      if (!input.label) throw badInput('label is required when datasetId is given.', { field: 'label' });
+    }
+    const now = Date.now();
+    const upload: UploadRecord = {
+      uploadId: `up-${ulid().toLowerCase()}`,
+      datasetId: input.datasetId ?? null,
+      label: input.label ?? null,
+      filename: input.filename ? validateFilename(input.filename) : null,
+      subjectId: validateSubjectId(input.subjectId),
+      contentType: input.contentType,
+      createdBy: caller.keyId,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
+    };
+    await this.docs.create(layout.upload(upload.uploadId), upload);
+    const url = await this.store.presignPut(layout.uploadObject(upload.uploadId), {
+      expiresInSeconds: ttlSeconds,
+      contentType: input.contentType,
+    });
+    return { upload, url };
+  }
+
+  async getUpload(caller: Caller, uploadId: string): Promise<UploadRecord> {
+    const found = await this.docs.get<UploadRecord>(layout.upload(uploadId));
+    // Another caller's upload is reported as missing: ids must not leak across keys.
+    if (!found || (found.value.createdBy !== caller.keyId && caller.role === 'PARTNER')) throw notFound('Upload', uploadId);
+    return found.value;
+  }
+
+  /** Reads and validates what arrived at the presigned URL; refuses anything over the limit before reading it. */
+  async readUploadedBytes(upload: UploadRecord): Promise<Buffer> {
+    const key = layout.uploadObject(upload.uploadId);
+    const info = await this.store.head(key);
+    if (!info) throw badInput(`Nothing was uploaded for ${upload.uploadId} yet: PUT the file to the URL first.`);
+    if (info.size > this.limits.uploadBytes) {
+      await this.store.delete(key);
+      throw tooLarge(`The upload is ${info.size} bytes; the limit is ${this.limits.uploadBytes}.`, {
+        limit: this.limits.uploadBytes,
+      });
+    }
+    const object = await this.store.get(key);
+    if (!object) throw badInput(`Nothing was uploaded for ${upload.uploadId} yet.`);
+    return object.body;
+  }
+
+  /**
+   * Exactly one confirmation wins: the confirmation marker is created with If-None-Match. A failed
+   * validation removes the uploaded bytes and the marker, so nothing invalid stays behind.
+   */
+  async confirmUpload(caller: Caller, uploadId: string): Promise<{ image: ImageRecord; duplicate: boolean }> {
+    const upload = await this.getUpload(caller, uploadId);
+    try {
+      await this.docs.create(layout.uploadConfirmation(uploadId), { by: caller.keyId, at: new Date().toISOString() });
+    } catch (error) {
+      if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
+        throw conflict(`Upload ${uploadId} was already confirmed.`);
+      }
+      throw error;
+    }
+    try {
+      const bytes = await this.readUploadedBytes(upload);
+      if (!upload.datasetId) {
+        // An upload for predict(uploadId): validate now so predict can trust it.
+        const decoded = await decodeImage(bytes, this.imageLimits(this.limits.uploadBytes));
+        const sha256 = sha256Hex(bytes);
+        return {
+          duplicate: false,
+          image: {
+            id: uploadId,
+            datasetId: '',
+            label: 'NORMAL',
+            subjectId: upload.subjectId,
+            filename: upload.filename,
+            format: decoded.format,
+            width: decoded.width,
+            height: decoded.height,
+            bytes: bytes.length,
+            sha256,
+            key: layout.uploadObject(uploadId),
+          },
+        };
+      }
+      const result = await this.addImageBytes(caller, {
+        datasetId: upload.datasetId,
+        label: upload.label!,
+        bytes,
+        filename: upload.filename,
+        subjectId: upload.subjectId,
+        source: `upload:${uploadId}`,
+      });
+      await this.store.delete(layout.uploadObject(uploadId));
+      return result;
+    } catch (error) {
+      if (error instanceof LymphoscopeError && error.code !== 'UNAVAILABLE') {
+        await this.store.delete(layout.uploadObject(uploadId)).catch(() => undefined);
+      }
+      await this.store.delete(layout.uploadConfirmation(uploadId)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Bytes of a confirmed upload without a dataset, for predict(uploadId). */
+  async readConfirmedUpload(caller: Caller, uploadId: string): Promise<Buffer> {
+    const upload = await this.getUpload(caller, uploadId);
+    if (upload.datasetId) throw badInput(`Upload ${uploadId} went to a dataset; predict it with datasetId and imageId.`);
+    if (!(await this.store.head(layout.uploadConfirmation(uploadId)))) {
+      throw badInput(`Upload ${uploadId} is not confirmed yet: call confirmImageUpload first.`);
+    }
+    return this.readUploadedBytes(upload);
+  }
+
+  // ------------------------------------------------------------ bulk import
+
+  /** Imports <prefix>/all/* and <prefix>/hem/* from the bucket, with a report per file. */
+  async importFolder(
+    caller: Caller,
+    datasetId: string,
+    s3Prefix: string,
+  ): Promise<{ accepted: number; duplicates: number; rejected: Array<{ key: string; code: string; reason: string }> }> {
+    await this.require(datasetId);
+    const prefix = s3Prefix.replace(/^\/+/, '').replace(/\/?$/, '/');
+    if (prefix === '/' || prefix.includes('..') || prefix.length > 512) {
+      throw badInput('s3Prefix must name a folder in the bucket, e.g. "imports/cnmc-sample".', { field: 's3Prefix' });
+    }
+    if (/^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners)\//.test(prefix)) {
+      throw badInput('s3Prefix must not point inside Lymphoscope\'s own data.', { field: 's3Prefix' });
+    }
+    const objects = await this.store.listAll(prefix, { limit: this.limits.importFiles + 1 });
+    if (objects.length > this.limits.importFiles) {
+      throw tooLarge(`The prefix holds more than ${this.limits.importFiles} files; import it in parts.`, {
+        limit: this.limits.importFiles,
+      });
+    }
+    if (objects.length === 0) throw badInput(`No files under "${prefix}".`, { field: 's3Prefix' });
+    const report = { accepted: 0, duplicates: 0, rejected: [] as Array<{ key: string; code: string; reason: string }> };
+    const work = objects.map((o) => async () => {
+      const relative = o.key.slice(prefix.length);
+      const [folder, ...rest] = relative.split('/');
+      const label = folderToLabel(folder);
+      const filename = rest.join('/');
+      if (!label || rest.length !== 1 || !IMPORTABLE.test(filename)) {
+        report.rejected.push({ key: o.key, code: 'BAD_USER_INPUT', reason: 'not an image under all/ or hem/' });
+        return;
+      }
+      try {
+        if (o.size > this.limits.uploadBytes) throw tooLarge(`${o.size} bytes is over the ${this.limits.uploadBytes} limit.`);
+        const object = await this.store.get(o.key);
+        if (!object) throw notFound('Object', o.key);
+        const parsed = parseCnmcFilename(filename);
+        const result = await this.addImageBytes(caller, {
+          datasetId,
+          label,
+          bytes: object.body,
+          filename,
+          subjectId: parsed?.subjectId ?? null,
+          source: `import:${o.key}`,
+        });
+        if (result.duplicate) report.duplicates += 1;
+        else report.accepted += 1;
+      } catch (error) {
+        if (!(error instanceof LymphoscopeError) || error.code === 'UNAVAILABLE') throw error;
+        report.rejected.push({ key: o.key, code: error.code, reason: error.message });
+      }
+    });
+    await runBounded(work, 4);
+    this.log.info('import finished', { datasetId, prefix, accepted: report.accepted, duplicates: report.duplicates, rejected: report.rejected.length });
+    return report;
+  }
+}
+
+function validateFilename(filename: string): string {
+  const base = filename.split(/[\\/]/).pop() ?? '';
+  if (base.length < 1 || base.length > 200 || /[\u0000-\u001f]/.test(base)) {
+    throw badInput('filename must be 1-200 printable characters.', { field: 'filename' });
+  }
+  return base;
+}
+
+/** Runs tasks with at most `limit` in flight; the first failure rejects after in-flight tasks settle. */
+export async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  let failure: unknown = null;
+  const lane = async () => {
+    while (failure === null && next < tasks.length) {
+      const task = tasks[next++];
+      try {
+        await task();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
+  if (failure !== null) throw failure;
+}
+

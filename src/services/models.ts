@@ -1,0 +1,224 @@
+import type * as tf from '@tensorflow/tfjs';
+import { conflict, LymphoscopeError, notFound } from '../errors';
+import type { Architecture } from '../ml/architectures';
+import type { BinaryMetrics } from '../ml/metrics';
+import { loadModel, type ModelBundle } from '../ml/model-io';
+import type { Morphology } from '../ml/morphology';
+import type { EpochRecord, TrainingConfig } from '../ml/train';
+import type { JsonDocuments } from '../storage/json-documents';
+import { layout } from '../storage/layout';
+import type { ObjectStore } from '../storage/object-store';
+import type { Logger } from '../observability/log';
+import type { AuditLog } from './audit';
+import type { Caller } from './auth';
+import { pageOf, type Page } from './pagination';
+
+export interface MorphologyNorms {
+  all: Partial<Morphology>;
+  hem: Partial<Morphology>;
+}
+
+/** Everything known about a model version; card.json, written last, makes the version visible. */
+export interface ModelCard {
+  version: string;
+  createdAt: string;
+  architecture: Architecture;
+  inputSize: number;
+  trainedOnBackend: string;
+  config: (TrainingConfig & { validationFraction: number; testFraction: number }) | null;
+  threshold: number;
+  reviewLow: number;
+  reviewHigh: number;
+  testMetrics: BinaryMetrics | null;
+  validationMetrics: BinaryMetrics | null;
+  history: EpochRecord[];
+  bestEpoch: number | null;
+  lineage: {
+    jobId: string | null;
+    datasetId: string | null;
+    snapshotId: string | null;
+    parentVersion: string | null;
+    /** A digest of the test split's image ids: equal digests mean comparable test metrics. */
+    testSplitId: string | null;
+  };
+  rocCurve: Array<{ x: number; y: number; threshold: number | null }>;
+  morphologyNorms: MorphologyNorms | null;
+  /** How a client must prepare pixels to reproduce the API's answers with the TF.js artifacts. */
+  preprocessing: string;
+  notes: string | null;
+}
+
+export type NewModelCard = Omit<ModelCard, 'version' | 'createdAt'>;
+
+interface Alias {
+  version: string;
+  promotedAt: string;
+  promotedBy: string;
+}
+
+export const PREPROCESSING =
+  'Decode to RGB, resize the whole image to inputSize x inputSize (bilinear/Lanczos, no crop), scale to [0,1] ' +
+  '(divide by 255), shape [1, inputSize, inputSize, 3] NHWC; the single output is the probability of ALL.';
+
+const VERSION = /^v(\d{4,})$/;
+const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
+
+interface LoadedModel {
+  card: ModelCard;
+  model: tf.LayersModel;
+}
+
+/**
+ * Versions under models/<version>/ and the production alias with compare-and-swap. A warm process keeps
+ * loaded models keyed by version: versions are immutable, so the cache never goes stale, and the alias
+ * is re-read per request so a promote takes effect at once.
+ */
+export class ModelRegistry {
+  private readonly loaded = new Map<string, Promise<LoadedModel>>();
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly docs: JsonDocuments,
+    private readonly audit: AuditLog,
+    private readonly log: Logger,
+    private readonly maxLoaded = 4,
+  ) {}
+
+  /**
+   * Claims the next free version with a create-once claim, writes the artifacts, then the card. A crash
+   * before the card leaves an invisible, claimed version number; nothing half-written is ever served.
+   */
+  async register(bundle: ModelBundle, card: NewModelCard): Promise<ModelCard> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const version = formatVersion((await this.highestVersionNumber()) + 1 + attempt);
+      try {
+        await this.docs.create(layout.modelFile(version, 'claim.json'), { at: new Date().toISOString() });
+      } catch (error) {
+        if (error instanceof LymphoscopeError && error.code === 'CONFLICT') continue;
+        throw error;
+      }
+      await this.store.put(layout.modelFile(version, 'weights.bin'), bundle.weights, {
+        contentType: 'application/octet-stream',
+      });
+      await this.store.put(layout.modelFile(version, 'model.json'), JSON.stringify(bundle.modelJson), {
+        contentType: 'application/json',
+      });
+      const full: ModelCard = { ...card, version, createdAt: new Date().toISOString() };
+      await this.docs.create(layout.modelFile(version, 'card.json'), full);
+      this.log.info('model registered', { version, architecture: card.architecture, jobId: card.lineage.jobId });
+      return full;
+    }
+    throw conflict('Could not claim a model version number; retry.');
+  }
+
+  private async highestVersionNumber(): Promise<number> {
+    const objects = await this.store.listAll(layout.modelsPrefix(), { limit: 1_000_000 });
+    let max = 0;
+    for (const o of objects) {
+      const m = VERSION.exec(o.key.split('/')[1] ?? '');
+      if (m) max = Math.max(max, Number(m[1]));
+    }
+    return max;
+  }
+
+  async get(version: string): Promise<ModelCard | null> {
+    if (!VERSION.test(version)) return null;
+    return (await this.docs.get<ModelCard>(layout.modelFile(version, 'card.json')))?.value ?? null;
+  }
+
+  async require(version: string): Promise<ModelCard> {
+    const card = await this.get(version);
+    if (!card) throw notFound('Model version', version);
+    return card;
+  }
+
+  /** Newest first. */
+  async list(first: number, after?: string): Promise<Page<ModelCard>> {
+    const objects = await this.store.listAll(layout.modelsPrefix(), { limit: 1_000_000 });
+    const versions = objects
+      .filter((o) => o.key.endsWith('/card.json') && VERSION.test(o.key.split('/')[1]))
+      .map((o) => o.key.split('/')[1])
+      .sort()
+      .reverse();
+    const page = pageOf(versions, (v) => v, first, after);
+    const cards = await Promise.all(page.items.map((i) => this.require(i.node)));
+    return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: cards[n] })) };
+  }
+
+  async productionVersion(): Promise<string | null> {
+    return (await this.docs.get<Alias>(layout.productionAlias()))?.value.version ?? null;
+  }
+
+  /** Compare-and-swap on the alias: a stale expectation, or a lost race, is a CONFLICT. */
+  async promote(caller: Caller, version: string, expectedCurrentVersion?: string | null): Promise<ModelCard> {
+    const card = await this.require(version);
+    const current = await this.docs.get<Alias>(layout.productionAlias());
+    const currentVersion = current?.value.version ?? null;
+    if (expectedCurrentVersion !== undefined && expectedCurrentVersion !== null && expectedCurrentVersion !== currentVersion) {
+      throw conflict(
+        `The production model is ${currentVersion ?? 'unset'}, not ${expectedCurrentVersion}; reload and decide again.`,
+        { currentVersion },
+      );
+    }
+    const alias: Alias = { version, promotedAt: new Date().toISOString(), promotedBy: caller.keyId };
+    try {
+      if (current) await this.docs.replace(layout.productionAlias(), alias, current.etag);
+      else await this.docs.create(layout.productionAlias(), alias);
+    } catch (error) {
+      if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
+        throw conflict('Another promote changed the production model at the same time; reload and decide again.');
+      }
+      throw error;
+    }
+    await this.audit.record(caller, 'model.promote', version, { version: currentVersion }, { version });
+    this.log.info('model promoted', { version, previous: currentVersion, actor: caller.keyId });
+    return card;
+  }
+
+  async readBundle(version: string): Promise<ModelBundle> {
+    const [json, weights] = await Promise.all([
+      this.store.get(layout.modelFile(version, 'model.json')),
+      this.store.get(layout.modelFile(version, 'weights.bin')),
+    ]);
+    if (!json || !weights) throw notFound('Model artifacts of version', version);
+    return { modelJson: JSON.parse(json.body.toString('utf8')), weights: weights.body };
+  }
+
+  /** The model for serving, loaded once per process and version. */
+  async load(version: string): Promise<LoadedModel> {
+    let entry = this.loaded.get(version);
+    if (!entry) {
+      entry = (async () => {
+        const card = await this.require(version);
+        const model = await loadModel(await this.readBundle(version));
+        return { card, model };
+      })();
+      this.loaded.set(version, entry);
+      entry.catch(() => this.loaded.delete(version));
+      this.evict();
+    }
+    return entry;
+  }
+
+  private evict(): void {
+    while (this.loaded.size > this.maxLoaded) {
+      const [oldest, entry] = this.loaded.entries().next().value as [string, Promise<LoadedModel>];
+      this.loaded.delete(oldest);
+      entry.then((l) => l.model.dispose()).catch(() => undefined);
+    }
+  }
+
+  async artifactUrls(version: string, ttlSeconds: number) {
+    await this.require(version);
+    const [modelJsonUrl, weightsUrl] = await Promise.all([
+      this.store.presignGet(layout.modelFile(version, 'model.json'), { expiresInSeconds: ttlSeconds }),
+      this.store.presignGet(layout.modelFile(version, 'weights.bin'), { expiresInSeconds: ttlSeconds }),
+    ]);
+    return {
+      modelJsonUrl,
+      weightsUrl,
+      preprocessing: PREPROCESSING,
+      expiresAt: new Date(Date.now() + ttlSeconds * 1000).toISOString(),
+    };
+  }
+}

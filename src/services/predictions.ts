@@ -1,0 +1,247 @@
+import { ulid } from 'ulid';
+import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
+import { decodeImage } from '../ml/image/decode';
+import type { Morphology } from '../ml/morphology';
+import { analyzeCell } from '../ml/predictor';
+import type { JsonDocuments } from '../storage/json-documents';
+import { layout } from '../storage/layout';
+import type { ObjectStore } from '../storage/object-store';
+import type { Logger } from '../observability/log';
+import type { Caller } from './auth';
+import type { DatasetService } from './datasets';
+import { classToLabel, type CellLabel } from './labels';
+import type { ModelRegistry, MorphologyNorms } from './models';
+import { pageOf, type Page } from './pagination';
+
+export interface ReviewRecord {
+  label: CellLabel;
+  note: string | null;
+  reviewer: string;
+  reviewedAt: string;
+  agreesWithModel: boolean;
+  addedToDatasetId: string | null;
+}
+
+export interface PredictionRecord {
+  id: string;
+  partnerId: string;
+  label: CellLabel;
+  probabilityAll: number;
+  threshold: number;
+  needsReview: boolean;
+  modelVersion: string;
+  morphology: (Morphology & { comparisons: MorphologyComparison[] }) | null;
+  heatmapKey: string | null;
+  imageKey: string;
+  source: string;
+  createdAt: string;
+  review: ReviewRecord | null;
+}
+
+export interface MorphologyComparison {
+  feature: string;
+  value: number;
+  allMean: number | null;
+  normalMean: number | null;
+  closerTo: CellLabel | null;
+}
+
+export interface PredictInput {
+  imageBase64?: string | null;
+  imageId?: string | null;
+  datasetId?: string | null;
+  uploadId?: string | null;
+  modelVersion?: string | null;
+  explain?: boolean | null;
+}
+
+const COMPARED: Array<keyof Morphology> = [
+  'areaPx',
+  'perimeterPx',
+  'circularity',
+  'solidity',
+  'eccentricity',
+  'equivalentDiameterPx',
+  'meanIntensity',
+  'intensityStd',
+];
+
+export function compareMorphology(m: Morphology, norms: MorphologyNorms | null): MorphologyComparison[] {
+  return COMPARED.map((feature) => {
+    const value = m[feature] as number;
+    const allMean = (norms?.all[feature] as number | undefined) ?? null;
+    const normalMean = (norms?.hem[feature] as number | undefined) ?? null;
+    const closerTo: CellLabel | null =
+      allMean === null || normalMean === null ? null : Math.abs(value - allMean) <= Math.abs(value - normalMean) ? 'ALL' : 'NORMAL';
+    return { feature, value, allMean, normalMean, closerTo };
+  });
+}
+
+export class PredictionService {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly docs: JsonDocuments,
+    private readonly models: ModelRegistry,
+    private readonly datasets: DatasetService,
+    private readonly limits: { batchSize: number; inlineImageBytes: number; uploadBytes: number },
+    private readonly log: Logger,
+  ) {}
+
+  private async resolveImage(caller: Caller, input: PredictInput): Promise<{ bytes: Buffer; source: string }> {
+    const given = [input.imageBase64, input.imageId, input.uploadId].filter((v) => v != null && v !== '').length;
+    if (given !== 1) throw badInput('Give exactly one of imageBase64, imageId (with datasetId) or uploadId.');
+    if (input.imageBase64) return { bytes: this.datasets.decodeBase64(input.imageBase64), source: 'inline' };
+    if (input.uploadId) {
+      return { bytes: await this.datasets.readConfirmedUpload(caller, input.uploadId), source: `upload:${input.uploadId}` };
+    }
+    if (!input.datasetId) throw badInput('imageId needs datasetId too.', { field: 'datasetId' });
+    if (caller.role === 'PARTNER') throw notFound('Image', `${input.datasetId}/${input.imageId}`);
+    const { bytes } = await this.datasets.readImage(input.datasetId, input.imageId!);
+    return { bytes, source: `dataset:${input.datasetId}/${input.imageId}` };
+  }
+
+  async predict(caller: Caller, input: PredictInput): Promise<PredictionRecord> {
+    const started = performance.now();
+    const { bytes, source } = await this.resolveImage(caller, input);
+    const version = input.modelVersion ?? (await this.models.productionVersion());
+    if (!version) {
+      throw new LymphoscopeError(ErrorCode.UNAVAILABLE, 'No production model is set: promote a model version or name one.');
+    }
+    const { model, card } = await this.models.load(version);
+    const decodeStarted = performance.now();
+    const image = await decodeImage(bytes, this.datasets.imageLimits(this.limits.uploadBytes));
+    const decodeMs = performance.now() - decodeStarted;
+    const analysis = await analyzeCell(model, card, image, { explain: input.explain !== false });
+
+    const id = ulid().toLowerCase();
+    const partnerId = caller.partnerId;
+    const ext = image.format === 'jpeg' ? 'jpg' : image.format;
+    const record: PredictionRecord = {
+      id,
+      partnerId,
+      label: classToLabel(analysis.isAll ? 1 : 0),
+      probabilityAll: analysis.probabilityAll,
+      threshold: card.threshold,
+      needsReview: analysis.needsReview,
+      modelVersion: version,
+      morphology: { ...analysis.morphology, comparisons: compareMorphology(analysis.morphology, card.morphologyNorms) },
+      heatmapKey: analysis.heatmapPng ? layout.predictionHeatmap(partnerId, id) : null,
+      imageKey: layout.predictionImage(partnerId, id, ext),
+      source,
+      createdAt: new Date().toISOString(),
+      review: null,
+    };
+    // Artifacts first, the record last: a prediction is visible only when everything it points to exists.
+    await this.store.put(record.imageKey, bytes, { contentType: `image/${image.format}` });
+    if (analysis.heatmapPng && record.heatmapKey) {
+      await this.store.put(record.heatmapKey, analysis.heatmapPng, { contentType: 'image/png' });
+    }
+    await this.docs.create(layout.predictionOwner(id), { partnerId });
+    await this.docs.create(layout.prediction(partnerId, id), record);
+    if (record.needsReview) await this.docs.create(layout.pendingReview(id), { partnerId });
+    this.log.info('prediction', {
+      predictionId: id,
+      modelVersion: version,
+      probabilityAll: Number(analysis.probabilityAll.toFixed(4)),
+      needsReview: record.needsReview,
+      ms: Math.round(performance.now() - started),
+      decodeMs: Math.round(decodeMs),
+      ...Object.fromEntries(Object.entries(analysis.timings).map(([k, v]) => [k, Math.round(v)])),
+    });
+    return record;
+  }
+
+  async predictBatch(caller: Caller, inputs: PredictInput[]): Promise<PredictionRecord[]> {
+    if (inputs.length === 0) throw badInput('inputs must hold at least one image.');
+    if (inputs.length > this.limits.batchSize) {
+      throw tooLarge(`At most ${this.limits.batchSize} images per predictBatch.`, { limit: this.limits.batchSize });
+    }
+    const results: PredictionRecord[] = [];
+    for (const input of inputs) results.push(await this.predict(caller, input));
+    return results;
+  }
+
+  /** A partner sees only its own predictions; anything else is NOT_FOUND, so ids leak nothing. */
+  async get(caller: Caller, id: string): Promise<PredictionRecord | null> {
+    let partnerId = caller.partnerId;
+    if (caller.role !== 'PARTNER') {
+      const owner = await this.docs.get<{ partnerId: string }>(layout.predictionOwner(id));
+      if (!owner) return null;
+      partnerId = owner.value.partnerId;
+    }
+    return (await this.docs.get<PredictionRecord>(layout.prediction(partnerId, id)))?.value ?? null;
+  }
+
+  async require(caller: Caller, id: string): Promise<PredictionRecord> {
+    const found = await this.get(caller, id);
+    if (!found) throw notFound('Prediction', id);
+    return found;
+  }
+
+  /** Newest first; partners see their own, staff see every partner's. */
+  async list(
+    caller: Caller,
+    filter: { needsReview?: boolean | null; modelVersion?: string | null },
+    first: number,
+    after?: string,
+  ): Promise<Page<PredictionRecord>> {
+    const prefix = caller.role === 'PARTNER' ? layout.predictionsPrefix(caller.partnerId) : 'prediction-owners/';
+    const objects = await this.store.listAll(prefix, { limit: 100_000 });
+    const ids = objects
+      .map((o) => o.key.split('/').pop()!)
+      .filter((name) => caller.role !== 'PARTNER' || /^[0-9a-z]{26}\.json$/.test(name))
+      .map((name) => name.replace(/\.json$/, ''))
+      .sort()
+      .reverse();
+    const filtering = filter.needsReview != null || filter.modelVersion != null;
+    if (!filtering) {
+      const page = pageOf(ids, (id) => id, first, after);
+      const nodes = await Promise.all(page.items.map((i) => this.require(caller, i.node)));
+      return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: nodes[n] })) };
+    }
+    // Filters need the records; read in order until the page is full (bounded by the listing).
+    const start = after ? ids.indexOf(after) + 1 : 0;
+    const matched: PredictionRecord[] = [];
+    let index = start;
+    for (; index < ids.length && matched.length <= first; index++) {
+      const record = await this.get(caller, ids[index]);
+      if (!record) continue;
+      if (filter.needsReview != null && (record.needsReview && !record.review) !== filter.needsReview) continue;
+      if (filter.modelVersion != null && record.modelVersion !== filter.modelVersion) continue;
+      matched.push(record);
+    }
+    return pageOf(matched, (r) => r.id, first);
+  }
+
+  /** Predictions waiting for review, oldest first (ULIDs sort by time). */
+  async reviewQueue(caller: Caller, first: number, after?: string): Promise<Page<PredictionRecord>> {
+    const objects = await this.store.listAll(layout.pendingReviewsPrefix(), { limit: 100_000 });
+    const ids = objects.map((o) => o.key.split('/').pop()!).sort();
+    const page = pageOf(ids, (id) => id, first, after);
+    const nodes = await Promise.all(page.items.map((i) => this.require(caller, i.node)));
+    return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: nodes[n] })) };
+  }
+
+  /** Compare-and-swap on the record: of two concurrent reviews, one wins and the other gets CONFLICT. */
+  async applyReview(record: PredictionRecord, review: ReviewRecord): Promise<PredictionRecord> {
+    const { value } = await this.docs.update<PredictionRecord>(layout.prediction(record.partnerId, record.id), (current) => {
+      if (current.review) throw conflict(`Prediction ${record.id} was already reviewed by ${current.review.reviewer}.`);
+      return { ...current, review };
+    });
+    return value;
+  }
+
+  async presignedUrl(key: string | null, ttlSeconds: number): Promise<string | null> {
+    return key ? this.store.presignGet(key, { expiresInSeconds: ttlSeconds }) : null;
+  }
+
+  async readImage(record: PredictionRecord): Promise<Buffer> {
+    const object = await this.store.get(record.imageKey);
+    if (!object) throw notFound('Prediction image', record.id);
+    return object.body;
+  }
+
+  async clearPendingReview(id: string): Promise<void> {
+    await this.store.delete(layout.pendingReview(id));
+  }
+}

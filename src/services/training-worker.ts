@@ -1,0 +1,333 @@
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+import { LymphoscopeError } from '../errors';
+import type { JobDispatcher } from '../dispatch/job-dispatcher';
+import { decodeImage } from '../ml/image/decode';
+import { augment, toModelInput } from '../ml/image/preprocess';
+import { chooseReviewBand, chooseThreshold, computeMetrics, rocCurve } from '../ml/metrics';
+import { measureMorphology, morphologyNorms, type Morphology } from '../ml/morphology';
+import { serializeModel } from '../ml/model-io';
+import { initRuntime } from '../ml/runtime';
+import {
+  deserializeCheckpoint,
+  serializeCheckpoint,
+  train,
+  type Example,
+  type TrainingCheckpoint,
+  type TrainProgress,
+} from '../ml/train';
+import type { JsonDocuments } from '../storage/json-documents';
+import { layout } from '../storage/layout';
+import type { ObjectStore } from '../storage/object-store';
+import type { Logger } from '../observability/log';
+import { runBounded } from './datasets';
+import { PREPROCESSING, type ModelRegistry } from './models';
+import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
+
+export interface WorkerInvocation {
+  jobId: string;
+  /**
+   * Identifies this invocation. Lambda keeps the request id across the retries of one async event, so a
+   * retry after a crash may take over its own lease at once; any other invocation waits for expiry.
+   */
+  invocationId: string;
+  remainingMs: () => number;
+}
+
+export interface WorkerDeps {
+  store: ObjectStore;
+  docs: JsonDocuments;
+  models: ModelRegistry;
+  dispatcher: JobDispatcher;
+  log: Logger;
+  leaseMs?: number;
+}
+
+type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
+
+const now = () => new Date().toISOString();
+const LEASE_MS = 60_000;
+/** Progress is written (and the lease renewed) at most this often. */
+const PROGRESS_EVERY_MS = 3_000;
+
+/**
+ * Runs one training job for as long as this invocation's time allows. It checkpoints after every epoch,
+ * and when the time left would not fit another epoch it stops, releases the lease and invokes the next
+ * worker, which resumes from the checkpoint. Transient failures (storage unavailable, a crash) are
+ * thrown so Lambda retries the event; a job that cannot succeed (bad data) is marked FAILED.
+ */
+export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocation): Promise<Outcome> {
+  const { docs, store, log: baseLog } = deps;
+  const log = baseLog.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
+  const leaseMs = deps.leaseMs ?? LEASE_MS;
+  const jobKey = layout.job(invocation.jobId);
+
+  let skipReason: string | null = null;
+  const acquired = await docs.update<JobRecord>(jobKey, (job) => {
+    skipReason = null;
+    if (FINAL_STATUSES.has(job.status)) {
+      skipReason = `job already ${job.status}`;
+      return job;
+    }
+    const leaseLive = job.lease && Date.parse(job.lease.expiresAt) > Date.now();
+    if (leaseLive && job.lease!.owner !== invocation.invocationId) {
+      skipReason = `lease held by ${job.lease!.owner}`;
+      return job;
+    }
+    if (job.cancelRequested) {
+      return { ...job, status: 'CANCELLED', lease: null, finishedAt: now(), updatedAt: now() };
+    }
+    return {
+      ...job,
+      status: 'RUNNING',
+      attempts: job.attempts + 1,
+      startedAt: job.startedAt ?? now(),
+      updatedAt: now(),
+      lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
+    };
+  });
+  if (skipReason) {
+    log.info('training worker skipped', { reason: skipReason });
+    return 'skipped';
+  }
+  let job = acquired.value;
+  if (job.status === 'CANCELLED') return 'cancelled';
+  log.info('training worker started', { attempt: job.attempts, epoch: job.epoch });
+
+  /** CAS write that also proves we still hold the lease; losing it stops this worker. */
+  const writeJob = async (mutate: (j: JobRecord) => JobRecord): Promise<JobRecord> => {
+    const { value } = await docs.update<JobRecord>(jobKey, (current) => {
+      if (current.lease?.owner !== invocation.invocationId) throw new LeaseLost(current.lease?.owner ?? null);
+      return mutate(current);
+    });
+    job = value;
+    return value;
+  };
+
+  try {
+    const runtime = await initRuntime();
+    const snapshot = (await docs.get<Snapshot>(layout.snapshot(job.datasetId, job.snapshotId)))?.value;
+    if (!snapshot) throw new JobCannotSucceed(`Snapshot ${job.snapshotId} is missing.`);
+    const loadStarted = Date.now();
+    const data = await loadSnapshot(store, snapshot, job.config.inputSize);
+    log.info('snapshot loaded', { images: snapshot.items.length, ms: Date.now() - loadStarted, rejected: data.rejected.length });
+
+    const checkpointObject = await store.get(layout.jobCheckpoint(job.id));
+    const resumeFrom: TrainingCheckpoint | undefined = checkpointObject
+      ? deserializeCheckpoint(checkpointObject.body)
+      : undefined;
+    if (resumeFrom) log.info('resuming from checkpoint', { epoch: resumeFrom.epoch });
+
+    let lastWrite = 0;
+    let lastCancelCheck = 0;
+    let cancelRequested = false;
+    let epochStarted = Date.now();
+    let longestEpochMs = 0;
+    let lastProgress: TrainProgress | null = null;
+
+    const result = await train({
+      config: job.config,
+      train: data.train,
+      validation: data.validation,
+      resumeFrom,
+      augment,
+      onProgress: (p) => {
+        lastProgress = p;
+        if (Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
+        lastWrite = Date.now();
+        void writeJob((j) => ({
+          ...j,
+          progress: progressOf(p),
+          etaSeconds: p.etaSeconds,
+          imagesPerSecond: p.imagesPerSecond,
+          updatedAt: now(),
+          lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
+        })).catch((error) => log.warn('progress write failed', { error }));
+      },
+      onCheckpoint: async (cp) => {
+        longestEpochMs = Math.max(longestEpochMs, Date.now() - epochStarted);
+        epochStarted = Date.now();
+        await store.put(layout.jobCheckpoint(job.id), serializeCheckpoint(cp), { contentType: 'application/octet-stream' });
+        await writeJob((j) => ({
+          ...j,
+          epoch: cp.epoch,
+          history: cp.history,
+          progress: cp.epoch / j.config.epochs,
+          imagesPerSecond: lastProgress?.imagesPerSecond ?? j.imagesPerSecond,
+          updatedAt: now(),
+          lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
+        }));
+        log.info('epoch checkpointed', { epoch: cp.epoch, ...cp.history[cp.history.length - 1] });
+      },
+      shouldCancel: async () => {
+        if (cancelRequested) return true;
+        if (Date.now() - lastCancelCheck < PROGRESS_EVERY_MS) return false;
+        lastCancelCheck = Date.now();
+        const current = (await docs.get<JobRecord>(jobKey))?.value;
+        if (current && current.lease?.owner !== invocation.invocationId) throw new LeaseLost(current.lease?.owner ?? null);
+        cancelRequested = current?.cancelRequested ?? false;
+        return cancelRequested;
+      },
+      // Stop between epochs when another one (plus evaluation and writes) might not fit the time left.
+      shouldPause: () => invocation.remainingMs() < Math.max(longestEpochMs * 1.5, 20_000) + 30_000,
+    });
+
+    if (result.status === 'cancelled') {
+      await writeJob((j) => ({ ...j, status: 'CANCELLED', lease: null, finishedAt: now(), updatedAt: now() }));
+      log.info('training cancelled', { epoch: job.epoch });
+      return 'cancelled';
+    }
+    if (result.status === 'paused') {
+      await writeJob((j) => ({ ...j, lease: null, updatedAt: now() }));
+      await deps.dispatcher.dispatch({ jobId: job.id });
+      log.info('training continues in a new invocation', { epoch: job.epoch, remainingMs: invocation.remainingMs() });
+      return 'continued';
+    }
+
+    const model = result.model!;
+    try {
+      const evaluation = await evaluateModel(model, data, job.config.inputSize);
+      const bundle = await serializeModel(model);
+      const parentVersion = await deps.models.productionVersion();
+      const card = await deps.models.register(bundle, {
+        architecture: job.config.architecture,
+        inputSize: job.config.inputSize,
+        trainedOnBackend: runtime.backend,
+        config: job.config,
+        threshold: evaluation.threshold,
+        reviewLow: evaluation.band.low,
+        reviewHigh: evaluation.band.high,
+        testMetrics: evaluation.test,
+        validationMetrics: evaluation.validation,
+        history: result.history,
+        bestEpoch: result.bestEpoch,
+        lineage: {
+          jobId: job.id,
+          datasetId: job.datasetId,
+          snapshotId: job.snapshotId,
+          parentVersion,
+          testSplitId: testSplitId(snapshot),
+        },
+        rocCurve: evaluation.roc,
+        morphologyNorms: data.norms,
+        preprocessing: PREPROCESSING,
+        notes: data.rejected.length ? `${data.rejected.length} snapshot images could not be read and were skipped.` : null,
+      });
+      await writeJob((j) => ({
+        ...j,
+        status: 'SUCCEEDED',
+        modelVersion: card.version,
+        progress: 1,
+        etaSeconds: 0,
+        history: result.history,
+        lease: null,
+        finishedAt: now(),
+        updatedAt: now(),
+      }));
+      log.info('training succeeded', { modelVersion: card.version, testMetrics: evaluation.test });
+      return 'succeeded';
+    } finally {
+      model.dispose();
+    }
+  } catch (error) {
+    if (error instanceof LeaseLost) {
+      log.warn('training worker lost its lease; stopping', { newOwner: error.owner });
+      return 'skipped';
+    }
+    const transient = error instanceof LymphoscopeError && error.code === 'UNAVAILABLE';
+    if (transient) throw error; // Lambda retries the event; the retry resumes from the checkpoint.
+    const message = error instanceof JobCannotSucceed || error instanceof LymphoscopeError ? error.message : 'Internal error during training; see the worker log.';
+    log.error('training failed', { error });
+    await writeJob((j) => ({ ...j, status: 'FAILED', error: message, lease: null, finishedAt: now(), updatedAt: now() })).catch(
+      (e) => log.error('could not mark the job failed', { error: e }),
+    );
+    return 'failed';
+  }
+}
+
+class LeaseLost extends Error {
+  constructor(readonly owner: string | null) {
+    super(`lease now held by ${owner}`);
+  }
+}
+
+class JobCannotSucceed extends Error {}
+
+function progressOf(p: TrainProgress): number {
+  return Math.min(1, ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch));
+}
+
+interface LoadedSnapshot {
+  train: Example[];
+  validation: Example[];
+  test: Example[];
+  norms: { all: Partial<Morphology>; hem: Partial<Morphology> };
+  rejected: string[];
+}
+
+/** Decodes and resizes every image of the snapshot once, and measures the training cells' morphology. */
+async function loadSnapshot(store: ObjectStore, snapshot: Snapshot, inputSize: number): Promise<LoadedSnapshot> {
+  const out: LoadedSnapshot = { train: [], validation: [], test: [], norms: { all: {}, hem: {} }, rejected: [] };
+  const measured: Array<{ m: Morphology; label: 0 | 1 }> = [];
+  const bySplit = new Map<string, Example>();
+  await runBounded(
+    snapshot.items.map((item) => async () => {
+      const object = await store.get(item.key);
+      if (!object) {
+        out.rejected.push(item.key);
+        return;
+      }
+      const image = await decodeImage(object.body);
+      bySplit.set(item.key, { pixels: await toModelInput(image, inputSize), label: item.label });
+      if (item.split === 'train') measured.push({ m: measureMorphology(image), label: item.label });
+    }),
+    4,
+  );
+  // Keep the snapshot's order (not the order decoding finished), so training is reproducible.
+  for (const item of snapshot.items) {
+    const example = bySplit.get(item.key);
+    if (example) out[item.split].push(example);
+  }
+  const norms = morphologyNorms(measured);
+  out.norms = { all: norms.all.mean ?? norms.all, hem: norms.hem.mean ?? norms.hem } as LoadedSnapshot['norms'];
+  if (out.train.length === 0 || out.validation.length === 0 || out.test.length === 0) {
+    throw new JobCannotSucceed('After skipping unreadable images a split is empty.');
+  }
+  return out;
+}
+
+async function predictAll(model: tf.LayersModel, examples: Example[], inputSize: number): Promise<number[]> {
+  const out: number[] = [];
+  const batch = 32;
+  for (let i = 0; i < examples.length; i += batch) {
+    const slice = examples.slice(i, i + batch);
+    const flat = new Float32Array(slice.length * inputSize * inputSize * 3);
+    slice.forEach((e, k) => flat.set(e.pixels, k * inputSize * inputSize * 3));
+    const probabilities = tf.tidy(() => model.predict(tf.tensor4d(flat, [slice.length, inputSize, inputSize, 3])) as tf.Tensor);
+    out.push(...(await probabilities.data()));
+    probabilities.dispose();
+  }
+  return out;
+}
+
+/** Threshold and review band from validation; the reported metrics from the untouched test split. */
+async function evaluateModel(model: tf.LayersModel, data: LoadedSnapshot, inputSize: number) {
+  const validationLabels = data.validation.map((e) => e.label);
+  const testLabels = data.test.map((e) => e.label);
+  const validationProbs = await predictAll(model, data.validation, inputSize);
+  const testProbs = await predictAll(model, data.test, inputSize);
+  const threshold = chooseThreshold(validationLabels, validationProbs);
+  const band = chooseReviewBand(validationLabels, validationProbs, threshold);
+  return {
+    threshold,
+    band,
+    validation: computeMetrics(validationLabels, validationProbs, threshold),
+    test: computeMetrics(testLabels, testProbs, threshold),
+    roc: rocCurve(testLabels, testProbs).map((p) => ({ x: p.fpr, y: p.tpr, threshold: Number.isFinite(p.threshold) ? p.threshold : null })),
+  };
+}
+
+function testSplitId(snapshot: Snapshot): string {
+  const ids = snapshot.items.filter((i) => i.split === 'test').map((i) => i.imageId).sort();
+  return createHash('sha256').update(ids.join(',')).digest('hex').slice(0, 16);
+}

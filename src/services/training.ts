@@ -1,0 +1,298 @@
+import { createHash } from 'node:crypto';
+import { ulid } from 'ulid';
+import { badInput, conflict, LymphoscopeError, notFound } from '../errors';
+import type { JobDispatcher } from '../dispatch/job-dispatcher';
+import { ARCHITECTURES, type Architecture } from '../ml/architectures';
+import { splitBySubject } from '../ml/splits';
+import type { EpochRecord, TrainingConfig } from '../ml/train';
+import type { JsonDocuments } from '../storage/json-documents';
+import { layout } from '../storage/layout';
+import type { ObjectStore } from '../storage/object-store';
+import type { Logger } from '../observability/log';
+import type { Caller } from './auth';
+import type { DatasetService } from './datasets';
+import { labelToClass } from './labels';
+import { pageOf, type Page } from './pagination';
+
+export type JobStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+
+export type JobConfig = TrainingConfig & { validationFraction: number; testFraction: number };
+
+export interface SplitSizes {
+  train: number;
+  validation: number;
+  test: number;
+  trainSubjects: number;
+  validationSubjects: number;
+  testSubjects: number;
+}
+
+export interface SnapshotItem {
+  key: string;
+  imageId: string;
+  label: 0 | 1;
+  subjectId: string | null;
+  split: 'train' | 'validation' | 'test';
+}
+
+/** The frozen list one job trains on: later changes to the dataset do not move it. */
+export interface Snapshot {
+  snapshotId: string;
+  datasetId: string;
+  createdAt: string;
+  items: SnapshotItem[];
+}
+
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  datasetId: string;
+  snapshotId: string;
+  config: JobConfig;
+  epoch: number;
+  progress: number;
+  etaSeconds: number | null;
+  imagesPerSecond: number | null;
+  history: EpochRecord[];
+  split: SplitSizes;
+  modelVersion: string | null;
+  error: string | null;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  cancelRequested: boolean;
+  createdBy: string;
+  /** The worker invocation that may run this job now, until expiresAt. */
+  lease: { owner: string; expiresAt: string } | null;
+}
+
+export interface StartTrainingInput {
+  datasetId: string;
+  architecture?: Architecture | null;
+  inputSize?: number | null;
+  epochs?: number | null;
+  batchSize?: number | null;
+  learningRate?: number | null;
+  patience?: number | null;
+  classBalance?: TrainingConfig['classBalance'] | null;
+  augment?: boolean | null;
+  seed?: number | null;
+  validationFraction?: number | null;
+  testFraction?: number | null;
+  clientToken?: string | null;
+}
+
+/** Applies defaults and checks every bound; a bad value names its field and its range. */
+export function resolveJobConfig(input: StartTrainingInput, defaults: TrainingConfig, maxEpochs: number): JobConfig {
+  const pick = <T>(value: T | null | undefined, fallback: T) => (value == null ? fallback : value);
+  const config: JobConfig = {
+    architecture: pick(input.architecture, defaults.architecture),
+    inputSize: pick(input.inputSize, defaults.inputSize),
+    epochs: pick(input.epochs, defaults.epochs),
+    batchSize: pick(input.batchSize, defaults.batchSize),
+    learningRate: pick(input.learningRate, defaults.learningRate),
+    patience: pick(input.patience, defaults.patience),
+    classBalance: pick(input.classBalance, defaults.classBalance),
+    augment: pick(input.augment, defaults.augment),
+    seed: pick(input.seed, defaults.seed),
+    validationFraction: pick(input.validationFraction, 0.2),
+    testFraction: pick(input.testFraction, 0.2),
+  };
+  const intIn = (field: keyof JobConfig, lo: number, hi: number) => {
+    const v = config[field] as number;
+    if (!Number.isInteger(v) || v < lo || v > hi) throw badInput(`${String(field)} must be an integer from ${lo} to ${hi}.`, { field });
+  };
+  const numIn = (field: keyof JobConfig, lo: number, hi: number) => {
+    const v = config[field] as number;
+    if (!Number.isFinite(v) || v < lo || v > hi) throw badInput(`${String(field)} must be a number from ${lo} to ${hi}.`, { field });
+  };
+  if (!ARCHITECTURES.includes(config.architecture)) throw badInput(`Unknown architecture ${config.architecture}.`);
+  intIn('inputSize', 32, 256);
+  intIn('epochs', 1, maxEpochs);
+  intIn('batchSize', 1, 256);
+  numIn('learningRate', 1e-6, 1);
+  intIn('patience', 1, 1000);
+  intIn('seed', 0, 2 ** 31 - 1);
+  numIn('validationFraction', 0.05, 0.5);
+  numIn('testFraction', 0.05, 0.5);
+  if (config.validationFraction + config.testFraction > 0.8) {
+    throw badInput('validationFraction + testFraction must leave at least 20% of the subjects for training.');
+  }
+  return config;
+}
+
+export class TrainingService {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly docs: JsonDocuments,
+    private readonly datasets: DatasetService,
+    private readonly dispatcher: JobDispatcher,
+    private readonly defaults: TrainingConfig,
+    private readonly limits: { epochs: number },
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Freezes the snapshot and split, writes the job as QUEUED and hands it to a worker. With a
+   * clientToken, the token's marker is claimed first (If-None-Match), so a retried request returns the
+   * job of the first one instead of training twice.
+   */
+  async start(caller: Caller, input: StartTrainingInput): Promise<JobRecord> {
+    const config = resolveJobConfig(input, this.defaults, this.limits.epochs);
+    await this.datasets.require(input.datasetId);
+    const jobId = `job-${ulid().toLowerCase()}`;
+
+    if (input.clientToken != null) {
+      if (input.clientToken.length < 1 || input.clientToken.length > 200) {
+        throw badInput('clientToken must be 1-200 characters.', { field: 'clientToken' });
+      }
+      const tokenHash = createHash('sha256').update(`${caller.keyId}\n${input.clientToken}`).digest('hex');
+      try {
+        await this.docs.create(layout.jobByToken(tokenHash), { jobId });
+      } catch (error) {
+        if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
+        const existing = (await this.docs.get<{ jobId: string }>(layout.jobByToken(tokenHash)))!.value.jobId;
+        return this.waitForJobDocument(existing);
+      }
+    }
+
+    const refs = await this.datasets.imageRefs(input.datasetId);
+    const items = refs.map((r) => ({ id: r.key, key: r.key, imageId: r.imageId, label: labelToClass(r.label), subjectId: r.subjectId }));
+    const positives = items.filter((i) => i.label === 1).length;
+    if (items.length < 10 || positives === 0 || positives === items.length) {
+      throw badInput(
+        `Dataset ${input.datasetId} has ${items.length} images (${positives} ALL); training needs at least 10 with both labels.`,
+      );
+    }
+    const split = splitBySubject(items, {
+      validationFraction: config.validationFraction,
+      testFraction: config.testFraction,
+      seed: config.seed,
+    });
+    if (split.train.length === 0 || split.validation.length === 0 || split.test.length === 0) {
+      throw badInput('The dataset has too few subjects to hold out validation and test subjects; add more subjects.');
+    }
+    const tag = (list: typeof items, name: SnapshotItem['split']): SnapshotItem[] =>
+      list.map((i) => ({ key: i.key, imageId: i.imageId, label: i.label, subjectId: i.subjectId, split: name }));
+    const snapshot: Snapshot = {
+      snapshotId: jobId,
+      datasetId: input.datasetId,
+      createdAt: new Date().toISOString(),
+      items: [...tag(split.train, 'train'), ...tag(split.validation, 'validation'), ...tag(split.test, 'test')],
+    };
+    await this.docs.create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot);
+
+    const subjects = (list: typeof items) => new Set(list.map((i) => i.subjectId ?? i.key)).size;
+    const now = new Date().toISOString();
+    const job: JobRecord = {
+      id: jobId,
+      status: 'QUEUED',
+      datasetId: input.datasetId,
+      snapshotId: snapshot.snapshotId,
+      config,
+      epoch: 0,
+      progress: 0,
+      etaSeconds: null,
+      imagesPerSecond: null,
+      history: [],
+      split: {
+        train: split.train.length,
+        validation: split.validation.length,
+        test: split.test.length,
+        trainSubjects: subjects(split.train),
+        validationSubjects: subjects(split.validation),
+        testSubjects: subjects(split.test),
+      },
+      modelVersion: null,
+      error: null,
+      attempts: 0,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      finishedAt: null,
+      cancelRequested: false,
+      createdBy: caller.keyId,
+      lease: null,
+    };
+    await this.docs.create(layout.job(jobId), job);
+    try {
+      await this.dispatcher.dispatch({ jobId });
+    } catch (error) {
+      await this.docs.update<JobRecord>(layout.job(jobId), (j) => ({
+        ...j,
+        status: 'FAILED',
+        error: (error as Error).message,
+        finishedAt: new Date().toISOString(),
+        updatedAt: new Date().toISOString(),
+      }));
+      throw error;
+    }
+    this.log.info('training queued', { jobId, datasetId: input.datasetId, images: items.length, architecture: config.architecture });
+    return job;
+  }
+
+  /** A concurrent request with the same token may not have written its job yet: wait briefly. */
+  private async waitForJobDocument(jobId: string): Promise<JobRecord> {
+    for (let i = 0; i < 50; i++) {
+      const job = await this.get(jobId);
+      if (job) return job;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw conflict('A request with this clientToken is still starting; retry in a moment.');
+  }
+
+  async get(jobId: string): Promise<JobRecord | null> {
+    return (await this.docs.get<JobRecord>(layout.job(jobId)))?.value ?? null;
+  }
+
+  async require(jobId: string): Promise<JobRecord> {
+    const job = await this.get(jobId);
+    if (!job) throw notFound('Training job', jobId);
+    return job;
+  }
+
+  /**
+   * Reading a job also heals it: a RUNNING job whose worker lease expired long ago (its retries were
+   * exhausted, or the process vanished) gets a new worker, which resumes from the last checkpoint.
+   */
+  async getAndResumeIfStalled(jobId: string): Promise<JobRecord | null> {
+    const job = await this.get(jobId);
+    if (job && job.status === 'RUNNING' && job.lease && Date.parse(job.lease.expiresAt) < Date.now() - 30_000) {
+      this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner });
+      await this.dispatcher.dispatch({ jobId }).catch((error) => this.log.error('resume dispatch failed', { jobId, error }));
+    }
+    return job;
+  }
+
+  /** Newest first. */
+  async list(status: JobStatus | null | undefined, first: number, after?: string): Promise<Page<JobRecord>> {
+    const objects = await this.store.listAll(layout.jobsPrefix(), { limit: 100_000 });
+    const ids = objects
+      .filter((o) => /^jobs\/job-[^/]+\/job\.json$/.test(o.key))
+      .map((o) => o.key.split('/')[1])
+      .sort()
+      .reverse();
+    if (!status) {
+      const page = pageOf(ids, (id) => id, first, after);
+      const jobs = await Promise.all(page.items.map((i) => this.require(i.node)));
+      return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: jobs[n] })) };
+    }
+    const jobs = (await Promise.all(ids.map((id) => this.get(id)))).filter((j): j is JobRecord => j?.status === status);
+    return pageOf(jobs, (j) => j.id, first, after);
+  }
+
+  /** QUEUED jobs stop at once; RUNNING ones at the worker's next batch boundary. */
+  async cancel(caller: Caller, jobId: string): Promise<JobRecord> {
+    const { value } = await this.docs.update<JobRecord>(layout.job(jobId), (job) => {
+      if (FINAL_STATUSES.has(job.status)) throw conflict(`Job ${jobId} already ended (${job.status}).`);
+      const now = new Date().toISOString();
+      if (job.status === 'QUEUED' && !job.lease) return { ...job, status: 'CANCELLED', cancelRequested: true, finishedAt: now, updatedAt: now };
+      return { ...job, cancelRequested: true, updatedAt: now };
+    });
+    this.log.info('training cancel requested', { jobId, actor: caller.keyId, status: value.status });
+    return value;
+  }
+}

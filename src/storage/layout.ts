@@ -1,0 +1,82 @@
+import { badInput } from '../errors';
+
+/**
+ * Every S3 key the product writes, in one place (docs/ARCHITECTURE.md shows the same tree). Ids that
+ * reach a key are checked first: a client-supplied id must never climb out of its prefix.
+ */
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function safeId(value: string, field = 'id'): string {
+  if (!ID.test(value) || value.includes('..')) {
+    throw badInput(`${field} must be 1-128 letters, digits, '.', '_' or '-' (got an invalid value).`, { field });
+  }
+  return value;
+}
+
+const NO_SUBJECT = '_';
+
+export const layout = {
+  // datasets
+  datasetsPrefix: () => 'datasets/',
+  dataset: (datasetId: string) => `datasets/${safeId(datasetId, 'datasetId')}/dataset.json`,
+  imagesPrefix: (datasetId: string) => `datasets/${safeId(datasetId, 'datasetId')}/images/`,
+  /**
+   * The label and subject are part of the key, so one listing gives counts per label and subject and
+   * the whole training snapshot without a HEAD per image.
+   */
+  image: (datasetId: string, folder: string, subjectId: string | null, imageId: string, ext: string) =>
+    `datasets/${safeId(datasetId, 'datasetId')}/images/${folder}/${subjectId ?? NO_SUBJECT}/${safeId(imageId, 'imageId')}.${ext}`,
+  /** Content-addressed marker: created once (If-None-Match) so identical bytes are stored once. */
+  imageBySha: (datasetId: string, sha256: string) => `datasets/${safeId(datasetId, 'datasetId')}/sha256/${sha256}.json`,
+  snapshot: (datasetId: string, snapshotId: string) =>
+    `datasets/${safeId(datasetId, 'datasetId')}/snapshots/${safeId(snapshotId, 'snapshotId')}.json`,
+
+  // presigned uploads
+  upload: (uploadId: string) => `uploads/${safeId(uploadId, 'uploadId')}/upload.json`,
+  uploadObject: (uploadId: string) => `uploads/${safeId(uploadId, 'uploadId')}/object`,
+  uploadConfirmation: (uploadId: string) => `uploads/${safeId(uploadId, 'uploadId')}/confirmed.json`,
+
+  // training
+  jobsPrefix: () => 'jobs/',
+  job: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/job.json`,
+  jobCheckpoint: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/checkpoint/latest.bin`,
+  jobByToken: (tokenHash: string) => `jobs/by-client-token/${tokenHash}.json`,
+
+  // models
+  modelsPrefix: () => 'models/',
+  modelFile: (version: string, file: 'model.json' | 'weights.bin' | 'card.json' | 'claim.json') =>
+    `models/${safeId(version, 'version')}/${file}`,
+  productionAlias: () => 'models/aliases/production.json',
+
+  // predictions and reviews
+  predictionsPrefix: (partnerId: string) => `predictions/${safeId(partnerId, 'partnerId')}/`,
+  prediction: (partnerId: string, predictionId: string) =>
+    `predictions/${safeId(partnerId, 'partnerId')}/${safeId(predictionId, 'predictionId')}.json`,
+  predictionHeatmap: (partnerId: string, predictionId: string) =>
+    `predictions/${safeId(partnerId, 'partnerId')}/${safeId(predictionId, 'predictionId')}.heatmap.png`,
+  predictionImage: (partnerId: string, predictionId: string, ext: string) =>
+    `predictions/${safeId(partnerId, 'partnerId')}/${safeId(predictionId, 'predictionId')}.image.${ext}`,
+  /** id -> owner, so staff can open any prediction by id while partners stay in their prefix. */
+  predictionOwner: (predictionId: string) => `prediction-owners/${safeId(predictionId, 'predictionId')}`,
+  pendingReviewsPrefix: () => 'reviews/pending/',
+  pendingReview: (predictionId: string) => `reviews/pending/${safeId(predictionId, 'predictionId')}`,
+
+  // access and audit
+  apiKeyByHash: (hash: string) => `keys/by-hash/${hash}.json`,
+  apiKeysPrefix: () => 'keys/by-id/',
+  apiKeyById: (keyId: string) => `keys/by-id/${safeId(keyId, 'keyId')}.json`,
+  auditPrefix: (day: string) => `audit/${day.replace(/-/g, '/')}/`,
+  audit: (at: Date, recordId: string) => {
+    const iso = at.toISOString();
+    return `audit/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${safeId(recordId)}.json`;
+  },
+} as const;
+
+/** Parses an image key back into its parts; null for anything that is not an image key. */
+export function parseImageKey(
+  key: string,
+): { datasetId: string; folder: string; subjectId: string | null; imageId: string; ext: string } | null {
+  const m = /^datasets\/([^/]+)\/images\/([^/]+)\/([^/]+)\/([^/.]+)\.([a-z]+)$/.exec(key);
+  if (!m) return null;
+  return { datasetId: m[1], folder: m[2], subjectId: m[3] === NO_SUBJECT ? null : m[3], imageId: m[4], ext: m[5] };
+}
