@@ -383,12 +383,18 @@ export type Morphology = {
 
 export type MorphologyComparison = {
   __typename?: 'MorphologyComparison';
+  /** Mean of the training set's ALL cells. */
   allMean?: Maybe<Scalars['Float']['output']>;
-  /** Which class mean the value is closer to. */
+  /** Which class the value is more typical of (by z-score). */
   closerTo?: Maybe<CellLabel>;
   feature: Scalars['String']['output'];
+  /** Mean of the training set's normal cells. */
   normalMean?: Maybe<Scalars['Float']['output']>;
   value: Scalars['Float']['output'];
+  /** Standard deviations from the ALL mean. */
+  zAll?: Maybe<Scalars['Float']['output']>;
+  /** Standard deviations from the normal mean. */
+  zNormal?: Maybe<Scalars['Float']['output']>;
 };
 
 export type Mutation = {
@@ -1211,6 +1217,8 @@ export type MorphologyComparisonResolvers<ContextType = RequestContext, ParentTy
   feature?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   normalMean?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   value?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  zAll?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  zNormal?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 }>;
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{

@@ -3,7 +3,7 @@ import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/architectures';
 import type { BinaryMetrics } from '../ml/metrics';
 import { loadModel, type ModelBundle } from '../ml/model-io';
-import type { Morphology } from '../ml/morphology';
+import type { MorphologyNorms } from '../ml/morphology';
 import type { EpochRecord, TrainingConfig } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -12,11 +12,6 @@ import type { Logger } from '../observability/log';
 import type { AuditLog } from './audit';
 import type { Caller } from './auth';
 import { pageOf, type Page } from './pagination';
-
-export interface MorphologyNorms {
-  all: Partial<Morphology>;
-  hem: Partial<Morphology>;
-}
 
 /** Everything known about a model version; card.json, written last, makes the version visible. */
 export interface ModelCard {

@@ -1,7 +1,7 @@
 import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
 import { decodeImage } from '../ml/image/decode';
-import type { Morphology } from '../ml/morphology';
+import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -10,7 +10,7 @@ import type { Logger } from '../observability/log';
 import type { Caller } from './auth';
 import type { DatasetService } from './datasets';
 import { classToLabel, type CellLabel } from './labels';
-import type { ModelRegistry, MorphologyNorms } from './models';
+import type { ModelRegistry } from './models';
 import { pageOf, type Page } from './pagination';
 
 export interface ReviewRecord {
@@ -43,6 +43,8 @@ export interface MorphologyComparison {
   value: number;
   allMean: number | null;
   normalMean: number | null;
+  zAll: number | null;
+  zNormal: number | null;
   closerTo: CellLabel | null;
 }
 
@@ -55,26 +57,18 @@ export interface PredictInput {
   explain?: boolean | null;
 }
 
-const COMPARED: Array<keyof Morphology> = [
-  'areaPx',
-  'perimeterPx',
-  'circularity',
-  'solidity',
-  'eccentricity',
-  'equivalentDiameterPx',
-  'meanIntensity',
-  'intensityStd',
-];
-
+/** Each feature against the model's training-set class norms, in the API's vocabulary. */
 export function compareMorphology(m: Morphology, norms: MorphologyNorms | null): MorphologyComparison[] {
-  return COMPARED.map((feature) => {
-    const value = m[feature] as number;
-    const allMean = (norms?.all[feature] as number | undefined) ?? null;
-    const normalMean = (norms?.hem[feature] as number | undefined) ?? null;
-    const closerTo: CellLabel | null =
-      allMean === null || normalMean === null ? null : Math.abs(value - allMean) <= Math.abs(value - normalMean) ? 'ALL' : 'NORMAL';
-    return { feature, value, allMean, normalMean, closerTo };
-  });
+  const finite = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? null : v);
+  return compareToNorms(m, norms ?? { all: {}, hem: {} }).map((c) => ({
+    feature: c.feature,
+    value: c.value,
+    allMean: finite(norms?.all.mean[c.feature]),
+    normalMean: finite(norms?.hem.mean[c.feature]),
+    zAll: finite(c.zAll),
+    zNormal: finite(c.zHem),
+    closerTo: c.closerTo === null ? null : c.closerTo === 'all' ? 'ALL' : 'NORMAL',
+  }));
 }
 
 export class PredictionService {

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import * as tf from '@tensorflow/tfjs';
 import { LymphoscopeError } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
 import { decodeImage } from '../ml/image/decode';
 import { augment, toModelInput } from '../ml/image/preprocess';
-import { chooseReviewBand, chooseThreshold, computeMetrics, rocCurve } from '../ml/metrics';
-import { measureMorphology, morphologyNorms, type Morphology } from '../ml/morphology';
+import { evaluateOnSplits } from '../ml/evaluate';
+import { measureMorphology, morphologyNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { serializeModel } from '../ml/model-io';
 import { initRuntime } from '../ml/runtime';
 import {
@@ -186,7 +185,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
 
     const model = result.model!;
     try {
-      const evaluation = await evaluateModel(model, data, job.config.inputSize);
+      const evaluation = await evaluateOnSplits(model, data.validation, data.test, job.config.inputSize);
       const bundle = await serializeModel(model);
       const parentVersion = await deps.models.productionVersion();
       const card = await deps.models.register(bundle, {
@@ -261,13 +260,13 @@ interface LoadedSnapshot {
   train: Example[];
   validation: Example[];
   test: Example[];
-  norms: { all: Partial<Morphology>; hem: Partial<Morphology> };
+  norms: MorphologyNorms | null;
   rejected: string[];
 }
 
 /** Decodes and resizes every image of the snapshot once, and measures the training cells' morphology. */
 async function loadSnapshot(store: ObjectStore, snapshot: Snapshot, inputSize: number): Promise<LoadedSnapshot> {
-  const out: LoadedSnapshot = { train: [], validation: [], test: [], norms: { all: {}, hem: {} }, rejected: [] };
+  const out: LoadedSnapshot = { train: [], validation: [], test: [], norms: null, rejected: [] };
   const measured: Array<{ m: Morphology; label: 0 | 1 }> = [];
   const bySplit = new Map<string, Example>();
   await runBounded(
@@ -288,43 +287,11 @@ async function loadSnapshot(store: ObjectStore, snapshot: Snapshot, inputSize: n
     const example = bySplit.get(item.key);
     if (example) out[item.split].push(example);
   }
-  const norms = morphologyNorms(measured);
-  out.norms = { all: norms.all.mean ?? norms.all, hem: norms.hem.mean ?? norms.hem } as LoadedSnapshot['norms'];
+  out.norms = morphologyNorms(measured);
   if (out.train.length === 0 || out.validation.length === 0 || out.test.length === 0) {
     throw new JobCannotSucceed('After skipping unreadable images a split is empty.');
   }
   return out;
-}
-
-async function predictAll(model: tf.LayersModel, examples: Example[], inputSize: number): Promise<number[]> {
-  const out: number[] = [];
-  const batch = 32;
-  for (let i = 0; i < examples.length; i += batch) {
-    const slice = examples.slice(i, i + batch);
-    const flat = new Float32Array(slice.length * inputSize * inputSize * 3);
-    slice.forEach((e, k) => flat.set(e.pixels, k * inputSize * inputSize * 3));
-    const probabilities = tf.tidy(() => model.predict(tf.tensor4d(flat, [slice.length, inputSize, inputSize, 3])) as tf.Tensor);
-    out.push(...(await probabilities.data()));
-    probabilities.dispose();
-  }
-  return out;
-}
-
-/** Threshold and review band from validation; the reported metrics from the untouched test split. */
-async function evaluateModel(model: tf.LayersModel, data: LoadedSnapshot, inputSize: number) {
-  const validationLabels = data.validation.map((e) => e.label);
-  const testLabels = data.test.map((e) => e.label);
-  const validationProbs = await predictAll(model, data.validation, inputSize);
-  const testProbs = await predictAll(model, data.test, inputSize);
-  const threshold = chooseThreshold(validationLabels, validationProbs);
-  const band = chooseReviewBand(validationLabels, validationProbs, threshold);
-  return {
-    threshold,
-    band,
-    validation: computeMetrics(validationLabels, validationProbs, threshold),
-    test: computeMetrics(testLabels, testProbs, threshold),
-    roc: rocCurve(testLabels, testProbs).map((p) => ({ x: p.fpr, y: p.tpr, threshold: Number.isFinite(p.threshold) ? p.threshold : null })),
-  };
 }
 
 function testSplitId(snapshot: Snapshot): string {

@@ -1,0 +1,76 @@
+import { parseArgs } from 'node:util';
+import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } from './commands';
+
+const USAGE = `Usage: lymphoscope <command> [flags]
+
+Commands:
+  train     --data <dir> --out <dir> [--arch lymphonet|seed-2x2x1x1|vanilla|majority] [--input-size 96]
+            [--epochs N] [--batch-size N] [--lr X] [--patience N] [--class-balance weights|sampling|none]
+            [--seed N] [--no-augment] [--validation 0.2] [--test 0.2] [--tta]
+  evaluate  [--model <dir>] --data <dir> [--json] [--tta]     (no --model: the bundled demo model)
+  predict   [--model <dir>] [--json] <image>...
+  cv        --data <dir> [--folds 5] [--json] [--tta] [training flags]
+
+<dir> holds all/ (ALL blasts) and hem/ (normal cells), as in C-NMC 2019.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const text = { type: 'string' } as const;
+  const flag = { type: 'boolean' } as const;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      data: text,
+      out: text,
+      model: text,
+      arch: text,
+      'input-size': text,
+      epochs: text,
+      'batch-size': text,
+      lr: text,
+      patience: text,
+      'class-balance': text,
+      seed: text,
+      validation: text,
+      test: text,
+      folds: text,
+      'no-augment': flag,
+      json: flag,
+      tta: flag,
+    },
+  });
+  const flags = values as Flags;
+  switch (command) {
+    case 'train':
+      await trainCommand(flags);
+      return 0;
+    case 'evaluate':
+      await evaluateCommand(flags);
+      return 0;
+    case 'predict':
+      await predictCommand(flags, positionals);
+      return 0;
+    case 'cv':
+      await cvCommand(flags);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+      process.stdout.write(USAGE + '\n');
+      return command ? 0 : 2;
+    default:
+      process.stderr.write(`Unknown command: ${command}\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith('lymphoscope.js')) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error) => {
+      process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs';
+import { dihedralVariants } from './image/preprocess';
+import { chooseReviewBand, chooseThreshold, computeMetrics, rocCurve, type BinaryMetrics } from './metrics';
+import type { Example } from './train';
+
+/**
+ * Probability of ALL for each example, in batches. With `tta`, the average over the 8 flips and
+ * 90-degree rotations of each cell (a cell has no up, so all 8 are equally valid views).
+ */
+export async function predictProbabilities(
+  model: tf.LayersModel,
+  examples: Array<Pick<Example, 'pixels'>>,
+  inputSize: number,
+  options: { tta?: boolean; batchSize?: number } = {},
+): Promise<number[]> {
+  const views = options.tta ? 8 : 1;
+  const batchSize = options.batchSize ?? 32;
+  const perImage = inputSize * inputSize * 3;
+  const out: number[] = [];
+  const perBatch = Math.max(1, Math.floor(batchSize / views));
+  for (let i = 0; i < examples.length; i += perBatch) {
+    const slice = examples.slice(i, i + perBatch);
+    const flat = new Float32Array(slice.length * views * perImage);
+    slice.forEach((e, k) => {
+      const variants = options.tta ? dihedralVariants(e.pixels, inputSize) : [e.pixels];
+      variants.forEach((v, j) => flat.set(v, (k * views + j) * perImage));
+    });
+    const output = tf.tidy(() => model.predict(tf.tensor4d(flat, [slice.length * views, inputSize, inputSize, 3])) as tf.Tensor);
+    const values = await output.data();
+    output.dispose();
+    for (let k = 0; k < slice.length; k++) {
+      let sum = 0;
+      for (let j = 0; j < views; j++) sum += values[k * views + j];
+      out.push(sum / views);
+    }
+  }
+  return out;
+}
+
+export interface Evaluation {
+  threshold: number;
+  band: { low: number; high: number };
+  validation: BinaryMetrics;
+  test: BinaryMetrics;
+  roc: Array<{ x: number; y: number; threshold: number | null }>;
+}
+
+/** The threshold and review band are chosen on validation; the reported metrics come from the untouched test split. */
+export async function evaluateOnSplits(
+  model: tf.LayersModel,
+  validation: Example[],
+  test: Example[],
+  inputSize: number,
+  options: { tta?: boolean } = {},
+): Promise<Evaluation> {
+  const validationLabels = validation.map((e) => e.label);
+  const testLabels = test.map((e) => e.label);
+  const validationProbs = await predictProbabilities(model, validation, inputSize, options);
+  const testProbs = await predictProbabilities(model, test, inputSize, options);
+  const threshold = chooseThreshold(validationLabels, validationProbs);
+  const band = chooseReviewBand(validationLabels, validationProbs, threshold);
+  return {
+    threshold,
+    band,
+    validation: computeMetrics(validationLabels, validationProbs, threshold),
+    test: computeMetrics(testLabels, testProbs, threshold),
+    roc: rocCurve(testLabels, testProbs).map((p) => ({
+      x: p.fpr,
+      y: p.tpr,
+      threshold: Number.isFinite(p.threshold) ? p.threshold : null,
+    })),
+  };
+}
