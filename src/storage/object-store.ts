@@ -1,0 +1,99 @@
+/**
+ * The port every service uses to reach object storage. There is one adapter
+ * (`s3-object-store.ts`, over @aws-sdk/client-s3): production points it at Amazon S3, local runs and
+ * tests at an S3 server on 127.0.0.1 (`src/local/s3-server.ts`). Keeping a single code path means
+ * the conditional writes, ETags and presigned URLs the registry relies on are exercised by every test.
+ */
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** As S3 returns it: the quoted hex MD5 for single-part uploads, e.g. `"9e107d9d372bb6826bd81d3542a419d6"`. */
+  etag: string;
+  lastModified?: Date;
+  /** Absent in listings: S3 does not return it there. */
+  contentType?: string;
+  /** User metadata (`x-amz-meta-*`), keys lower-cased. Empty in listings: S3 does not return it there. */
+  metadata: Record<string, string>;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  /** Keys: lower-case letters, digits and '-'; values: printable ASCII; at most 2 KB in all (S3's limit). */
+  metadata?: Record<string, string>;
+  /** Create only: fails with PreconditionFailed if the key exists. */
+  ifNoneMatch?: '*';
+  /** Compare and swap: fails with PreconditionFailed unless the object exists with exactly this ETag. */
+  ifMatch?: string;
+}
+
+export interface ListPageOptions {
+  startAfter?: string;
+  continuationToken?: string;
+  /** 1 to 1000; S3 returns at most 1000 whatever is asked. */
+  maxKeys?: number;
+}
+
+export interface ObjectStore {
+  /** Writes the whole object. A failed `ifNoneMatch` / `ifMatch` condition throws PreconditionFailed. */
+  put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<{ etag: string }>;
+  /** The whole object, or null when the key does not exist. */
+  get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | null>;
+  head(key: string): Promise<ObjectInfo | null>;
+  /** One page of keys under `prefix`, in lexicographic (UTF-8 binary) order. */
+  listPage(
+    prefix: string,
+    opts?: ListPageOptions,
+  ): Promise<{ items: ObjectInfo[]; nextContinuationToken?: string }>;
+  /**
+   * Keys under `prefix`, in order, following continuation tokens: at most `limit` of them (default
+   * 50,000). To tell "exactly N" from "more than N", ask for N + 1.
+   */
+  listAll(prefix: string, opts?: { limit?: number }): Promise<ObjectInfo[]>;
+  /** Idempotent: deleting a missing key succeeds. */
+  delete(key: string): Promise<void>;
+  /** Server-side copy with metadata. NOT_FOUND if the source is missing; PreconditionFailed on `ifNoneMatch`. */
+  copy(fromKey: string, toKey: string, opts?: { ifNoneMatch?: '*' }): Promise<void>;
+  /**
+   * A URL a browser or partner can PUT the bytes to, without credentials. When `contentType` is given
+   * the uploader must send exactly that Content-Type header: it is signed, and real S3 rejects another
+   * (the local server does not check SigV4 signatures). Validate what arrived before trusting it.
+   */
+  presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string>;
+  /** A URL that GETs the object without credentials; `contentDisposition` sets the download's file name. */
+  presignGet(key: string, opts: { expiresInSeconds: number; contentDisposition?: string }): Promise<string>;
+  /** True when the bucket answers (HeadBucket) within a few seconds. Never throws. */
+  ping(): Promise<boolean>;
+}
+
+/**
+ * A conditional write lost: the key already existed (`ifNoneMatch: '*'`), or its ETag was no longer the
+ * one given (`ifMatch`, including when the key has since been deleted). Internal: services translate it
+ * into a CONFLICT the client can act on (see JsonDocuments).
+ */
+export class PreconditionFailed extends Error {
+  constructor(readonly key: string) {
+    super(`Precondition failed for '${key}'`);
+    this.name = 'PreconditionFailed';
+  }
+}
+
+export interface S3StoreConfig {
+  bucket: string;
+  region: string;
+  /** Only for S3-compatible servers, e.g. the local one: `http://127.0.0.1:4568`. Absent on AWS. */
+  endpoint?: string;
+  /** Path-style URLs (`/bucket/key`); required by the local server, default true when `endpoint` is set. */
+  forcePathStyle?: boolean;
+  /** Absent on AWS: the Lambda role's credentials come from the default provider chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Bounds on waiting for S3; the defaults suit Lambda (a 29 s API Gateway limit). */
+  timeouts?: {
+    /** TCP connect, per attempt (default 1500 ms). */
+    connectionMs?: number;
+    /** Sending the request until the response headers, per attempt (default 8000 ms). */
+    requestMs?: number;
+    /** Attempts in all, first included (default 3). */
+    maxAttempts?: number;
+  };
+}

@@ -1,0 +1,361 @@
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { badInput, notFound, tooLarge, unavailable } from '../errors';
+import {
+  ListPageOptions,
+  ObjectInfo,
+  ObjectStore,
+  PreconditionFailed,
+  PutOptions,
+  S3StoreConfig,
+} from './object-store';
+
+const DEFAULT_CONNECTION_TIMEOUT_MS = 1500;
+const DEFAULT_REQUEST_TIMEOUT_MS = 8000;
+const DEFAULT_MAX_ATTEMPTS = 3;
+const PING_TIMEOUT_MS = 3000;
+const DEFAULT_LIST_LIMIT = 50_000;
+/** S3's cap on a presigned URL's lifetime (SigV4: seven days). */
+const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/** S3's cap on user-defined metadata, keys and values together. */
+const MAX_METADATA_BYTES = 2048;
+
+/** Errors that mean "S3 did not answer usefully in time", as opposed to "we asked for something wrong". */
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const TRANSIENT_ERROR_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+]);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as SdkError | undefined)?.$metadata?.httpStatusCode;
+}
+
+const NETWORK_ERROR_IN_MESSAGE = new RegExp(`\\b(${[...NETWORK_ERROR_CODES].join('|')})\\b`);
+
+function isUnavailable(err: unknown, depth = 0): boolean {
+  const e = err as (SdkError & { message?: string; cause?: unknown }) | undefined;
+  if (!e || depth > 3) return false;
+  if (e.code && NETWORK_ERROR_CODES.has(e.code)) return true;
+  if (e.name && TRANSIENT_ERROR_NAMES.has(e.name)) return true;
+  const status = statusOf(err);
+  if (status !== undefined) return status >= 500 || status === 429;
+  // The SDK's retry layer rewraps an error that is not an `instanceof Error` of its own realm (as in
+  // jest's sandbox) into a bare Error, keeping only the message: "... connect ECONNREFUSED ...".
+  if (typeof e.message === 'string' && NETWORK_ERROR_IN_MESSAGE.test(e.message)) return true;
+  return isUnavailable(e.cause, depth + 1);
+}
+
+function isMissingKey(err: unknown): boolean {
+  const name = (err as SdkError | undefined)?.name;
+  // GetObject says NoSuchKey; HeadObject has no body, so the SDK can only say NotFound.
+  return name === 'NoSuchKey' || name === 'NotFound' || (statusOf(err) === 404 && name !== 'NoSuchBucket');
+}
+
+function isPreconditionFailure(err: unknown): boolean {
+  const status = statusOf(err);
+  // 409 ConditionalRequestConflict: a concurrent conditional write to the same key was in flight.
+  return status === 412 || (status === 409 && (err as SdkError).name === 'ConditionalRequestConflict');
+}
+
+/**
+ * Turns an SDK failure into what a caller can act on: UNAVAILABLE when S3 could not be reached or kept
+ * failing (the retries are spent by then), and otherwise the original error with the operation named,
+ * so a misconfiguration (AccessDenied, NoSuchBucket) reaches the log as INTERNAL with its cause.
+ */
+function translate(err: unknown, operation: string, key?: string): Error {
+  if (isUnavailable(err)) {
+    const e = unavailable('Object storage did not answer; retry later.', { operation });
+    e.cause = err;
+    return e;
+  }
+  const name = (err as SdkError | undefined)?.name ?? 'Error';
+  return new Error(`S3 ${operation}${key === undefined ? '' : ` '${key}'`} failed: ${name}`, { cause: err });
+}
+
+function checkKey(key: string): void {
+  // Keys are built by storage/keys.ts; this only guards against an empty or absurd one slipping through.
+  if (key.length === 0 || Buffer.byteLength(key) > 1024) {
+    throw badInput('An object key must be 1 to 1024 bytes long.', { keyLength: key.length });
+  }
+}
+
+function checkMetadata(metadata: Record<string, string>): void {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(metadata)) {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) {
+      throw badInput(`Metadata name '${name}' must be lower-case letters, digits and '-'.`);
+    }
+    // HTTP headers carry them; S3 would mangle anything but printable ASCII (RFC 2047 encoding).
+    if (!/^[\x20-\x7e]*$/.test(value)) {
+      throw badInput(`Metadata '${name}' must be printable ASCII.`);
+    }
+    bytes += name.length + value.length;
+  }
+  if (bytes > MAX_METADATA_BYTES) {
+    throw tooLarge(`Object metadata is limited to ${MAX_METADATA_BYTES} bytes.`, { bytes });
+  }
+}
+
+function checkExpiry(seconds: number): void {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_PRESIGN_SECONDS) {
+    throw badInput(`A presigned URL must expire in 1 to ${MAX_PRESIGN_SECONDS} seconds.`, { seconds });
+  }
+}
+
+/** CopySource is `bucket/key`, URL-encoded, with the slashes of the key kept. */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+class S3ObjectStore implements ObjectStore {
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+  ) {}
+
+  async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<{ etag: string }> {
+    checkKey(key);
+    if (opts.metadata) checkMetadata(opts.metadata);
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          // Given explicitly: the SDK cannot tell the length of an empty body and warns of a stream.
+          ContentLength: typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength,
+          ContentType: opts.contentType,
+          Metadata: opts.metadata,
+          IfNoneMatch: opts.ifNoneMatch,
+          IfMatch: opts.ifMatch,
+        }),
+      );
+      return { etag: out.ETag ?? '' };
+    } catch (err) {
+      const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
+      // S3 answers If-Match on a deleted key with 404: for a compare-and-swap that is a lost race too.
+      if (conditional && (isPreconditionFailure(err) || (opts.ifMatch !== undefined && isMissingKey(err)))) {
+        throw new PreconditionFailed(key);
+      }
+      throw translate(err, 'PutObject', key);
+    }
+  }
+
+  async get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | null> {
+    checkKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
+      const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return {
+        body,
+        info: {
+          key,
+          size: out.ContentLength ?? body.length,
+          etag: out.ETag ?? '',
+          lastModified: out.LastModified,
+          contentType: out.ContentType,
+          metadata: out.Metadata ?? {},
+        },
+      };
+    } catch (err) {
+      if (isMissingKey(err)) return null;
+      throw translate(err, 'GetObject', key);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    checkKey(key);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        etag: out.ETag ?? '',
+        lastModified: out.LastModified,
+        contentType: out.ContentType,
+        metadata: out.Metadata ?? {},
+      };
+    } catch (err) {
+      if (isMissingKey(err)) return null;
+      throw translate(err, 'HeadObject', key);
+    }
+  }
+
+  async listPage(
+    prefix: string,
+    opts: ListPageOptions = {},
+  ): Promise<{ items: ObjectInfo[]; nextContinuationToken?: string }> {
+    const maxKeys = opts.maxKeys ?? 1000;
+    if (!Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > 1000) {
+      throw badInput('maxKeys must be an integer from 1 to 1000.', { maxKeys });
+    }
+    try {
+      const out = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          StartAfter: opts.startAfter,
+          ContinuationToken: opts.continuationToken,
+          MaxKeys: maxKeys,
+        }),
+      );
+      const items = (out.Contents ?? []).map((o): ObjectInfo => ({
+        key: o.Key ?? '',
+        size: o.Size ?? 0,
+        etag: o.ETag ?? '',
+        lastModified: o.LastModified,
+        metadata: {},
+      }));
+      return {
+        items,
+        nextContinuationToken: out.IsTruncated ? out.NextContinuationToken : undefined,
+      };
+    } catch (err) {
+      throw translate(err, 'ListObjectsV2');
+    }
+  }
+
+  async listAll(prefix: string, opts: { limit?: number } = {}): Promise<ObjectInfo[]> {
+    const limit = opts.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) throw badInput('limit must be a positive integer.', { limit });
+    const all: ObjectInfo[] = [];
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.listPage(prefix, {
+        continuationToken,
+        maxKeys: Math.min(1000, limit - all.length),
+      });
+      all.push(...page.items);
+      continuationToken = page.nextContinuationToken;
+    } while (continuationToken && all.length < limit);
+    return all;
+  }
+
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (isMissingKey(err)) return;
+      throw translate(err, 'DeleteObject', key);
+    }
+  }
+
+  async copy(fromKey: string, toKey: string, opts: { ifNoneMatch?: '*' } = {}): Promise<void> {
+    checkKey(fromKey);
+    checkKey(toKey);
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: toKey,
+          CopySource: copySource(this.bucket, fromKey),
+          IfNoneMatch: opts.ifNoneMatch,
+        }),
+      );
+    } catch (err) {
+      if (opts.ifNoneMatch && isPreconditionFailure(err)) throw new PreconditionFailed(toKey);
+      if (isMissingKey(err)) throw notFound('Object', fromKey);
+      throw translate(err, 'CopyObject', fromKey);
+    }
+  }
+
+  async presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string> {
+    checkKey(key);
+    checkExpiry(opts.expiresInSeconds);
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: opts.contentType });
+    return getSignedUrl(this.client, command, {
+      expiresIn: opts.expiresInSeconds,
+      // The presigner leaves Content-Type out of the signature by default, so an uploader could store
+      // any type; signed, S3 rejects a PUT whose Content-Type differs from the one granted.
+      signableHeaders: opts.contentType === undefined ? undefined : new Set(['content-type']),
+    });
+  }
+
+  async presignGet(
+    key: string,
+    opts: { expiresInSeconds: number; contentDisposition?: string },
+  ): Promise<string> {
+    checkKey(key);
+    checkExpiry(opts.expiresInSeconds);
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ResponseContentDisposition: opts.contentDisposition,
+    });
+    return getSignedUrl(this.client, command, { expiresIn: opts.expiresInSeconds });
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), {
+        abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS),
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export function createS3Client(cfg: S3StoreConfig): S3Client {
+  const timeouts = cfg.timeouts ?? {};
+  return new S3Client({
+    region: cfg.region,
+    endpoint: cfg.endpoint,
+    forcePathStyle: cfg.forcePathStyle ?? cfg.endpoint !== undefined,
+    credentials: cfg.credentials,
+    // The SDK's default since 3.729 adds CRC32 checksums to every upload (aws-chunked bodies with
+    // trailers). The local S3 server stores such bodies mangled, and a presigned PUT would carry a
+    // checksum of an empty body that real S3 then rejects. Checksums only where an API requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: timeouts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    // Options rather than a NodeHttpHandler instance: the SDK builds its own, of the version it ships.
+    requestHandler: {
+      connectionTimeout: timeouts.connectionMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+      requestTimeout: timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      // Without this the request timeout only logs a warning and a silent server hangs the Lambda.
+      throwOnRequestTimeout: true,
+      // Bounds a stalled response body too (the request timeout ends at the response headers).
+      socketTimeout: timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    },
+  });
+}
+
+/** The only ObjectStore implementation: S3 on AWS, or an S3-compatible server at `cfg.endpoint`. */
+export function createS3ObjectStore(cfg: S3StoreConfig): ObjectStore {
+  if (!cfg.bucket) throw badInput('An S3 bucket name is required.');
+  return new S3ObjectStore(createS3Client(cfg), cfg.bucket);
+}
