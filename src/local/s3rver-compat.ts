@@ -1,0 +1,296 @@
+import { createHash, randomUUID } from 'crypto';
+import { mkdir, rename, writeFile } from 'fs/promises';
+import { dirname } from 'path';
+import type S3rver from 's3rver';
+
+/**
+ * Where s3rver 3.7 falls short of S3 in ways Lymphoscope depends on, and the repairs. They use
+ * s3rver's FilesystemStore methods (getMetadata, getResourcePath, putMetadata, listObjects), which
+ * are stable in a package that has not changed since 2021; the lockfile pins it.
+ *
+ * 1. Conditional writes: s3rver ignores If-None-Match and If-Match on PutObject and CopyObject.
+ * 2. Torn reads: s3rver answers a PUT before the bytes reach the file, and writes bytes, MD5 and
+ *    metadata as three files, so a GET right after (or during) a PUT can see a truncated body or a
+ *    mismatched ETag.
+ * 3. ListObjectsV2 continuation tokens: s3rver encrypts them with DES, which OpenSSL 3 (Node 17+)
+ *    no longer provides, so any truncated listing fails with InternalError.
+ */
+
+/** FIFO mutual exclusion per key. `release` may be called before `ready` settles, and more than once. */
+class KeyedLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  lock(key: string): { ready: Promise<void>; release: () => void } {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => held);
+    this.tails.set(key, tail);
+    return {
+      ready: previous,
+      release: () => {
+        release();
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+      },
+    };
+  }
+}
+
+const SUBRESOURCE_PARAMS = ['uploadId', 'uploads', 'partNumber', 'tagging', 'acl', 'retention', 'legal-hold'];
+const PRECONDITION_MESSAGE = 'At least one of the pre-conditions you specified did not hold';
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function xmlFields(fields: Record<string, string | number | boolean | undefined>): string {
+  return Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => `<${name}>${escapeXml(String(value))}</${name}>`)
+    .join('');
+}
+
+function respondWithError(
+  ctx: S3rver.Context,
+  status: number,
+  code: string,
+  message: string,
+  detail: Record<string, string> = {},
+): void {
+  ctx.status = status;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error>${xmlFields({ Code: code, Message: message, ...detail, RequestId: randomUUID() })}</Error>`;
+}
+
+function header(ctx: S3rver.Context, name: string): string | undefined {
+  const value = ctx.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** `/bucket/some/key` → bucket and decoded key; `/bucket` or `/bucket/` → bucket alone; undefined for `/`. */
+function parsePath(path: string): { bucket: string; key?: string } | undefined {
+  const match = /^\/([^/]+)(?:\/(.*))?$/.exec(path);
+  if (!match) return undefined;
+  try {
+    return {
+      bucket: decodeURIComponent(match[1]),
+      key: match[2] ? decodeURIComponent(match[2]) : undefined,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `x-amz-copy-source` header: `[/]bucket/key[?versionId=...]`, URL-encoded. */
+function parseCopySource(value: string): { bucket: string; key: string } | undefined {
+  const parsed = parsePath('/' + value.replace(/^\//, '').replace(/\?.*$/, ''));
+  return parsed?.key === undefined ? undefined : { bucket: parsed.bucket, key: parsed.key };
+}
+
+/** `"abc"`, `W/"abc"` and `abc` name the same entity; S3 compares ETags without the quotes. */
+function normaliseEtag(etag: string): string {
+  return etag
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
+}
+
+async function currentEtag(store: S3rver.Store, bucket: string, key: string): Promise<string | undefined> {
+  try {
+    return (await store.getMetadata(bucket, key)).etag;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Evaluates If-None-Match / If-Match of a whole-object write as S3 does. Returns true when the write
+ * may go ahead; otherwise it has answered the request (412, or 404 for If-Match on a missing key).
+ */
+async function preconditionsHold(
+  ctx: S3rver.Context,
+  store: S3rver.Store,
+  target: { bucket: string; key: string },
+): Promise<boolean> {
+  const ifNoneMatch = header(ctx, 'if-none-match');
+  const ifMatch = header(ctx, 'if-match');
+  if (ifNoneMatch === undefined && ifMatch === undefined) return true;
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+    respondWithError(
+      ctx,
+      501,
+      'NotImplemented',
+      'A header you provided implies functionality that is not implemented',
+      {
+        Header: 'If-None-Match',
+      },
+    );
+    return false;
+  }
+  const etag = await currentEtag(store, target.bucket, target.key);
+  if (ifNoneMatch !== undefined && etag !== undefined) {
+    respondWithError(ctx, 412, 'PreconditionFailed', PRECONDITION_MESSAGE, { Condition: 'If-None-Match' });
+    return false;
+  }
+  if (ifMatch !== undefined) {
+    if (etag === undefined) {
+      respondWithError(ctx, 404, 'NoSuchKey', 'The specified key does not exist.', { Key: target.key });
+      return false;
+    }
+    const wanted = ifMatch.split(',').map(normaliseEtag);
+    if (!wanted.includes('*') && !wanted.includes(normaliseEtag(etag))) {
+      respondWithError(ctx, 412, 'PreconditionFailed', PRECONDITION_MESSAGE, { Condition: 'If-Match' });
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Repairs 1 and 2 (with makePutsAtomic), and 3 by answering ListObjectsV2 itself. */
+export function serialisedConditionalRequests(store: S3rver.Store): S3rver.Middleware {
+  const locks = new KeyedLocks();
+  return async (ctx, next) => {
+    const target = ctx.method === 'OPTIONS' ? undefined : parsePath(ctx.path);
+    if (!target) return next();
+    const query = new URLSearchParams(ctx.querystring);
+    if (target.key === undefined) {
+      if (ctx.method === 'GET' && query.get('list-type') === '2')
+        return listObjectsV2(ctx, store, target.bucket, query);
+      return next();
+    }
+    const objectTarget = { bucket: target.bucket, key: target.key };
+
+    const copyHeader = header(ctx, 'x-amz-copy-source');
+    const source = copyHeader === undefined ? undefined : parseCopySource(copyHeader);
+    const names = new Set([objectTarget, ...(source ? [source] : [])].map((o) => `${o.bucket}/${o.key}`));
+    // A fixed order, so two copies in opposite directions cannot deadlock.
+    const held = [...names].sort().map((name) => locks.lock(name));
+
+    // Held until s3rver has finished with the request and the response is fully sent (a GET streams
+    // the file after the middleware returns). A request whose client left while it waited is dropped.
+    let handled = false;
+    let closed = false;
+    const releaseIfDone = () => {
+      if (handled && closed) held.forEach((h) => h.release());
+    };
+    ctx.res.once('close', () => {
+      closed = true;
+      releaseIfDone();
+    });
+    try {
+      for (const h of held) await h.ready;
+      if (closed) return;
+      const wholeObjectWrite = ctx.method === 'PUT' && !SUBRESOURCE_PARAMS.some((p) => query.has(p));
+      if (wholeObjectWrite && !(await preconditionsHold(ctx, store, objectTarget))) return;
+      await next();
+    } finally {
+      handled = true;
+      releaseIfDone();
+    }
+  };
+}
+
+const encodeToken = (lastKey: string) => Buffer.from(lastKey, 'utf8').toString('base64url');
+const decodeToken = (token: string) => Buffer.from(token, 'base64url').toString('utf8');
+
+/** ListObjectsV2 with opaque tokens that are simply the last key returned, base64url-encoded. */
+async function listObjectsV2(
+  ctx: S3rver.Context,
+  store: S3rver.Store,
+  bucket: string,
+  query: URLSearchParams,
+): Promise<void> {
+  if (!(await store.getBucket(bucket))) {
+    respondWithError(ctx, 404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
+    return;
+  }
+  const maxKeysParam = query.get('max-keys') ?? '1000';
+  if (!/^\d+$/.test(maxKeysParam)) {
+    respondWithError(
+      ctx,
+      400,
+      'InvalidArgument',
+      'Provided max-keys not an integer or within integer range',
+      {
+        ArgumentName: 'max-keys',
+      },
+    );
+    return;
+  }
+  const maxKeys = Math.min(1000, Number(maxKeysParam));
+  const prefix = query.get('prefix') ?? '';
+  const delimiter = query.get('delimiter') || undefined;
+  const continuationToken = query.get('continuation-token') ?? undefined;
+  const startAfter =
+    continuationToken !== undefined ? decodeToken(continuationToken) : (query.get('start-after') ?? '');
+
+  const result =
+    maxKeys === 0
+      ? { objects: [], commonPrefixes: [], isTruncated: false }
+      : await store.listObjects(bucket, { prefix, delimiter, startAfter, maxKeys });
+  const lastKey = [...result.objects.map((o) => o.key), ...result.commonPrefixes].sort().pop();
+
+  const contents = result.objects
+    .map(
+      (o) =>
+        `<Contents>${xmlFields({
+          Key: o.key,
+          LastModified: o.lastModifiedDate.toISOString(),
+          ETag: o.metadata.etag,
+          Size: o.size,
+          StorageClass: 'STANDARD',
+        })}</Contents>`,
+    )
+    .join('');
+  const commonPrefixes = result.commonPrefixes
+    .map((p) => `<CommonPrefixes>${xmlFields({ Prefix: p })}</CommonPrefixes>`)
+    .join('');
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    xmlFields({
+      Name: bucket,
+      Prefix: prefix,
+      StartAfter: continuationToken === undefined && startAfter ? startAfter : undefined,
+      ContinuationToken: continuationToken,
+      NextContinuationToken: result.isTruncated && lastKey !== undefined ? encodeToken(lastKey) : undefined,
+      KeyCount: result.objects.length + result.commonPrefixes.length,
+      MaxKeys: maxKeysParam,
+      Delimiter: delimiter,
+      IsTruncated: result.isTruncated,
+    }) +
+    contents +
+    commonPrefixes +
+    '</ListBucketResult>';
+}
+
+async function readAll(content: NodeJS.ReadableStream | Buffer): Promise<Buffer> {
+  if (Buffer.isBuffer(content)) return content;
+  const chunks: Buffer[] = [];
+  for await (const chunk of content) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Replaces s3rver's putObject: the body is written to a temporary file beside the object and renamed
+ * over it once complete, then the MD5 and metadata are written as s3rver does. Bodies are buffered in
+ * memory; this server is for development and tests.
+ */
+export function makePutsAtomic(store: S3rver.Store): void {
+  store.putObject = async (object) => {
+    const body = await readAll(object.content);
+    const md5 = createHash('md5').update(body).digest('hex');
+    const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+    await mkdir(dirname(objectPath), { recursive: true });
+    const temporary = `${objectPath}.${randomUUID()}.tmp`;
+    await writeFile(temporary, body);
+    await rename(temporary, objectPath);
+    await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+    return { size: body.length, md5 };
+  };
+}
