@@ -1,0 +1,116 @@
+import sharp from 'sharp';
+import { badInput } from '../../errors';
+import type { RgbImage } from './types';
+
+export interface UniformRandom {
+  /** Uniform in [0, 1). */
+  next(): number;
+}
+
+function checkImage(img: RgbImage): void {
+  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 1 || img.height < 1) {
+    throw badInput(`An image must be at least 1x1 pixels; got ${img.width}x${img.height}.`);
+  }
+  if (img.data.length !== img.width * img.height * 3) {
+    throw badInput(
+      `An RGB image of ${img.width}x${img.height} needs ${img.width * img.height * 3} bytes; got ${img.data.length}.`,
+    );
+  }
+}
+
+function checkSquare(pixels: Float32Array, size: number): void {
+  if (!Number.isInteger(size) || size < 1 || pixels.length !== size * size * 3) {
+    throw badInput(`Expected ${size}x${size}x3 pixel values; got ${pixels.length}.`);
+  }
+}
+
+/**
+ * Resizes an image to `inputSize` x `inputSize` and scales it to [0, 1], HWC, RGB order. The resize
+ * stretches rather than pads (fit 'fill'): C-NMC cells are already centred on a square black canvas,
+ * and other sources are expected to be square crops too. sharp's Lanczos resampler reduces first, so
+ * shrinking 450 to 64 pixels averages fine chromatin texture instead of aliasing it.
+ */
+export async function toModelInput(img: RgbImage, inputSize: number): Promise<Float32Array> {
+  checkImage(img);
+  if (!Number.isInteger(inputSize) || inputSize < 1 || inputSize > 1024) {
+    throw badInput(`The model input size must be an integer from 1 to 1024; got ${inputSize}.`);
+  }
+  let rgb: Uint8Array = img.data;
+  if (img.width !== inputSize || img.height !== inputSize) {
+    rgb = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+      .resize(inputSize, inputSize, { fit: 'fill', kernel: 'lanczos3' })
+      .raw()
+      .toBuffer();
+  }
+  const pixels = new Float32Array(rgb.length);
+  for (let i = 0; i < rgb.length; i++) pixels[i] = rgb[i] / 255;
+  return pixels;
+}
+
+/**
+ * One of the 8 symmetries of the square (the dihedral group D4) applied to a size x size x 3 image:
+ * `variant` 0-3 rotates by that many quarter turns clockwise, 4-7 mirror left-right first.
+ * Returns a new array.
+ */
+export function dihedral(pixels: Float32Array, size: number, variant: number): Float32Array {
+  checkSquare(pixels, size);
+  if (!Number.isInteger(variant) || variant < 0 || variant > 7)
+    throw badInput(`variant must be 0-7; got ${variant}.`);
+  const turns = variant % 4;
+  const mirror = variant >= 4;
+  const out = new Float32Array(pixels.length);
+  const last = size - 1;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      // Where does source pixel (x, y) land? Mirror, then turn clockwise `turns` times.
+      let u = mirror ? last - x : x;
+      let v = y;
+      for (let t = 0; t < turns; t++) [u, v] = [last - v, u];
+      const src = (y * size + x) * 3;
+      const dst = (v * size + u) * 3;
+      out[dst] = pixels[src];
+      out[dst + 1] = pixels[src + 1];
+      out[dst + 2] = pixels[src + 2];
+    }
+  }
+  return out;
+}
+
+/** All 8 flips and rotations of a square image, identity first: test-time augmentation averages over them. */
+export function dihedralVariants(pixels: Float32Array, size: number): Float32Array[] {
+  return Array.from({ length: 8 }, (_, variant) => dihedral(pixels, size, variant));
+}
+
+export interface AugmentOptions {
+  /** Brightness: every value is multiplied by a gain drawn from [1 - b, 1 + b]. Default 0.1. */
+  brightness?: number;
+  /** Contrast: a gamma drawn from [1 - c, 1 + c]. Default 0.1. */
+  contrast?: number;
+}
+
+/**
+ * A training-time augmentation, deterministic for a given `rng`: one of the 8 flips/rotations (a cell
+ * has no up, so all are equally plausible), then a small brightness and contrast jitter that stands in
+ * for differences in staining and illumination between slides.
+ *
+ * Brightness is a gain and contrast a gamma curve, rather than offsets around the mean, because both
+ * keep black at exactly 0: the C-NMC background stays background and the model cannot learn anything
+ * from a grey canvas. Values are clamped to [0, 1]. Returns a new array; `rng` is called 3 times.
+ */
+export function augment(
+  pixels: Float32Array,
+  size: number,
+  rng: UniformRandom,
+  options: AugmentOptions = {},
+): Float32Array {
+  const { brightness = 0.1, contrast = 0.1 } = options;
+  const variant = Math.min(7, Math.floor(rng.next() * 8));
+  const gain = 1 + brightness * (2 * rng.next() - 1);
+  const gamma = 1 + contrast * (2 * rng.next() - 1);
+  const out = dihedral(pixels, size, variant);
+  for (let i = 0; i < out.length; i++) {
+    const value = out[i] > 0 ? gain * Math.pow(out[i], gamma) : 0;
+    out[i] = value > 1 ? 1 : value < 0 ? 0 : value;
+  }
+  return out;
+}
