@@ -1,0 +1,399 @@
+import { badInput } from '../errors';
+import type { RgbImage } from './image/types';
+
+/**
+ * Shape and texture of the one cell in an image, the features a hematologist reads off a blast: size
+ * (blasts are larger), outline (irregular, clefted), chromatin texture. Lengths and areas are in pixels
+ * of the image as given (C-NMC: 450x450); intensities are Rec. 601 luma on the 0-255 scale.
+ */
+export interface Morphology {
+  areaPx: number;
+  perimeterPx: number;
+  /** 4*pi*area / perimeter^2: 1 for a disc, lower for elongated or ragged outlines. */
+  circularity: number;
+  /** area / convex hull area: 1 for a convex cell, lower for clefts and notches. */
+  solidity: number;
+  /** Of the ellipse with the same second moments: 0 for a circle, towards 1 for elongated cells. */
+  eccentricity: number;
+  /** Diameter of the disc with the same area. */
+  equivalentDiameterPx: number;
+  meanIntensity: number;
+  /** Standard deviation of intensity inside the cell: coarse, clumped chromatin scores higher. */
+  intensityStd: number;
+  meanRgb: [number, number, number];
+}
+
+/** A channel above this is cell. C-NMC backgrounds are 0; the darkest cytoplasm edges are about 15. */
+const FOREGROUND_LEVEL = 8;
+
+const luma = (data: Uint8Array, i: number) => 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+
+function checkImage(img: RgbImage): void {
+  if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
+    throw badInput(`Expected an RGB image of ${img.width}x${img.height}; got ${img.data.length} bytes.`);
+  }
+}
+
+/** Labels the largest 8-connected component of `mask` (in place: everything else becomes 0). */
+function keepLargestComponent(mask: Uint8Array, width: number, height: number): void {
+  const component = new Int32Array(mask.length);
+  const stack = new Int32Array(mask.length);
+  let best = 0;
+  let bestSize = 0;
+  let next = 0;
+  for (let start = 0; start < mask.length; start++) {
+    if (!mask[start] || component[start]) continue;
+    const id = ++next;
+    let size = 0;
+    let top = 0;
+    stack[top++] = start;
+    component[start] = id;
+    while (top > 0) {
+      const p = stack[--top];
+      size++;
+      const x = p % width;
+      const y = (p - x) / width;
+      for (let dy = -1; dy <= 1; dy++) {
+        const ny = y + dy;
+        if (ny < 0 || ny >= height) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const nx = x + dx;
+          if (nx < 0 || nx >= width) continue;
+          const q = ny * width + nx;
+          if (mask[q] && !component[q]) {
+            component[q] = id;
+            stack[top++] = q;
+          }
+        }
+      }
+    }
+    if (size > bestSize) {
+      bestSize = size;
+      best = id;
+    }
+  }
+  for (let p = 0; p < mask.length; p++) mask[p] = component[p] === best && best !== 0 ? 1 : 0;
+}
+
+/** Fills holes: background not 4-connected to the border (vacuoles, pale nucleoli) becomes cell. */
+function fillHoles(mask: Uint8Array, width: number, height: number): void {
+  const outside = new Uint8Array(mask.length);
+  const stack = new Int32Array(mask.length);
+  let top = 0;
+  const push = (p: number) => {
+    if (!mask[p] && !outside[p]) {
+      outside[p] = 1;
+      stack[top++] = p;
+    }
+  };
+  for (let x = 0; x < width; x++) {
+    push(x);
+    push((height - 1) * width + x);
+  }
+  for (let y = 0; y < height; y++) {
+    push(y * width);
+    push(y * width + width - 1);
+  }
+  while (top > 0) {
+    const p = stack[--top];
+    const x = p % width;
+    if (x > 0) push(p - 1);
+    if (x < width - 1) push(p + 1);
+    if (p >= width) push(p - width);
+    if (p < mask.length - width) push(p + width);
+  }
+  for (let p = 0; p < mask.length; p++) mask[p] = outside[p] ? 0 : 1;
+}
+
+/**
+ * The cell's mask, 1 inside and 0 outside, row-major. C-NMC cells were segmented onto pure black, so
+ * a low fixed level separates them; the largest connected component is the cell (specks and fragments
+ * of neighbours go), and holes are filled so vacuoles count as cell. All zeros when there is no cell.
+ */
+export function segmentCell(img: RgbImage): Uint8Array {
+  checkImage(img);
+  const { width, height, data } = img;
+  const mask = new Uint8Array(width * height);
+  for (let p = 0, i = 0; p < mask.length; p++, i += 3) {
+    mask[p] =
+      data[i] > FOREGROUND_LEVEL || data[i + 1] > FOREGROUND_LEVEL || data[i + 2] > FOREGROUND_LEVEL ? 1 : 0;
+  }
+  keepLargestComponent(mask, width, height);
+  if (mask.some((v) => v === 1)) fillHoles(mask, width, height);
+  return mask;
+}
+
+// Moore neighbourhood in clockwise order (y down), starting west: chain codes 0-7.
+const DX = [-1, -1, 0, 1, 1, 1, 0, -1];
+const DY = [0, -1, -1, -1, 0, 1, 1, 1];
+
+/**
+ * Traces the outer boundary of a single 8-connected region (Moore tracing) and returns its length by
+ * the Vossepoel-Smeulders estimator, 0.980 even + 1.406 odd - 0.091 corners: plain chain-code length
+ * overstates a digital circle's perimeter by about 5%, which would pull every circularity below 0.95.
+ * The chain runs through the centres of the boundary pixels, half a pixel inside the cell's edge; an
+ * outline offset outwards by d grows by 2*pi*d, so pi is added. A disc of radius 100 then measures
+ * within 0.5% of 2*pi*r, and a square at any angle has circularity within 0.04 of pi/4.
+ */
+function perimeterOf(mask: Uint8Array, width: number, height: number, start: number): number {
+  const inside = (x: number, y: number) =>
+    x >= 0 && y >= 0 && x < width && y < height && mask[y * width + x] === 1;
+  const sx = start % width;
+  const sy = (start - sx) / width;
+  // `start` is the first mask pixel in raster order, so its west neighbour is outside.
+  let x = sx;
+  let y = sy;
+  let from = 0; // direction (from the current pixel) of the outside pixel we came around from
+  const codes: number[] = [];
+  const maxSteps = 4 * mask.length + 8;
+  for (let step = 0; step < maxSteps; step++) {
+    let found = -1;
+    for (let k = 1; k <= 8; k++) {
+      const d = (from + k) % 8;
+      if (inside(x + DX[d], y + DY[d])) {
+        found = d;
+        break;
+      }
+    }
+    if (found < 0) return 0; // a single pixel: no outline to measure
+    codes.push(found);
+    x += DX[found];
+    y += DY[found];
+    // The sweep resumes at the last outside pixel it saw (direction found - 1 from the old pixel), which
+    // seen from the new pixel lies 2 steps back for a straight move and 3 for a diagonal one.
+    from = (found + (found % 2 === 0 ? 6 : 5)) % 8;
+    if (x === sx && y === sy && codes.length > 1) {
+      // Jacob's stopping criterion: back at the start, about to leave the way we first did.
+      let firstNext = -1;
+      for (let k = 1; k <= 8; k++) {
+        const d = (from + k) % 8;
+        if (inside(x + DX[d], y + DY[d])) {
+          firstNext = d;
+          break;
+        }
+      }
+      if (firstNext === codes[0]) break;
+    }
+  }
+  let even = 0;
+  let odd = 0;
+  let corners = 0;
+  codes.forEach((code, i) => {
+    if (code % 2 === 0) even++;
+    else odd++;
+    if (code !== codes[(i + 1) % codes.length]) corners++;
+  });
+  return 0.98 * even + 1.406 * odd - 0.091 * corners + Math.PI;
+}
+
+function cross(o: [number, number], a: [number, number], b: [number, number]): number {
+  return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+}
+
+/**
+ * Area of the convex hull of the pixels taken as unit squares, which is what pixel-count area should be
+ * compared with: a disc's solidity then comes out near 1, not above it. Only each row's outermost
+ * corners can be on the hull, so the hull is built from 4 points per row (monotone chain).
+ */
+function convexHullArea(mask: Uint8Array, width: number, height: number): number {
+  const points: Array<[number, number]> = [];
+  for (let y = 0; y < height; y++) {
+    let first = -1;
+    let last = -1;
+    for (let x = 0; x < width; x++) {
+      if (mask[y * width + x]) {
+        if (first < 0) first = x;
+        last = x;
+      }
+    }
+    if (first < 0) continue;
+    points.push([first, y], [first, y + 1], [last + 1, y], [last + 1, y + 1]);
+  }
+  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const hull: Array<[number, number]> = [];
+  for (const pass of [points, points.slice().reverse()]) {
+    const start = hull.length;
+    for (const p of pass) {
+      while (hull.length >= start + 2 && cross(hull[hull.length - 2], hull[hull.length - 1], p) <= 0)
+        hull.pop();
+      hull.push(p);
+    }
+    hull.pop();
+  }
+  let twiceArea = 0;
+  for (let i = 0; i < hull.length; i++) {
+    const [x1, y1] = hull[i];
+    const [x2, y2] = hull[(i + 1) % hull.length];
+    twiceArea += x1 * y2 - x2 * y1;
+  }
+  return Math.abs(twiceArea) / 2;
+}
+
+/**
+ * Measures the cell found by segmentCell. With no cell in the image the area is 0 and every other
+ * feature is NaN (JSON null): there is nothing to measure, and 0 would read as a real value.
+ */
+export function measureMorphology(img: RgbImage): Morphology {
+  const mask = segmentCell(img);
+  const { width, height, data } = img;
+  let area = 0;
+  let sumX = 0;
+  let sumY = 0;
+  let sumI = 0;
+  let sumI2 = 0;
+  const sumRgb: [number, number, number] = [0, 0, 0];
+  let start = -1;
+  for (let p = 0; p < mask.length; p++) {
+    if (!mask[p]) continue;
+    if (start < 0) start = p;
+    const x = p % width;
+    const y = (p - x) / width;
+    area++;
+    sumX += x;
+    sumY += y;
+    const intensity = luma(data, p * 3);
+    sumI += intensity;
+    sumI2 += intensity * intensity;
+    sumRgb[0] += data[p * 3];
+    sumRgb[1] += data[p * 3 + 1];
+    sumRgb[2] += data[p * 3 + 2];
+  }
+  if (area === 0) {
+    return {
+      areaPx: 0,
+      perimeterPx: 0,
+      circularity: NaN,
+      solidity: NaN,
+      eccentricity: NaN,
+      equivalentDiameterPx: 0,
+      meanIntensity: NaN,
+      intensityStd: NaN,
+      meanRgb: [NaN, NaN, NaN],
+    };
+  }
+  const cx = sumX / area;
+  const cy = sumY / area;
+  let sxx = 0;
+  let syy = 0;
+  let sxy = 0;
+  for (let p = 0; p < mask.length; p++) {
+    if (!mask[p]) continue;
+    const dx = (p % width) - cx;
+    const dy = Math.floor(p / width) - cy;
+    sxx += dx * dx;
+    syy += dy * dy;
+    sxy += dx * dy;
+  }
+  // Eigenvalues of the covariance matrix are the squared semi-axes of the equivalent ellipse, up to a factor.
+  const half = (sxx + syy) / 2;
+  const spread = Math.sqrt(((sxx - syy) / 2) ** 2 + sxy * sxy);
+  const major = half + spread;
+  const minor = half - spread;
+  const perimeterPx = perimeterOf(mask, width, height, start);
+  const meanIntensity = sumI / area;
+  return {
+    areaPx: area,
+    perimeterPx,
+    circularity: perimeterPx > 0 ? (4 * Math.PI * area) / (perimeterPx * perimeterPx) : NaN,
+    solidity: area / convexHullArea(mask, width, height),
+    eccentricity: major > 0 ? Math.sqrt(Math.max(0, 1 - minor / major)) : 0,
+    equivalentDiameterPx: Math.sqrt((4 * area) / Math.PI),
+    meanIntensity,
+    intensityStd: Math.sqrt(Math.max(0, sumI2 / area - meanIntensity * meanIntensity)),
+    meanRgb: [sumRgb[0] / area, sumRgb[1] / area, sumRgb[2] / area],
+  };
+}
+
+/** The scalar features norms are kept for (meanRgb is reported, not compared). */
+export const MORPHOLOGY_FEATURES = [
+  'areaPx',
+  'perimeterPx',
+  'circularity',
+  'solidity',
+  'eccentricity',
+  'equivalentDiameterPx',
+  'meanIntensity',
+  'intensityStd',
+] as const;
+export type MorphologyFeature = (typeof MORPHOLOGY_FEATURES)[number];
+
+export interface ClassNorm {
+  n: number;
+  mean: Partial<Record<MorphologyFeature, number>>;
+  std: Partial<Record<MorphologyFeature, number>>;
+}
+
+export interface MorphologyNorms {
+  all: ClassNorm;
+  hem: ClassNorm;
+}
+
+/**
+ * Per-class mean and sample standard deviation of each feature, over cells with a finite value (a
+ * missing cell does not drag a mean to NaN). A class with no cells has empty norms.
+ */
+export function morphologyNorms(list: Array<{ m: Morphology; label: 0 | 1 }>): MorphologyNorms {
+  const of = (label: 0 | 1): ClassNorm => {
+    const members = list.filter((entry) => entry.label === label).map((entry) => entry.m);
+    const norm: ClassNorm = { n: members.length, mean: {}, std: {} };
+    for (const feature of MORPHOLOGY_FEATURES) {
+      const values = members.map((m) => m[feature]).filter(Number.isFinite);
+      if (values.length === 0) continue;
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      const variance =
+        values.length > 1 ? values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1) : NaN;
+      norm.mean[feature] = mean;
+      norm.std[feature] = Math.sqrt(variance);
+    }
+    return norm;
+  };
+  return { all: of(1), hem: of(0) };
+}
+
+export interface FeatureComparison {
+  feature: MorphologyFeature;
+  value: number;
+  /** value / class mean: 1.3 reads "30% above the typical ALL blast". NaN when the mean is 0 or unknown. */
+  ratioToAll: number;
+  ratioToHem: number;
+  /** (value - class mean) / class std: how unusual the cell is for that class. NaN without a std. */
+  zAll: number;
+  zHem: number;
+  /** The class whose mean is nearer in standard deviations (or, lacking stds, in ratio); null if neither is known. */
+  closerTo: 'all' | 'hem' | null;
+}
+
+/**
+ * Compares one cell with the class norms, feature by feature, in two readings: the ratio to each
+ * class mean (for people: "twice the area of a typical normal B-cell") and the z-score against each
+ * class (for deciding which class the cell resembles; it needs the standard deviations).
+ */
+export function compareToNorms(
+  m: Morphology,
+  norms: MorphologyNorms | { all: Partial<Morphology>; hem: Partial<Morphology> },
+): FeatureComparison[] {
+  // Norms stored as bare class means (an older model card) still give ratios, just no z-scores.
+  const asNorm = (norm: ClassNorm | Partial<Morphology>): ClassNorm =>
+    'mean' in norm && typeof norm.mean === 'object'
+      ? norm
+      : { n: NaN, mean: norm as ClassNorm['mean'], std: {} };
+  const all = asNorm(norms.all);
+  const hem = asNorm(norms.hem);
+  const ratio = (value: number, mean: number | undefined) => (mean ? value / mean : NaN);
+  const z = (value: number, mean: number | undefined, std: number | undefined) =>
+    mean !== undefined && std !== undefined && std > 0 ? (value - mean) / std : NaN;
+  return MORPHOLOGY_FEATURES.map((feature) => {
+    const value = m[feature];
+    const zAll = z(value, all.mean[feature], all.std[feature]);
+    const zHem = z(value, hem.mean[feature], hem.std[feature]);
+    const ratioToAll = ratio(value, all.mean[feature]);
+    const ratioToHem = ratio(value, hem.mean[feature]);
+    let closerTo: FeatureComparison['closerTo'] = null;
+    if (Number.isFinite(zAll) && Number.isFinite(zHem))
+      closerTo = Math.abs(zAll) <= Math.abs(zHem) ? 'all' : 'hem';
+    else if (Number.isFinite(ratioToAll) && Number.isFinite(ratioToHem)) {
+      closerTo = Math.abs(Math.log(ratioToAll)) <= Math.abs(Math.log(ratioToHem)) ? 'all' : 'hem';
+    }
+    return { feature, value, ratioToAll, ratioToHem, zAll, zHem, closerTo };
+  });
+}
