@@ -1,0 +1,239 @@
+import { execFile } from 'child_process';
+import { existsSync, readdirSync, statSync } from 'fs';
+import { mkdtemp, rm, writeFile } from 'fs/promises';
+import { tmpdir } from 'os';
+import { join, resolve } from 'path';
+import { promisify } from 'util';
+import { startTestS3, TestS3 } from '../helpers/s3';
+
+/**
+ * The deployable artifact, tested as Lambda will run it: `serverless package` (osls, offline, no AWS
+ * account), each function's zip unpacked into an empty directory, and the handler required there by
+ * a fresh Node process that cannot see the project's node_modules. A bundling mistake (a native
+ * module esbuild cannot inline, a wasm file left behind, a dependency that only resolves from the
+ * repository) fails here rather than on the first cold start.
+ */
+
+const run = promisify(execFile);
+const root = resolve(__dirname, '../..');
+const artifacts = join(root, '.serverless');
+const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
+
+function newestMtimeMs(paths: string[]): number {
+  let newest = 0;
+  for (const path of paths) {
+    if (!existsSync(path)) continue;
+    const stat = statSync(path);
+    if (stat.isDirectory()) {
+      for (const entry of readdirSync(path, { recursive: true, withFileTypes: true })) {
+        if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+      }
+    } else {
+      newest = Math.max(newest, stat.mtimeMs);
+    }
+  }
+  return newest;
+}
+
+/** Packages unless .serverless/ already holds zips newer than every input (packaging takes a while). */
+async function ensurePackaged(): Promise<void> {
+  const zips = ['graphql.zip', 'trainWorker.zip'].map((name) => join(artifacts, name));
+  const inputs = ['src', 'serverless.yml', 'package.json', 'package-lock.json', 'tsconfig.json'].map((p) =>
+    join(root, p),
+  );
+  const fresh = zips.every((zip) => existsSync(zip) && statSync(zip).mtimeMs > newestMtimeMs(inputs));
+  if (fresh) return;
+  await run('npx', ['serverless', 'package', '--stage', 'test'], {
+    cwd: root,
+    timeout: 300_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+async function unpack(zip: string): Promise<{ dir: string; files: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lymphoscope-lambda-'));
+  await run('unzip', ['-q', zip, '-d', dir]);
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
+  return { dir, files };
+}
+
+/** Only what a Lambda has: the unpacked files, the function's environment, no NODE_PATH. */
+function lambdaEnvironment(dir: string, s3: TestS3): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    NODE_PATH: '',
+    HOME: dir,
+    NODE_OPTIONS: '--enable-source-maps',
+    AWS_REGION: s3.config.region,
+    AWS_ACCESS_KEY_ID: s3.config.credentials!.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.config.credentials!.secretAccessKey,
+    LYMPHOSCOPE_STAGE: 'test',
+    LYMPHOSCOPE_BUCKET: s3.bucket,
+    LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
+    LYMPHOSCOPE_WASM_DIR: join(dir, 'node_modules/@tensorflow/tfjs-backend-wasm/dist'),
+    LYMPHOSCOPE_LOG_LEVEL: 'warn',
+  };
+}
+
+/** Runs `script` (CommonJS) with `dir` as the working directory; returns the JSON it prints last. */
+async function runInLambdaDir(dir: string, s3: TestS3, script: string): Promise<Record<string, unknown>> {
+  const file = join(dir, 'package-test-invoke.cjs');
+  await writeFile(file, script);
+  const { stdout } = await run(process.execPath, [file], {
+    cwd: dir,
+    env: lambdaEnvironment(dir, s3),
+    timeout: 120_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+}
+
+function httpApiEvent(body: unknown) {
+  const now = new Date();
+  return {
+    version: '2.0',
+    routeKey: 'POST /graphql',
+    rawPath: '/graphql',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json', host: 'api.example.com' },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'packagetest',
+      domainName: 'api.example.com',
+      domainPrefix: 'api',
+      http: {
+        method: 'POST',
+        path: '/graphql',
+        protocol: 'HTTP/1.1',
+        sourceIp: '127.0.0.1',
+        userAgent: 'jest',
+      },
+      requestId: 'package-test',
+      routeKey: 'POST /graphql',
+      stage: '$default',
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+    },
+    body: JSON.stringify(body),
+    isBase64Encoded: false,
+  };
+}
+
+const lambdaContext = `{
+  awsRequestId: 'package-test', functionName: 'lymphoscope-test', functionVersion: '$LATEST',
+  memoryLimitInMB: '2048', callbackWaitsForEmptyEventLoop: true,
+  getRemainingTimeInMillis: () => 29000,
+}`;
+
+describe('Lambda packages', () => {
+  let s3: TestS3;
+  const unpacked: string[] = [];
+
+  beforeAll(async () => {
+    await ensurePackaged();
+    s3 = await startTestS3();
+  }, 360_000);
+
+  afterAll(async () => {
+    await s3?.stop();
+    await Promise.all(unpacked.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  describe('graphql', () => {
+    let dir: string;
+    let files: string[];
+    beforeAll(async () => {
+      ({ dir, files } = await unpack(join(artifacts, 'graphql.zip')));
+      unpacked.push(dir);
+    });
+
+    it('holds the bundle, sharp for linux-x64 with libvips, and the wasm binaries, and nothing else', () => {
+      expect(files).toContain('src/handlers/graphql.js');
+      expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm');
+      expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm');
+      expect(files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.+\.node$/.test(f))).toBe(true);
+      expect(
+        files.some((f) => /^node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f)),
+      ).toBe(true);
+      // Everything else is inside the bundle; in particular no second copy of the AWS SDK or tfjs.
+      const packages = new Set(
+        files
+          .filter((f) => f.startsWith('node_modules/'))
+          .map((f) =>
+            f
+              .split('/')
+              .slice(1, f.startsWith('node_modules/@') ? 3 : 2)
+              .join('/'),
+          ),
+      );
+      expect([...packages].sort()).toEqual([
+        '@img/colour',
+        '@img/sharp-libvips-linux-x64',
+        '@img/sharp-linux-x64',
+        '@tensorflow/tfjs-backend-wasm',
+        'detect-libc',
+        'semver',
+        'sharp',
+      ]);
+      const unzippedBytes = files.reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+      expect(unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
+    });
+
+    it('answers the health query from the unpacked files alone, on the wasm backend', async () => {
+      const event = httpApiEvent({ query: '{ health { status mlBackend storageReachable } }' });
+      const result = await runInLambdaDir(
+        dir,
+        s3,
+        `
+        const { handler } = require('./src/handlers/graphql.js');
+        // Proves the packaged native binary and libvips load here, whatever the handler loads lazily.
+        const sharp = require('./node_modules/sharp');
+        (async () => {
+          const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#800080' } }).png().toBuffer();
+          const response = await handler(${JSON.stringify(event)}, ${lambdaContext});
+          const sharpFiles = Object.keys(require.cache).filter((f) => f.includes('/node_modules/sharp/'));
+          console.log(JSON.stringify({ response, pngBytes: png.length, sharpFiles }));
+          process.exit(0);
+        })().catch((error) => { console.error(error); process.exit(1); });
+        `,
+      );
+      const response = result.response as { statusCode: number; body: string };
+      expect(response.statusCode).toBe(200);
+      expect(JSON.parse(response.body)).toEqual({
+        data: { health: { status: 'ok', mlBackend: 'wasm', storageReachable: true } },
+      });
+      expect(result.pngBytes).toBeGreaterThan(0);
+      const sharpFiles = result.sharpFiles as string[];
+      expect(sharpFiles.length).toBeGreaterThan(0);
+      for (const file of sharpFiles) expect(file.startsWith(dir)).toBe(true);
+    });
+  });
+
+  describe('trainWorker', () => {
+    it('holds its own bundle with the same native and wasm files, and loads from them', async () => {
+      const { dir, files } = await unpack(join(artifacts, 'trainWorker.zip'));
+      unpacked.push(dir);
+      expect(files).toContain('src/handlers/train-worker.js');
+      expect(files).not.toContain('src/handlers/graphql.js');
+      expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm');
+      expect(files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.+\.node$/.test(f))).toBe(true);
+
+      // Loading the module builds its services; an event without a jobId is refused before any work.
+      const result = await runInLambdaDir(
+        dir,
+        s3,
+        `
+        const { handler } = require('./src/handlers/train-worker.js');
+        handler({}, ${lambdaContext}).then(
+          () => { console.log(JSON.stringify({ refused: false })); process.exit(0); },
+          (error) => { console.log(JSON.stringify({ refused: true, code: error.code })); process.exit(0); },
+        );
+        `,
+      );
+      expect(result).toEqual({ refused: true, code: 'BAD_USER_INPUT' });
+    });
+  });
+});
