@@ -1,0 +1,183 @@
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { badInput } from '../errors';
+import type { RgbImage } from './image/types';
+
+export interface GradCamResult {
+  /** The model's output for the input, from the same forward pass. */
+  probabilityAll: number;
+  /** size x size values in [0, 1], row-major: 1 where the evidence for `target` is strongest. */
+  heatmap: Float32Array;
+  /** The class whose evidence the map shows. */
+  target: 'all' | 'hem';
+}
+
+/**
+ * The layers from `from` (exclusive) to the model's output, in order. Grad-CAM needs the output as a
+ * function of the conv maps; re-applying the layers after the conv layer gives that function, which is
+ * only well defined when they form a chain (true of every architecture in architectures.ts).
+ */
+function layersAfter(model: tf.LayersModel, from: tf.layers.Layer): tf.layers.Layer[] {
+  const outputLayer = model.outputs[0].sourceLayer;
+  const chain: tf.layers.Layer[] = [];
+  let current = from;
+  while (current !== outputLayer) {
+    const consumers = model.layers.filter((layer) =>
+      layer.inboundNodes[0]?.inboundLayers.some((inbound) => inbound === current),
+    );
+    if (consumers.length !== 1 || consumers[0].inboundNodes[0].inboundLayers.length !== 1) {
+      throw badInput(
+        `Grad-CAM needs a chain of layers after '${from.name}'; '${current.name}' feeds ${consumers.length} layers.`,
+      );
+    }
+    current = consumers[0];
+    chain.push(current);
+  }
+  return chain;
+}
+
+/**
+ * Re-applies the head of the network to conv maps. For the usual dense sigmoid output it returns the
+ * logit rather than the probability: a confident prediction saturates the sigmoid, and its gradient
+ * underflows to 0 in float32 long before the logit's does. Grad-CAM's final normalisation removes the
+ * positive factor p(1 - p) between the two, so the maps are otherwise identical.
+ */
+function headOf(chain: tf.layers.Layer[]): { score: (maps: tf.Tensor) => tf.Tensor; isLogit: boolean } {
+  const last = chain[chain.length - 1];
+  const config = last?.getConfig() as { activation?: string; useBias?: boolean } | undefined;
+  const isLogit = last?.getClassName() === 'Dense' && config?.activation === 'sigmoid';
+  const body = isLogit ? chain.slice(0, -1) : chain;
+  const score = (maps: tf.Tensor) => {
+    let x = maps;
+    for (const layer of body) x = layer.apply(x) as tf.Tensor;
+    if (!isLogit) return x;
+    const [kernel, bias] = last.getWeights();
+    const logit = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+    return config?.useBias === false ? logit : tf.add(logit, bias);
+  };
+  return { score, isLogit };
+}
+
+/**
+ * Grad-CAM (Selvaraju et al., 2017) for a model with one sigmoid output, the probability of ALL: the
+ * conv layer's maps, weighted by the mean gradient of the output's logit with respect to each map,
+ * summed, passed through ReLU (only evidence *for* the target), bilinearly upsampled to the input size
+ * and divided by its maximum. `target` 'hem' flips the gradient's sign, showing what argued for normal.
+ * A map with no positive evidence comes back all zeros.
+ *
+ * `input` is [1, size, size, 3]. Inference mode (dropout off, batch-norm moving statistics). Every
+ * intermediate tensor is released; `input` stays the caller's.
+ */
+export function gradCam(
+  model: tf.LayersModel,
+  input: tf.Tensor4D,
+  layerName = 'last_conv',
+  target: 'all' | 'hem' = 'all',
+): GradCamResult {
+  const [batch, height, width] = input.shape;
+  if (batch !== 1) throw badInput(`Grad-CAM explains one image at a time; got a batch of ${batch}.`);
+  const convLayer = model.layers.find((layer) => layer.name === layerName);
+  if (!convLayer) throw badInput(`The model has no layer named '${layerName}' to explain.`);
+  const { score, isLogit } = headOf(layersAfter(model, convLayer));
+  const convOutput = convLayer.output as tf.SymbolicTensor;
+
+  return tf.tidy(() => {
+    const maps = model.execute(input, convOutput.name) as tf.Tensor4D;
+    const sign = target === 'all' ? 1 : -1;
+    const outputs: tf.Tensor[] = [];
+    const gradients = tf.grad((a: tf.Tensor) => {
+      const value = score(a);
+      outputs.push(tf.keep(value.clone()));
+      return tf.mul(tf.sum(value), sign);
+    })(maps);
+    const value = outputs[0].dataSync()[0];
+    outputs.forEach((t) => t.dispose());
+    const probabilityAll = isLogit ? 1 / (1 + Math.exp(-value)) : value;
+
+    const weights = tf.mean(gradients, [1, 2], true); // [1, 1, 1, channels]
+    const cam = tf.relu(tf.sum(tf.mul(maps, weights), -1, true)) as tf.Tensor4D; // [1, h', w', 1]
+    const upsampled = tf.image.resizeBilinear(cam, [height, width]);
+    const peak = tf.max(upsampled).dataSync()[0];
+    const heatmap = new Float32Array(height * width);
+    if (peak > 0) {
+      const values = upsampled.dataSync();
+      for (let i = 0; i < heatmap.length; i++) heatmap[i] = Math.min(1, values[i] / peak);
+    }
+    return { probabilityAll, heatmap, target };
+  });
+}
+
+// Matplotlib's "jet" in 9 stops: dark blue (no evidence) through green and yellow to dark red.
+const JET: Array<[number, number, number]> = [
+  [0, 0, 128],
+  [0, 0, 255],
+  [0, 128, 255],
+  [0, 255, 255],
+  [128, 255, 128],
+  [255, 255, 0],
+  [255, 128, 0],
+  [255, 0, 0],
+  [128, 0, 0],
+];
+
+function jet(value: number): [number, number, number] {
+  const position = Math.min(1, Math.max(0, value)) * (JET.length - 1);
+  const i = Math.min(JET.length - 2, Math.floor(position));
+  const f = position - i;
+  return [0, 1, 2].map((c) => JET[i][c] + (JET[i + 1][c] - JET[i][c]) * f) as [number, number, number];
+}
+
+/** Bilinear sample of a size x size map at continuous pixel-centre coordinates. */
+function sample(map: Float32Array, size: number, x: number, y: number): number {
+  const cx = Math.min(size - 1, Math.max(0, x));
+  const cy = Math.min(size - 1, Math.max(0, y));
+  const x0 = Math.floor(cx);
+  const y0 = Math.floor(cy);
+  const x1 = Math.min(size - 1, x0 + 1);
+  const y1 = Math.min(size - 1, y0 + 1);
+  const fx = cx - x0;
+  const fy = cy - y0;
+  const top = map[y0 * size + x0] * (1 - fx) + map[y0 * size + x1] * fx;
+  const bottom = map[y1 * size + x0] * (1 - fx) + map[y1 * size + x1] * fx;
+  return top * (1 - fy) + bottom * fy;
+}
+
+/**
+ * A PNG of the cell at its own resolution with the heat map laid over it in the jet colour map. The
+ * overlay's opacity follows the heat (up to 60%), so where the model saw nothing the cell shows
+ * untouched. C-NMC cells are dark (channel values around 80), so the cell is brightened for display,
+ * by at most 3x, until its brightest channel value reaches 255.
+ */
+export async function renderHeatmapPng(
+  img: RgbImage,
+  heatmap: Float32Array,
+  heatmapSize: number,
+): Promise<Buffer> {
+  if (img.data.length !== img.width * img.height * 3)
+    throw badInput('The image data does not match its size.');
+  if (heatmap.length !== heatmapSize * heatmapSize) {
+    throw badInput(
+      `A ${heatmapSize}x${heatmapSize} heat map has ${heatmapSize ** 2} values; got ${heatmap.length}.`,
+    );
+  }
+  let brightest = 1;
+  for (const value of img.data) if (value > brightest) brightest = value;
+  const gain = Math.min(3, 255 / brightest);
+  const out = Buffer.alloc(img.data.length);
+  const scaleX = heatmapSize / img.width;
+  const scaleY = heatmapSize / img.height;
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const heat = sample(heatmap, heatmapSize, (x + 0.5) * scaleX - 0.5, (y + 0.5) * scaleY - 0.5);
+      const alpha = 0.6 * Math.min(1, Math.max(0, heat));
+      const colour = jet(heat);
+      const i = (y * img.width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        out[i + c] = Math.round((1 - alpha) * Math.min(255, img.data[i + c] * gain) + alpha * colour[c]);
+      }
+    }
+  }
+  return sharp(out, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png()
+    .toBuffer();
+}
