@@ -46,7 +46,8 @@ function valueNoise(random: () => number, size: number, cell: number): (x: numbe
  */
 export function syntheticCell(seed: number, opts: { label: 0 | 1; size?: number }): RgbImage {
   const size = opts.size ?? 450;
-  if (!Number.isInteger(size) || size < 16 || size > 4096) throw badInput(`size must be 16-4096; got ${size}.`);
+  if (!Number.isInteger(size) || size < 16 || size > 4096)
+    throw badInput(`size must be 16-4096; got ${size}.`);
   const random = seededRandom(seed * 2 + opts.label);
   const blast = opts.label === 1;
 
@@ -58,7 +59,10 @@ export function syntheticCell(seed: number, opts: { label: 0 | 1; size?: number 
     amplitude: blast ? between(random, 0.01, 0.05) : between(random, 0.003, 0.015),
     phase: between(random, 0, 2 * Math.PI),
   }));
-  const cleft = blast && random() < 0.7 ? { angle: between(random, 0, 2 * Math.PI), depth: between(random, 0.12, 0.3) } : null;
+  const cleft =
+    blast && random() < 0.7
+      ? { angle: between(random, 0, 2 * Math.PI), depth: between(random, 0.12, 0.3) }
+      : null;
   const outline = (angle: number) => {
     let r = 1;
     for (const w of wobble) r += w.amplitude * Math.cos(w.k * angle + w.phase);
@@ -72,20 +76,32 @@ export function syntheticCell(seed: number, opts: { label: 0 | 1; size?: number 
     ? Array.from({ length: 2 + Math.floor(random() * 3) }, () => {
         const angle = between(random, 0, 2 * Math.PI);
         const distance = between(random, 0, 0.5) * radius;
-        return { x: cx + distance * Math.cos(angle), y: cy + distance * Math.sin(angle), r: between(random, 0.06, 0.1) * radius };
+        return {
+          x: cx + distance * Math.cos(angle),
+          y: cy + distance * Math.sin(angle),
+          r: between(random, 0.06, 0.1) * radius,
+        };
       })
     : [];
   const chromatin = valueNoise(random, size, Math.max(2, Math.round(size / (blast ? 40 : 28))));
   const stain = { r: between(random, 65, 85), g: between(random, 25, 38), b: between(random, 70, 95) };
   const rimWidth = blast ? 0.04 : 0.1;
 
+  // The outline sampled at fine angle steps: per-pixel trigonometry would make a 450 px cell 5x slower.
+  const steps = 2048;
+  const edges = Float32Array.from({ length: steps + 1 }, (_, i) =>
+    outline((i / steps) * 2 * Math.PI - Math.PI),
+  );
+  const reach = Math.max(...edges);
+
   const data = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const dx = x - cx;
       const dy = y - cy;
-      const edge = outline(Math.atan2(dy, dx));
       const distance = Math.hypot(dx, dy);
+      if (distance > reach) continue;
+      const edge = edges[Math.round(((Math.atan2(dy, dx) + Math.PI) / (2 * Math.PI)) * steps)];
       if (distance > edge) continue;
       let shade = 1 + 0.18 * chromatin(x, y) + 0.04 * (random() * 2 - 1);
       let [r, g, b] = [stain.r, stain.g, stain.b];
