@@ -14,6 +14,7 @@ import type S3rver from 's3rver';
  *    mismatched ETag.
  * 3. ListObjectsV2 continuation tokens: s3rver encrypts them with DES, which OpenSSL 3 (Node 17+)
  *    no longer provides, so any truncated listing fails with InternalError.
+ * 4. Keys with '..' segments: s3rver would write outside its directory; they are refused.
  */
 
 /** FIFO mutual exclusion per key. `release` may be called before `ready` settles, and more than once. */
@@ -160,6 +161,13 @@ export function serialisedConditionalRequests(store: S3rver.Store): S3rver.Middl
       if (ctx.method === 'GET' && query.get('list-type') === '2')
         return listObjectsV2(ctx, store, target.bucket, query);
       return next();
+    }
+    // s3rver maps keys to file paths with path.join: a '..' segment would reach outside its directory.
+    if (target.key.split('/').some((segment) => segment === '.' || segment === '..')) {
+      respondWithError(ctx, 400, 'InvalidArgument', "Key segments '.' and '..' are not supported here.", {
+        ArgumentName: 'key',
+      });
+      return;
     }
     const objectTarget = { bucket: target.bucket, key: target.key };
 

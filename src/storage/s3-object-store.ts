@@ -103,9 +103,14 @@ function translate(err: unknown, operation: string, key?: string): Error {
 }
 
 function checkKey(key: string): void {
-  // Keys are built by storage/keys.ts; this only guards against an empty or absurd one slipping through.
+  // Keys are built by storage/layout.ts from checked ids; this only guards against an empty, absurd or
+  // path-like one slipping through. S3 itself would accept 'a/../b', but S3-compatible servers that
+  // store objects as files (the local one included) resolve it outside their directory.
   if (key.length === 0 || Buffer.byteLength(key) > 1024) {
     throw badInput('An object key must be 1 to 1024 bytes long.', { keyLength: key.length });
+  }
+  if (key.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw badInput("An object key may not contain '.' or '..' segments.");
   }
 }
 

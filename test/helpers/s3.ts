@@ -9,6 +9,8 @@ export interface TestS3 {
   store: ObjectStore;
   endpoint: string;
   bucket: string;
+  /** Where the server keeps its files (removed on stop). */
+  directory: string;
   /** What a second client (or a child process's env) needs to reach the same bucket. */
   config: S3StoreConfig;
   /** Stops the server and removes its directory. */
@@ -38,6 +40,7 @@ export async function startTestS3(): Promise<TestS3> {
     store,
     endpoint: server.endpoint,
     bucket,
+    directory,
     config,
     async stop() {
       await server.stop();

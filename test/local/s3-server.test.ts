@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'crypto';
+import { existsSync } from 'fs';
+import { request } from 'http';
+import { join } from 'path';
 import { startTestS3, TestS3 } from '../helpers/s3';
 
 // The local server speaks plain S3 over HTTP; these requests carry no signature (s3rver lets
@@ -87,4 +90,28 @@ it('lets a browser on another origin PUT through a presigned URL (CORS preflight
   expect(preflight.status).toBe(200);
   expect(preflight.headers.get('access-control-allow-methods')).toMatch(/PUT/);
   expect(preflight.headers.get('access-control-allow-headers')).toMatch(/content-type/);
+});
+
+it('refuses keys that would climb out of its directory', async () => {
+  // fetch() normalises '..' away; a raw request sends the path as an SDK would.
+  const { port } = new URL(s3.endpoint);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'PUT',
+        path: `/${s3.bucket}/a/../../escaped`,
+        headers: { 'content-length': 1 },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end('x');
+  });
+  expect(status).toBe(400);
+  expect(existsSync(join(s3.directory, 'escaped._S3rver_object'))).toBe(false);
 });

@@ -68,6 +68,12 @@ describe('objects', () => {
     expect(await s3.store.get('objects/doomed')).toBeNull();
   });
 
+  it('refuses empty and path-like keys', async () => {
+    expect(await codeOf(s3.store.put('', 'x'))).toBe(ErrorCode.BAD_USER_INPUT);
+    expect(await codeOf(s3.store.put('datasets/../models/x', 'x'))).toBe(ErrorCode.BAD_USER_INPUT);
+    expect(await codeOf(s3.store.get('./x'))).toBe(ErrorCode.BAD_USER_INPUT);
+  });
+
   it('rejects metadata S3 would mangle or refuse', async () => {
     expect(await codeOf(s3.store.put('objects/m', 'x', { metadata: { Subject: 'H1' } }))).toBe(
       ErrorCode.BAD_USER_INPUT,
