@@ -1,0 +1,137 @@
+import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { registerWasmTrainingKernels } from './kernels';
+
+/** What the ML core runs on; reported by the `health` query and written into every model card. */
+export interface RuntimeInfo {
+  /** 'tensorflow' (native libtensorflow via tfjs-node), 'wasm', or 'cpu' (explicit override only). */
+  backend: string;
+  tfjsVersion: string;
+  /** Whether the wasm backend runs its SIMD build. Always false for 'tensorflow' and 'cpu', which do not use wasm. */
+  simd: boolean;
+  /** Threads the backend computes with (wasm in Node is single-threaded). */
+  threads: number;
+}
+
+export interface RuntimeOptions {
+  /**
+   * Directory holding the tfjs-backend-wasm `.wasm` binaries. A Lambda bundle copies them next to the
+   * handler, where the package's own dist directory does not exist. Defaults to LYMPHOSCOPE_WASM_DIR,
+   * then to the installed package.
+   */
+  wasmDir?: string;
+}
+
+const WASM_BINARIES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
+
+let initialization: Promise<RuntimeInfo> | undefined;
+let current: RuntimeInfo | undefined;
+
+/**
+ * Chooses and initialises the TensorFlow.js backend once per process; concurrent callers share one
+ * promise. A failed initialisation is not cached, so a caller may retry after fixing the cause.
+ *
+ * The cpu backend is never chosen silently: it trains a CNN at about 0.1 images/s, which would turn a
+ * wasm problem into jobs that look alive and never finish. LYMPHOSCOPE_ML_BACKEND=cpu forces it (tests use
+ * it as a reference); LYMPHOSCOPE_ML_BACKEND=wasm skips the tfjs-node probe.
+ */
+export function initRuntime(opts: RuntimeOptions = {}): Promise<RuntimeInfo> {
+  if (!initialization) {
+    initialization = chooseBackend(opts).then(
+      (info) => {
+        current = info;
+        return info;
+      },
+      (error: unknown) => {
+        initialization = undefined;
+        throw error;
+      },
+    );
+  }
+  return initialization;
+}
+
+/** The runtime chosen by initRuntime, or undefined before it has finished. */
+export function runtimeInfo(): RuntimeInfo | undefined {
+  return current;
+}
+
+/** Live tensors in the engine, for leak checks. */
+export function liveTensors(): number {
+  return tf.memory().numTensors;
+}
+
+async function chooseBackend(opts: RuntimeOptions): Promise<RuntimeInfo> {
+  const requested = process.env.LYMPHOSCOPE_ML_BACKEND?.trim().toLowerCase() || undefined;
+  if (requested !== undefined && !['cpu', 'wasm', 'tensorflow'].includes(requested)) {
+    throw new Error(`LYMPHOSCOPE_ML_BACKEND must be 'tensorflow', 'wasm' or 'cpu', not '${requested}'.`);
+  }
+  if (requested === 'cpu') {
+    await activate('cpu');
+    return { backend: 'cpu', tfjsVersion: tf.version.tfjs, simd: false, threads: 1 };
+  }
+  if (requested !== 'wasm' && loadNativeBackend()) {
+    await activate('tensorflow');
+    return { backend: 'tensorflow', tfjsVersion: tf.version.tfjs, simd: false, threads: cpus().length };
+  }
+  if (requested === 'tensorflow') {
+    throw new Error(
+      "LYMPHOSCOPE_ML_BACKEND=tensorflow but '@tensorflow/tfjs-node' is not installed or did not register its backend.",
+    );
+  }
+  return initWasm(opts);
+}
+
+/**
+ * tfjs-node registers backend 'tensorflow' into the tfjs-core it resolves. That must be the same instance as
+ * ours, or the backend would be invisible here; checking the registry catches a duplicated tfjs-core.
+ */
+function loadNativeBackend(): boolean {
+  // A computed name keeps bundlers from trying to inline a native addon that is absent from Lambda zips.
+  const nativePackage = ['@tensorflow', 'tfjs-node'].join('/');
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional native addon, resolved at run time
+    require(nativePackage);
+  } catch {
+    return false;
+  }
+  return tf.findBackendFactory('tensorflow') !== null;
+}
+
+async function initWasm(opts: RuntimeOptions): Promise<RuntimeInfo> {
+  const wasmDir = opts.wasmDir ?? process.env.LYMPHOSCOPE_WASM_DIR ?? defaultWasmDir();
+  const missing = WASM_BINARIES.filter((name) => !existsSync(path.join(wasmDir, name)));
+  if (missing.length > 0) {
+    throw new Error(
+      `The TensorFlow.js wasm binaries are missing from '${wasmDir}' (${missing.join(', ')}). ` +
+        'Copy them from node_modules/@tensorflow/tfjs-backend-wasm/dist or set LYMPHOSCOPE_WASM_DIR.',
+    );
+  }
+  // setWasmPaths concatenates prefix and file name, so the trailing separator matters.
+  setWasmPaths(wasmDir.endsWith(path.sep) ? wasmDir : wasmDir + path.sep);
+  await activate('wasm');
+  // After activation: initialising the backend runs the shipped kernels' setup (binding their wasm
+  // functions), and ours fall back to some of them.
+  registerWasmTrainingKernels();
+  const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  return { backend: 'wasm', tfjsVersion: tf.version.tfjs, simd, threads: getThreadsCount() };
+}
+
+function defaultWasmDir(): string {
+  return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+}
+
+async function activate(backend: string): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(backend);
+  } catch (error) {
+    throw new Error(`TensorFlow.js backend '${backend}' failed to initialise: ${(error as Error).message}`);
+  }
+  // setBackend logs the cause and answers false rather than throwing; never fall back to cpu silently.
+  if (!ok) throw new Error(`TensorFlow.js backend '${backend}' failed to initialise (see the log above).`);
+  await tf.ready();
+}
