@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../observability/log';
 import { JsonDocuments } from '../storage/json-documents';
 import type { ObjectStore } from '../storage/object-store';
 import { createS3ObjectStore } from '../storage/s3-object-store';
+import { LOCAL_S3_CREDENTIALS } from '../local/s3-server';
 import { AuditLog } from './audit';
 import { AuthService } from './auth';
 import { DatasetService } from './datasets';
@@ -38,7 +39,7 @@ export function createServices(config: Config, overrides: { store?: ObjectStore;
       region: config.region,
       endpoint: config.s3Endpoint,
       forcePathStyle: Boolean(config.s3Endpoint),
-      ...(config.s3Endpoint ? { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } } : {}),
+      ...(config.s3Endpoint ? { credentials: LOCAL_S3_CREDENTIALS } : {}),
     });
   const docs = new JsonDocuments(store);
   const audit = new AuditLog(store, docs);

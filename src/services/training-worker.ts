@@ -156,7 +156,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
           updatedAt: now(),
           lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
         }));
-        log.info('epoch checkpointed', { epoch: cp.epoch, ...cp.history[cp.history.length - 1] });
+        log.info('epoch checkpointed', { ...cp.history[cp.history.length - 1], epoch: cp.epoch });
       },
       shouldCancel: async () => {
         if (cancelRequested) return true;

@@ -14,6 +14,17 @@ export function safeId(value: string, field = 'id'): string {
 }
 
 const NO_SUBJECT = '_';
+const SUBJECT = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
+const FOLDER = /^(all|hem)$/;
+const EXT = /^[a-z]{2,5}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const VERSION = /^v\d{4,}$/;
+
+function check(value: string, pattern: RegExp, field: string): string {
+  if (!pattern.test(value)) throw badInput(`${field} has an invalid value.`, { field });
+  return value;
+}
 
 export const layout = {
   // datasets
@@ -25,9 +36,11 @@ export const layout = {
    * the whole training snapshot without a HEAD per image.
    */
   image: (datasetId: string, folder: string, subjectId: string | null, imageId: string, ext: string) =>
-    `datasets/${safeId(datasetId, 'datasetId')}/images/${folder}/${subjectId ?? NO_SUBJECT}/${safeId(imageId, 'imageId')}.${ext}`,
+    `datasets/${safeId(datasetId, 'datasetId')}/images/${check(folder, FOLDER, 'label')}/` +
+    `${subjectId === null ? NO_SUBJECT : check(subjectId, SUBJECT, 'subjectId')}/${safeId(imageId, 'imageId')}.${check(ext, EXT, 'ext')}`,
   /** Content-addressed marker: created once (If-None-Match) so identical bytes are stored once. */
-  imageBySha: (datasetId: string, sha256: string) => `datasets/${safeId(datasetId, 'datasetId')}/sha256/${sha256}.json`,
+  imageBySha: (datasetId: string, sha256: string) =>
+    `datasets/${safeId(datasetId, 'datasetId')}/sha256/${check(sha256, SHA256, 'sha256')}.json`,
   snapshot: (datasetId: string, snapshotId: string) =>
     `datasets/${safeId(datasetId, 'datasetId')}/snapshots/${safeId(snapshotId, 'snapshotId')}.json`,
 
@@ -40,12 +53,12 @@ export const layout = {
   jobsPrefix: () => 'jobs/',
   job: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/job.json`,
   jobCheckpoint: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/checkpoint/latest.bin`,
-  jobByToken: (tokenHash: string) => `jobs/by-client-token/${tokenHash}.json`,
+  jobByToken: (tokenHash: string) => `jobs/by-client-token/${check(tokenHash, SHA256, 'clientToken')}.json`,
 
   // models
   modelsPrefix: () => 'models/',
   modelFile: (version: string, file: 'model.json' | 'weights.bin' | 'card.json' | 'claim.json') =>
-    `models/${safeId(version, 'version')}/${file}`,
+    `models/${check(version, VERSION, 'version')}/${file}`,
   productionAlias: () => 'models/aliases/production.json',
 
   // predictions and reviews
@@ -62,10 +75,10 @@ export const layout = {
   pendingReview: (predictionId: string) => `reviews/pending/${safeId(predictionId, 'predictionId')}`,
 
   // access and audit
-  apiKeyByHash: (hash: string) => `keys/by-hash/${hash}.json`,
+  apiKeyByHash: (hash: string) => `keys/by-hash/${check(hash, SHA256, 'key')}.json`,
   apiKeysPrefix: () => 'keys/by-id/',
   apiKeyById: (keyId: string) => `keys/by-id/${safeId(keyId, 'keyId')}.json`,
-  auditPrefix: (day: string) => `audit/${day.replace(/-/g, '/')}/`,
+  auditPrefix: (day: string) => `audit/${check(day, DAY, 'day').replace(/-/g, '/')}/`,
   audit: (at: Date, recordId: string) => {
     const iso = at.toISOString();
     return `audit/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${safeId(recordId)}.json`;
