@@ -8,10 +8,24 @@ export interface OptimizerState {
   data: Buffer;
 }
 
+/**
+ * Adam keeps beta1^t and beta2^t as running products, which its setWeights recomputes with pow(); the two
+ * differ in the last float32 bit, and that bit, amplified through the following epochs, is enough to break
+ * "resume == uninterrupted". So the products travel with the slots under these names.
+ */
+const ADAM_PRODUCTS = ['accBeta1', 'accBeta2'] as const;
+const PRODUCT_PREFIX = 'lymphoscope/adam/';
+
+type WithProducts = Partial<Record<(typeof ADAM_PRODUCTS)[number], tf.Variable>>;
+
 export async function saveOptimizer(optimizer: tf.Optimizer): Promise<OptimizerState> {
   const weights = await optimizer.getWeights();
+  const products = ADAM_PRODUCTS.flatMap((key) => {
+    const product = (optimizer as unknown as WithProducts)[key];
+    return product ? [{ name: PRODUCT_PREFIX + key, tensor: product as tf.Tensor }] : [];
+  });
   try {
-    const { data, specs } = await tf.io.encodeWeights(weights);
+    const { data, specs } = await tf.io.encodeWeights([...weights, ...products]);
     return { specs, data: Buffer.from(data) };
   } finally {
     // getWeights hands out the live slot variables plus a fresh iteration-count scalar.
@@ -23,7 +37,13 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, state: Optimizer
   const byName = tf.io.decodeWeights(toArrayBuffer(state.data), state.specs);
   try {
     // Slots are matched to variables by position, so the manifest's order is kept.
-    await optimizer.setWeights(state.specs.map((spec) => ({ name: spec.name, tensor: byName[spec.name] })));
+    const slots = state.specs.filter((spec) => !spec.name.startsWith(PRODUCT_PREFIX));
+    await optimizer.setWeights(slots.map((spec) => ({ name: spec.name, tensor: byName[spec.name] })));
+    for (const key of ADAM_PRODUCTS) {
+      const product = (optimizer as unknown as WithProducts)[key];
+      const saved = byName[PRODUCT_PREFIX + key];
+      if (product && saved) product.assign(saved);
+    }
   } finally {
     tf.dispose(Object.values(byName));
   }
