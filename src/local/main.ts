@@ -29,8 +29,11 @@ async function main(): Promise<void> {
     'Try it:',
     `  curl -s ${stack.url.replace('127.0.0.1', 'localhost')} -H 'content-type: application/json' \\`,
     `    -d '{"query":"{ health { status mlBackend productionModelVersion } }"}'`,
-    '  Predict a real cell: npx lymphoscope predict-remote --help, or see docs/API.md.',
-    'Press Ctrl-C to stop.',
+    '  Classify a real cell (KEY = the admin key above):',
+    `  printf '{"query":"mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll needsReview } }","variables":{"i":{"imageBase64":"%s"}}}' \\`,
+    `    "$(base64 -w0 data/cnmc-sample/all/UID_11_1_1_all.bmp)" | curl -s ${stack.url.replace('127.0.0.1', 'localhost')} \\`,
+    `    -H 'content-type: application/json' -H "x-api-key: $KEY" --data @-`,
+    '  More examples: docs/API.md. Ctrl-C stops everything; the data stays for the next start.',
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');
