@@ -3,7 +3,7 @@ import { conv2dBackpropFilter } from './conv2d-backprop-filter';
 import { conv2dBackpropInput } from './conv2d-backprop-input';
 import type { KernelArgs } from './heap';
 import { maxPoolGrad } from './max-pool-grad';
-import { perChannelReduction } from './reduce';
+import { perChannelSum } from './reduce';
 import { tile } from './tile';
 
 const BACKEND = 'wasm';
@@ -20,8 +20,7 @@ const TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFunc: Training
   { kernelName: tf.Conv2DBackpropInput, kernelFunc: (args) => conv2dBackpropInput(args) },
   { kernelName: tf.MaxPoolGrad, kernelFunc: (args) => maxPoolGrad(args) },
   { kernelName: tf.Tile, kernelFunc: (args) => tile(args) },
-  { kernelName: tf.Sum, kernelFunc: perChannelReduction('sum') },
-  { kernelName: tf.Mean, kernelFunc: perChannelReduction('mean') },
+  { kernelName: tf.Sum, kernelFunc: perChannelSum },
 ];
 
 const shipped = new Map<string, tf.KernelConfig>();
