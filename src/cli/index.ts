@@ -65,7 +65,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('lymphoscope.js')) {
+/** Runs the CLI with the process's arguments and exits with its status. */
+export function run(): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error) => {
@@ -74,3 +75,5 @@ if (require.main === module || process.argv[1]?.endsWith('lymphoscope.js')) {
     },
   );
 }
+
+if (require.main === module) run();
