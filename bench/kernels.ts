@@ -53,11 +53,12 @@ function trainingStep(arch: Architecture) {
 }
 
 /** Shapes where dx is computed in our two benchmark networks (input to the convolution, filter). */
+type Shape4D = [number, number, number, number];
 const BACKPROP_INPUT_CASES: Array<{
   label: string;
-  dy: number[];
-  filter: number[];
-  input: number[];
+  dy: Shape4D;
+  filter: Shape4D;
+  input: Shape4D;
   pad: 'same' | 'valid';
 }> = [
   {
@@ -128,13 +129,7 @@ async function main() {
   for (const c of BACKPROP_INPUT_CASES) {
     const dy = tf.randomNormal(c.dy, 0, 1, 'float32', 2) as tf.Tensor4D;
     const filter = tf.randomNormal(c.filter, 0, 1, 'float32', 3) as tf.Tensor4D;
-    const run = () =>
-      tf.tidy(
-        () =>
-          void tf
-            .conv2dTranspose(dy, filter, c.input as [number, number, number, number], 1, c.pad)
-            .dataSync(),
-      );
+    const run = () => tf.tidy(() => void tf.conv2dTranspose(dy, filter, c.input, 1, c.pad).dataSync());
     const ours = timeMs(run, quick ? 2 : 4);
     const shipped = withShippedKernel('Conv2DBackpropInput', () => timeMs(run, quick ? 1 : 2));
     backpropInput.push({ case: c.label, oursMs: ours, shippedMs: shipped, speedup: shipped / ours });
