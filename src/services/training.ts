@@ -137,26 +137,23 @@ export class TrainingService {
 
   /**
    * Freezes the snapshot and split, writes the job as QUEUED and hands it to a worker. With a
-   * clientToken, the token's marker is claimed first (If-None-Match), so a retried request returns the
-   * job of the first one instead of training twice.
+   * clientToken, a token already claimed returns its job; otherwise the token's marker is claimed
+   * (If-None-Match) after validation and before anything else is written, so of two concurrent requests
+   * one trains and the other gets its job, and a refused request leaves nothing behind.
    */
   async start(caller: Caller, input: StartTrainingInput): Promise<JobRecord> {
     const config = resolveJobConfig(input, this.defaults, this.limits.epochs);
     await this.datasets.require(input.datasetId);
     const jobId = `job-${ulid().toLowerCase()}`;
 
+    let tokenKey: string | null = null;
     if (input.clientToken != null) {
       if (input.clientToken.length < 1 || input.clientToken.length > 200) {
         throw badInput('clientToken must be 1-200 characters.', { field: 'clientToken' });
       }
-      const tokenHash = createHash('sha256').update(`${caller.keyId}\n${input.clientToken}`).digest('hex');
-      try {
-        await this.docs.create(layout.jobByToken(tokenHash), { jobId });
-      } catch (error) {
-        if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
-        const existing = (await this.docs.get<{ jobId: string }>(layout.jobByToken(tokenHash)))!.value.jobId;
-        return this.waitForJobDocument(existing);
-      }
+      tokenKey = layout.jobByToken(createHash('sha256').update(`${caller.keyId}\n${input.clientToken}`).digest('hex'));
+      const claimed = await this.docs.get<{ jobId: string }>(tokenKey);
+      if (claimed) return this.waitForJobDocument(claimed.value.jobId);
     }
 
     const refs = await this.datasets.imageRefs(input.datasetId);
@@ -175,6 +172,21 @@ export class TrainingService {
     if (split.train.length === 0 || split.validation.length === 0 || split.test.length === 0) {
       throw badInput('The dataset has too few subjects to hold out validation and test subjects; add more subjects.');
     }
+    // The token is claimed only once the request is known to be valid: a refused request leaves nothing
+    // behind, so a retry with the same token (after adding images, say) is not stuck on a job that never was.
+    if (tokenKey) {
+      try {
+        await this.docs.create(tokenKey, { jobId });
+      } catch (error) {
+        if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
+        return this.waitForJobDocument((await this.docs.get<{ jobId: string }>(tokenKey))!.value.jobId);
+      }
+    }
+    // Until the job document exists a claimed token points at nothing; a failed write gives it back.
+    const releaseToken = async (error: unknown): Promise<never> => {
+      if (tokenKey) await this.store.delete(tokenKey).catch(() => undefined);
+      throw error;
+    };
     const tag = (list: typeof items, name: SnapshotItem['split']): SnapshotItem[] =>
       list.map((i) => ({ key: i.key, imageId: i.imageId, label: i.label, subjectId: i.subjectId, split: name }));
     const snapshot: Snapshot = {
@@ -183,7 +195,7 @@ export class TrainingService {
       createdAt: new Date().toISOString(),
       items: [...tag(split.train, 'train'), ...tag(split.validation, 'validation'), ...tag(split.test, 'test')],
     };
-    await this.docs.create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot);
+    await this.docs.create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot).catch(releaseToken);
 
     const subjects = (list: typeof items) => new Set(list.map((i) => i.subjectId ?? i.key)).size;
     const now = new Date().toISOString();
@@ -217,7 +229,7 @@ export class TrainingService {
       createdBy: caller.keyId,
       lease: null,
     };
-    await this.docs.create(layout.job(jobId), job);
+    await this.docs.create(layout.job(jobId), job).catch(releaseToken);
     try {
       await this.dispatcher.dispatch({ jobId });
     } catch (error) {
