@@ -3,7 +3,21 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }] },
+  transform: {
+    '^.+\\.ts$': [
+      '@swc/jest',
+      { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } },
+    ],
+    // vega, vega-lite and their d3 dependencies ship only ES modules, which Jest on Node 20 cannot
+    // require: they are compiled to CommonJS like our own code (once; Jest caches the result).
+    '^.+\\.m?js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: [
+    '/node_modules/(?!(vega|vega-[^/]+|d3-[^/]+|internmap|delaunator|robust-predicates|json-stringify-pretty-compact)/)',
+  ],
+  // The Node build of vega-canvas probes for the native `canvas` package with a top-level await, which
+  // CommonJS cannot express; the browser build returns no canvas, which is what the SVG renderer expects.
+  moduleNameMapper: { '^vega-canvas$': '<rootDir>/node_modules/vega-canvas/build/vega-canvas.browser.js' },
   testTimeout: 60000,
   // Tests share two cores; the ML tests are CPU heavy, so run files two at a time at most.
   maxWorkers: 2,
