@@ -31,6 +31,12 @@ const schema = z.object({
   LYMPHOSCOPE_MAX_QUERY_COST: int(2000),
   LYMPHOSCOPE_MAX_IMPORT_FILES: int(20000),
   LYMPHOSCOPE_MAX_EPOCHS: int(200),
+  /**
+   * Time a training worker keeps back, on top of 1.5x its longest epoch, before starting another
+   * epoch: for the final evaluation, the model's registration and the writes. When less is left it
+   * checkpoints and hands the job to a fresh invocation.
+   */
+  LYMPHOSCOPE_WORKER_SAFETY_MS: int(50_000),
   /** Presigned URL lifetimes, in seconds. */
   LYMPHOSCOPE_UPLOAD_URL_TTL: int(900),
   LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300),
@@ -62,6 +68,7 @@ export type Config = Readonly<{
     epochs: number;
   }>;
   urlTtlSeconds: Readonly<{ upload: number; download: number }>;
+  workerSafetyMs: number;
 }>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -96,5 +103,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       epochs: e.LYMPHOSCOPE_MAX_EPOCHS,
     }),
     urlTtlSeconds: Object.freeze({ upload: e.LYMPHOSCOPE_UPLOAD_URL_TTL, download: e.LYMPHOSCOPE_DOWNLOAD_URL_TTL }),
+    workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
   });
 }

@@ -40,12 +40,15 @@ export interface WorkerDeps {
   dispatcher: JobDispatcher;
   log: Logger;
   leaseMs?: number;
+  /** workerSafetyMs: see LYMPHOSCOPE_WORKER_SAFETY_MS in src/config.ts. */
+  config?: { workerSafetyMs: number };
 }
 
 type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
 
 const now = () => new Date().toISOString();
 const LEASE_MS = 60_000;
+const SAFETY_MS = 50_000;
 /** Progress is written (and the lease renewed) at most this often. */
 const PROGRESS_EVERY_MS = 3_000;
 
@@ -59,6 +62,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
   const { docs, store, log: baseLog } = deps;
   const log = baseLog.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
   const leaseMs = deps.leaseMs ?? LEASE_MS;
+  const safetyMs = deps.config?.workerSafetyMs ?? SAFETY_MS;
   const jobKey = layout.job(invocation.jobId);
 
   let skipReason: string | null = null;
@@ -168,7 +172,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         return cancelRequested;
       },
       // Stop between epochs when another one (plus evaluation and writes) might not fit the time left.
-      shouldPause: () => invocation.remainingMs() < Math.max(longestEpochMs * 1.5, 20_000) + 30_000,
+      shouldPause: () => invocation.remainingMs() < longestEpochMs * 1.5 + safetyMs,
     });
 
     if (result.status === 'cancelled') {
