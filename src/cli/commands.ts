@@ -127,6 +127,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
     bestEpoch: result.bestEpoch,
     lineage: { jobId: null, datasetId: null, snapshotId: null, parentVersion: null, testSplitId: null },
     rocCurve: evaluation.roc,
+    prCurve: evaluation.pr,
     morphologyNorms: morphologyNorms(split.train.map((i) => ({ m: i.morphology, label: i.label }))),
     preprocessing: PREPROCESSING,
     notes:

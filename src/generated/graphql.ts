@@ -313,6 +313,18 @@ export type ModelArtifacts = {
   weightsUrl: Scalars['String']['output'];
 };
 
+/** Each URL is a presigned GET of an SVG image, or null when the version has no such chart (no epochs, a one-class test split, or registered before charts existed). */
+export type ModelCharts = {
+  __typename?: 'ModelCharts';
+  expiresAt: Scalars['DateTime']['output'];
+  /** Test-split precision-recall curve with the prevalence of ALL. */
+  prUrl?: Maybe<Scalars['String']['output']>;
+  /** Test-split ROC curve with the chance diagonal and the threshold's operating point. */
+  rocUrl?: Maybe<Scalars['String']['output']>;
+  /** Loss and accuracy per epoch, training and validation, with the kept epoch marked. */
+  trainingCurvesUrl?: Maybe<Scalars['String']['output']>;
+};
+
 export type ModelComparison = {
   __typename?: 'ModelComparison';
   a: ModelVersion;
@@ -328,6 +340,8 @@ export type ModelVersion = {
   /** Presigned URLs of the TF.js artifacts, to run this version in a browser or on a device. */
   artifacts: ModelArtifacts;
   bestEpoch?: Maybe<Scalars['Int']['output']>;
+  /** Presigned URLs of SVG pictures rendered when the version was registered: training curves, ROC, precision-recall. */
+  charts: ModelCharts;
   config?: Maybe<TrainingConfig>;
   createdAt: Scalars['DateTime']['output'];
   history: Array<EpochMetrics>;
@@ -337,6 +351,8 @@ export type ModelVersion = {
   lineage: Lineage;
   /** Free text, e.g. how the bundled demo model was made. */
   notes?: Maybe<Scalars['String']['output']>;
+  /** Test-split precision-recall curve points (x: recall, y: precision); empty for versions registered before it was kept. */
+  prCurve: Array<CurvePoint>;
   reviewHigh: Scalars['Float']['output'];
   /** Probabilities in [reviewLow, reviewHigh) need a human review. */
   reviewLow: Scalars['Float']['output'];
@@ -895,6 +911,7 @@ export type ResolversTypes = ResolversObject<{
   MetricDelta: ResolverTypeWrapper<MetricDelta>;
   Metrics: ResolverTypeWrapper<Metrics>;
   ModelArtifacts: ResolverTypeWrapper<ModelArtifacts>;
+  ModelCharts: ResolverTypeWrapper<ModelCharts>;
   ModelComparison: ResolverTypeWrapper<Omit<ModelComparison, 'a' | 'b'> & { a: ResolversTypes['ModelVersion'], b: ResolversTypes['ModelVersion'] }>;
   ModelVersion: ResolverTypeWrapper<ModelCard>;
   ModelVersionConnection: ResolverTypeWrapper<Omit<ModelVersionConnection, 'edges'> & { edges: Array<ResolversTypes['ModelVersionEdge']> }>;
@@ -957,6 +974,7 @@ export type ResolversParentTypes = ResolversObject<{
   MetricDelta: MetricDelta;
   Metrics: Metrics;
   ModelArtifacts: ModelArtifacts;
+  ModelCharts: ModelCharts;
   ModelComparison: Omit<ModelComparison, 'a' | 'b'> & { a: ResolversParentTypes['ModelVersion'], b: ResolversParentTypes['ModelVersion'] };
   ModelVersion: ModelCard;
   ModelVersionConnection: Omit<ModelVersionConnection, 'edges'> & { edges: Array<ResolversParentTypes['ModelVersionEdge']> };
@@ -1161,6 +1179,13 @@ export type ModelArtifactsResolvers<ContextType = RequestContext, ParentType ext
   weightsUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type ModelChartsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ModelCharts'] = ResolversParentTypes['ModelCharts']> = ResolversObject<{
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  prUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  rocUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  trainingCurvesUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+}>;
+
 export type ModelComparisonResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ModelComparison'] = ResolversParentTypes['ModelComparison']> = ResolversObject<{
   a?: Resolver<ResolversTypes['ModelVersion'], ParentType, ContextType>;
   b?: Resolver<ResolversTypes['ModelVersion'], ParentType, ContextType>;
@@ -1172,6 +1197,7 @@ export type ModelVersionResolvers<ContextType = RequestContext, ParentType exten
   architecture?: Resolver<ResolversTypes['Architecture'], ParentType, ContextType>;
   artifacts?: Resolver<ResolversTypes['ModelArtifacts'], ParentType, ContextType>;
   bestEpoch?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  charts?: Resolver<ResolversTypes['ModelCharts'], ParentType, ContextType>;
   config?: Resolver<Maybe<ResolversTypes['TrainingConfig']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   history?: Resolver<Array<ResolversTypes['EpochMetrics']>, ParentType, ContextType>;
@@ -1179,6 +1205,7 @@ export type ModelVersionResolvers<ContextType = RequestContext, ParentType exten
   isProduction?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   lineage?: Resolver<ResolversTypes['Lineage'], ParentType, ContextType>;
   notes?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  prCurve?: Resolver<Array<ResolversTypes['CurvePoint']>, ParentType, ContextType>;
   reviewHigh?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   reviewLow?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   rocCurve?: Resolver<Array<ResolversTypes['CurvePoint']>, ParentType, ContextType>;
@@ -1386,6 +1413,7 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   MetricDelta?: MetricDeltaResolvers<ContextType>;
   Metrics?: MetricsResolvers<ContextType>;
   ModelArtifacts?: ModelArtifactsResolvers<ContextType>;
+  ModelCharts?: ModelChartsResolvers<ContextType>;
   ModelComparison?: ModelComparisonResolvers<ContextType>;
   ModelVersion?: ModelVersionResolvers<ContextType>;
   ModelVersionConnection?: ModelVersionConnectionResolvers<ContextType>;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { dihedralVariants } from './image/preprocess';
-import { chooseReviewBand, chooseThreshold, computeMetrics, rocCurve, type BinaryMetrics } from './metrics';
+import { chooseReviewBand, chooseThreshold, computeMetrics, prCurve, rocCurve, type BinaryMetrics } from './metrics';
 import type { Example } from './train';
 
 /**
@@ -42,8 +42,20 @@ export interface Evaluation {
   band: { low: number; high: number };
   validation: BinaryMetrics;
   test: BinaryMetrics;
-  roc: Array<{ x: number; y: number; threshold: number | null }>;
+  /** Test split, x: false positive rate, y: true positive rate. */
+  roc: CurvePoint[];
+  /** Test split, x: recall, y: precision. */
+  pr: CurvePoint[];
 }
+
+/** A point of a curve as stored in a model card; the first point's threshold (infinite) is null. */
+export interface CurvePoint {
+  x: number;
+  y: number;
+  threshold: number | null;
+}
+
+const finiteOrNull = (threshold: number) => (Number.isFinite(threshold) ? threshold : null);
 
 /** The threshold and review band are chosen on validation; the reported metrics come from the untouched test split. */
 export async function evaluateOnSplits(
@@ -64,10 +76,7 @@ export async function evaluateOnSplits(
     band,
     validation: computeMetrics(validationLabels, validationProbs, threshold),
     test: computeMetrics(testLabels, testProbs, threshold),
-    roc: rocCurve(testLabels, testProbs).map((p) => ({
-      x: p.fpr,
-      y: p.tpr,
-      threshold: Number.isFinite(p.threshold) ? p.threshold : null,
-    })),
+    roc: rocCurve(testLabels, testProbs).map((p) => ({ x: p.fpr, y: p.tpr, threshold: finiteOrNull(p.threshold) })),
+    pr: prCurve(testLabels, testProbs).map((p) => ({ x: p.recall, y: p.precision, threshold: finiteOrNull(p.threshold) })),
   };
 }

@@ -90,6 +90,18 @@ export const modelResolvers: Resolvers = {
     testMetrics: (card) => metricsToGraphql(card.testMetrics),
     validationMetrics: (card) => metricsToGraphql(card.validationMetrics),
     isProduction: async (card, _a, { services }) => (await services.models.productionVersion()) === card.version,
+    prCurve: (card) => card.prCurve ?? [],
+    charts: async (card, _a, ctx) => {
+      await ctx.require('PARTNER');
+      const ttl = ctx.services.config.urlTtlSeconds.download;
+      const urls = await ctx.services.models.chartUrls(card, ttl);
+      return {
+        trainingCurvesUrl: urls['training-curves'],
+        rocUrl: urls.roc,
+        prUrl: urls.pr,
+        expiresAt: new Date(Date.now() + ttl * 1000).toISOString(),
+      };
+    },
     artifacts: async (card, _a, ctx) => {
       await ctx.require('PARTNER');
       return ctx.services.models.artifactUrls(card.version, ctx.services.config.urlTtlSeconds.download);

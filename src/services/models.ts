@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import { CHART_NAMES, renderModelCharts, type ChartName } from '../charts/model-charts';
 import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/architectures';
 import type { BinaryMetrics } from '../ml/metrics';
@@ -37,13 +38,17 @@ export interface ModelCard {
     testSplitId: string | null;
   };
   rocCurve: Array<{ x: number; y: number; threshold: number | null }>;
+  /** Test-split precision-recall curve (x: recall, y: precision). Cards written before it was kept lack it. */
+  prCurve?: Array<{ x: number; y: number; threshold: number | null }>;
+  /** The pictures stored under models/<version>/charts/ (absent on cards written before charts existed). */
+  charts?: ChartName[];
   morphologyNorms: MorphologyNorms | null;
   /** How a client must prepare pixels to reproduce the API's answers with the TF.js artifacts. */
   preprocessing: string;
   notes: string | null;
 }
 
-export type NewModelCard = Omit<ModelCard, 'version' | 'createdAt'>;
+export type NewModelCard = Omit<ModelCard, 'version' | 'createdAt' | 'charts'>;
 
 interface Alias {
   version: string;
@@ -84,6 +89,7 @@ export class ModelRegistry {
    * before the card leaves an invisible, claimed version number; nothing half-written is ever served.
    */
   async register(bundle: ModelBundle, card: NewModelCard): Promise<ModelCard> {
+    const charts = await this.renderCharts(card);
     for (let attempt = 0; attempt < 20; attempt++) {
       const version = formatVersion((await this.highestVersionNumber()) + 1 + attempt);
       try {
@@ -98,12 +104,25 @@ export class ModelRegistry {
       await this.store.put(layout.modelFile(version, 'model.json'), JSON.stringify(bundle.modelJson), {
         contentType: 'application/json',
       });
-      const full: ModelCard = { ...card, version, createdAt: new Date().toISOString() };
+      for (const [name, svg] of charts) {
+        await this.store.put(layout.modelChart(version, name), svg, { contentType: 'image/svg+xml' });
+      }
+      const full: ModelCard = { ...card, charts: [...charts.keys()], version, createdAt: new Date().toISOString() };
       await this.docs.create(layout.modelFile(version, 'card.json'), full);
       this.log.info('model registered', { version, architecture: card.architecture, jobId: card.lineage.jobId });
       return full;
     }
     throw conflict('Could not claim a model version number; retry.');
+  }
+
+  /** Pictures are a convenience: a chart that fails to render is logged and left out, never worth losing a model for. */
+  private async renderCharts(card: NewModelCard): Promise<Map<ChartName, string>> {
+    try {
+      return await renderModelCharts(card);
+    } catch (error) {
+      this.log.warn('model charts could not be rendered', { error, jobId: card.lineage.jobId });
+      return new Map();
+    }
   }
 
   private async highestVersionNumber(): Promise<number> {
@@ -201,6 +220,19 @@ export class ModelRegistry {
       this.loaded.delete(oldest);
       entry.then((l) => l.model.dispose()).catch(() => undefined);
     }
+  }
+
+  /** Presigned GETs of the version's SVG charts, null for a chart it does not have. */
+  async chartUrls(card: ModelCard, ttlSeconds: number): Promise<Record<ChartName, string | null>> {
+    const stored = new Set(card.charts ?? []);
+    const urls = await Promise.all(
+      CHART_NAMES.map((name) =>
+        stored.has(name)
+          ? this.store.presignGet(layout.modelChart(card.version, name), { expiresInSeconds: ttlSeconds })
+          : null,
+      ),
+    );
+    return Object.fromEntries(CHART_NAMES.map((name, i) => [name, urls[i]])) as Record<ChartName, string | null>;
   }
 
   async artifactUrls(version: string, ttlSeconds: number) {

@@ -212,6 +212,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
           testSplitId: testSplitId(snapshot),
         },
         rocCurve: evaluation.roc,
+        prCurve: evaluation.pr,
         morphologyNorms: data.norms,
         preprocessing: PREPROCESSING,
         notes: data.rejected.length ? `${data.rejected.length} snapshot images could not be read and were skipped.` : null,

@@ -20,6 +20,7 @@ const EXT = /^[a-z]{2,5}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const VERSION = /^v\d{4,}$/;
+const CHART = /^(training-curves|roc|pr)$/;
 
 function check(value: string, pattern: RegExp, field: string): string {
   if (!pattern.test(value)) throw badInput(`${field} has an invalid value.`, { field });
@@ -59,6 +60,9 @@ export const layout = {
   modelsPrefix: () => 'models/',
   modelFile: (version: string, file: 'model.json' | 'weights.bin' | 'card.json' | 'claim.json') =>
     `models/${check(version, VERSION, 'version')}/${file}`,
+  /** SVG pictures rendered at registration (src/charts): training-curves, roc, pr. */
+  modelChart: (version: string, chart: 'training-curves' | 'roc' | 'pr') =>
+    `models/${check(version, VERSION, 'version')}/charts/${check(chart, CHART, 'chart')}.svg`,
   productionAlias: () => 'models/aliases/production.json',
 
   // predictions and reviews
