@@ -15,7 +15,10 @@ const schema = z.object({
   /** Set locally (the local Lambda emulator); unset on AWS. */
   LYMPHOSCOPE_LAMBDA_ENDPOINT: z.string().url().optional(),
   LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: z.string().min(1).default('lymphoscope-local-trainWorker'),
-  /** 'required' everywhere but in tests that exercise resolvers without keys. */
+  /**
+   * 'required' everywhere but in tests that exercise resolvers without keys. loadConfig refuses
+   * 'disabled' on any stage but local and test, so a deployed API can never run without keys.
+   */
   LYMPHOSCOPE_AUTH: z.enum(['required', 'disabled']).default('required'),
   LYMPHOSCOPE_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 
@@ -37,12 +40,15 @@ const schema = z.object({
    * checkpoints and hands the job to a fresh invocation.
    */
   LYMPHOSCOPE_WORKER_SAFETY_MS: int(50_000),
-  /** Presigned URL lifetimes, in seconds. */
-  LYMPHOSCOPE_UPLOAD_URL_TTL: int(900),
-  LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300),
+  /** Presigned URL lifetimes, in seconds; capped at an hour, since a URL is a bearer grant nobody can revoke. */
+  LYMPHOSCOPE_UPLOAD_URL_TTL: int(900).pipe(z.number().max(3600)),
+  LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300).pipe(z.number().max(3600)),
   /** Introspection: on for local and dev stages, off in prod unless asked for. */
   LYMPHOSCOPE_INTROSPECTION: z.enum(['on', 'off', 'auto']).default('auto'),
 });
+
+/** The only stages that may switch authentication off: nothing deployed is ever one of them. */
+const AUTH_OPTIONAL_STAGES: ReadonlySet<string> = new Set(['local', 'test']);
 
 export type Config = Readonly<{
   stage: string;
@@ -78,6 +84,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid configuration: ${problems}`);
   }
   const e = parsed.data;
+  if (e.LYMPHOSCOPE_AUTH === 'disabled' && !AUTH_OPTIONAL_STAGES.has(e.LYMPHOSCOPE_STAGE)) {
+    throw new Error(
+      `Invalid configuration: LYMPHOSCOPE_AUTH=disabled is only allowed on the stages ${[...AUTH_OPTIONAL_STAGES].join(', ')}, not '${e.LYMPHOSCOPE_STAGE}'.`,
+    );
+  }
   return Object.freeze({
     stage: e.LYMPHOSCOPE_STAGE,
     bucket: e.LYMPHOSCOPE_BUCKET,
@@ -88,7 +99,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authRequired: e.LYMPHOSCOPE_AUTH === 'required',
     logLevel: e.LYMPHOSCOPE_LOG_LEVEL,
     introspection:
-      e.LYMPHOSCOPE_INTROSPECTION === 'auto' ? e.LYMPHOSCOPE_STAGE !== 'prod' : e.LYMPHOSCOPE_INTROSPECTION === 'on',
+      e.LYMPHOSCOPE_INTROSPECTION === 'auto'
+        ? e.LYMPHOSCOPE_STAGE !== 'prod'
+        : e.LYMPHOSCOPE_INTROSPECTION === 'on',
     limits: Object.freeze({
       requestBytes: e.LYMPHOSCOPE_MAX_REQUEST_BYTES,
       inlineImageBytes: e.LYMPHOSCOPE_MAX_INLINE_IMAGE_BYTES,
@@ -102,7 +115,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       importFiles: e.LYMPHOSCOPE_MAX_IMPORT_FILES,
       epochs: e.LYMPHOSCOPE_MAX_EPOCHS,
     }),
-    urlTtlSeconds: Object.freeze({ upload: e.LYMPHOSCOPE_UPLOAD_URL_TTL, download: e.LYMPHOSCOPE_DOWNLOAD_URL_TTL }),
+    urlTtlSeconds: Object.freeze({
+      upload: e.LYMPHOSCOPE_UPLOAD_URL_TTL,
+      download: e.LYMPHOSCOPE_DOWNLOAD_URL_TTL,
+    }),
     workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
   });
 }

@@ -42,7 +42,11 @@ export function queryLimitsRule(limits: QueryLimits) {
     };
 
     let aliases = 0;
-    const walk = (set: SelectionSetNode, depth: number, seen: Set<string>): { depth: number; cost: number } => {
+    const walk = (
+      set: SelectionSetNode,
+      depth: number,
+      seen: Set<string>,
+    ): { depth: number; cost: number } => {
       let maxDepth = depth;
       let cost = 0;
       for (const selection of set.selections) {
@@ -58,7 +62,10 @@ export function queryLimitsRule(limits: QueryLimits) {
             const child = walk(selection.selectionSet, depth + 1, seen);
             maxDepth = Math.max(maxDepth, child.depth);
             const first = intArg(selection, 'first');
-            const multiplier = first !== null || selection.arguments?.some((a) => a.name.value === 'after') ? Math.min(first ?? limits.defaultPage, limits.maxPage) : 1;
+            const multiplier =
+              first !== null || selection.arguments?.some((a) => a.name.value === 'after')
+                ? Math.min(first ?? limits.defaultPage, limits.maxPage)
+                : 1;
             cost += own + multiplier * child.cost;
           } else {
             cost += own;
@@ -87,8 +94,10 @@ export function queryLimitsRule(limits: QueryLimits) {
         aliases = 0;
         const { depth, cost } = walk(node.selectionSet, 1, new Set());
         if (depth > limits.depth) fail(`The query is ${depth} levels deep; the limit is ${limits.depth}.`);
-        if (aliases > limits.aliases) fail(`The query uses ${aliases} aliases; the limit is ${limits.aliases}.`);
-        if (cost > limits.cost) fail(`The query costs ${cost}; the limit per operation is ${limits.cost}. Ask for smaller pages.`);
+        if (aliases > limits.aliases)
+          fail(`The query uses ${aliases} aliases; the limit is ${limits.aliases}.`);
+        if (cost > limits.cost)
+          fail(`The query costs ${cost}; the limit per operation is ${limits.cost}. Ask for smaller pages.`);
       },
     };
   };

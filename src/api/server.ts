@@ -1,5 +1,8 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageLocalDefault, ApolloServerPluginLandingPageProductionDefault } from '@apollo/server/plugin/landingPage/default';
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from '@apollo/server/plugin/landingPage/default';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { ErrorCode, LymphoscopeError } from '../errors';
@@ -38,7 +41,11 @@ export function formatError(log: Logger) {
       };
     }
     const code = formatted.extensions?.code;
-    if (typeof code === 'string' && (APOLLO_CODES.has(code) || code in ErrorCode) && !(original instanceof Error && !(original instanceof GraphQLError))) {
+    if (
+      typeof code === 'string' &&
+      (APOLLO_CODES.has(code) || code in ErrorCode) &&
+      !(original instanceof Error && !(original instanceof GraphQLError))
+    ) {
       const { stacktrace: _drop, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }

@@ -30,9 +30,11 @@ const num = (flags: Flags, name: string, fallback: number): number => {
 
 export function configFromFlags(flags: Flags): TrainingConfig {
   const arch = String(flags.arch ?? DEFAULT_TRAINING_CONFIG.architecture);
-  if (!isArchitecture(arch)) throw new Error(`--arch must be one of majority, vanilla, seed-2x2x1x1, lymphonet (got ${arch}).`);
+  if (!isArchitecture(arch))
+    throw new Error(`--arch must be one of majority, vanilla, seed-2x2x1x1, lymphonet (got ${arch}).`);
   const balance = String(flags['class-balance'] ?? DEFAULT_TRAINING_CONFIG.classBalance);
-  if (!['weights', 'sampling', 'none'].includes(balance)) throw new Error('--class-balance must be weights, sampling or none.');
+  if (!['weights', 'sampling', 'none'].includes(balance))
+    throw new Error('--class-balance must be weights, sampling or none.');
   return {
     ...DEFAULT_TRAINING_CONFIG,
     architecture: arch,
@@ -47,7 +49,8 @@ export function configFromFlags(flags: Flags): TrainingConfig {
   };
 }
 
-const toExamples = (images: FolderImage[]): Example[] => images.map((i) => ({ pixels: i.pixels, label: i.label }));
+const toExamples = (images: FolderImage[]): Example[] =>
+  images.map((i) => ({ pixels: i.pixels, label: i.label }));
 
 /** Trains on one split and evaluates on its validation and test parts, with progress on stderr. */
 async function fitAndEvaluate(
@@ -76,9 +79,15 @@ async function fitAndEvaluate(
   });
   options.progress.done();
   const model = result.model!;
-  const evaluation = await evaluateOnSplits(model, toExamples(split.validation), toExamples(split.test), config.inputSize, {
-    tta: options.tta,
-  });
+  const evaluation = await evaluateOnSplits(
+    model,
+    toExamples(split.validation),
+    toExamples(split.test),
+    config.inputSize,
+    {
+      tta: options.tta,
+    },
+  );
   return { model, result, evaluation };
 }
 
@@ -95,12 +104,15 @@ export function printMetrics(title: string, m: BinaryMetrics): void {
 export async function trainCommand(flags: Flags): Promise<void> {
   const data = String(flags.data ?? '');
   const out = String(flags.out ?? '');
-  if (!data || !out) throw new Error('Usage: lymphoscope train --data <dir with all/ and hem/> --out <dir> [--arch ...]');
+  if (!data || !out)
+    throw new Error('Usage: lymphoscope train --data <dir with all/ and hem/> --out <dir> [--arch ...]');
   const config = configFromFlags(flags);
   const tta = Boolean(flags.tta);
   const runtime = await initRuntime();
   const progress = new Progress();
-  const images = await loadFolder(data, config.inputSize, (d, t) => progress.update(d / t, `decoding ${d}/${t}`));
+  const images = await loadFolder(data, config.inputSize, (d, t) =>
+    progress.update(d / t, `decoding ${d}/${t}`),
+  );
   progress.done();
   const split = splitBySubject(images, {
     validationFraction: num(flags, 'validation', 0.2),
@@ -110,14 +122,22 @@ export async function trainCommand(flags: Flags): Promise<void> {
   process.stdout.write(
     `${images.length} images; subject-grouped split: train ${split.train.length}, validation ${split.validation.length}, test ${split.test.length} (backend ${runtime.backend})\n`,
   );
-  const { model, result, evaluation } = await fitAndEvaluate(config, split, { tta, progress, label: config.architecture });
+  const { model, result, evaluation } = await fitAndEvaluate(config, split, {
+    tta,
+    progress,
+    label: config.architecture,
+  });
   printMetrics('validation', evaluation.validation);
   printMetrics('test', evaluation.test);
   const card: NewModelCard = {
     architecture: config.architecture,
     inputSize: config.inputSize,
     trainedOnBackend: runtime.backend,
-    config: { ...config, validationFraction: num(flags, 'validation', 0.2), testFraction: num(flags, 'test', 0.2) },
+    config: {
+      ...config,
+      validationFraction: num(flags, 'validation', 0.2),
+      testFraction: num(flags, 'test', 0.2),
+    },
     threshold: evaluation.threshold,
     reviewLow: evaluation.band.low,
     reviewHigh: evaluation.band.high,
@@ -144,7 +164,10 @@ async function writeModelDir(dir: string, model: tf.LayersModel, card: NewModelC
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'model.json'), JSON.stringify(bundle.modelJson));
   await writeFile(path.join(dir, 'weights.bin'), bundle.weights);
-  await writeFile(path.join(dir, 'card.json'), JSON.stringify({ version: 'local', createdAt: new Date().toISOString(), ...card }, null, 2) + '\n');
+  await writeFile(
+    path.join(dir, 'card.json'),
+    JSON.stringify({ version: 'local', createdAt: new Date().toISOString(), ...card }, null, 2) + '\n',
+  );
 }
 
 async function readModelDir(dir: string): Promise<{ model: tf.LayersModel; card: ModelCard }> {
@@ -163,7 +186,9 @@ export async function evaluateCommand(flags: Flags): Promise<void> {
   await initRuntime();
   const { model, card } = await readModelDir(String(flags.model ?? DEFAULT_MODEL_DIR));
   const images = await loadFolder(data, card.inputSize);
-  const probabilities = await predictProbabilities(model, images, card.inputSize, { tta: Boolean(flags.tta) });
+  const probabilities = await predictProbabilities(model, images, card.inputSize, {
+    tta: Boolean(flags.tta),
+  });
   const metrics = computeMetrics(
     images.map((i) => i.label),
     probabilities,
@@ -208,13 +233,18 @@ export async function predictCommand(flags: Flags, files: string[]): Promise<voi
       areaPx: analysis.morphology.areaPx,
       solidity: Number(analysis.morphology.solidity.toFixed(3)),
     };
-    process.stdout.write(flags.json ? JSON.stringify(row) + '\n' : `${file}: ${row.label} p(ALL)=${row.probabilityAll}${row.needsReview ? ' (needs review)' : ''}\n`);
+    process.stdout.write(
+      flags.json
+        ? JSON.stringify(row) + '\n'
+        : `${file}: ${row.label} p(ALL)=${row.probabilityAll}${row.needsReview ? ' (needs review)' : ''}\n`,
+    );
   }
   model.dispose();
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
+const std = (xs: number[]) =>
+  Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
 
 /**
  * `lymphoscope cv`: subject-grouped k-fold cross-validation. Each fold's threshold is chosen on a
@@ -232,7 +262,11 @@ export async function cvCommand(flags: Flags): Promise<void> {
   const images = await loadFolder(data, config.inputSize);
   const results: Array<{ fold: number; test: BinaryMetrics; evaluation: Evaluation }> = [];
   for (const [index, fold] of kFoldBySubject(images, folds, config.seed).entries()) {
-    const inner = splitBySubject(fold.train, { validationFraction: 0.25, testFraction: 0, seed: config.seed + index });
+    const inner = splitBySubject(fold.train, {
+      validationFraction: 0.25,
+      testFraction: 0,
+      seed: config.seed + index,
+    });
     const { model, evaluation } = await fitAndEvaluate(
       config,
       { train: inner.train, validation: inner.validation, test: fold.test },
@@ -242,11 +276,26 @@ export async function cvCommand(flags: Flags): Promise<void> {
     printMetrics(`fold ${index + 1}`, evaluation.test);
     results.push({ fold: index + 1, test: evaluation.test, evaluation });
   }
-  const summary: Record<string, unknown> = { folds, n: images.length, architecture: config.architecture, tta };
-  for (const metric of ['weightedF1', 'rocAuc', 'sensitivity', 'specificity', 'accuracy', 'balancedAccuracy'] as const) {
+  const summary: Record<string, unknown> = {
+    folds,
+    n: images.length,
+    architecture: config.architecture,
+    tta,
+  };
+  for (const metric of [
+    'weightedF1',
+    'rocAuc',
+    'sensitivity',
+    'specificity',
+    'accuracy',
+    'balancedAccuracy',
+  ] as const) {
     const values = results.map((r) => r.test[metric]).filter(Number.isFinite);
     summary[metric] = { mean: mean(values), std: std(values), folds: values.length };
-    if (!flags.json) process.stdout.write(`${metric}: ${mean(values).toFixed(3)} ± ${std(values).toFixed(3)} over ${values.length} folds\n`);
+    if (!flags.json)
+      process.stdout.write(
+        `${metric}: ${mean(values).toFixed(3)} ± ${std(values).toFixed(3)} over ${values.length} folds\n`,
+      );
   }
   if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
 }

@@ -18,7 +18,9 @@ export interface FolderImage {
 const IMAGE = /\.(bmp|png|jpe?g|tiff?)$/i;
 
 /** Lists a C-NMC style folder: <dir>/all/* are ALL (1), <dir>/hem/* normal (0). */
-export async function listFolder(dir: string): Promise<Array<{ id: string; file: string; label: 0 | 1; subjectId: string | null }>> {
+export async function listFolder(
+  dir: string,
+): Promise<Array<{ id: string; file: string; label: 0 | 1; subjectId: string | null }>> {
   const entries: Array<{ id: string; file: string; label: 0 | 1; subjectId: string | null }> = [];
   for (const [folder, label] of [
     ['all', 1],
@@ -44,7 +46,11 @@ export async function listFolder(dir: string): Promise<Array<{ id: string; file:
 }
 
 /** Decodes, resizes and measures every image of a folder (4 at a time). */
-export async function loadFolder(dir: string, inputSize: number, onProgress?: (done: number, total: number) => void): Promise<FolderImage[]> {
+export async function loadFolder(
+  dir: string,
+  inputSize: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<FolderImage[]> {
   const entries = await listFolder(dir);
   const out: FolderImage[] = new Array(entries.length);
   let next = 0;
@@ -54,7 +60,11 @@ export async function loadFolder(dir: string, inputSize: number, onProgress?: (d
       const index = next++;
       const entry = entries[index];
       const image: RgbImage = await decodeImage(await readFile(entry.file));
-      out[index] = { ...entry, pixels: await toModelInput(image, inputSize), morphology: measureMorphology(image) };
+      out[index] = {
+        ...entry,
+        pixels: await toModelInput(image, inputSize),
+        morphology: measureMorphology(image),
+      };
       onProgress?.(++done, entries.length);
     }
   };

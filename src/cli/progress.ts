@@ -17,7 +17,9 @@ export class Progress {
     if (this.tty) {
       const width = 30;
       const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
-      this.stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${label}\x1b[K`);
+      this.stream.write(
+        `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${label}\x1b[K`,
+      );
     } else if (Date.now() - this.lastLine >= this.every) {
       this.lastLine = Date.now();
       this.stream.write(`${(fraction * 100).toFixed(0)}% ${label}\n`);
@@ -35,4 +37,8 @@ export class Progress {
 }
 
 export const formatSeconds = (s: number | null) =>
-  s === null || !Number.isFinite(s) ? '?' : s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  s === null || !Number.isFinite(s)
+    ? '?'
+    : s < 90
+      ? `${Math.round(s)}s`
+      : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;

@@ -3,7 +3,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 
-type LambdaHttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
+type LambdaHttpHandler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
 
 /** Reads a body, refusing more than `maxBytes` without buffering it (API Gateway's 10 MB cap, locally). */
 async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
@@ -38,11 +41,16 @@ export async function startHttpApi(options: {
     const body = await readBody(req, options.maxBodyBytes ?? 10 * 1024 * 1024);
     if (body === null) {
       res.writeHead(413, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ errors: [{ message: 'Request body too large.', extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
+      res.end(
+        JSON.stringify({
+          errors: [{ message: 'Request body too large.', extensions: { code: 'PAYLOAD_TOO_LARGE' } }],
+        }),
+      );
       return;
     }
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
     const requestId = randomUUID();
     const event: APIGatewayProxyEventV2 = {
       version: '2.0',
@@ -56,7 +64,13 @@ export async function startHttpApi(options: {
         apiId: 'local',
         domainName: headers.host ?? 'localhost',
         domainPrefix: 'localhost',
-        http: { method: req.method ?? 'GET', path: url.pathname, protocol: 'HTTP/1.1', sourceIp: req.socket.remoteAddress ?? '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
+        http: {
+          method: req.method ?? 'GET',
+          path: url.pathname,
+          protocol: 'HTTP/1.1',
+          sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+          userAgent: headers['user-agent'] ?? '',
+        },
         requestId,
         routeKey: `${req.method} /graphql`,
         stage: '$default',
@@ -69,13 +83,22 @@ export async function startHttpApi(options: {
     const context = { awsRequestId: requestId, getRemainingTimeInMillis: () => 29_000 } as Context;
     try {
       const result = await options.handler(event, context);
-      const structured = typeof result === 'object' && result ? result : { statusCode: 200, body: String(result ?? '') };
+      const structured =
+        typeof result === 'object' && result ? result : { statusCode: 200, body: String(result ?? '') };
       const responseHeaders: Record<string, string | number | boolean> = { ...(structured.headers ?? {}) };
       res.writeHead(structured.statusCode ?? 200, responseHeaders as Record<string, string>);
       if (structured.cookies?.length) res.setHeader('set-cookie', structured.cookies);
-      res.end(structured.isBase64Encoded ? Buffer.from(structured.body ?? '', 'base64') : structured.body ?? '');
+      res.end(
+        structured.isBase64Encoded ? Buffer.from(structured.body ?? '', 'base64') : (structured.body ?? ''),
+      );
     } catch (error) {
-      process.stderr.write(JSON.stringify({ level: 'error', msg: 'handler threw', error: String((error as Error)?.stack ?? error) }) + '\n');
+      process.stderr.write(
+        JSON.stringify({
+          level: 'error',
+          msg: 'handler threw',
+          error: String((error as Error)?.stack ?? error),
+        }) + '\n',
+      );
       res.writeHead(502, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ message: 'Internal server error' }));
     }

@@ -48,12 +48,18 @@ export class LambdaEmulator {
       req.on('end', () => {
         const functionName = m ? decodeURIComponent(m[1]) : '';
         if (!m || req.method !== 'POST' || !this.options.functions[functionName]) {
-          res.writeHead(404, { 'content-type': 'application/json', 'x-amzn-errortype': 'ResourceNotFoundException' });
+          res.writeHead(404, {
+            'content-type': 'application/json',
+            'x-amzn-errortype': 'ResourceNotFoundException',
+          });
           res.end(JSON.stringify({ Type: 'User', message: `Function not found: ${functionName}` }));
           return;
         }
         if ((req.headers['x-amz-invocation-type'] ?? 'RequestResponse') !== 'Event') {
-          res.writeHead(400, { 'content-type': 'application/json', 'x-amzn-errortype': 'InvalidParameterValueException' });
+          res.writeHead(400, {
+            'content-type': 'application/json',
+            'x-amzn-errortype': 'InvalidParameterValueException',
+          });
           res.end(JSON.stringify({ message: 'The local emulator supports InvocationType Event only.' }));
           return;
         }
@@ -101,9 +107,19 @@ export class LambdaEmulator {
         return;
       }
       const retries = this.options.maxRetries ?? 2;
-      this.options.log.warn('lambda invocation failed', { functionName, requestId, attempt, code, signal, willRetry: attempt < retries });
+      this.options.log.warn('lambda invocation failed', {
+        functionName,
+        requestId,
+        attempt,
+        code,
+        signal,
+        willRetry: attempt < retries,
+      });
       if (attempt < retries) {
-        setTimeout(() => this.invoke(functionName, payload, requestId, attempt + 1), this.options.retryDelayMs ?? 2000);
+        setTimeout(
+          () => this.invoke(functionName, payload, requestId, attempt + 1),
+          this.options.retryDelayMs ?? 2000,
+        );
       } else {
         this.onSettled?.(functionName, requestId, code);
       }
@@ -113,10 +129,11 @@ export class LambdaEmulator {
   async stop(): Promise<void> {
     this.stopping = true;
     const exits = [...this.running].map(
-      (r) => new Promise<void>((resolve) => {
-        r.child.once('exit', () => resolve());
-        r.child.kill('SIGTERM');
-      }),
+      (r) =>
+        new Promise<void>((resolve) => {
+          r.child.once('exit', () => resolve());
+          r.child.kill('SIGTERM');
+        }),
     );
     await Promise.all(exits);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

@@ -6,7 +6,7 @@ import type { ModelCard, NewModelCard } from '../services/models';
 import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
-import { LOCAL_S3_CREDENTIALS, startLocalS3 } from './s3-server';
+import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 const WORKER_FUNCTION = 'lymphoscope-local-trainWorker';
@@ -41,6 +41,11 @@ export interface LocalStack {
   adminKey: string | null;
   adminKeyCreated: boolean;
   productionModelVersion: string | null;
+  /**
+   * The local S3 server alone, for fault tests: stop it to make storage unreachable, start it again on
+   * the same port and directory (the data is kept) to let the API recover without a restart.
+   */
+  s3: { port: number; stop(): Promise<void>; start(): Promise<void> };
   stop(): Promise<void>;
 }
 
@@ -53,12 +58,14 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const bucket = options.bucket ?? 'lymphoscope-local';
   const log = createLogger(options.logLevel ?? 'info', { service: 'lymphoscope-local' });
-  const s3 = await startLocalS3({ directory: path.join(options.dataDir, 's3'), port: options.s3Port ?? 0, bucket });
+  const s3Directory = path.join(options.dataDir, 's3');
+  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: options.s3Port ?? 0, bucket });
+  const { port: s3Port, endpoint: s3Endpoint } = s3;
 
   const env: Record<string, string> = {
     LYMPHOSCOPE_STAGE: 'local',
     LYMPHOSCOPE_BUCKET: bucket,
-    LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
+    LYMPHOSCOPE_S3_ENDPOINT: s3Endpoint,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
@@ -84,7 +91,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   // Loaded only now: the handler builds its services from process.env at import.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const graphql = require('../handlers/graphql') as typeof import('../handlers/graphql');
-  const api = await startHttpApi({ handler: graphql.handler as never, port: options.port ?? 0, host: options.host });
+  const api = await startHttpApi({
+    handler: graphql.handler as never,
+    port: options.port ?? 0,
+    host: options.host,
+  });
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
   const services = createServices(loadConfig());
@@ -94,7 +105,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   if (adminKey) {
     await services.auth.ensure('local admin', 'ADMIN', adminKey);
   } else if ((await services.auth.list()).filter((k) => k.role === 'ADMIN' && !k.revokedAt).length === 0) {
-    const created = await services.auth.create({ keyId: 'bootstrap', role: 'ADMIN', partnerId: 'bootstrap' }, 'local admin', 'ADMIN');
+    const created = await services.auth.create(
+      { keyId: 'bootstrap', role: 'ADMIN', partnerId: 'bootstrap' },
+      'local admin',
+      'ADMIN',
+    );
     adminKey = created.secret;
     adminKeyCreated = true;
   }
@@ -107,7 +122,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   return {
     url: api.url,
-    s3Endpoint: s3.endpoint,
+    s3Endpoint,
     lambdaEndpoint: lambda.endpoint,
     bucket,
     services,
@@ -115,10 +130,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     adminKey,
     adminKeyCreated,
     productionModelVersion,
+    s3: {
+      port: s3Port,
+      async stop() {
+        await s3?.stop();
+        s3 = null;
+      },
+      async start() {
+        s3 ??= await startLocalS3({ directory: s3Directory, port: s3Port, bucket });
+      },
+    },
     async stop() {
       await api.stop();
       await emulator.stop();
-      await s3.stop();
+      await s3?.stop();
+      s3 = null;
     },
   };
 }
@@ -136,12 +162,19 @@ export async function installDemoModel(services: Services, dir = DEMO_MODEL_DIR)
     bundle = { modelJson: JSON.parse(modelJson), weights };
     card = JSON.parse(cardJson);
   } catch (error) {
-    services.log.warn('no bundled demo model found; train one with `npm run demo-model`', { dir, error: String(error) });
+    services.log.warn('no bundled demo model found; train one with `npm run demo-model`', {
+      dir,
+      error: String(error),
+    });
     return null;
   }
   const { version: _v, createdAt: _c, ...rest } = card;
   const registered = await services.models.register(bundle, rest as NewModelCard);
-  await services.models.promote({ keyId: 'bootstrap', role: 'ADMIN', partnerId: 'bootstrap' }, registered.version, null);
+  await services.models.promote(
+    { keyId: 'bootstrap', role: 'ADMIN', partnerId: 'bootstrap' },
+    registered.version,
+    null,
+  );
   services.log.info('demo model installed', { version: registered.version });
   return registered;
 }

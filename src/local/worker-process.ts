@@ -10,7 +10,9 @@ async function main(): Promise<void> {
   const deadline = Number(process.env.LYMPHOSCOPE_LAMBDA_DEADLINE);
   const requestId = process.env.LYMPHOSCOPE_LAMBDA_REQUEST_ID ?? 'local';
   const functionName = process.env.LYMPHOSCOPE_LAMBDA_FUNCTION ?? 'local';
-  const mod = (await import(modulePath)) as { handler: (event: unknown, context: Context) => Promise<unknown> };
+  const mod = (await import(modulePath)) as {
+    handler: (event: unknown, context: Context) => Promise<unknown>;
+  };
   const context = {
     awsRequestId: requestId,
     functionName,
@@ -31,7 +33,10 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error) => {
-    process.stderr.write(JSON.stringify({ level: 'error', msg: 'invocation failed', error: String(error?.stack ?? error) }) + '\n');
+    process.stderr.write(
+      JSON.stringify({ level: 'error', msg: 'invocation failed', error: String(error?.stack ?? error) }) +
+        '\n',
+    );
     process.exit(1);
   },
 );

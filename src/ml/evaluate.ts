@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { dihedralVariants } from './image/preprocess';
-import { chooseReviewBand, chooseThreshold, computeMetrics, prCurve, rocCurve, type BinaryMetrics } from './metrics';
+import {
+  chooseReviewBand,
+  chooseThreshold,
+  computeMetrics,
+  prCurve,
+  rocCurve,
+  type BinaryMetrics,
+} from './metrics';
 import type { Example } from './train';
 
 /**
@@ -25,7 +32,9 @@ export async function predictProbabilities(
       const variants = options.tta ? dihedralVariants(e.pixels, inputSize) : [e.pixels];
       variants.forEach((v, j) => flat.set(v, (k * views + j) * perImage));
     });
-    const output = tf.tidy(() => model.predict(tf.tensor4d(flat, [slice.length * views, inputSize, inputSize, 3])) as tf.Tensor);
+    const output = tf.tidy(
+      () => model.predict(tf.tensor4d(flat, [slice.length * views, inputSize, inputSize, 3])) as tf.Tensor,
+    );
     const values = await output.data();
     output.dispose();
     for (let k = 0; k < slice.length; k++) {
@@ -76,7 +85,15 @@ export async function evaluateOnSplits(
     band,
     validation: computeMetrics(validationLabels, validationProbs, threshold),
     test: computeMetrics(testLabels, testProbs, threshold),
-    roc: rocCurve(testLabels, testProbs).map((p) => ({ x: p.fpr, y: p.tpr, threshold: finiteOrNull(p.threshold) })),
-    pr: prCurve(testLabels, testProbs).map((p) => ({ x: p.recall, y: p.precision, threshold: finiteOrNull(p.threshold) })),
+    roc: rocCurve(testLabels, testProbs).map((p) => ({
+      x: p.fpr,
+      y: p.tpr,
+      threshold: finiteOrNull(p.threshold),
+    })),
+    pr: prCurve(testLabels, testProbs).map((p) => ({
+      x: p.recall,
+      y: p.precision,
+      threshold: finiteOrNull(p.threshold),
+    })),
   };
 }

@@ -23,7 +23,10 @@ export const accessResolvers: Resolvers = {
       const page = await audit.list(chosen, pageSize(first, config.limits.pageSize), decodeCursor(after));
       return connection({
         ...page,
-        items: page.items.map((i) => ({ cursor: i.cursor, node: { ...i.node, before: show(i.node.before), after: show(i.node.after) } })),
+        items: page.items.map((i) => ({
+          cursor: i.cursor,
+          node: { ...i.node, before: show(i.node.before), after: show(i.node.after) },
+        })),
       });
     },
   },

@@ -11,7 +11,11 @@ export interface RequestContext {
   require(role: Role): Promise<Caller>;
 }
 
-export function createRequestContext(services: Services, apiKey: string | null, requestId: string): RequestContext {
+export function createRequestContext(
+  services: Services,
+  apiKey: string | null,
+  requestId: string,
+): RequestContext {
   let caller: Promise<Caller> | null = null;
   const log = services.log.child({ requestId });
   return {
@@ -19,7 +23,9 @@ export function createRequestContext(services: Services, apiKey: string | null, 
     requestId,
     log,
     async require(role) {
-      caller ??= services.config.authRequired ? services.auth.authenticate(apiKey) : Promise.resolve(ANONYMOUS_ADMIN);
+      caller ??= services.config.authRequired
+        ? services.auth.authenticate(apiKey)
+        : Promise.resolve(ANONYMOUS_ADMIN);
       const who = await caller;
       requireRole(who, role);
       return who;
@@ -34,7 +40,8 @@ export function apiKeyFromHeaders(headers: Record<string, string | undefined>): 
     if (!value) continue;
     const lower = name.toLowerCase();
     if (lower === 'x-api-key') key = value.trim();
-    else if (lower === 'authorization' && /^bearer\s+/i.test(value)) key = value.replace(/^bearer\s+/i, '').trim();
+    else if (lower === 'authorization' && /^bearer\s+/i.test(value))
+      key = value.replace(/^bearer\s+/i, '').trim();
   }
   return key;
 }

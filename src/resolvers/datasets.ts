@@ -61,7 +61,10 @@ export const datasetResolvers: Resolvers = {
     imageCount: async (d, _a, { services }) => (await services.datasets.imageRefs(d.id)).length,
     labelCounts: async (d, _a, { services }) => {
       const refs = await services.datasets.imageRefs(d.id);
-      return (['ALL', 'NORMAL'] as const).map((label) => ({ label, count: refs.filter((r) => r.label === label).length }));
+      return (['ALL', 'NORMAL'] as const).map((label) => ({
+        label,
+        count: refs.filter((r) => r.label === label).length,
+      }));
     },
     subjectCounts: async (d, _a, { services }) => {
       const counts = new Map<string, { subjectId: string; label: 'ALL' | 'NORMAL'; count: number }>();
@@ -72,9 +75,17 @@ export const datasetResolvers: Resolvers = {
         entry.count += 1;
         counts.set(key, entry);
       }
-      return [...counts.values()].sort((a, b) => a.subjectId.localeCompare(b.subjectId) || a.label.localeCompare(b.label));
+      return [...counts.values()].sort(
+        (a, b) => a.subjectId.localeCompare(b.subjectId) || a.label.localeCompare(b.label),
+      );
     },
     images: async (d, { first, after }, { services }) =>
-      connection(await services.datasets.listImages(d.id, pageSize(first, services.config.limits.pageSize), decodeCursor(after))),
+      connection(
+        await services.datasets.listImages(
+          d.id,
+          pageSize(first, services.config.limits.pageSize),
+          decodeCursor(after),
+        ),
+      ),
   },
 };

@@ -9,7 +9,11 @@ const ARCH: Record<Architecture, MlArchitecture> = {
   SEED_2X2X1X1: 'seed-2x2x1x1',
   LYMPHONET: 'lymphonet',
 };
-const BALANCE: Record<ClassBalance, TrainingConfig['classBalance']> = { WEIGHTS: 'weights', SAMPLING: 'sampling', NONE: 'none' };
+const BALANCE: Record<ClassBalance, TrainingConfig['classBalance']> = {
+  WEIGHTS: 'weights',
+  SAMPLING: 'sampling',
+  NONE: 'none',
+};
 
 const invert = <K extends string, V extends string>(map: Record<K, V>) =>
   Object.fromEntries(Object.entries(map).map(([k, v]) => [v, k])) as Record<V, K>;

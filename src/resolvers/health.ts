@@ -7,7 +7,9 @@ export const healthResolvers: Resolvers = {
     // Unauthenticated on purpose: load balancers and uptime checks call it. It reveals no data.
     health: async (_root, _args, { services }) => {
       const storageReachable = await services.store.ping();
-      const productionModelVersion = storageReachable ? await services.models.productionVersion().catch(() => null) : null;
+      const productionModelVersion = storageReachable
+        ? await services.models.productionVersion().catch(() => null)
+        : null;
       return {
         status: storageReachable ? 'ok' : 'degraded',
         version,

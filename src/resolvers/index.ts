@@ -6,7 +6,14 @@ import { modelResolvers } from './models';
 import { predictionResolvers } from './predictions';
 import { trainingResolvers } from './training';
 
-const domains: Resolvers[] = [healthResolvers, datasetResolvers, trainingResolvers, modelResolvers, predictionResolvers, accessResolvers];
+const domains: Resolvers[] = [
+  healthResolvers,
+  datasetResolvers,
+  trainingResolvers,
+  modelResolvers,
+  predictionResolvers,
+  accessResolvers,
+];
 
 /** Merges the per-domain resolver maps type by type. */
 export const resolvers: Resolvers = domains.reduce<Resolvers>((merged, domain) => {

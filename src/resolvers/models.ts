@@ -63,7 +63,10 @@ export const modelResolvers: Resolvers = {
     },
     compareModels: async (_r, { a, b }, ctx) => {
       await ctx.require('SCIENTIST');
-      const [cardA, cardB] = await Promise.all([ctx.services.models.require(a), ctx.services.models.require(b)]);
+      const [cardA, cardB] = await Promise.all([
+        ctx.services.models.require(a),
+        ctx.services.models.require(b),
+      ]);
       const sameTestSplit =
         cardA.lineage.testSplitId !== null && cardA.lineage.testSplitId === cardB.lineage.testSplitId;
       return {
@@ -73,7 +76,12 @@ export const modelResolvers: Resolvers = {
         deltas: COMPARED.map((metric) => {
           const va = finite(cardA.testMetrics?.[metric] as number | undefined);
           const vb = finite(cardB.testMetrics?.[metric] as number | undefined);
-          return { metric, a: va, b: vb, delta: sameTestSplit && va !== null && vb !== null ? vb - va : null };
+          return {
+            metric,
+            a: va,
+            b: vb,
+            delta: sameTestSplit && va !== null && vb !== null ? vb - va : null,
+          };
         }),
       };
     },
@@ -89,7 +97,8 @@ export const modelResolvers: Resolvers = {
     config: (card) => (card.config ? configToGraphql(card.config) : null),
     testMetrics: (card) => metricsToGraphql(card.testMetrics),
     validationMetrics: (card) => metricsToGraphql(card.validationMetrics),
-    isProduction: async (card, _a, { services }) => (await services.models.productionVersion()) === card.version,
+    isProduction: async (card, _a, { services }) =>
+      (await services.models.productionVersion()) === card.version,
     prCurve: (card) => card.prCurve ?? [],
     charts: async (card, _a, ctx) => {
       await ctx.require('PARTNER');

@@ -6,19 +6,27 @@ export const predictionResolvers: Resolvers = {
   Query: {
     prediction: async (_r, { id }, ctx) => {
       const caller = await ctx.require('PARTNER');
-      return ctx.services.predictions.get(caller, id);
+      // require, not get: another partner's id and an id that never existed give the same NOT_FOUND.
+      return ctx.services.predictions.require(caller, id);
     },
     predictions: async (_r, { first, after, needsReview, modelVersion }, ctx) => {
       const caller = await ctx.require('PARTNER');
       const { predictions, config } = ctx.services;
       return connection(
-        await predictions.list(caller, { needsReview, modelVersion }, pageSize(first, config.limits.pageSize), decodeCursor(after)),
+        await predictions.list(
+          caller,
+          { needsReview, modelVersion },
+          pageSize(first, config.limits.pageSize),
+          decodeCursor(after),
+        ),
       );
     },
     reviewQueue: async (_r, { first, after }, ctx) => {
       const caller = await ctx.require('SCIENTIST');
       const { predictions, config } = ctx.services;
-      return connection(await predictions.reviewQueue(caller, pageSize(first, config.limits.pageSize), decodeCursor(after)));
+      return connection(
+        await predictions.reviewQueue(caller, pageSize(first, config.limits.pageSize), decodeCursor(after)),
+      );
     },
   },
   Mutation: {
@@ -36,7 +44,9 @@ export const predictionResolvers: Resolvers = {
     },
   },
   Prediction: {
-    heatmapUrl: (p, _a, { services }) => services.predictions.presignedUrl(p.heatmapKey, services.config.urlTtlSeconds.download),
-    imageUrl: (p, _a, { services }) => services.predictions.presignedUrl(p.imageKey, services.config.urlTtlSeconds.download),
+    heatmapUrl: (p, _a, { services }) =>
+      services.predictions.presignedUrl(p.heatmapKey, services.config.urlTtlSeconds.download),
+    imageUrl: (p, _a, { services }) =>
+      services.predictions.presignedUrl(p.imageKey, services.config.urlTtlSeconds.download),
   },
 };

@@ -12,7 +12,9 @@ export const trainingResolvers: Resolvers = {
     trainingJobs: async (_r, { status, first, after }, ctx) => {
       await ctx.require('SCIENTIST');
       const { training, config } = ctx.services;
-      return connection(await training.list(status, pageSize(first, config.limits.pageSize), decodeCursor(after)));
+      return connection(
+        await training.list(status, pageSize(first, config.limits.pageSize), decodeCursor(after)),
+      );
     },
   },
   Mutation: {

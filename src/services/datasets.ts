@@ -93,7 +93,8 @@ export class DatasetService {
 
   async create(caller: Caller, name: string, description?: string | null): Promise<DatasetRecord> {
     const trimmed = name.trim();
-    if (trimmed.length < 1 || trimmed.length > 100) throw badInput('name must be 1-100 characters.', { field: 'name' });
+    if (trimmed.length < 1 || trimmed.length > 100)
+      throw badInput('name must be 1-100 characters.', { field: 'name' });
     if (description != null && description.length > 2000) {
       throw badInput('description must be at most 2000 characters.', { field: 'description' });
     }
@@ -183,9 +184,12 @@ export class DatasetService {
   decodeBase64(imageBase64: string, field = 'imageBase64'): Buffer {
     const maxChars = Math.ceil((this.limits.inlineImageBytes * 4) / 3) + 4;
     if (imageBase64.length > maxChars) {
-      throw tooLarge(`${field} is over the inline limit of ${this.limits.inlineImageBytes} bytes; use createImageUpload.`, {
-        limit: this.limits.inlineImageBytes,
-      });
+      throw tooLarge(
+        `${field} is over the inline limit of ${this.limits.inlineImageBytes} bytes; use createImageUpload.`,
+        {
+          limit: this.limits.inlineImageBytes,
+        },
+      );
     }
     const compact = imageBase64.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
     if (compact.length === 0 || compact.length % 4 === 1 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) {
@@ -212,11 +216,19 @@ export class DatasetService {
   ): Promise<{ image: ImageRecord; duplicate: boolean }> {
     await this.require(input.datasetId);
     const filename = input.filename ? validateFilename(input.filename) : null;
-    const subjectId = validateSubjectId(input.subjectId) ?? (filename ? parseCnmcFilename(filename)?.subjectId ?? null : null);
+    const subjectId =
+      validateSubjectId(input.subjectId) ??
+      (filename ? (parseCnmcFilename(filename)?.subjectId ?? null) : null);
     const decoded = await decodeImage(input.bytes, this.imageLimits(this.limits.uploadBytes));
     const sha256 = sha256Hex(input.bytes);
     const imageId = imageIdFor(sha256);
-    const key = layout.image(input.datasetId, labelToFolder(input.label), subjectId, imageId, EXT[decoded.format]);
+    const key = layout.image(
+      input.datasetId,
+      labelToFolder(input.label),
+      subjectId,
+      imageId,
+      EXT[decoded.format],
+    );
     const record: ImageRecord = {
       id: imageId,
       datasetId: input.datasetId,
@@ -265,7 +277,12 @@ export class DatasetService {
         addedby: caller.keyId,
       },
     });
-    this.log.info('image added', { datasetId: input.datasetId, imageId, label: input.label, source: input.source });
+    this.log.info('image added', {
+      datasetId: input.datasetId,
+      imageId,
+      label: input.label,
+      source: input.source,
+    });
     return { image: record, duplicate: false };
   }
 
@@ -297,7 +314,9 @@ export class DatasetService {
     ttlSeconds: number,
   ): Promise<{ upload: UploadRecord; url: string }> {
     if (!CONTENT_TYPES[input.contentType]) {
-      throw badInput(`contentType must be one of ${Object.keys(CONTENT_TYPES).join(', ')}.`, { field: 'contentType' });
+      throw badInput(`contentType must be one of ${Object.keys(CONTENT_TYPES).join(', ')}.`, {
+        field: 'contentType',
+      });
     }
     if (input.datasetId) {
       await this.require(input.datasetId);
@@ -326,7 +345,8 @@ export class DatasetService {
   async getUpload(caller: Caller, uploadId: string): Promise<UploadRecord> {
     const found = await this.docs.get<UploadRecord>(layout.upload(uploadId));
     // Another caller's upload is reported as missing: ids must not leak across keys.
-    if (!found || (found.value.createdBy !== caller.keyId && caller.role === 'PARTNER')) throw notFound('Upload', uploadId);
+    if (!found || (found.value.createdBy !== caller.keyId && caller.role === 'PARTNER'))
+      throw notFound('Upload', uploadId);
     return found.value;
   }
 
@@ -334,7 +354,8 @@ export class DatasetService {
   async readUploadedBytes(upload: UploadRecord): Promise<Buffer> {
     const key = layout.uploadObject(upload.uploadId);
     const info = await this.store.head(key);
-    if (!info) throw badInput(`Nothing was uploaded for ${upload.uploadId} yet: PUT the file to the URL first.`);
+    if (!info)
+      throw badInput(`Nothing was uploaded for ${upload.uploadId} yet: PUT the file to the URL first.`);
     if (info.size > this.limits.uploadBytes) {
       await this.store.delete(key);
       throw tooLarge(`The upload is ${info.size} bytes; the limit is ${this.limits.uploadBytes}.`, {
@@ -353,7 +374,10 @@ export class DatasetService {
   async confirmUpload(caller: Caller, uploadId: string): Promise<{ image: ImageRecord; duplicate: boolean }> {
     const upload = await this.getUpload(caller, uploadId);
     try {
-      await this.docs.create(layout.uploadConfirmation(uploadId), { by: caller.keyId, at: new Date().toISOString() });
+      await this.docs.create(layout.uploadConfirmation(uploadId), {
+        by: caller.keyId,
+        at: new Date().toISOString(),
+      });
     } catch (error) {
       if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
         throw conflict(`Upload ${uploadId} was already confirmed.`);
@@ -405,7 +429,8 @@ export class DatasetService {
   /** Bytes of a confirmed upload without a dataset, for predict(uploadId). */
   async readConfirmedUpload(caller: Caller, uploadId: string): Promise<Buffer> {
     const upload = await this.getUpload(caller, uploadId);
-    if (upload.datasetId) throw badInput(`Upload ${uploadId} went to a dataset; predict it with datasetId and imageId.`);
+    if (upload.datasetId)
+      throw badInput(`Upload ${uploadId} went to a dataset; predict it with datasetId and imageId.`);
     if (!(await this.store.head(layout.uploadConfirmation(uploadId)))) {
       throw badInput(`Upload ${uploadId} is not confirmed yet: call confirmImageUpload first.`);
     }
@@ -419,14 +444,20 @@ export class DatasetService {
     caller: Caller,
     datasetId: string,
     s3Prefix: string,
-  ): Promise<{ accepted: number; duplicates: number; rejected: Array<{ key: string; code: string; reason: string }> }> {
+  ): Promise<{
+    accepted: number;
+    duplicates: number;
+    rejected: Array<{ key: string; code: string; reason: string }>;
+  }> {
     await this.require(datasetId);
     const prefix = s3Prefix.replace(/^\/+/, '').replace(/\/?$/, '/');
     if (prefix === '/' || prefix.includes('..') || prefix.length > 512) {
-      throw badInput('s3Prefix must name a folder in the bucket, e.g. "imports/cnmc-sample".', { field: 's3Prefix' });
+      throw badInput('s3Prefix must name a folder in the bucket, e.g. "imports/cnmc-sample".', {
+        field: 's3Prefix',
+      });
     }
     if (/^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners)\//.test(prefix)) {
-      throw badInput('s3Prefix must not point inside Lymphoscope\'s own data.', { field: 's3Prefix' });
+      throw badInput("s3Prefix must not point inside Lymphoscope's own data.", { field: 's3Prefix' });
     }
     const objects = await this.store.listAll(prefix, { limit: this.limits.importFiles + 1 });
     if (objects.length > this.limits.importFiles) {
@@ -435,18 +466,27 @@ export class DatasetService {
       });
     }
     if (objects.length === 0) throw badInput(`No files under "${prefix}".`, { field: 's3Prefix' });
-    const report = { accepted: 0, duplicates: 0, rejected: [] as Array<{ key: string; code: string; reason: string }> };
+    const report = {
+      accepted: 0,
+      duplicates: 0,
+      rejected: [] as Array<{ key: string; code: string; reason: string }>,
+    };
     const work = objects.map((o) => async () => {
       const relative = o.key.slice(prefix.length);
       const [folder, ...rest] = relative.split('/');
       const label = folderToLabel(folder);
       const filename = rest.join('/');
       if (!label || rest.length !== 1 || !IMPORTABLE.test(filename)) {
-        report.rejected.push({ key: o.key, code: 'BAD_USER_INPUT', reason: 'not an image under all/ or hem/' });
+        report.rejected.push({
+          key: o.key,
+          code: 'BAD_USER_INPUT',
+          reason: 'not an image under all/ or hem/',
+        });
         return;
       }
       try {
-        if (o.size > this.limits.uploadBytes) throw tooLarge(`${o.size} bytes is over the ${this.limits.uploadBytes} limit.`);
+        if (o.size > this.limits.uploadBytes)
+          throw tooLarge(`${o.size} bytes is over the ${this.limits.uploadBytes} limit.`);
         const object = await this.store.get(o.key);
         if (!object) throw notFound('Object', o.key);
         const parsed = parseCnmcFilename(filename);
@@ -466,13 +506,20 @@ export class DatasetService {
       }
     });
     await runBounded(work, 4);
-    this.log.info('import finished', { datasetId, prefix, accepted: report.accepted, duplicates: report.duplicates, rejected: report.rejected.length });
+    this.log.info('import finished', {
+      datasetId,
+      prefix,
+      accepted: report.accepted,
+      duplicates: report.duplicates,
+      rejected: report.rejected.length,
+    });
     return report;
   }
 }
 
 function validateFilename(filename: string): string {
   const base = filename.split(/[\\/]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (base.length < 1 || base.length > 200 || /[\u0000-\u001f]/.test(base)) {
     throw badInput('filename must be 1-200 printable characters.', { field: 'filename' });
   }
@@ -496,4 +543,3 @@ export async function runBounded(tasks: Array<() => Promise<void>>, limit: numbe
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
   if (failure !== null) throw failure;
 }
-

@@ -30,7 +30,10 @@ export interface Services {
 }
 
 /** The composition root: one place that wires adapters into services, from validated config. */
-export function createServices(config: Config, overrides: { store?: ObjectStore; dispatcher?: JobDispatcher } = {}): Services {
+export function createServices(
+  config: Config,
+  overrides: { store?: ObjectStore; dispatcher?: JobDispatcher } = {},
+): Services {
   const log = createLogger(config.logLevel, { service: 'lymphoscope', stage: config.stage });
   const store =
     overrides.store ??
@@ -45,7 +48,10 @@ export function createServices(config: Config, overrides: { store?: ObjectStore;
   const audit = new AuditLog(store, docs);
   const dispatcher =
     overrides.dispatcher ??
-    new LambdaJobDispatcher(config.trainWorkerFunction, { region: config.region, endpoint: config.lambdaEndpoint });
+    new LambdaJobDispatcher(config.trainWorkerFunction, {
+      region: config.region,
+      endpoint: config.lambdaEndpoint,
+    });
   const datasets = new DatasetService(store, docs, config.limits, audit, log);
   const models = new ModelRegistry(store, docs, audit, log);
   const predictions = new PredictionService(store, docs, models, datasets, config.limits, log);
@@ -57,7 +63,15 @@ export function createServices(config: Config, overrides: { store?: ObjectStore;
     audit,
     auth: new AuthService(store, docs, audit),
     datasets,
-    training: new TrainingService(store, docs, datasets, dispatcher, DEFAULT_TRAINING_CONFIG, config.limits, log),
+    training: new TrainingService(
+      store,
+      docs,
+      datasets,
+      dispatcher,
+      DEFAULT_TRAINING_CONFIG,
+      config.limits,
+      log,
+    ),
     models,
     predictions,
     reviews: new ReviewService(predictions, datasets, audit),

@@ -107,9 +107,18 @@ export class ModelRegistry {
       for (const [name, svg] of charts) {
         await this.store.put(layout.modelChart(version, name), svg, { contentType: 'image/svg+xml' });
       }
-      const full: ModelCard = { ...card, charts: [...charts.keys()], version, createdAt: new Date().toISOString() };
+      const full: ModelCard = {
+        ...card,
+        charts: [...charts.keys()],
+        version,
+        createdAt: new Date().toISOString(),
+      };
       await this.docs.create(layout.modelFile(version, 'card.json'), full);
-      this.log.info('model registered', { version, architecture: card.architecture, jobId: card.lineage.jobId });
+      this.log.info('model registered', {
+        version,
+        architecture: card.architecture,
+        jobId: card.lineage.jobId,
+      });
       return full;
     }
     throw conflict('Could not claim a model version number; retry.');
@@ -168,7 +177,11 @@ export class ModelRegistry {
     const card = await this.require(version);
     const current = await this.docs.get<Alias>(layout.productionAlias());
     const currentVersion = current?.value.version ?? null;
-    if (expectedCurrentVersion !== undefined && expectedCurrentVersion !== null && expectedCurrentVersion !== currentVersion) {
+    if (
+      expectedCurrentVersion !== undefined &&
+      expectedCurrentVersion !== null &&
+      expectedCurrentVersion !== currentVersion
+    ) {
       throw conflict(
         `The production model is ${currentVersion ?? 'unset'}, not ${expectedCurrentVersion}; reload and decide again.`,
         { currentVersion },
@@ -180,7 +193,9 @@ export class ModelRegistry {
       else await this.docs.create(layout.productionAlias(), alias);
     } catch (error) {
       if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
-        throw conflict('Another promote changed the production model at the same time; reload and decide again.');
+        throw conflict(
+          'Another promote changed the production model at the same time; reload and decide again.',
+        );
       }
       throw error;
     }
@@ -232,7 +247,10 @@ export class ModelRegistry {
           : null,
       ),
     );
-    return Object.fromEntries(CHART_NAMES.map((name, i) => [name, urls[i]])) as Record<ChartName, string | null>;
+    return Object.fromEntries(CHART_NAMES.map((name, i) => [name, urls[i]])) as Record<
+      ChartName,
+      string | null
+    >;
   }
 
   async artifactUrls(version: string, ttlSeconds: number) {

@@ -15,7 +15,8 @@ export const encodeCursor = (sortKey: string) => Buffer.from(sortKey, 'utf8').to
 
 export function decodeCursor(cursor: string | null | undefined): string | undefined {
   if (cursor == null || cursor === '') return undefined;
-  if (cursor.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw badInput('The `after` cursor is not valid.');
+  if (cursor.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(cursor))
+    throw badInput('The `after` cursor is not valid.');
   return Buffer.from(cursor, 'base64url').toString('utf8');
 }
 

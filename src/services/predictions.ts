@@ -81,12 +81,20 @@ export class PredictionService {
     private readonly log: Logger,
   ) {}
 
-  private async resolveImage(caller: Caller, input: PredictInput): Promise<{ bytes: Buffer; source: string }> {
-    const given = [input.imageBase64, input.imageId, input.uploadId].filter((v) => v != null && v !== '').length;
+  private async resolveImage(
+    caller: Caller,
+    input: PredictInput,
+  ): Promise<{ bytes: Buffer; source: string }> {
+    const given = [input.imageBase64, input.imageId, input.uploadId].filter(
+      (v) => v != null && v !== '',
+    ).length;
     if (given !== 1) throw badInput('Give exactly one of imageBase64, imageId (with datasetId) or uploadId.');
     if (input.imageBase64) return { bytes: this.datasets.decodeBase64(input.imageBase64), source: 'inline' };
     if (input.uploadId) {
-      return { bytes: await this.datasets.readConfirmedUpload(caller, input.uploadId), source: `upload:${input.uploadId}` };
+      return {
+        bytes: await this.datasets.readConfirmedUpload(caller, input.uploadId),
+        source: `upload:${input.uploadId}`,
+      };
     }
     if (!input.datasetId) throw badInput('imageId needs datasetId too.', { field: 'datasetId' });
     if (caller.role === 'PARTNER') throw notFound('Image', `${input.datasetId}/${input.imageId}`);
@@ -99,7 +107,10 @@ export class PredictionService {
     const { bytes, source } = await this.resolveImage(caller, input);
     const version = input.modelVersion ?? (await this.models.productionVersion());
     if (!version) {
-      throw new LymphoscopeError(ErrorCode.UNAVAILABLE, 'No production model is set: promote a model version or name one.');
+      throw new LymphoscopeError(
+        ErrorCode.UNAVAILABLE,
+        'No production model is set: promote a model version or name one.',
+      );
     }
     const { model, card } = await this.models.load(version);
     const decodeStarted = performance.now();
@@ -118,7 +129,10 @@ export class PredictionService {
       threshold: card.threshold,
       needsReview: analysis.needsReview,
       modelVersion: version,
-      morphology: { ...analysis.morphology, comparisons: compareMorphology(analysis.morphology, card.morphologyNorms) },
+      morphology: {
+        ...analysis.morphology,
+        comparisons: compareMorphology(analysis.morphology, card.morphologyNorms),
+      },
       heatmapKey: analysis.heatmapPng ? layout.predictionHeatmap(partnerId, id) : null,
       imageKey: layout.predictionImage(partnerId, id, ext),
       source,
@@ -148,7 +162,9 @@ export class PredictionService {
   async predictBatch(caller: Caller, inputs: PredictInput[]): Promise<PredictionRecord[]> {
     if (inputs.length === 0) throw badInput('inputs must hold at least one image.');
     if (inputs.length > this.limits.batchSize) {
-      throw tooLarge(`At most ${this.limits.batchSize} images per predictBatch.`, { limit: this.limits.batchSize });
+      throw tooLarge(`At most ${this.limits.batchSize} images per predictBatch.`, {
+        limit: this.limits.batchSize,
+      });
     }
     const results: PredictionRecord[] = [];
     for (const input of inputs) results.push(await this.predict(caller, input));
@@ -179,7 +195,8 @@ export class PredictionService {
     first: number,
     after?: string,
   ): Promise<Page<PredictionRecord>> {
-    const prefix = caller.role === 'PARTNER' ? layout.predictionsPrefix(caller.partnerId) : 'prediction-owners/';
+    const prefix =
+      caller.role === 'PARTNER' ? layout.predictionsPrefix(caller.partnerId) : 'prediction-owners/';
     const objects = await this.store.listAll(prefix, { limit: 100_000 });
     const ids = objects
       .map((o) => o.key.split('/').pop()!)
@@ -200,7 +217,8 @@ export class PredictionService {
     for (; index < ids.length && matched.length <= first; index++) {
       const record = await this.get(caller, ids[index]);
       if (!record) continue;
-      if (filter.needsReview != null && (record.needsReview && !record.review) !== filter.needsReview) continue;
+      if (filter.needsReview != null && (record.needsReview && !record.review) !== filter.needsReview)
+        continue;
       if (filter.modelVersion != null && record.modelVersion !== filter.modelVersion) continue;
       matched.push(record);
     }
@@ -218,10 +236,14 @@ export class PredictionService {
 
   /** Compare-and-swap on the record: of two concurrent reviews, one wins and the other gets CONFLICT. */
   async applyReview(record: PredictionRecord, review: ReviewRecord): Promise<PredictionRecord> {
-    const { value } = await this.docs.update<PredictionRecord>(layout.prediction(record.partnerId, record.id), (current) => {
-      if (current.review) throw conflict(`Prediction ${record.id} was already reviewed by ${current.review.reviewer}.`);
-      return { ...current, review };
-    });
+    const { value } = await this.docs.update<PredictionRecord>(
+      layout.prediction(record.partnerId, record.id),
+      (current) => {
+        if (current.review)
+          throw conflict(`Prediction ${record.id} was already reviewed by ${current.review.reviewer}.`);
+        return { ...current, review };
+      },
+    );
     return value;
   }
 

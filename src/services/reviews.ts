@@ -20,7 +20,8 @@ export class ReviewService {
     caller: Caller,
     input: { predictionId: string; label: CellLabel; note?: string | null; addToDatasetId?: string | null },
   ): Promise<PredictionRecord> {
-    if (input.note != null && input.note.length > 2000) throw badInput('note must be at most 2000 characters.', { field: 'note' });
+    if (input.note != null && input.note.length > 2000)
+      throw badInput('note must be at most 2000 characters.', { field: 'note' });
     const prediction = await this.predictions.require(caller, input.predictionId);
     if (prediction.review) {
       throw conflict(`Prediction ${prediction.id} was already reviewed by ${prediction.review.reviewer}.`);
@@ -46,7 +47,13 @@ export class ReviewService {
       addedToDatasetId,
     });
     await this.predictions.clearPendingReview(prediction.id);
-    await this.audit.record(caller, 'prediction.review', prediction.id, { label: prediction.label }, reviewed.review);
+    await this.audit.record(
+      caller,
+      'prediction.review',
+      prediction.id,
+      { label: prediction.label },
+      reviewed.review,
+    );
     return reviewed;
   }
 }

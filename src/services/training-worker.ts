@@ -113,7 +113,11 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
     if (!snapshot) throw new JobCannotSucceed(`Snapshot ${job.snapshotId} is missing.`);
     const loadStarted = Date.now();
     const data = await loadSnapshot(store, snapshot, job.config.inputSize);
-    log.info('snapshot loaded', { images: snapshot.items.length, ms: Date.now() - loadStarted, rejected: data.rejected.length });
+    log.info('snapshot loaded', {
+      images: snapshot.items.length,
+      ms: Date.now() - loadStarted,
+      rejected: data.rejected.length,
+    });
 
     const checkpointObject = await store.get(layout.jobCheckpoint(job.id));
     const resumeFrom: TrainingCheckpoint | undefined = checkpointObject
@@ -150,7 +154,9 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       onCheckpoint: async (cp) => {
         longestEpochMs = Math.max(longestEpochMs, Date.now() - epochStarted);
         epochStarted = Date.now();
-        await store.put(layout.jobCheckpoint(job.id), serializeCheckpoint(cp), { contentType: 'application/octet-stream' });
+        await store.put(layout.jobCheckpoint(job.id), serializeCheckpoint(cp), {
+          contentType: 'application/octet-stream',
+        });
         await writeJob((j) => ({
           ...j,
           epoch: cp.epoch,
@@ -167,7 +173,8 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         if (Date.now() - lastCancelCheck < PROGRESS_EVERY_MS) return false;
         lastCancelCheck = Date.now();
         const current = (await docs.get<JobRecord>(jobKey))?.value;
-        if (current && current.lease?.owner !== invocation.invocationId) throw new LeaseLost(current.lease?.owner ?? null);
+        if (current && current.lease?.owner !== invocation.invocationId)
+          throw new LeaseLost(current.lease?.owner ?? null);
         cancelRequested = current?.cancelRequested ?? false;
         return cancelRequested;
       },
@@ -176,14 +183,23 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
     });
 
     if (result.status === 'cancelled') {
-      await writeJob((j) => ({ ...j, status: 'CANCELLED', lease: null, finishedAt: now(), updatedAt: now() }));
+      await writeJob((j) => ({
+        ...j,
+        status: 'CANCELLED',
+        lease: null,
+        finishedAt: now(),
+        updatedAt: now(),
+      }));
       log.info('training cancelled', { epoch: job.epoch });
       return 'cancelled';
     }
     if (result.status === 'paused') {
       await writeJob((j) => ({ ...j, lease: null, updatedAt: now() }));
       await deps.dispatcher.dispatch({ jobId: job.id });
-      log.info('training continues in a new invocation', { epoch: job.epoch, remainingMs: invocation.remainingMs() });
+      log.info('training continues in a new invocation', {
+        epoch: job.epoch,
+        remainingMs: invocation.remainingMs(),
+      });
       return 'continued';
     }
 
@@ -215,7 +231,9 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         prCurve: evaluation.pr,
         morphologyNorms: data.norms,
         preprocessing: PREPROCESSING,
-        notes: data.rejected.length ? `${data.rejected.length} snapshot images could not be read and were skipped.` : null,
+        notes: data.rejected.length
+          ? `${data.rejected.length} snapshot images could not be read and were skipped.`
+          : null,
       });
       await writeJob((j) => ({
         ...j,
@@ -240,11 +258,19 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
     }
     const transient = error instanceof LymphoscopeError && error.code === 'UNAVAILABLE';
     if (transient) throw error; // Lambda retries the event; the retry resumes from the checkpoint.
-    const message = error instanceof JobCannotSucceed || error instanceof LymphoscopeError ? error.message : 'Internal error during training; see the worker log.';
+    const message =
+      error instanceof JobCannotSucceed || error instanceof LymphoscopeError
+        ? error.message
+        : 'Internal error during training; see the worker log.';
     log.error('training failed', { error });
-    await writeJob((j) => ({ ...j, status: 'FAILED', error: message, lease: null, finishedAt: now(), updatedAt: now() })).catch(
-      (e) => log.error('could not mark the job failed', { error: e }),
-    );
+    await writeJob((j) => ({
+      ...j,
+      status: 'FAILED',
+      error: message,
+      lease: null,
+      finishedAt: now(),
+      updatedAt: now(),
+    })).catch((e) => log.error('could not mark the job failed', { error: e }));
     return 'failed';
   }
 }
@@ -270,7 +296,11 @@ interface LoadedSnapshot {
 }
 
 /** Decodes and resizes every image of the snapshot once, and measures the training cells' morphology. */
-async function loadSnapshot(store: ObjectStore, snapshot: Snapshot, inputSize: number): Promise<LoadedSnapshot> {
+async function loadSnapshot(
+  store: ObjectStore,
+  snapshot: Snapshot,
+  inputSize: number,
+): Promise<LoadedSnapshot> {
   const out: LoadedSnapshot = { train: [], validation: [], test: [], norms: null, rejected: [] };
   const measured: Array<{ m: Morphology; label: 0 | 1 }> = [];
   const bySplit = new Map<string, Example>();
@@ -300,6 +330,9 @@ async function loadSnapshot(store: ObjectStore, snapshot: Snapshot, inputSize: n
 }
 
 function testSplitId(snapshot: Snapshot): string {
-  const ids = snapshot.items.filter((i) => i.split === 'test').map((i) => i.imageId).sort();
+  const ids = snapshot.items
+    .filter((i) => i.split === 'test')
+    .map((i) => i.imageId)
+    .sort();
   return createHash('sha256').update(ids.join(',')).digest('hex').slice(0, 16);
 }

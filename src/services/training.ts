@@ -86,7 +86,11 @@ export interface StartTrainingInput {
 }
 
 /** Applies defaults and checks every bound; a bad value names its field and its range. */
-export function resolveJobConfig(input: StartTrainingInput, defaults: TrainingConfig, maxEpochs: number): JobConfig {
+export function resolveJobConfig(
+  input: StartTrainingInput,
+  defaults: TrainingConfig,
+  maxEpochs: number,
+): JobConfig {
   const pick = <T>(value: T | null | undefined, fallback: T) => (value == null ? fallback : value);
   const config: JobConfig = {
     architecture: pick(input.architecture, defaults.architecture),
@@ -103,13 +107,16 @@ export function resolveJobConfig(input: StartTrainingInput, defaults: TrainingCo
   };
   const intIn = (field: keyof JobConfig, lo: number, hi: number) => {
     const v = config[field] as number;
-    if (!Number.isInteger(v) || v < lo || v > hi) throw badInput(`${String(field)} must be an integer from ${lo} to ${hi}.`, { field });
+    if (!Number.isInteger(v) || v < lo || v > hi)
+      throw badInput(`${String(field)} must be an integer from ${lo} to ${hi}.`, { field });
   };
   const numIn = (field: keyof JobConfig, lo: number, hi: number) => {
     const v = config[field] as number;
-    if (!Number.isFinite(v) || v < lo || v > hi) throw badInput(`${String(field)} must be a number from ${lo} to ${hi}.`, { field });
+    if (!Number.isFinite(v) || v < lo || v > hi)
+      throw badInput(`${String(field)} must be a number from ${lo} to ${hi}.`, { field });
   };
-  if (!ARCHITECTURES.includes(config.architecture)) throw badInput(`Unknown architecture ${config.architecture}.`);
+  if (!ARCHITECTURES.includes(config.architecture))
+    throw badInput(`Unknown architecture ${config.architecture}.`);
   intIn('inputSize', 32, 256);
   intIn('epochs', 1, maxEpochs);
   intIn('batchSize', 1, 256);
@@ -151,13 +158,21 @@ export class TrainingService {
       if (input.clientToken.length < 1 || input.clientToken.length > 200) {
         throw badInput('clientToken must be 1-200 characters.', { field: 'clientToken' });
       }
-      tokenKey = layout.jobByToken(createHash('sha256').update(`${caller.keyId}\n${input.clientToken}`).digest('hex'));
+      tokenKey = layout.jobByToken(
+        createHash('sha256').update(`${caller.keyId}\n${input.clientToken}`).digest('hex'),
+      );
       const claimed = await this.docs.get<{ jobId: string }>(tokenKey);
       if (claimed) return this.waitForJobDocument(claimed.value.jobId);
     }
 
     const refs = await this.datasets.imageRefs(input.datasetId);
-    const items = refs.map((r) => ({ id: r.key, key: r.key, imageId: r.imageId, label: labelToClass(r.label), subjectId: r.subjectId }));
+    const items = refs.map((r) => ({
+      id: r.key,
+      key: r.key,
+      imageId: r.imageId,
+      label: labelToClass(r.label),
+      subjectId: r.subjectId,
+    }));
     const positives = items.filter((i) => i.label === 1).length;
     if (items.length < 10 || positives === 0 || positives === items.length) {
       throw badInput(
@@ -170,7 +185,9 @@ export class TrainingService {
       seed: config.seed,
     });
     if (split.train.length === 0 || split.validation.length === 0 || split.test.length === 0) {
-      throw badInput('The dataset has too few subjects to hold out validation and test subjects; add more subjects.');
+      throw badInput(
+        'The dataset has too few subjects to hold out validation and test subjects; add more subjects.',
+      );
     }
     // The token is claimed only once the request is known to be valid: a refused request leaves nothing
     // behind, so a retry with the same token (after adding images, say) is not stuck on a job that never was.
@@ -188,14 +205,26 @@ export class TrainingService {
       throw error;
     };
     const tag = (list: typeof items, name: SnapshotItem['split']): SnapshotItem[] =>
-      list.map((i) => ({ key: i.key, imageId: i.imageId, label: i.label, subjectId: i.subjectId, split: name }));
+      list.map((i) => ({
+        key: i.key,
+        imageId: i.imageId,
+        label: i.label,
+        subjectId: i.subjectId,
+        split: name,
+      }));
     const snapshot: Snapshot = {
       snapshotId: jobId,
       datasetId: input.datasetId,
       createdAt: new Date().toISOString(),
-      items: [...tag(split.train, 'train'), ...tag(split.validation, 'validation'), ...tag(split.test, 'test')],
+      items: [
+        ...tag(split.train, 'train'),
+        ...tag(split.validation, 'validation'),
+        ...tag(split.test, 'test'),
+      ],
     };
-    await this.docs.create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot).catch(releaseToken);
+    await this.docs
+      .create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot)
+      .catch(releaseToken);
 
     const subjects = (list: typeof items) => new Set(list.map((i) => i.subjectId ?? i.key)).size;
     const now = new Date().toISOString();
@@ -242,7 +271,12 @@ export class TrainingService {
       }));
       throw error;
     }
-    this.log.info('training queued', { jobId, datasetId: input.datasetId, images: items.length, architecture: config.architecture });
+    this.log.info('training queued', {
+      jobId,
+      datasetId: input.datasetId,
+      images: items.length,
+      architecture: config.architecture,
+    });
     return job;
   }
 
@@ -272,9 +306,16 @@ export class TrainingService {
    */
   async getAndResumeIfStalled(jobId: string): Promise<JobRecord | null> {
     const job = await this.get(jobId);
-    if (job && job.status === 'RUNNING' && job.lease && Date.parse(job.lease.expiresAt) < Date.now() - 30_000) {
+    if (
+      job &&
+      job.status === 'RUNNING' &&
+      job.lease &&
+      Date.parse(job.lease.expiresAt) < Date.now() - 30_000
+    ) {
       this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner });
-      await this.dispatcher.dispatch({ jobId }).catch((error) => this.log.error('resume dispatch failed', { jobId, error }));
+      await this.dispatcher
+        .dispatch({ jobId })
+        .catch((error) => this.log.error('resume dispatch failed', { jobId, error }));
     }
     return job;
   }
@@ -292,7 +333,9 @@ export class TrainingService {
       const jobs = await Promise.all(page.items.map((i) => this.require(i.node)));
       return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: jobs[n] })) };
     }
-    const jobs = (await Promise.all(ids.map((id) => this.get(id)))).filter((j): j is JobRecord => j?.status === status);
+    const jobs = (await Promise.all(ids.map((id) => this.get(id)))).filter(
+      (j): j is JobRecord => j?.status === status,
+    );
     return pageOf(jobs, (j) => j.id, first, after);
   }
 
@@ -301,7 +344,8 @@ export class TrainingService {
     const { value } = await this.docs.update<JobRecord>(layout.job(jobId), (job) => {
       if (FINAL_STATUSES.has(job.status)) throw conflict(`Job ${jobId} already ended (${job.status}).`);
       const now = new Date().toISOString();
-      if (job.status === 'QUEUED' && !job.lease) return { ...job, status: 'CANCELLED', cancelRequested: true, finishedAt: now, updatedAt: now };
+      if (job.status === 'QUEUED' && !job.lease)
+        return { ...job, status: 'CANCELLED', cancelRequested: true, finishedAt: now, updatedAt: now };
       return { ...job, cancelRequested: true, updatedAt: now };
     });
     this.log.info('training cancel requested', { jobId, actor: caller.keyId, status: value.status });

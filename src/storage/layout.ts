@@ -8,7 +8,9 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function safeId(value: string, field = 'id'): string {
   if (!ID.test(value) || value.includes('..')) {
-    throw badInput(`${field} must be 1-128 letters, digits, '.', '_' or '-' (got an invalid value).`, { field });
+    throw badInput(`${field} must be 1-128 letters, digits, '.', '_' or '-' (got an invalid value).`, {
+      field,
+    });
   }
   return value;
 }
@@ -95,5 +97,11 @@ export function parseImageKey(
 ): { datasetId: string; folder: string; subjectId: string | null; imageId: string; ext: string } | null {
   const m = /^datasets\/([^/]+)\/images\/([^/]+)\/([^/]+)\/([^/.]+)\.([a-z]+)$/.exec(key);
   if (!m) return null;
-  return { datasetId: m[1], folder: m[2], subjectId: m[3] === NO_SUBJECT ? null : m[3], imageId: m[4], ext: m[5] };
+  return {
+    datasetId: m[1],
+    folder: m[2],
+    subjectId: m[3] === NO_SUBJECT ? null : m[3],
+    imageId: m[4],
+    ext: m[5],
+  };
 }

@@ -7,7 +7,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const BIN = path.join(__dirname, '..', '..', 'bin', 'lymphoscope.js');
 const SAMPLE = path.join(__dirname, '..', '..', 'data', 'cnmc-sample');
-const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { maxBuffer: 10 * 1024 * 1024, env: { ...process.env, CI: 'true' } });
+const cli = (...args: string[]) =>
+  run(process.execPath, [BIN, ...args], { maxBuffer: 10 * 1024 * 1024, env: { ...process.env, CI: 'true' } });
 
 describe('the lymphoscope command line', () => {
   let dir: string;
@@ -18,7 +19,19 @@ describe('the lymphoscope command line', () => {
 
   it('trains a model directory from a C-NMC folder, with a card holding subject-grouped test metrics', async () => {
     const out = path.join(dir, 'model');
-    const { stdout } = await cli('train', '--data', SAMPLE, '--out', out, '--arch', 'vanilla', '--input-size', '32', '--epochs', '2');
+    const { stdout } = await cli(
+      'train',
+      '--data',
+      SAMPLE,
+      '--out',
+      out,
+      '--arch',
+      'vanilla',
+      '--input-size',
+      '32',
+      '--epochs',
+      '2',
+    );
     expect(stdout).toMatch(/subject-grouped split: train \d+, validation \d+, test \d+ \(backend wasm\)/);
     const card = JSON.parse(await readFile(path.join(out, 'card.json'), 'utf8'));
     expect(card).toMatchObject({ architecture: 'vanilla', inputSize: 32, trainedOnBackend: 'wasm' });
@@ -29,7 +42,17 @@ describe('the lymphoscope command line', () => {
 
     const evaluated = await cli('evaluate', '--model', out, '--data', SAMPLE, '--json');
     const summary = JSON.parse(evaluated.stdout.trim().split('\n').pop()!);
-    for (const key of ['n', 'accuracy', 'balancedAccuracy', 'sensitivity', 'specificity', 'f1', 'weightedF1', 'rocAuc', 'threshold']) {
+    for (const key of [
+      'n',
+      'accuracy',
+      'balancedAccuracy',
+      'sensitivity',
+      'specificity',
+      'f1',
+      'weightedF1',
+      'rocAuc',
+      'threshold',
+    ]) {
       expect(summary).toHaveProperty(key);
     }
     expect(summary.n).toBe(63);
@@ -42,8 +65,16 @@ describe('the lymphoscope command line', () => {
     expect(summary.n).toBe(63);
     expect(summary.rocAuc).toBeGreaterThanOrEqual(0);
 
-    const predicted = await cli('predict', '--json', path.join(SAMPLE, 'all', 'UID_11_1_1_all.bmp'), path.join(SAMPLE, 'hem', 'UID_H10_47_2_hem.bmp'));
-    const rows = predicted.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const predicted = await cli(
+      'predict',
+      '--json',
+      path.join(SAMPLE, 'all', 'UID_11_1_1_all.bmp'),
+      path.join(SAMPLE, 'hem', 'UID_H10_47_2_hem.bmp'),
+    );
+    const rows = predicted.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(rows).toHaveLength(2);
     for (const row of rows) {
       expect(['ALL', 'NORMAL']).toContain(row.label);
@@ -53,8 +84,13 @@ describe('the lymphoscope command line', () => {
   }, 60_000);
 
   it('refuses bad flags with a message and a non-zero status', async () => {
-    await expect(cli('train', '--data', SAMPLE)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('Usage') });
-    await expect(cli('train', '--data', SAMPLE, '--out', dir, '--arch', 'resnet')).rejects.toMatchObject({ stderr: expect.stringContaining('--arch') });
+    await expect(cli('train', '--data', SAMPLE)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('Usage'),
+    });
+    await expect(cli('train', '--data', SAMPLE, '--out', dir, '--arch', 'resnet')).rejects.toMatchObject({
+      stderr: expect.stringContaining('--arch'),
+    });
     await expect(cli('nonsense')).rejects.toMatchObject({ code: 2 });
   });
 });

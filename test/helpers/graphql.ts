@@ -1,12 +1,21 @@
 /** A tiny GraphQL-over-HTTP client for tests: real HTTP, real JSON, nothing mocked. */
-export interface GraphqlResult<T = Record<string, any>> {
+
+// Tests index into answers freely; the server's schema is what checks their shape.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Answer = Record<string, any>;
+
+export interface GraphqlResult<T = Answer> {
   status: number;
   data?: T;
   errors?: Array<{ message: string; extensions?: { code?: string; [k: string]: unknown } }>;
 }
 
 export function graphqlClient(url: string, apiKey?: string) {
-  return async function gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, key = apiKey): Promise<GraphqlResult<T>> {
+  return async function gql<T = Answer>(
+    query: string,
+    variables?: Record<string, unknown>,
+    key = apiKey,
+  ): Promise<GraphqlResult<T>> {
     const response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(key ? { 'x-api-key': key } : {}) },
@@ -31,7 +40,12 @@ export function ok<T>(result: GraphqlResult<T>): T {
   return result.data;
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 500): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs: number,
+  everyMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();

@@ -17,7 +17,9 @@ export function sampleImages(): SampleImage[] {
     ['all', 'ALL'],
     ['hem', 'NORMAL'],
   ] as const) {
-    for (const name of readdirSync(path.join(SAMPLE_DIR, folder)).filter((n) => n.endsWith('.bmp')).sort()) {
+    for (const name of readdirSync(path.join(SAMPLE_DIR, folder))
+      .filter((n) => n.endsWith('.bmp'))
+      .sort()) {
       const file = path.join(SAMPLE_DIR, folder, name);
       out.push({ file, name, label, bytes: readFileSync(file) });
     }
