@@ -207,8 +207,11 @@ export class PredictionService {
     const filtering = filter.needsReview != null || filter.modelVersion != null;
     if (!filtering) {
       const page = pageOf(ids, (id) => id, first, after);
-      const nodes = await Promise.all(page.items.map((i) => this.require(caller, i.node)));
-      return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: nodes[n] })) };
+      const nodes = await Promise.all(page.items.map((i) => this.get(caller, i.node)));
+      // An owner marker without its record (a prediction cut short by a storage fault, before its record
+      // was written) is skipped: one such leftover must not break every staff listing.
+      const items = page.items.flatMap((i, n) => (nodes[n] ? [{ cursor: i.cursor, node: nodes[n]! }] : []));
+      return { ...page, items };
     }
     // Filters need the records; read in order until the page is full (bounded by the listing).
     const start = after ? ids.indexOf(after) + 1 : 0;
