@@ -5,7 +5,7 @@ import { decodeImage, type ImageFormat } from '../ml/image/decode';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
-import type { ObjectStore } from '../storage/object-store';
+import { PreconditionFailed, type ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
 import { folderToLabel, labelToFolder, validateSubjectId, type CellLabel } from './labels';
 import { pageOf, type Page } from './pagination';
@@ -264,19 +264,37 @@ export class DatasetService {
       }
       if (marker.key !== key) await this.docs.put<ShaMarker>(markerKey, { imageId, key });
     }
-    await this.store.put(key, input.bytes, {
-      contentType: `image/${decoded.format}`,
-      metadata: {
-        sha256,
-        width: String(decoded.width),
-        height: String(decoded.height),
-        format: decoded.format,
-        source: input.source,
-        ...(filename ? { filename: encodeURIComponent(filename) } : {}),
-        ...(subjectId ? { subject: subjectId } : {}),
-        addedby: caller.keyId,
-      },
-    });
+    try {
+      // Create-once as well: a concurrent add of the same bytes may hold the marker with its image still
+      // in flight (or a crash may have left the marker alone); exactly one of them stores the bytes.
+      await this.store.put(key, input.bytes, {
+        ifNoneMatch: '*',
+        contentType: `image/${decoded.format}`,
+        metadata: {
+          sha256,
+          width: String(decoded.width),
+          height: String(decoded.height),
+          format: decoded.format,
+          source: input.source,
+          ...(filename ? { filename: encodeURIComponent(filename) } : {}),
+          ...(subjectId ? { subject: subjectId } : {}),
+          addedby: caller.keyId,
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof PreconditionFailed)) throw error;
+      const existing = await this.store.head(key);
+      return {
+        duplicate: true,
+        image: await this.imageRecord(input.datasetId, {
+          imageId,
+          key,
+          label: input.label,
+          subjectId,
+          bytes: existing?.size ?? input.bytes.length,
+        }),
+      };
+    }
     this.log.info('image added', {
       datasetId: input.datasetId,
       imageId,
