@@ -80,6 +80,9 @@ export function createApolloServer(config: Config, log: Logger): ApolloServer<Re
     typeDefs,
     resolvers: resolvers as never,
     introspection: config.introspection,
+    // "Did you mean ...?" hints would list the schema's fields to anyone who asks wrongly: hide them
+    // wherever introspection is off.
+    hideSchemaDetailsFromClientErrors: !config.introspection,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     formatError: formatError(log),
