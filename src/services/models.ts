@@ -56,9 +56,16 @@ interface Alias {
   promotedBy: string;
 }
 
+/**
+ * Exact enough to reproduce the API's probabilities to 1e-4 (test/e2e/models.test.ts does, with its own
+ * BMP reader and sharp): the resampling filter matters, a bilinear resize does not get there.
+ */
 export const PREPROCESSING =
-  'Decode to RGB, resize the whole image to inputSize x inputSize (bilinear/Lanczos, no crop), scale to [0,1] ' +
-  '(divide by 255), shape [1, inputSize, inputSize, 3] NHWC; the single output is the probability of ALL.';
+  'Decode to 8-bit RGB; resize the whole image to inputSize x inputSize with a Lanczos-3 filter, stretching ' +
+  '(no crop, no padding; sharp: resize(inputSize, inputSize, { fit: "fill", kernel: "lanczos3" })); divide by 255 ' +
+  'to get float32 in [0, 1]; shape [1, inputSize, inputSize, 3] (NHWC, RGB order). The single output is the ' +
+  "probability of ALL: call ALL at or above the version's threshold, and ask for a human review inside " +
+  '[reviewLow, reviewHigh).';
 
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
