@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { serveStatic } from './static-files';
 
 type LambdaHttpHandler = (
   event: APIGatewayProxyEventV2,
@@ -21,6 +22,44 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer 
 }
 
 /**
+ * What serverless.yml's httpApi.cors makes API Gateway answer, so a console or app served from another
+ * origin (a static host, a dev server) can call the local API. Keys travel in headers, not cookies, so
+ * any origin may ask.
+ */
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-headers': 'content-type, authorization, x-api-key, apollo-require-preflight',
+  'access-control-max-age': '600',
+};
+
+/**
+ * Lambda runs one event per container at a time; locally every invocation shares this process's one event
+ * loop with the S3 server. Hundreds of predictions at once would starve it: CPU-bound inference delays
+ * the callbacks that complete S3 connections until the SDK's 1.5 s connection timeout fires, and
+ * requests fail with UNAVAILABLE although nothing is down. A few invocations at a time, the rest queued
+ * in arrival order, keeps the local stack honest about throughput and free of those phantom faults.
+ */
+function invocationSlots(max: number): { acquire(): Promise<void>; release(): void } {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    acquire() {
+      if (running < max) {
+        running += 1;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => waiting.push(resolve));
+    },
+    release() {
+      const next = waiting.shift();
+      if (next) next();
+      else running -= 1;
+    },
+  };
+}
+
+/**
  * Serves a Lambda HTTP API (payload v2) handler over real HTTP on 127.0.0.1: each request becomes the
  * event API Gateway would send, so local runs and end-to-end tests go through the deployed handler's
  * exact code path (Apollo's Lambda integration included).
@@ -30,9 +69,26 @@ export async function startHttpApi(options: {
   port?: number;
   host?: string;
   maxBodyBytes?: number;
+  /** Folders served as static files, by URL prefix (e.g. { '/console': 'console/dist' }). */
+  staticDirs?: Record<string, string>;
+  /** Handler invocations running at once; the rest wait their turn in arrival order. Default 4. */
+  maxConcurrentInvocations?: number;
 }): Promise<{ url: string; port: number; server: Server; stop(): Promise<void> }> {
+  const invocations = invocationSlots(options.maxConcurrentInvocations ?? 4);
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const mount = Object.keys(options.staticDirs ?? {}).find(
+      (prefix) => url.pathname === prefix || url.pathname.startsWith(`${prefix}/`),
+    );
+    if (mount) {
+      await serveStatic(req, res, url.pathname, mount, options.staticDirs![mount]);
+      return;
+    }
+    if (url.pathname === '/graphql' && req.method === 'OPTIONS') {
+      res.writeHead(204, CORS_HEADERS);
+      res.end();
+      return;
+    }
     if (url.pathname !== '/graphql') {
       res.writeHead(url.pathname === '/' ? 302 : 404, url.pathname === '/' ? { location: '/graphql' } : {});
       res.end();
@@ -81,11 +137,15 @@ export async function startHttpApi(options: {
       isBase64Encoded: false,
     };
     const context = { awsRequestId: requestId, getRemainingTimeInMillis: () => 29_000 } as Context;
+    await invocations.acquire();
     try {
       const result = await options.handler(event, context);
       const structured =
         typeof result === 'object' && result ? result : { statusCode: 200, body: String(result ?? '') };
-      const responseHeaders: Record<string, string | number | boolean> = { ...(structured.headers ?? {}) };
+      const responseHeaders: Record<string, string | number | boolean> = {
+        ...(structured.headers ?? {}),
+        'access-control-allow-origin': CORS_HEADERS['access-control-allow-origin'],
+      };
       res.writeHead(structured.statusCode ?? 200, responseHeaders as Record<string, string>);
       if (structured.cookies?.length) res.setHeader('set-cookie', structured.cookies);
       res.end(
@@ -101,6 +161,8 @@ export async function startHttpApi(options: {
       );
       res.writeHead(502, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ message: 'Internal server error' }));
+    } finally {
+      invocations.release();
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -3,11 +3,14 @@
  * bundled demo model serving. Data lives under .data/ and is found again on the next start.
  */
 import path from 'node:path';
-import { startLocalStack } from './stack';
+import { buildConsole } from '../../console/build';
+import { CONSOLE_DIST_DIR, startLocalStack } from './stack';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 4000);
   const dataDir = path.resolve(process.env.LYMPHOSCOPE_DATA_DIR ?? '.data');
+  // Rebuilt on every start (about a second, offline), so the console served always matches the source.
+  await buildConsole(CONSOLE_DIST_DIR);
   const stack = await startLocalStack({
     dataDir,
     port,
@@ -20,6 +23,7 @@ async function main(): Promise<void> {
     '',
     `Lymphoscope is running.`,
     `  GraphQL API + Apollo Sandbox: ${stack.url.replace('127.0.0.1', 'localhost')}`,
+    `  Review console: ${stack.consoleUrl.replace('127.0.0.1', 'localhost')} (sign in with the admin key below)`,
     `  Local S3: ${stack.s3Endpoint} (bucket ${stack.bucket}, data in ${dataDir})`,
     `  Production model: ${stack.productionModelVersion ?? 'none (run `npm run demo-model`)'}`,
     key

@@ -9,6 +9,8 @@ import { LambdaEmulator } from './lambda-emulator';
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
+/** Where console/build.ts puts the review console; the stack serves it at /console/. */
+export const CONSOLE_DIST_DIR = path.join(__dirname, '..', '..', 'console', 'dist');
 const WORKER_FUNCTION = 'lymphoscope-local-trainWorker';
 
 export interface LocalStackOptions {
@@ -29,10 +31,14 @@ export interface LocalStackOptions {
   workerRetryDelayMs?: number;
   workerTimeoutMs?: number;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** The built review console served at /console/ (default console/dist). */
+  consoleDir?: string;
 }
 
 export interface LocalStack {
   url: string;
+  /** The review console on the same origin as the API. */
+  consoleUrl: string;
   s3Endpoint: string;
   lambdaEndpoint: string;
   bucket: string;
@@ -95,6 +101,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     handler: graphql.handler as never,
     port: options.port ?? 0,
     host: options.host,
+    staticDirs: { '/console': options.consoleDir ?? CONSOLE_DIST_DIR },
   });
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
@@ -122,6 +129,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   return {
     url: api.url,
+    consoleUrl: new URL('/console/', api.url).toString(),
     s3Endpoint,
     lambdaEndpoint: lambda.endpoint,
     bucket,
