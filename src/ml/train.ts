@@ -181,6 +181,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     const classWeight = classWeights(args.train, config.classBalance);
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout');
+    const norms = model.layers.filter((l) => l.getClassName() === 'BatchNormalization');
     const batchesPerEpoch = Math.ceil(args.train.length / config.batchSize);
     const throughput = { batches: 0, images: 0, seconds: 0 };
 
@@ -194,9 +195,13 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           return { status: 'cancelled', history, bestEpoch: best?.epoch ?? 0, stoppedEarly: false };
         }
         const batchStart = performance.now();
-        const indices = order.slice(b * config.batchSize, (b + 1) * config.batchSize);
-        // Seeds are drawn whether or not a layer uses them, so the Rng stream does not depend on architecture.
+        // Equal batches (38 images: 19 + 19, not 32 + 6): a tiny last batch gives batch norm noisy statistics.
+        const end = Math.round(((b + 1) * order.length) / batchesPerEpoch);
+        const indices = order.slice(Math.round((b * order.length) / batchesPerEpoch), end);
+        // A fresh dropout mask per batch, drawn from the training Rng so that a resumed run redraws it.
         for (const layer of dropouts) (layer as unknown as { seed: number }).seed = rng.seed();
+        const momentum = batchNormMomentum((epoch - 1) * batchesPerEpoch + b, batchesPerEpoch);
+        for (const layer of norms) (layer as unknown as { momentum: number }).momentum = momentum;
         const batch = makeBatch(
           indices.map((i) => args.train[i]),
           config,
@@ -216,7 +221,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           epochs: config.epochs,
           batch: b + 1,
           batchesPerEpoch,
-          loss: lossSum / Math.min(order.length, (b + 1) * config.batchSize),
+          loss: lossSum / end,
           etaSeconds: Math.round((throughput.seconds / throughput.batches) * remaining),
           imagesPerSecond: throughput.images / Math.max(throughput.seconds, 1e-9),
         });
@@ -294,6 +299,18 @@ function checkResumable(config: TrainingConfig, cp: TrainingCheckpoint): void {
   if (changed.length > 0) {
     throw badInput(`Cannot resume: the checkpoint was trained with different ${changed.join(', ')}.`);
   }
+}
+
+/**
+ * Inference uses batch norm's moving statistics. With a fixed momentum (tfjs: 0.99) a small data set's few
+ * batches per epoch leave them near their initial (0, 1) for dozens of epochs and every prediction
+ * collapses to one class: on the 63-image C-NMC sample lymphonet stayed at chance with 0.9. So they are a
+ * plain running mean over the first steps (momentum t/(t+1) at step t: the first batch sets them), then an
+ * exponential average over about one epoch (1 - 1/batchesPerEpoch, kept within 0.5 .. 0.99).
+ */
+function batchNormMomentum(step: number, batchesPerEpoch: number): number {
+  const target = 1 - 1 / Math.min(Math.max(batchesPerEpoch, 2), 100);
+  return Math.min(target, step / (step + 1));
 }
 
 /** A training set of one class still gets a majority model that answers with confidence, not certainty. */

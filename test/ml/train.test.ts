@@ -200,6 +200,36 @@ test('early stopping stops when validation loss stops improving and returns the 
   [best, last, result.model!].forEach((m) => m.dispose());
 });
 
+test('batch-norm moving statistics match the training data even with few batches per epoch', async () => {
+  // Two batches per epoch for four epochs: with tfjs's fixed momentum the moving statistics used at
+  // inference would still be 40% (0.9) to 92% (0.99) their initial (0, 1), and predictions collapse.
+  const result = await train({
+    config: config({ architecture: 'lymphonet', batchSize: 20, epochs: 4, augment: false }),
+    train: trainSet,
+    validation: validationSet,
+  });
+  const model = result.model!;
+  const probe = tf.model({
+    inputs: model.inputs,
+    outputs: model.getLayer('block1_conv').output as tf.SymbolicTensor,
+  });
+  const [, , movingMean] = model.getLayer('block1_bn').getWeights();
+  const x = tf.tensor4d(Float32Array.from(trainSet.flatMap((e) => Array.from(e.pixels))), [
+    trainSet.length,
+    SIZE,
+    SIZE,
+    3,
+  ]);
+  const [actual, moving] = tf.tidy(() => [
+    tf.mean(probe.predict(x) as tf.Tensor, [0, 1, 2]).arraySync() as number[],
+    movingMean.arraySync() as number[],
+  ]);
+  const norm = (v: number[]) => Math.hypot(...v);
+  expect(norm(actual.map((a, i) => a - moving[i])) / norm(actual)).toBeLessThan(0.15);
+  tf.dispose(x);
+  model.dispose();
+});
+
 test.each(['lymphonet', 'seed-2x2x1x1', 'majority'] as const)(
   '%s: after train() the only new tensors are the returned model weights',
   async (architecture) => {
