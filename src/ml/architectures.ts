@@ -150,13 +150,13 @@ function seed2x2x1x1(input: tf.SymbolicTensor, seeds: LayerSeeds): tf.SymbolicTe
 
 /**
  * Ours: four blocks of 3x3 convolution (16, 32, 64, 96 filters) + batch norm + ReLU + 2x2 max pooling, then
- * global average pooling, dropout and the sigmoid unit. About 1/17 of the seed net's multiply-adds and
- * 1/10 of its weights: global pooling instead of a 3456x256 dense layer is what keeps a 60-image data
- * set from being memorised, and batch norm lets it train in few epochs.
+ * global average pooling, dropout and the sigmoid unit. About 1/15 of the seed net's multiply-adds and
+ * 1/6 of its weights: global pooling instead of a flatten + 256-unit dense layer keeps a small data set
+ * from being memorised, and the average of "cell here" activations still measures cell size.
  *
- * Batch-norm momentum is 0.9, not the usual 0.99: a small data set gives a few batches per epoch, and at
- * 0.99 the moving statistics used at inference would still be near their initial (0, 1) after a whole
- * training run, collapsing every prediction to one value.
+ * Batch norm is what lets it train in few epochs, and its moving statistics are the risk on tiny data:
+ * train() schedules the momentum from the number of batches per epoch (see batchNormMomentum there); the
+ * 0.9 here only applies to other training loops.
  */
 function lymphonet(input: tf.SymbolicTensor, seeds: LayerSeeds): tf.SymbolicTensor {
   const widths = [16, 32, 64, 96];
