@@ -3,7 +3,7 @@
  * the way the browser test seeds it (two small models trained on the C-NMC sample, predictions of
  * sample cells waiting for review). Needs Chromium (Debian's chromium package, or LYMPHOSCOPE_CHROMIUM).
  *
- *   npm run screenshots        (or: npx tsx scripts/screenshots.ts)
+ *   npx tsx scripts/screenshots.ts
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
