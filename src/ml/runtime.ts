@@ -19,8 +19,8 @@ export interface RuntimeInfo {
 export interface RuntimeOptions {
   /**
    * Directory holding the tfjs-backend-wasm `.wasm` binaries. A Lambda bundle copies them next to the
-   * handler, where the package's own dist directory does not exist. Defaults to LYMPHOSCOPE_WASM_DIR,
-   * then to the installed package.
+   * handler, where the package's own dist directory does not exist. Defaults to LYMPHOSCOPE_WASM_DIR, then
+   * to the installed package, then to the directory of the (bundled) module.
    */
   wasmDir?: string;
 }
@@ -102,12 +102,16 @@ function loadNativeBackend(): boolean {
 }
 
 async function initWasm(opts: RuntimeOptions): Promise<RuntimeInfo> {
-  const wasmDir = opts.wasmDir ?? process.env.LYMPHOSCOPE_WASM_DIR ?? defaultWasmDir();
-  const missing = WASM_BINARIES.filter((name) => !existsSync(path.join(wasmDir, name)));
-  if (missing.length > 0) {
+  const explicit = opts.wasmDir ?? process.env.LYMPHOSCOPE_WASM_DIR;
+  // Unset, the installed package's dist comes first; in an esbuild bundle there is none and the binaries
+  // are expected beside the bundle, which is this module's directory.
+  const candidates = explicit ? [explicit] : [packageWasmDir(), __dirname].filter((d): d is string => !!d);
+  const wasmDir = candidates.find((dir) => WASM_BINARIES.every((name) => existsSync(path.join(dir, name))));
+  if (!wasmDir) {
     throw new Error(
-      `The TensorFlow.js wasm binaries are missing from '${wasmDir}' (${missing.join(', ')}). ` +
-        'Copy them from node_modules/@tensorflow/tfjs-backend-wasm/dist or set LYMPHOSCOPE_WASM_DIR.',
+      `The TensorFlow.js wasm binaries are missing from ${candidates.map((d) => `'${d}'`).join(' and ')} ` +
+        `(${WASM_BINARIES.join(', ')}). Copy them from node_modules/@tensorflow/tfjs-backend-wasm/dist next to ` +
+        'the handler, or set LYMPHOSCOPE_WASM_DIR.',
     );
   }
   // setWasmPaths concatenates prefix and file name, so the trailing separator matters.
@@ -120,8 +124,12 @@ async function initWasm(opts: RuntimeOptions): Promise<RuntimeInfo> {
   return { backend: 'wasm', tfjsVersion: tf.version.tfjs, simd, threads: getThreadsCount() };
 }
 
-function defaultWasmDir(): string {
-  return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+function packageWasmDir(): string | undefined {
+  try {
+    return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+  } catch {
+    return undefined;
+  }
 }
 
 async function activate(backend: string): Promise<void> {
