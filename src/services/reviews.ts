@@ -28,7 +28,7 @@ export class ReviewService {
     }
     let addedToDatasetId: string | null = null;
     if (input.addToDatasetId) {
-      await this.datasets.addImageBytes(caller, {
+      const added = await this.datasets.addImageBytes(caller, {
         datasetId: input.addToDatasetId,
         label: input.label,
         bytes: await this.predictions.readImage(prediction),
@@ -36,6 +36,15 @@ export class ReviewService {
         subjectId: null,
         source: `review:${prediction.id}`,
       });
+      // The same bytes already in the dataset under the other label: saying "added" would leave the
+      // training data contradicting the reviewer without anyone noticing.
+      if (added.duplicate && added.image.label !== input.label) {
+        throw conflict(
+          `This cell is already in dataset ${input.addToDatasetId} labelled ${added.image.label} (image ${added.image.id}); ` +
+            'remove it there first to relabel it, or submit the review without addToDatasetId.',
+          { imageId: added.image.id, label: added.image.label },
+        );
+      }
       addedToDatasetId = input.addToDatasetId;
     }
     const reviewed = await this.predictions.applyReview(prediction, {

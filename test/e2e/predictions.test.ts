@@ -375,6 +375,28 @@ describe('predictions and reviews end to end', () => {
     expect(errorCode(await scientist(SUBMIT, { input: { predictionId: oldest.id, label: 'ALL' } }))).toBe(
       'CONFLICT',
     );
+    // A review that contradicts the label the same cell already has in the training dataset is refused
+    // with a CONFLICT that says so; nothing is recorded. With the dataset's label it is recorded.
+    const next = queue[1];
+    const nextBytes = Buffer.from(await (await fetch(next.imageUrl)).arrayBuffer());
+    const sample = images.find((i) => i.bytes.equals(nextBytes))!;
+    const opposite = sample.label === 'ALL' ? 'NORMAL' : 'ALL';
+    const contradicting = await scientist(SUBMIT, {
+      input: { predictionId: next.id, label: opposite, addToDatasetId: datasetId },
+    });
+    expect(errorCode(contradicting)).toBe('CONFLICT');
+    expect(contradicting.errors![0].extensions).toMatchObject({ label: sample.label });
+    expect(
+      ok(await scientist<Queue>(QUEUE, { first: 100 })).reviewQueue.edges.map((e) => e.node.id),
+    ).toContain(next.id);
+    const agreeing = ok(
+      await scientist<{ submitReview: PredictionView }>(SUBMIT, {
+        input: { predictionId: next.id, label: sample.label, addToDatasetId: datasetId },
+      }),
+    ).submitReview;
+    expect(agreeing.review).toMatchObject({ label: sample.label, addedToDatasetId: datasetId });
+    expect((await e2e.stack.services.datasets.imageRefs(datasetId)).length).toBe(images.length);
+
     expect(errorCode(await scientist(SUBMIT, { input: { predictionId: 'nonexistent', label: 'ALL' } }))).toBe(
       'NOT_FOUND',
     );
