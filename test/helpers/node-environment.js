@@ -1,0 +1,26 @@
+// Jest's node environment with Node's own typed-array constructors, as it already does for ArrayBuffer and
+// Uint8Array. Native addons create their arrays in Node's realm: onnxruntime-node's output tensors fail its
+// own `instanceof Float32Array` check inside the test sandbox without this. Nothing else changes.
+const { TestEnvironment } = require('jest-environment-node');
+
+const TYPED_ARRAYS = [
+  'Int8Array',
+  'Uint8ClampedArray',
+  'Int16Array',
+  'Uint16Array',
+  'Int32Array',
+  'Uint32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigInt64Array',
+  'BigUint64Array',
+];
+
+class NodeEnvironment extends TestEnvironment {
+  constructor(config, context) {
+    super(config, context);
+    for (const name of TYPED_ARRAYS) this.global[name] = globalThis[name];
+  }
+}
+
+module.exports = NodeEnvironment;
