@@ -3,6 +3,7 @@ import { gradCam, renderHeatmapPng } from './heatmap';
 import type { RgbImage } from './image/decode';
 import { toModelInput } from './image/preprocess';
 import { measureMorphology, type Morphology } from './morphology';
+import type { OnnxClassifier } from './onnx/session';
 
 /** What serving needs to know about a model besides its weights (from the model card). */
 export interface DecisionRule {
@@ -20,6 +21,8 @@ export interface CellAnalysis {
   /** PNG of the Grad-CAM heat map over the cell; null when not asked for or the net has no conv layer. */
   heatmapPng: Buffer | null;
   timings: { resizeMs: number; predictMs: number; morphologyMs: number; heatmapMs: number };
+  /** What ran the network (and Grad-CAM): onnxruntime when the version has an ONNX twin that loaded. */
+  runtime: 'onnxruntime' | 'tfjs';
 }
 
 const hasLayer = (model: tf.LayersModel, name: string) => model.layers.some((l) => l.name === name);
@@ -27,33 +30,31 @@ const hasLayer = (model: tf.LayersModel, name: string) => model.layers.some((l) 
 /**
  * One pass over one cell: resize, predict (with Grad-CAM when asked: the same forward pass gives both),
  * measure the outline and texture, render the heat map. Every tensor is released before returning.
+ *
+ * With `options.onnx` (the same network exported by src/ml/onnx) the forward pass, and Grad-CAM when its
+ * graph has it, run in onnxruntime; the TF.js model only explains for an export without Grad-CAM.
  */
 export async function analyzeCell(
   model: tf.LayersModel,
   rule: DecisionRule,
   image: RgbImage,
-  options: { explain: boolean },
+  options: { explain: boolean; onnx?: OnnxClassifier | null },
 ): Promise<CellAnalysis> {
   let t = performance.now();
   const pixels = await toModelInput(image, rule.inputSize);
   const resizeMs = performance.now() - t;
 
   t = performance.now();
-  const input = tf.tensor4d(pixels, [1, rule.inputSize, rule.inputSize, 3]);
   let probabilityAll: number;
   let heatmap: Float32Array | null = null;
-  try {
-    if (options.explain && hasLayer(model, 'last_conv')) {
-      const cam = gradCam(model, input);
-      probabilityAll = cam.probabilityAll;
-      heatmap = cam.heatmap;
-    } else {
-      const output = tf.tidy(() => model.predict(input) as tf.Tensor);
-      probabilityAll = (await output.data())[0];
-      output.dispose();
-    }
-  } finally {
-    input.dispose();
+  const onnx = options.onnx;
+  const explain = options.explain && hasLayer(model, 'last_conv');
+  const useOnnx = onnx != null && (!explain || onnx.explains);
+  if (useOnnx) {
+    if (explain) ({ probabilityAll, heatmap } = await onnx.explain(pixels));
+    else probabilityAll = (await onnx.predict(pixels, 1))[0];
+  } else {
+    ({ probabilityAll, heatmap } = await predictWithTfjs(model, pixels, rule.inputSize, explain));
   }
   const predictMs = performance.now() - t;
 
@@ -72,5 +73,24 @@ export async function analyzeCell(
     morphology,
     heatmapPng,
     timings: { resizeMs, predictMs, morphologyMs, heatmapMs },
+    runtime: useOnnx ? 'onnxruntime' : 'tfjs',
   };
+}
+
+async function predictWithTfjs(
+  model: tf.LayersModel,
+  pixels: Float32Array,
+  inputSize: number,
+  explain: boolean,
+): Promise<{ probabilityAll: number; heatmap: Float32Array | null }> {
+  const input = tf.tensor4d(pixels, [1, inputSize, inputSize, 3]);
+  try {
+    if (explain) return gradCam(model, input);
+    const output = tf.tidy(() => model.predict(input) as tf.Tensor);
+    const probabilityAll = (await output.data())[0];
+    output.dispose();
+    return { probabilityAll, heatmap: null };
+  } finally {
+    input.dispose();
+  }
 }

@@ -4,6 +4,7 @@ import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/architectures';
 import type { BinaryMetrics } from '../ml/metrics';
 import { loadModel, type ModelBundle } from '../ml/model-io';
+import { exportBundle, OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx';
 import type { MorphologyNorms } from '../ml/morphology';
 import type { EpochRecord, TrainingConfig } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
@@ -73,6 +74,8 @@ const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
 interface LoadedModel {
   card: ModelCard;
   model: tf.LayersModel;
+  /** The same network in onnxruntime, which serving prefers; null without model.onnx or onnxruntime. */
+  onnx: OnnxClassifier | null;
 }
 
 /**
@@ -82,6 +85,7 @@ interface LoadedModel {
  */
 export class ModelRegistry {
   private readonly loaded = new Map<string, Promise<LoadedModel>>();
+  private onnxUnavailableLogged = false;
 
   constructor(
     private readonly store: ObjectStore,
@@ -97,6 +101,7 @@ export class ModelRegistry {
    */
   async register(bundle: ModelBundle, card: NewModelCard): Promise<ModelCard> {
     const charts = await this.renderCharts(card);
+    const onnx = await this.exportOnnx(bundle, card);
     for (let attempt = 0; attempt < 20; attempt++) {
       const version = formatVersion((await this.highestVersionNumber()) + 1 + attempt);
       try {
@@ -111,6 +116,11 @@ export class ModelRegistry {
       await this.store.put(layout.modelFile(version, 'model.json'), JSON.stringify(bundle.modelJson), {
         contentType: 'application/json',
       });
+      if (onnx) {
+        await this.store.put(layout.modelFile(version, 'model.onnx'), onnx, {
+          contentType: 'application/octet-stream',
+        });
+      }
       for (const [name, svg] of charts) {
         await this.store.put(layout.modelChart(version, name), svg, { contentType: 'image/svg+xml' });
       }
@@ -138,6 +148,29 @@ export class ModelRegistry {
     } catch (error) {
       this.log.warn('model charts could not be rendered', { error, jobId: card.lineage.jobId });
       return new Map();
+    }
+  }
+
+  /**
+   * The ONNX twin served by onnxruntime (about 25x TF.js wasm per image, docs/PERFORMANCE.md). Like the
+   * charts it is an optimisation: a model the exporter cannot translate is logged and served by TF.js.
+   */
+  private async exportOnnx(bundle: ModelBundle, card: NewModelCard): Promise<Uint8Array | null> {
+    try {
+      const exported = await exportBundle(bundle);
+      if (!exported.gradCam) {
+        this.log.info('ONNX export has no Grad-CAM; heat maps stay on TF.js', {
+          reason: exported.gradCamSkipped,
+          jobId: card.lineage.jobId,
+        });
+      }
+      return exported.bytes;
+    } catch (error) {
+      this.log.warn('model could not be exported to ONNX; it will be served by TF.js', {
+        error,
+        jobId: card.lineage.jobId,
+      });
+      return null;
     }
   }
 
@@ -227,7 +260,7 @@ export class ModelRegistry {
       entry = (async () => {
         const card = await this.require(version);
         const model = await loadModel(await this.readBundle(version));
-        return { card, model };
+        return { card, model, onnx: await this.loadOnnx(card) };
       })();
       this.loaded.set(version, entry);
       entry.catch(() => this.loaded.delete(version));
@@ -240,7 +273,33 @@ export class ModelRegistry {
     while (this.loaded.size > this.maxLoaded) {
       const [oldest, entry] = this.loaded.entries().next().value as [string, Promise<LoadedModel>];
       this.loaded.delete(oldest);
-      entry.then((l) => l.model.dispose()).catch(() => undefined);
+      entry
+        .then(async (l) => {
+          l.model.dispose();
+          await l.onnx?.dispose();
+        })
+        .catch(() => undefined);
+    }
+  }
+
+  /** Never throws: without an ONNX session the version is served by TF.js. */
+  private async loadOnnx(card: ModelCard): Promise<OnnxClassifier | null> {
+    if (!onnxRuntime()) {
+      if (!this.onnxUnavailableLogged) {
+        this.log.warn('onnxruntime-node is unavailable; serving with TF.js', { reason: onnxRuntimeError() });
+        this.onnxUnavailableLogged = true;
+      }
+      return null;
+    }
+    try {
+      const stored = await this.store.get(layout.modelFile(card.version, 'model.onnx'));
+      return stored ? await OnnxClassifier.create(stored.body, card.inputSize) : null;
+    } catch (error) {
+      this.log.warn('the ONNX model could not be loaded; serving with TF.js', {
+        error,
+        version: card.version,
+      });
+      return null;
     }
   }
 

@@ -112,11 +112,11 @@ export class PredictionService {
         'No production model is set: promote a model version or name one.',
       );
     }
-    const { model, card } = await this.models.load(version);
+    const { model, card, onnx } = await this.models.load(version);
     const decodeStarted = performance.now();
     const image = await decodeImage(bytes, this.datasets.imageLimits(this.limits.uploadBytes));
     const decodeMs = performance.now() - decodeStarted;
-    const analysis = await analyzeCell(model, card, image, { explain: input.explain !== false });
+    const analysis = await analyzeCell(model, card, image, { explain: input.explain !== false, onnx });
 
     const id = ulid().toLowerCase();
     const partnerId = caller.partnerId;
@@ -154,6 +154,7 @@ export class PredictionService {
       needsReview: record.needsReview,
       ms: Math.round(performance.now() - started),
       decodeMs: Math.round(decodeMs),
+      runtime: analysis.runtime,
       ...Object.fromEntries(Object.entries(analysis.timings).map(([k, v]) => [k, Math.round(v)])),
     });
     return record;

@@ -60,8 +60,11 @@ export const layout = {
 
   // models
   modelsPrefix: () => 'models/',
-  modelFile: (version: string, file: 'model.json' | 'weights.bin' | 'card.json' | 'claim.json') =>
-    `models/${check(version, VERSION, 'version')}/${file}`,
+  /** model.onnx: the same network exported for onnxruntime at registration (absent when it could not be). */
+  modelFile: (
+    version: string,
+    file: 'model.json' | 'weights.bin' | 'model.onnx' | 'card.json' | 'claim.json',
+  ) => `models/${check(version, VERSION, 'version')}/${file}`,
   /** SVG pictures rendered at registration (src/charts): training-curves, roc, pr. */
   modelChart: (version: string, chart: 'training-curves' | 'roc' | 'pr') =>
     `models/${check(version, VERSION, 'version')}/charts/${check(chart, CHART, 'chart')}.svg`,

@@ -1,0 +1,95 @@
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { decodeImage } from '../../src/ml/image/decode';
+import { serializeModel, type ModelBundle } from '../../src/ml/model-io';
+import { analyzeCell } from '../../src/ml/predictor';
+import { initRuntime } from '../../src/ml/runtime';
+import { createLogger } from '../../src/observability/log';
+import { AuditLog } from '../../src/services/audit';
+import { ModelRegistry, type NewModelCard } from '../../src/services/models';
+import { JsonDocuments } from '../../src/storage/json-documents';
+import { startTestS3, type TestS3 } from '../helpers/s3';
+import { sampleImages } from '../helpers/sample';
+
+/**
+ * Registration stores an ONNX twin of each model beside model.json, and serving runs it in onnxruntime,
+ * with the same answers as TF.js; a model the exporter cannot translate is still registered and served.
+ */
+const DEMO_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
+
+function demo(): { bundle: ModelBundle; card: NewModelCard } {
+  const bundle = {
+    modelJson: JSON.parse(readFileSync(path.join(DEMO_DIR, 'model.json'), 'utf8')),
+    weights: readFileSync(path.join(DEMO_DIR, 'weights.bin')),
+  };
+  const {
+    version: _v,
+    createdAt: _c,
+    charts: _charts,
+    ...card
+  } = JSON.parse(readFileSync(path.join(DEMO_DIR, 'card.json'), 'utf8'));
+  return { bundle, card: card as NewModelCard };
+}
+
+describe('ModelRegistry with ONNX serving', () => {
+  let s3: TestS3;
+  let registry: ModelRegistry;
+
+  beforeAll(async () => {
+    await initRuntime();
+    s3 = await startTestS3();
+    const docs = new JsonDocuments(s3.store);
+    registry = new ModelRegistry(s3.store, docs, new AuditLog(s3.store, docs), createLogger('silent'));
+  });
+  afterAll(() => s3?.stop());
+
+  it('stores model.onnx at registration and serves predictions and heat maps from it', async () => {
+    const { bundle, card } = demo();
+    const registered = await registry.register(bundle, card);
+    expect(await s3.listKeys()).toContain(`models/${registered.version}/model.onnx`);
+
+    const loaded = await registry.load(registered.version);
+    expect(loaded.onnx).not.toBeNull();
+    expect(loaded.onnx!.explains).toBe(true);
+    for (const sample of sampleImages().filter((_, i) => i % 16 === 0)) {
+      const image = await decodeImage(sample.bytes);
+      const served = await analyzeCell(loaded.model, loaded.card, image, {
+        explain: true,
+        onnx: loaded.onnx,
+      });
+      const reference = await analyzeCell(loaded.model, loaded.card, image, { explain: true });
+      expect(served.runtime).toBe('onnxruntime');
+      expect(reference.runtime).toBe('tfjs');
+      expect(Math.abs(served.probabilityAll - reference.probabilityAll)).toBeLessThan(1e-4);
+      expect(served.isAll).toBe(reference.isAll);
+      expect(served.heatmapPng).not.toBeNull();
+      const quick = await analyzeCell(loaded.model, loaded.card, image, {
+        explain: false,
+        onnx: loaded.onnx,
+      });
+      expect(quick.heatmapPng).toBeNull();
+      expect(quick.probabilityAll).toBeCloseTo(served.probabilityAll, 6);
+    }
+  });
+
+  it('registers and serves with TF.js a model the exporter cannot translate', async () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.upSampling2d({ inputShape: [32, 32, 3], size: [2, 2] }),
+        tf.layers.globalAveragePooling2d({}),
+        tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'probability_all' }),
+      ],
+    });
+    const bundle = await serializeModel(model);
+    model.dispose();
+    const registered = await registry.register(bundle, { ...demo().card, inputSize: 32 });
+    expect(await s3.listKeys()).not.toContain(`models/${registered.version}/model.onnx`);
+    const loaded = await registry.load(registered.version);
+    expect(loaded.onnx).toBeNull();
+    const image = await decodeImage(sampleImages()[0].bytes);
+    const served = await analyzeCell(loaded.model, loaded.card, image, { explain: true, onnx: loaded.onnx });
+    expect(served.runtime).toBe('tfjs');
+    expect(served.probabilityAll).toBeGreaterThan(0);
+  });
+});
