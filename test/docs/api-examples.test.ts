@@ -94,6 +94,12 @@ function stepsOf(blocks: Block[]): Step[] {
   return steps;
 }
 
+/** The body line of an example's curl block: the query on one line, GraphQL's `$` escaped for the shell. */
+function curlBody(query: string, variables: Record<string, unknown>): string {
+  const oneLine = JSON.stringify(query.replace(/\s+/g, ' ').trim()).replace(/\$/g, '\\$');
+  return `{"query":${oneLine},"variables":${JSON.stringify(variables)}}`;
+}
+
 const STEPS = stepsOf(parseBlocks(DOC));
 const EXAMPLES = STEPS.filter((s) => s.example);
 
@@ -160,6 +166,8 @@ describe('docs/API.md', () => {
       expect(print(parse(sent.query))).toBe(print(parse(step.example!.query)));
       expect(sent.variables).toEqual(step.example!.variables);
       expect(validate(SCHEMA, parse(step.example!.query))).toEqual([]);
+      // And in the one canonical spelling, so an editor who changes an example can paste this line.
+      expect(body[1]).toBe(curlBody(step.example!.query, step.example!.variables));
     },
   );
 
