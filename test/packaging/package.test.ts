@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'fs/promises';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
 import { promisify } from 'util';
+import { GraphBuilder } from '../../src/ml/onnx/graph';
 import { startTestS3, TestS3 } from '../helpers/s3';
 
 /**
@@ -175,8 +176,16 @@ describe('Lambda packages', () => {
         '@img/sharp-linux-x64',
         '@tensorflow/tfjs-backend-wasm',
         'detect-libc',
+        'onnxruntime-common',
+        'onnxruntime-node',
         'semver',
         'sharp',
+      ]);
+      // onnxruntime-node installs binaries for five platforms; only Lambda's goes in.
+      const ortBinaries = files.filter((f) => f.startsWith('node_modules/onnxruntime-node/bin/'));
+      expect(ortBinaries.sort()).toEqual([
+        'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
+        'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
       ]);
       const unzippedBytes = files.reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
       expect(unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
@@ -184,6 +193,12 @@ describe('Lambda packages', () => {
 
     it('answers the health query from the unpacked files alone, on the wasm backend', async () => {
       const event = httpApiEvent({ query: '{ health { status mlBackend storageReachable } }' });
+      // A one-node ONNX model (y = sigmoid(x)) that the packaged onnxruntime must run.
+      const probe = new GraphBuilder();
+      const x = probe.input('x', [1, 2]);
+      probe.reserve('y');
+      probe.output(probe.op('Sigmoid', [x], 'sigmoid'), 'y', [1, 2]);
+      await writeFile(join(dir, 'probe.onnx'), probe.encode('probe', 'packaging test'));
       const result = await runInLambdaDir(
         dir,
         s3,
@@ -195,7 +210,11 @@ describe('Lambda packages', () => {
           const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#800080' } }).png().toBuffer();
           const response = await handler(${JSON.stringify(event)}, ${lambdaContext});
           const sharpFiles = Object.keys(require.cache).filter((f) => f.includes('/node_modules/sharp/'));
-          console.log(JSON.stringify({ response, pngBytes: png.length, sharpFiles }));
+          const ort = require('onnxruntime-node');
+          const session = await ort.InferenceSession.create('./probe.onnx');
+          const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([0, 2]), [1, 2]) });
+          const ortFiles = Object.keys(require.cache).filter((f) => f.includes('/node_modules/onnxruntime-'));
+          console.log(JSON.stringify({ response, pngBytes: png.length, sharpFiles, onnx: Array.from(out.y.data), ortFiles }));
           process.exit(0);
         })().catch((error) => { console.error(error); process.exit(1); });
         `,
@@ -209,6 +228,12 @@ describe('Lambda packages', () => {
       const sharpFiles = result.sharpFiles as string[];
       expect(sharpFiles.length).toBeGreaterThan(0);
       for (const file of sharpFiles) expect(file.startsWith(dir)).toBe(true);
+      const [half, high] = result.onnx as number[];
+      expect(half).toBeCloseTo(0.5, 6);
+      expect(high).toBeCloseTo(1 / (1 + Math.exp(-2)), 6);
+      const ortFiles = result.ortFiles as string[];
+      expect(ortFiles.length).toBeGreaterThan(0);
+      for (const file of ortFiles) expect(file.startsWith(dir)).toBe(true);
     });
   });
 
