@@ -40,6 +40,12 @@ const schema = z.object({
    * checkpoints and hands the job to a fresh invocation.
    */
   LYMPHOSCOPE_WORKER_SAFETY_MS: int(50_000),
+  /**
+   * How long a training worker's claim on its job lasts; the worker renews it every third of that. A
+   * RUNNING job whose claim lapsed more than half of this ago has lost its worker (retries exhausted,
+   * process gone): reading it starts a new one.
+   */
+  LYMPHOSCOPE_WORKER_LEASE_MS: int(60_000),
   /** Presigned URL lifetimes, in seconds; capped at an hour, since a URL is a bearer grant nobody can revoke. */
   LYMPHOSCOPE_UPLOAD_URL_TTL: int(900).pipe(z.number().max(3600)),
   LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300).pipe(z.number().max(3600)),
@@ -75,6 +81,7 @@ export type Config = Readonly<{
   }>;
   urlTtlSeconds: Readonly<{ upload: number; download: number }>;
   workerSafetyMs: number;
+  workerLeaseMs: number;
 }>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -120,5 +127,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       download: e.LYMPHOSCOPE_DOWNLOAD_URL_TTL,
     }),
     workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
+    workerLeaseMs: e.LYMPHOSCOPE_WORKER_LEASE_MS,
   });
 }

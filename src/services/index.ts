@@ -71,6 +71,7 @@ export function createServices(
       DEFAULT_TRAINING_CONFIG,
       config.limits,
       log,
+      { leaseMs: config.workerLeaseMs },
     ),
     models,
     predictions,

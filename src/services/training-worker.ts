@@ -40,8 +40,8 @@ export interface WorkerDeps {
   dispatcher: JobDispatcher;
   log: Logger;
   leaseMs?: number;
-  /** workerSafetyMs: see LYMPHOSCOPE_WORKER_SAFETY_MS in src/config.ts. */
-  config?: { workerSafetyMs: number };
+  /** See LYMPHOSCOPE_WORKER_SAFETY_MS and LYMPHOSCOPE_WORKER_LEASE_MS in src/config.ts. */
+  config?: { workerSafetyMs: number; workerLeaseMs?: number };
 }
 
 type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
@@ -61,7 +61,7 @@ const PROGRESS_EVERY_MS = 3_000;
 export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocation): Promise<Outcome> {
   const { docs, store, log: baseLog } = deps;
   const log = baseLog.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
-  const leaseMs = deps.leaseMs ?? LEASE_MS;
+  const leaseMs = deps.leaseMs ?? deps.config?.workerLeaseMs ?? LEASE_MS;
   const safetyMs = deps.config?.workerSafetyMs ?? SAFETY_MS;
   const jobKey = layout.job(invocation.jobId);
 
@@ -106,6 +106,20 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
     job = value;
     return value;
   };
+
+  // Renewed on a timer, not only with progress: loading a large snapshot, or one long batch, must not
+  // let the lease lapse while this worker is alive (a reader would then start a second worker).
+  const heartbeat = setInterval(
+    () => {
+      writeJob((j) => ({
+        ...j,
+        lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
+      })).catch((error) => {
+        if (!(error instanceof LeaseLost)) log.warn('lease renewal failed', { error: String(error) });
+      });
+    },
+    Math.max(250, leaseMs / 3),
+  );
 
   try {
     const runtime = await initRuntime();
@@ -272,6 +286,8 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       updatedAt: now(),
     })).catch((e) => log.error('could not mark the job failed', { error: e }));
     return 'failed';
+  } finally {
+    clearInterval(heartbeat);
   }
 }
 

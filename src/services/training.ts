@@ -67,6 +67,8 @@ export interface JobRecord {
   createdBy: string;
   /** The worker invocation that may run this job now, until expiresAt. */
   lease: { owner: string; expiresAt: string } | null;
+  /** When a reader last started a new worker for this job because its worker had vanished. */
+  resumeDispatchedAt?: string | null;
 }
 
 export interface StartTrainingInput {
@@ -140,6 +142,7 @@ export class TrainingService {
     private readonly defaults: TrainingConfig,
     private readonly limits: { epochs: number },
     private readonly log: Logger,
+    private readonly options: { leaseMs?: number } = {},
   ) {}
 
   /**
@@ -301,23 +304,38 @@ export class TrainingService {
   }
 
   /**
-   * Reading a job also heals it: a RUNNING job whose worker lease expired long ago (its retries were
-   * exhausted, or the process vanished) gets a new worker, which resumes from the last checkpoint.
+   * Reading a job also heals it: a RUNNING job whose worker lease lapsed long ago (its retries were
+   * exhausted, or the process vanished) gets a new worker, which resumes from the last checkpoint. One
+   * reader wins a compare-and-swap on resumeDispatchedAt, so clients polling a stalled job start one
+   * worker, not one per poll; if that one never starts, a read half a lease later tries again.
    */
   async getAndResumeIfStalled(jobId: string): Promise<JobRecord | null> {
-    const job = await this.get(jobId);
+    const found = await this.docs.get<JobRecord>(layout.job(jobId));
+    if (!found) return null;
+    const job = found.value;
+    const grace = (this.options.leaseMs ?? 60_000) / 2;
+    const longAgo = (iso: string | null | undefined) => !iso || Date.parse(iso) < Date.now() - grace;
     if (
-      job &&
-      job.status === 'RUNNING' &&
-      job.lease &&
-      Date.parse(job.lease.expiresAt) < Date.now() - 30_000
+      job.status !== 'RUNNING' ||
+      !job.lease ||
+      !longAgo(job.lease.expiresAt) ||
+      !longAgo(job.resumeDispatchedAt)
     ) {
-      this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner });
-      await this.dispatcher
-        .dispatch({ jobId })
-        .catch((error) => this.log.error('resume dispatch failed', { jobId, error }));
+      return job;
     }
-    return job;
+    const marked = { ...job, resumeDispatchedAt: new Date().toISOString() };
+    try {
+      await this.docs.replace(layout.job(jobId), marked, found.etag);
+    } catch (error) {
+      if (error instanceof LymphoscopeError && error.code === 'CONFLICT')
+        return (await this.get(jobId)) ?? job;
+      throw error;
+    }
+    this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner });
+    await this.dispatcher
+      .dispatch({ jobId })
+      .catch((error) => this.log.error('resume dispatch failed', { jobId, error }));
+    return marked;
   }
 
   /** Newest first. */
