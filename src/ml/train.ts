@@ -8,6 +8,7 @@ import {
   MAX_INPUT_SIZE,
   MIN_INPUT_SIZE,
 } from './architectures';
+import { recomputeBatchNormStatistics } from './batch-norm';
 import { loadModel, type ModelBundle, serializeModel } from './model-io';
 import { Rng, type RngState } from './rng';
 import { initRuntime } from './runtime';
@@ -28,7 +29,29 @@ export interface TrainingConfig {
   classBalance: 'weights' | 'sampling' | 'none';
   augment: boolean;
   seed: number;
+  /** Hue, saturation and channel-gain jitter in augmentation (see augment in image/preprocess); 0 = off. */
+  colourJitter: number;
+  /** After training, set batch norm's moving statistics to the training images' exact ones (batch-norm.ts). */
+  recomputeBatchNorm: boolean;
+  /** Serve (and evaluate) the mean probability over the 8 flips and quarter turns of the cell. */
+  testTimeAugmentation: boolean;
+  /** 'morphology-stack': fuse the CNN's output with the measured cell features (fusion.ts). */
+  fusion: 'none' | 'morphology-stack';
 }
+
+/**
+ * What a config written before a field existed meant: the field's "off" value, not today's default, so a
+ * checkpoint or job from then resumes and evaluates as it would have.
+ */
+const LEGACY_RECIPE: Pick<
+  TrainingConfig,
+  'colourJitter' | 'recomputeBatchNorm' | 'testTimeAugmentation' | 'fusion'
+> = {
+  colourJitter: 0,
+  recomputeBatchNorm: false,
+  testTimeAugmentation: false,
+  fusion: 'none',
+};
 
 export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   architecture: 'lymphonet',
@@ -40,6 +63,7 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   classBalance: 'weights',
   augment: true,
   seed: 1,
+  ...LEGACY_RECIPE,
 };
 
 export interface Example {
@@ -123,11 +147,12 @@ const RESUME_INVARIANTS = [
   'classBalance',
   'augment',
   'seed',
+  'colourJitter',
 ] as const;
 
 /** Checks every field's range; returns a copy so later mutation of the input cannot change a run. */
 export function validateTrainingConfig(config: TrainingConfig): TrainingConfig {
-  const c = { ...config };
+  const c = { ...LEGACY_RECIPE, ...config };
   const int = (name: keyof TrainingConfig, min: number, max: number) => {
     const v = c[name] as unknown;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -147,6 +172,13 @@ export function validateTrainingConfig(config: TrainingConfig): TrainingConfig {
     throw badInput(`classBalance must be 'weights', 'sampling' or 'none', got '${String(c.classBalance)}'.`);
   }
   if (typeof c.augment !== 'boolean') throw badInput('augment must be true or false.');
+  if (!(c.colourJitter >= 0 && c.colourJitter <= 1))
+    throw badInput(`colourJitter must be from 0 to 1, got ${c.colourJitter}.`);
+  if (typeof c.recomputeBatchNorm !== 'boolean') throw badInput('recomputeBatchNorm must be true or false.');
+  if (typeof c.testTimeAugmentation !== 'boolean')
+    throw badInput('testTimeAugmentation must be true or false.');
+  if (!['none', 'morphology-stack'].includes(c.fusion))
+    throw badInput(`fusion must be 'none' or 'morphology-stack', got '${String(c.fusion)}'.`);
   return c;
 }
 
@@ -262,6 +294,14 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     if (best && checkpoint && best.epoch !== checkpoint.epoch) {
       model.dispose();
       model = await loadModel(best.model);
+    }
+    if (config.recomputeBatchNorm) {
+      await recomputeBatchNormStatistics(
+        model,
+        args.train.map((e) => e.pixels),
+        config.inputSize,
+        config.batchSize,
+      );
     }
     keepModel = true;
     return { status: 'completed', model, history, bestEpoch: best?.epoch ?? 0, stoppedEarly, checkpoint };

@@ -95,6 +95,8 @@ export function resolveJobConfig(
 ): JobConfig {
   const pick = <T>(value: T | null | undefined, fallback: T) => (value == null ? fallback : value);
   const config: JobConfig = {
+    // The recipe's levers the API does not expose (colour jitter, fusion, ...) come from the defaults.
+    ...defaults,
     architecture: pick(input.architecture, defaults.architecture),
     inputSize: pick(input.inputSize, defaults.inputSize),
     epochs: pick(input.epochs, defaults.epochs),

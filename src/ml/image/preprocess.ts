@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { badInput } from '../../errors';
+import { applyColour, hueSaturationMatrix } from './colour';
 import type { RgbImage } from './types';
 
 export interface UniformRandom {
@@ -86,6 +87,11 @@ export interface AugmentOptions {
   brightness?: number;
   /** Contrast: a gamma drawn from [1 - c, 1 + c]. Default 0.1. */
   contrast?: number;
+  /**
+   * Stain and camera colour: with j > 0, a hue rotation drawn from [-j, j] * pi/2 radians, a saturation
+   * factor from [1 - j, 1 + j] and a gain per channel from [1 - j/4, 1 + j/4]. Default 0 (off).
+   */
+  colourJitter?: number;
 }
 
 /**
@@ -95,7 +101,7 @@ export interface AugmentOptions {
  *
  * Brightness is a gain and contrast a gamma curve, rather than offsets around the mean, because both
  * keep black at exactly 0: the C-NMC background stays background and the model cannot learn anything
- * from a grey canvas. Values are clamped to [0, 1]. Returns a new array; `rng` is called 3 times.
+ * from a grey canvas. Values are clamped to [0, 1]. Returns a new array; `rng` is called 3 times (8 with colour jitter).
  */
 export function augment(
   pixels: Float32Array,
@@ -103,7 +109,7 @@ export function augment(
   rng: UniformRandom,
   options: AugmentOptions = {},
 ): Float32Array {
-  const { brightness = 0.1, contrast = 0.1 } = options;
+  const { brightness = 0.1, contrast = 0.1, colourJitter = 0 } = options;
   const variant = Math.min(7, Math.floor(rng.next() * 8));
   const gain = 1 + brightness * (2 * rng.next() - 1);
   const gamma = 1 + contrast * (2 * rng.next() - 1);
@@ -112,5 +118,23 @@ export function augment(
     const value = out[i] > 0 ? gain * Math.pow(out[i], gamma) : 0;
     out[i] = value > 1 ? 1 : value < 0 ? 0 : value;
   }
+  // Drawn only when on, so a run without colour jitter draws exactly the numbers it always did.
+  if (colourJitter > 0) {
+    const draw = () => 2 * rng.next() - 1;
+    const matrix = hueSaturationMatrix((draw() * colourJitter * Math.PI) / 2, 1 + colourJitter * draw());
+    applyColour(
+      out,
+      matrix,
+      [0, 1, 2].map(() => 1 + (colourJitter / 4) * draw()),
+    );
+  }
   return out;
+}
+
+/** The augmentation a training config asks for, in the shape train() takes. */
+export function augmenterFor(config: {
+  colourJitter?: number;
+}): (pixels: Float32Array, size: number, rng: UniformRandom) => Float32Array {
+  const colourJitter = config.colourJitter ?? 0;
+  return (pixels, size, rng) => augment(pixels, size, rng, { colourJitter });
 }
