@@ -309,19 +309,20 @@ export class TrainingService {
    * Reading a job also heals it: a RUNNING job whose worker lease lapsed long ago (its retries were
    * exhausted, or the process vanished) gets a new worker, which resumes from the last checkpoint. One
    * reader wins a compare-and-swap on resumeDispatchedAt, so clients polling a stalled job start one
-   * worker, not one per poll; if that one never starts, a read half a lease later tries again.
+   * worker, not one per poll; if that one has not taken the lease a whole lease later (it never started),
+   * the next read tries again.
    */
   async getAndResumeIfStalled(jobId: string): Promise<JobRecord | null> {
     const found = await this.docs.get<JobRecord>(layout.job(jobId));
     if (!found) return null;
     const job = found.value;
-    const grace = (this.options.leaseMs ?? 60_000) / 2;
-    const longAgo = (iso: string | null | undefined) => !iso || Date.parse(iso) < Date.now() - grace;
+    const leaseMs = this.options.leaseMs ?? 60_000;
+    const longAgo = (iso: string | null | undefined, ms: number) => !iso || Date.parse(iso) < Date.now() - ms;
     if (
       job.status !== 'RUNNING' ||
       !job.lease ||
-      !longAgo(job.lease.expiresAt) ||
-      !longAgo(job.resumeDispatchedAt)
+      !longAgo(job.lease.expiresAt, leaseMs / 2) ||
+      !longAgo(job.resumeDispatchedAt, leaseMs)
     ) {
       return job;
     }

@@ -11,15 +11,16 @@ import {
 /**
  * Lambda retries a crashed asynchronous invocation twice, then gives up. A job whose worker died three
  * times is not lost: its lease lapses, and the next read of the job (trainingJob) starts one new worker,
- * which resumes from the last checkpoint. Leases last 6 s here (LYMPHOSCOPE_WORKER_LEASE_MS), so a
- * job counts as abandoned 3 s after its lease lapsed.
+ * which resumes from the last checkpoint. Leases last 10 s here (LYMPHOSCOPE_WORKER_LEASE_MS), so a
+ * job counts as abandoned 5 s after its lease lapsed, and a new worker has 10 s to start before a read
+ * would start another (two busy cores start one in 4-7 s).
  */
 describe('a training job whose worker retries are exhausted', () => {
   let e2e: E2eStack;
   let datasetId: string;
 
   beforeAll(async () => {
-    e2e = await startE2eStack('stalled', { env: { LYMPHOSCOPE_WORKER_LEASE_MS: '6000' } });
+    e2e = await startE2eStack('stalled', { env: { LYMPHOSCOPE_WORKER_LEASE_MS: '10000' } });
     ({ datasetId } = await importSample(e2e));
   });
 
