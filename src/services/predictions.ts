@@ -215,7 +215,8 @@ export class PredictionService {
       return { ...page, items };
     }
     // Filters need the records; read in order until the page is full (bounded by the listing).
-    const start = after ? ids.indexOf(after) + 1 : 0;
+    // An unknown cursor gives an empty page, as the unfiltered listing does, never a restart from the top.
+    const start = after ? (ids.includes(after) ? ids.indexOf(after) + 1 : ids.length) : 0;
     const matched: PredictionRecord[] = [];
     let index = start;
     for (; index < ids.length && matched.length <= first; index++) {
