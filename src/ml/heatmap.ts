@@ -120,26 +120,26 @@ const JET: Array<[number, number, number]> = [
   [128, 0, 0],
 ];
 
-function jet(value: number): [number, number, number] {
-  const position = Math.min(1, Math.max(0, value)) * (JET.length - 1);
-  const i = Math.min(JET.length - 2, Math.floor(position));
-  const f = position - i;
-  return [0, 1, 2].map((c) => JET[i][c] + (JET[i + 1][c] - JET[i][c]) * f) as [number, number, number];
-}
+const JET_FLAT = JET.flat();
 
-/** Bilinear sample of a size x size map at continuous pixel-centre coordinates. */
-function sample(map: Float32Array, size: number, x: number, y: number): number {
-  const cx = Math.min(size - 1, Math.max(0, x));
-  const cy = Math.min(size - 1, Math.max(0, y));
-  const x0 = Math.floor(cx);
-  const y0 = Math.floor(cy);
-  const x1 = Math.min(size - 1, x0 + 1);
-  const y1 = Math.min(size - 1, y0 + 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  const top = map[y0 * size + x0] * (1 - fx) + map[y0 * size + x1] * fx;
-  const bottom = map[y1 * size + x0] * (1 - fx) + map[y1 * size + x1] * fx;
-  return top * (1 - fy) + bottom * fy;
+/**
+ * Bilinear sampling positions along one axis of a `size`-long map for `length` output pixels, at
+ * pixel-centre coordinates: lower index, upper index and weight of the upper one. Computed once per
+ * axis rather than per pixel: the overlay loop runs 200,000 times for a C-NMC cell, within a
+ * latency budget of milliseconds.
+ */
+function axisSamples(length: number, size: number) {
+  const lower = new Int32Array(length);
+  const upper = new Int32Array(length);
+  const weight = new Float64Array(length);
+  const scale = size / length;
+  for (let i = 0; i < length; i++) {
+    const c = Math.min(size - 1, Math.max(0, (i + 0.5) * scale - 0.5));
+    lower[i] = Math.floor(c);
+    upper[i] = Math.min(size - 1, lower[i] + 1);
+    weight[i] = c - lower[i];
+  }
+  return { lower, upper, weight };
 }
 
 /**
@@ -161,19 +161,42 @@ export async function renderHeatmapPng(
     );
   }
   let brightest = 1;
-  for (const value of img.data) if (value > brightest) brightest = value;
+  const pixels = img.data;
+  for (let i = 0; i < pixels.length; i++) if (pixels[i] > brightest) brightest = pixels[i];
   const gain = Math.min(3, 255 / brightest);
+  const brightened = Float64Array.from({ length: 256 }, (_, v) => Math.min(255, v * gain));
   const out = Buffer.alloc(img.data.length);
-  const scaleX = heatmapSize / img.width;
-  const scaleY = heatmapSize / img.height;
+  const columns = axisSamples(img.width, heatmapSize);
+  const rows = axisSamples(img.height, heatmapSize);
+  const stops = JET.length - 1;
   for (let y = 0; y < img.height; y++) {
+    const top = rows.lower[y] * heatmapSize;
+    const bottom = rows.upper[y] * heatmapSize;
+    const fy = rows.weight[y];
     for (let x = 0; x < img.width; x++) {
-      const heat = sample(heatmap, heatmapSize, (x + 0.5) * scaleX - 0.5, (y + 0.5) * scaleY - 0.5);
-      const alpha = 0.6 * Math.min(1, Math.max(0, heat));
-      const colour = jet(heat);
+      const x0 = columns.lower[x];
+      const x1 = columns.upper[x];
+      const fx = columns.weight[x];
+      const upper = heatmap[top + x0] * (1 - fx) + heatmap[top + x1] * fx;
+      const lower = heatmap[bottom + x0] * (1 - fx) + heatmap[bottom + x1] * fx;
+      const heat = Math.min(1, Math.max(0, upper * (1 - fy) + lower * fy));
       const i = (y * img.width + x) * 3;
+      if (heat === 0) {
+        // No evidence here (most of a cell, all of the background): the brightened cell alone.
+        out[i] = Math.round(brightened[pixels[i]]);
+        out[i + 1] = Math.round(brightened[pixels[i + 1]]);
+        out[i + 2] = Math.round(brightened[pixels[i + 2]]);
+        continue;
+      }
+      const alpha = 0.6 * heat;
+      // The jet colour: linear between the two stops around the heat.
+      const position = heat * stops;
+      const stop = Math.min(stops - 1, Math.floor(position));
+      const f = position - stop;
       for (let c = 0; c < 3; c++) {
-        out[i + c] = Math.round((1 - alpha) * Math.min(255, img.data[i + c] * gain) + alpha * colour[c]);
+        const from = JET_FLAT[stop * 3 + c];
+        const colour = from + (JET_FLAT[stop * 3 + 3 + c] - from) * f;
+        out[i + c] = Math.round((1 - alpha) * brightened[pixels[i + c]] + alpha * colour);
       }
     }
   }
