@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { badInput } from '../../errors';
+import { blackenBackground } from '../morphology';
 import { applyColour, hueSaturationMatrix } from './colour';
 import type { RgbImage } from './types';
 
@@ -26,7 +27,9 @@ function checkSquare(pixels: Float32Array, size: number): void {
 }
 
 /**
- * Resizes an image to `inputSize` x `inputSize` and scales it to [0, 1], HWC, RGB order. The resize
+ * Resizes an image to `inputSize` x `inputSize` and scales it to [0, 1], HWC, RGB order. An image whose
+ * background is not black (another lab's unmasked crop) first has everything outside the cell set to
+ * black (blackenBackground in morphology.ts); C-NMC images pass unchanged. The resize
  * stretches rather than pads (fit 'fill'): C-NMC cells are already centred on a square black canvas,
  * and other sources are expected to be square crops too. sharp's Lanczos resampler reduces first, so
  * shrinking 450 to 64 pixels averages fine chromatin texture instead of aliasing it.
@@ -36,9 +39,10 @@ export async function toModelInput(img: RgbImage, inputSize: number): Promise<Fl
   if (!Number.isInteger(inputSize) || inputSize < 1 || inputSize > 1024) {
     throw badInput(`The model input size must be an integer from 1 to 1024; got ${inputSize}.`);
   }
-  let rgb: Uint8Array = img.data;
+  const cell = blackenBackground(img);
+  let rgb: Uint8Array = cell.data;
   if (img.width !== inputSize || img.height !== inputSize) {
-    rgb = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    rgb = await sharp(cell.data, { raw: { width: img.width, height: img.height, channels: 3 } })
       .resize(inputSize, inputSize, { fit: 'fill', kernel: 'lanczos3' })
       .raw()
       .toBuffer();
