@@ -18,7 +18,8 @@ const quick = process.argv.includes('--quick');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function timeMs(run: () => void, repetitions: number): number {
+/** Median milliseconds of `repetitions` runs after one warm-up run. */
+export function timeMs(run: () => void, repetitions: number): number {
   run(); // warm-up: XNNPACK operator creation, heap growth, JIT
   const times: number[] = [];
   for (let i = 0; i < repetitions; i++) {
@@ -30,8 +31,15 @@ function timeMs(run: () => void, repetitions: number): number {
 }
 
 function trainingStep(arch: Architecture) {
-  const model = buildModel(arch, INPUT_SIZE, 1);
-  const optimizer = createOptimizer(arch, 0.001);
+  return trainingStepOf(buildModel(arch, INPUT_SIZE, 1), createOptimizer(arch, 0.001));
+}
+
+/**
+ * One training step (forward, backward, update) and one prediction of `model` on a fixed random batch of
+ * 32 images; `dispose` releases the model and optimizer too. Used by bench/index.ts for the issue's
+ * reference network, which is not one of our architectures.
+ */
+export function trainingStepOf(model: tf.LayersModel, optimizer: tf.Optimizer) {
   const x = tf.randomUniform([BATCH, INPUT_SIZE, INPUT_SIZE, 3], 0, 1, 'float32', 1);
   const y = tf.tensor2d(
     Array.from({ length: BATCH }, (_, i) => i % 2),
@@ -157,7 +165,9 @@ async function main() {
   console.log(JSON.stringify(figures));
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

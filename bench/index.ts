@@ -1,0 +1,265 @@
+/**
+ * `npm run bench`: the performance figures of issue 6, each beside its reference measured in the same run.
+ *
+ *   npm run bench               # about 3 minutes on 2 cores
+ *   npm run bench -- --quick    # fewer repetitions, for a smoke run
+ *
+ * Prints tables and writes the same figures to bench/results/<date>.json and bench/results/latest.json.
+ * Which data each figure uses is printed with it: real C-NMC cells from data/cnmc-sample where pixels
+ * matter (latency, tensor growth, cold start), random or synthetic pixels where they cannot change the
+ * speed (throughput). docs/PERFORMANCE.md explains the choices these figures justified.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { estimateFlops } from '../src/ml/architectures';
+import { decodeImage } from '../src/ml/image/decode';
+import { loadModel } from '../src/ml/model-io';
+import { exportOnnx } from '../src/ml/onnx/export';
+import { OnnxClassifier, onnxRuntime } from '../src/ml/onnx/session';
+import type { DecisionRule } from '../src/ml/predictor';
+import { initRuntime } from '../src/ml/runtime';
+import { sampleImages } from '../test/helpers/sample';
+import { benchColdStart } from './cold-start';
+import { benchInference, type InferenceRow } from './inference';
+import { benchLatency } from './latency';
+import { benchGrowth } from './leak';
+import { benchConvPeak } from './peak';
+import { buildReferenceNet } from './reference-net';
+import { round } from './stats';
+import { benchTraining } from './training';
+
+const quick = process.argv.includes('--quick');
+const ROOT = path.join(__dirname, '..');
+const DEMO_DIR = path.join(ROOT, 'data', 'demo-model');
+
+function table(rows: Array<Record<string, unknown>>): void {
+  if (rows.length === 0) return;
+  const keys = Object.keys(rows[0]);
+  const cells = rows.map((r) => keys.map((k) => String(r[k])));
+  const widths = keys.map((k, i) => Math.max(k.length, ...cells.map((c) => c[i].length)));
+  console.log('  ' + keys.map((k, i) => k.padEnd(widths[i])).join('  '));
+  for (const c of cells) console.log('  ' + c.map((v, i) => v.padEnd(widths[i])).join('  '));
+}
+
+function section(title: string, data: string): void {
+  console.log(`\n${title}\n  data: ${data}`);
+}
+
+function cpuModel(): string {
+  try {
+    const line = execFileSync('lscpu', { encoding: 'utf8' })
+      .split('\n')
+      .find((l) => l.startsWith('Model name:'));
+    if (line) return line.slice('Model name:'.length).trim();
+  } catch {
+    // lscpu is missing on some systems; Node's view is second best.
+  }
+  return os.cpus()[0]?.model ?? 'unknown';
+}
+
+async function main() {
+  const started = performance.now();
+  const runtime = await initRuntime();
+  const machine = {
+    cpu: cpuModel(),
+    cores: os.availableParallelism(),
+    memoryGb: round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverageAtStart: os.loadavg().map(round),
+  };
+  const onnxVersion = onnxRuntime()?.env.versions.node ?? null;
+  console.log(
+    `Lymphoscope bench ${new Date().toISOString()}  ${machine.cpu}, ${machine.cores} cores, node ${machine.node}\n` +
+      `TF.js ${runtime.tfjsVersion} backend ${runtime.backend} (simd ${runtime.simd}, threads ${runtime.threads}); ` +
+      `onnxruntime-node ${onnxVersion ?? 'unavailable'}; load average ${machine.loadAverageAtStart.join(' ')}`,
+  );
+
+  const demoBundle = {
+    modelJson: JSON.parse(readFileSync(path.join(DEMO_DIR, 'model.json'), 'utf8')),
+    weights: readFileSync(path.join(DEMO_DIR, 'weights.bin')),
+  };
+  const demoCard = JSON.parse(readFileSync(path.join(DEMO_DIR, 'card.json'), 'utf8')) as DecisionRule;
+  const demo = await loadModel(demoBundle);
+  const demoOnnxExport = exportOnnx(demo);
+  const demoOnnx = await OnnxClassifier.create(demoOnnxExport.bytes, demoCard.inputSize);
+  const reference = buildReferenceNet(96);
+  const models = [
+    { name: 'lymphonet (demo model)', model: demo },
+    { name: 'reference 6x32 conv + dense 64', model: reference },
+  ];
+
+  section(
+    'Convolution peak (best of several runs, 3x3 conv, batch 32, 96x96, 64->64 channels, 21.7 GFLOP)',
+    'random values',
+  );
+  const peak = await benchConvPeak(runtime.backend, quick);
+  table(peak as unknown as Array<Record<string, unknown>>);
+  const machinePeak = Math.max(...peak.map((p) => p.gflopsPerSecond));
+
+  section('Inference throughput at 96x96', 'random pixels (speed does not depend on them)');
+  const inference: InferenceRow[] = [];
+  for (const { name, model } of models) {
+    console.log(`  ${name}: ${round(estimateFlops(model) / 1e9)} GFLOP per image`);
+    inference.push(...(await benchInference(name, model, runtime.backend, quick)));
+  }
+  table(inference as unknown as Array<Record<string, unknown>>);
+
+  const samples = sampleImages();
+  section(
+    'Single-image latency by stage, ms (decode BMP, resize to 96, predict + Grad-CAM, heat-map PNG, morphology)',
+    `the ${samples.length} real C-NMC cells of data/cnmc-sample (450x450 BMP), demo model`,
+  );
+  const passes = quick ? 1 : 3;
+  const bytes = samples.map((s) => s.bytes);
+  const latency = [
+    await benchLatency(demo, demoCard, bytes, demoOnnx, passes),
+    await benchLatency(demo, demoCard, bytes, null, passes),
+  ];
+  table(
+    latency.map((l) => ({
+      runtime: l.runtime,
+      samples: l.samples,
+      ...Object.fromEntries(Object.entries(l.stages).map(([s, v]) => [s, `${v.p50} / ${v.p99}`])),
+    })),
+  );
+  console.log('  (p50 / p99)');
+
+  section('Training throughput, 96x96, batch 32', 'synthetic cells (src/ml/synthetic.ts) and random pixels');
+  const training = await benchTraining(quick);
+  table(training as unknown as Array<Record<string, unknown>>);
+
+  section(
+    'Cold start: fresh process to the first prediction with a heat map',
+    `${samples[0].name}, demo model`,
+  );
+  const coldStart = await benchColdStart(demoOnnxExport.bytes, samples[0].file, quick ? 1 : 3);
+  table(coldStart as unknown as Array<Record<string, unknown>>);
+
+  const growthCount = quick ? 200 : 1000;
+  section(
+    `Growth over ${growthCount} predictions with heat maps`,
+    'real C-NMC cells, resized to 96x96 beforehand so the TF.js path finishes in time',
+  );
+  const small = await Promise.all(
+    samples.map(async (s) => {
+      const image = await decodeImage(s.bytes);
+      const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+        .resize(96, 96, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer();
+      return { width: 96, height: 96, data: new Uint8Array(data) };
+    }),
+  );
+  const growth = [
+    await benchGrowth(demo, demoCard, small, demoOnnx, growthCount),
+    await benchGrowth(demo, demoCard, small, null, growthCount),
+  ];
+  table(growth as unknown as Array<Record<string, unknown>>);
+
+  // The goals of issue 6, each against its reference from this run.
+  const served = latency[0];
+  const find = (model: string, rt: string, threads: number, batch: number) =>
+    inference.find(
+      (r) =>
+        r.model.startsWith(model) && r.runtime.startsWith(rt) && r.threads === threads && r.batch === batch,
+    )!;
+  const ortRef = find('reference', 'onnxruntime', 2, 32);
+  const servedRef = find(
+    'reference',
+    served.runtime === 'onnxruntime' ? 'onnxruntime' : 'tfjs',
+    served.runtime === 'onnxruntime' ? 2 : 1,
+    32,
+  );
+  const tfjsRef = find('reference', 'tfjs', 1, 32);
+  const lymphonetTraining = training[0];
+  const coldServed = coldStart.find((c) => c.runtime === served.runtime) ?? coldStart[0];
+  const ratios = {
+    inferenceServedVsOnnxruntime: round(servedRef.imagesPerSecond / ortRef.imagesPerSecond),
+    inferenceTfjsVsOnnxruntime: round(tfjsRef.imagesPerSecond / ortRef.imagesPerSecond),
+    latencyP50VsTarget15ms: round(served.stages.total.p50 / 15),
+    trainingVsConvPeak: round(lymphonetTraining.gflopsPerSecond / machinePeak),
+    epochOf10000SecondsVsTarget120s: round(10_000 / lymphonetTraining.imagesPerSecond / 120),
+    coldStartVsTarget1500ms: round(coldServed.spawnToAnswerMs / 1500),
+  };
+  const goals = [
+    {
+      goal: 'inference vs onnxruntime, reference net, batch 32 (>= 1)',
+      served: served.runtime,
+      value: ratios.inferenceServedVsOnnxruntime,
+      tfjs: ratios.inferenceTfjsVsOnnxruntime,
+    },
+    {
+      goal: 'latency p50 decode..morphology (<= 15 ms)',
+      served: served.runtime,
+      value: `${served.stages.total.p50} ms`,
+      tfjs: `${latency[1].stages.total.p50} ms`,
+    },
+    {
+      goal: 'training vs machine conv peak (>= 0.5)',
+      served: 'tfjs-' + runtime.backend,
+      value: ratios.trainingVsConvPeak,
+      tfjs: `${lymphonetTraining.gflopsPerSecond} / ${machinePeak} GFLOP/s`,
+    },
+    {
+      goal: 'epoch of 10,000 images at 96x96 (<= 120 s)',
+      served: 'tfjs-' + runtime.backend,
+      value: `${round(10_000 / lymphonetTraining.imagesPerSecond)} s`,
+      tfjs: '',
+    },
+    {
+      goal: 'cold start to first answer (<= 1500 ms)',
+      served: coldServed.runtime,
+      value: `${coldServed.spawnToAnswerMs} ms`,
+      tfjs: `${coldStart.find((c) => c.runtime === 'tfjs')?.spawnToAnswerMs} ms`,
+    },
+    {
+      goal: `tensor growth over ${growthCount} predictions (0)`,
+      served: growth[0].runtime,
+      value: growth[0].tensorGrowth,
+      tfjs: growth[1].tensorGrowth,
+    },
+  ];
+  const peakRssMb = round(process.resourceUsage().maxRSS / 1024);
+  const seconds = round((performance.now() - started) / 1000);
+  console.log('\nGoals (issue 6), each against its reference measured above');
+  table(goals);
+  console.log(`\npeak RSS of this process ${peakRssMb} MB; bench took ${seconds} s`);
+
+  const date = new Date().toISOString();
+  const results = {
+    date,
+    quick,
+    machine,
+    runtime: { ...runtime, onnxruntime: onnxVersion },
+    convPeak: { rows: peak, machinePeakGflops: machinePeak },
+    inference,
+    latency,
+    training,
+    coldStart,
+    growth,
+    ratios,
+    peakRssMb,
+    seconds,
+  };
+  const dir = path.join(ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const json = JSON.stringify(results, null, 2) + '\n';
+  await writeFile(path.join(dir, `${date.slice(0, 10)}.json`), json);
+  await writeFile(path.join(dir, 'latest.json'), json);
+  console.log(`written: bench/results/${date.slice(0, 10)}.json and bench/results/latest.json`);
+
+  tf.dispose([]);
+  await demoOnnx.dispose();
+  demo.dispose();
+  reference.dispose();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
