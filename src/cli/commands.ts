@@ -2,16 +2,27 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { isArchitecture } from '../ml/architectures';
-import { evaluateOnSplits, predictProbabilities, type Evaluation } from '../ml/evaluate';
+import {
+  crossValidate,
+  recipeScorer,
+  SCORERS,
+  SUMMARY_METRICS,
+  type CvReport,
+  type CvShift,
+  type Spread,
+  type SummaryMetric,
+} from '../ml/cross-validation';
+import { evaluateRecipe, servedProbabilities, type MeasuredExample } from '../ml/evaluate';
 import { decodeImage } from '../ml/image/decode';
-import { augment } from '../ml/image/preprocess';
+import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../ml/image/lab-shift';
+import { augmenterFor } from '../ml/image/preprocess';
 import { computeMetrics, type BinaryMetrics } from '../ml/metrics';
 import { loadModel, serializeModel } from '../ml/model-io';
 import { morphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import { initRuntime } from '../ml/runtime';
-import { kFoldBySubject, splitBySubject } from '../ml/splits';
-import { DEFAULT_TRAINING_CONFIG, train, type Example, type TrainingConfig } from '../ml/train';
+import { splitBySubject } from '../ml/splits';
+import { DEFAULT_TRAINING_CONFIG, train, type TrainingConfig } from '../ml/train';
 import { PREPROCESSING, type ModelCard, type NewModelCard } from '../services/models';
 import { loadFolder, type FolderImage } from './folder';
 import { formatSeconds, Progress } from './progress';
@@ -28,41 +39,71 @@ const num = (flags: Flags, name: string, fallback: number): number => {
   return n;
 };
 
+/** Every lever of the recipe off: the plain CNN the levers are measured against. */
+export const PLAIN_RECIPE: Pick<
+  TrainingConfig,
+  'colourJitter' | 'recomputeBatchNorm' | 'testTimeAugmentation' | 'fusion'
+> = { colourJitter: 0, recomputeBatchNorm: false, testTimeAugmentation: false, fusion: 'none' };
+
+const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = ['none', 'morphology-stack'];
+
+/**
+ * The training config the flags ask for: DEFAULT_TRAINING_CONFIG (or, with --recipe plain, the same
+ * without any lever), then each flag. A lever flag and its --no- twin together are refused.
+ */
 export function configFromFlags(flags: Flags): TrainingConfig {
-  const arch = String(flags.arch ?? DEFAULT_TRAINING_CONFIG.architecture);
+  const recipe = String(flags.recipe ?? 'default');
+  if (recipe !== 'default' && recipe !== 'plain') throw new Error('--recipe must be default or plain.');
+  const base: TrainingConfig = {
+    ...DEFAULT_TRAINING_CONFIG,
+    ...(recipe === 'plain' ? PLAIN_RECIPE : {}),
+  };
+  const arch = String(flags.arch ?? base.architecture);
   if (!isArchitecture(arch))
     throw new Error(`--arch must be one of majority, vanilla, seed-2x2x1x1, lymphonet (got ${arch}).`);
-  const balance = String(flags['class-balance'] ?? DEFAULT_TRAINING_CONFIG.classBalance);
+  const balance = String(flags['class-balance'] ?? base.classBalance);
   if (!['weights', 'sampling', 'none'].includes(balance))
     throw new Error('--class-balance must be weights, sampling or none.');
+  const fusion = String(flags.fusion ?? base.fusion);
+  if (!FUSIONS.includes(fusion as TrainingConfig['fusion']))
+    throw new Error(`--fusion must be one of ${FUSIONS.join(', ')} (got ${fusion}).`);
+  const toggle = (name: string, fallback: boolean): boolean => {
+    if (flags[name] && flags[`no-${name}`])
+      throw new Error(`--${name} and --no-${name} contradict each other.`);
+    return flags[name] ? true : flags[`no-${name}`] ? false : fallback;
+  };
   return {
-    ...DEFAULT_TRAINING_CONFIG,
+    ...base,
     architecture: arch,
-    inputSize: num(flags, 'input-size', DEFAULT_TRAINING_CONFIG.inputSize),
-    epochs: num(flags, 'epochs', DEFAULT_TRAINING_CONFIG.epochs),
-    batchSize: num(flags, 'batch-size', DEFAULT_TRAINING_CONFIG.batchSize),
-    learningRate: num(flags, 'lr', DEFAULT_TRAINING_CONFIG.learningRate),
-    patience: num(flags, 'patience', DEFAULT_TRAINING_CONFIG.patience),
+    inputSize: num(flags, 'input-size', base.inputSize),
+    epochs: num(flags, 'epochs', base.epochs),
+    batchSize: num(flags, 'batch-size', base.batchSize),
+    learningRate: num(flags, 'lr', base.learningRate),
+    patience: num(flags, 'patience', base.patience),
     classBalance: balance as TrainingConfig['classBalance'],
-    augment: flags['no-augment'] ? false : DEFAULT_TRAINING_CONFIG.augment,
-    seed: num(flags, 'seed', DEFAULT_TRAINING_CONFIG.seed),
+    augment: toggle('augment', base.augment),
+    seed: num(flags, 'seed', base.seed),
+    colourJitter: num(flags, 'colour-jitter', base.colourJitter),
+    recomputeBatchNorm: toggle('bn-recompute', base.recomputeBatchNorm),
+    testTimeAugmentation: toggle('tta', base.testTimeAugmentation),
+    fusion: fusion as TrainingConfig['fusion'],
   };
 }
 
-const toExamples = (images: FolderImage[]): Example[] =>
-  images.map((i) => ({ pixels: i.pixels, label: i.label }));
+const toExamples = (images: FolderImage[]): MeasuredExample[] =>
+  images.map((i) => ({ pixels: i.pixels, label: i.label, morphology: i.morphology }));
 
-/** Trains on one split and evaluates on its validation and test parts, with progress on stderr. */
+/** Trains on one split and evaluates the recipe on its validation and test parts, with progress on stderr. */
 async function fitAndEvaluate(
   config: TrainingConfig,
   split: { train: FolderImage[]; validation: FolderImage[]; test: FolderImage[] },
-  options: { tta: boolean; progress: Progress; label: string },
+  options: { progress: Progress; label: string },
 ) {
   const result = await train({
     config,
     train: toExamples(split.train),
     validation: toExamples(split.validation),
-    augment,
+    augment: augmenterFor(config),
     onProgress: (p) =>
       options.progress.update(
         ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch),
@@ -79,14 +120,14 @@ async function fitAndEvaluate(
   });
   options.progress.done();
   const model = result.model!;
-  const evaluation = await evaluateOnSplits(
+  const evaluation = await evaluateRecipe(
     model,
-    toExamples(split.validation),
-    toExamples(split.test),
-    config.inputSize,
     {
-      tta: options.tta,
+      train: toExamples(split.train),
+      validation: toExamples(split.validation),
+      test: toExamples(split.test),
     },
+    config,
   );
   return { model, result, evaluation };
 }
@@ -107,7 +148,6 @@ export async function trainCommand(flags: Flags): Promise<void> {
   if (!data || !out)
     throw new Error('Usage: lymphoscope train --data <dir with all/ and hem/> --out <dir> [--arch ...]');
   const config = configFromFlags(flags);
-  const tta = Boolean(flags.tta);
   const runtime = await initRuntime();
   const progress = new Progress();
   const images = await loadFolder(data, config.inputSize, (d, t) =>
@@ -123,7 +163,6 @@ export async function trainCommand(flags: Flags): Promise<void> {
     `${images.length} images; subject-grouped split: train ${split.train.length}, validation ${split.validation.length}, test ${split.test.length} (backend ${runtime.backend})\n`,
   );
   const { model, result, evaluation } = await fitAndEvaluate(config, split, {
-    tta,
     progress,
     label: config.architecture,
   });
@@ -138,6 +177,8 @@ export async function trainCommand(flags: Flags): Promise<void> {
       validationFraction: num(flags, 'validation', 0.2),
       testFraction: num(flags, 'test', 0.2),
     },
+    testTimeAugmentation: config.testTimeAugmentation,
+    fusion: evaluation.fusion,
     threshold: evaluation.threshold,
     reviewLow: evaluation.band.low,
     reviewHigh: evaluation.band.high,
@@ -186,9 +227,12 @@ export async function evaluateCommand(flags: Flags): Promise<void> {
   await initRuntime();
   const { model, card } = await readModelDir(String(flags.model ?? DEFAULT_MODEL_DIR));
   const images = await loadFolder(data, card.inputSize);
-  const probabilities = await predictProbabilities(model, images, card.inputSize, {
-    tta: Boolean(flags.tta),
-  });
+  // The card's serving rule (TTA, morphology stack); --tta adds TTA to a card that lacks it.
+  const probabilities = await servedProbabilities(
+    model,
+    { ...card, testTimeAugmentation: card.testTimeAugmentation === true || Boolean(flags.tta) },
+    images,
+  );
   const metrics = computeMetrics(
     images.map((i) => i.label),
     probabilities,
@@ -242,60 +286,125 @@ export async function predictCommand(flags: Flags, files: string[]): Promise<voi
   model.dispose();
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) =>
-  Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
-
-/**
- * `lymphoscope cv`: subject-grouped k-fold cross-validation. Each fold's threshold is chosen on a
- * validation part carved (by subject) out of that fold's training subjects; the test fold is never
- * used for any choice.
- */
+/** `lymphoscope cv`: repeated subject-grouped k-fold cross-validation of a recipe; see src/ml/cross-validation.ts. */
 export async function cvCommand(flags: Flags): Promise<void> {
   const data = String(flags.data ?? '');
-  if (!data) throw new Error('Usage: lymphoscope cv --data <dir> [--folds 5] [--json] [training flags]');
+  if (!data)
+    throw new Error(
+      'Usage: lymphoscope cv --data <dir> [--folds 5] [--repeats 1] [--shifts all|hue,...] [--json] [training flags]',
+    );
   const config = configFromFlags(flags);
   const folds = num(flags, 'folds', 5);
-  const tta = Boolean(flags.tta);
-  await initRuntime();
+  const repeats = num(flags, 'repeats', 1);
+  const shiftNames = parseShifts(flags.shifts);
+  const runtime = await initRuntime();
   const progress = new Progress();
   const images = await loadFolder(data, config.inputSize);
-  const results: Array<{ fold: number; test: BinaryMetrics; evaluation: Evaluation }> = [];
-  for (const [index, fold] of kFoldBySubject(images, folds, config.seed).entries()) {
-    const inner = splitBySubject(fold.train, {
-      validationFraction: 0.25,
-      testFraction: 0,
-      seed: config.seed + index,
+  const shifts: CvShift[] = [];
+  for (const name of shiftNames) {
+    shifts.push({
+      name,
+      items: await loadFolder(data, config.inputSize, undefined, (i) => applyLabShift(i, name)),
     });
-    const { model, evaluation } = await fitAndEvaluate(
-      config,
-      { train: inner.train, validation: inner.validation, test: fold.test },
-      { tta, progress, label: `fold ${index + 1}/${folds}` },
-    );
-    model.dispose();
-    printMetrics(`fold ${index + 1}`, evaluation.test);
-    results.push({ fold: index + 1, test: evaluation.test, evaluation });
   }
-  const summary: Record<string, unknown> = {
+  const started = performance.now();
+  const report = await crossValidate(images, config, {
     folds,
-    n: images.length,
-    architecture: config.architecture,
-    tta,
-  };
-  for (const metric of [
-    'weightedF1',
-    'rocAuc',
-    'sensitivity',
-    'specificity',
-    'accuracy',
-    'balancedAccuracy',
-  ] as const) {
-    const values = results.map((r) => r.test[metric]).filter(Number.isFinite);
-    summary[metric] = { mean: mean(values), std: std(values), folds: values.length };
-    if (!flags.json)
+    repeats,
+    shifts,
+    onProgress: (id, p) =>
+      progress.update(
+        ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch),
+        `repeat ${id.repeat}/${id.repeats} fold ${id.fold}/${id.folds} epoch ${p.epoch}/${p.epochs} ` +
+          `loss ${p.loss.toFixed(3)} ${p.imagesPerSecond.toFixed(0)} img/s`,
+      ),
+    onFold: (r) => {
+      progress.done();
+      const s = recipeScorer(config);
+      const f = (m: BinaryMetrics) =>
+        `wF1 ${fmt(m.weightedF1)} AUC ${fmt(m.rocAuc)} sens ${fmt(m.sensitivity)} spec ${fmt(m.specificity)}`;
       process.stdout.write(
-        `${metric}: ${mean(values).toFixed(3)} ± ${std(values).toFixed(3)} over ${values.length} folds\n`,
+        `repeat ${r.repeat} fold ${r.fold} (train ${r.counts.train}, validation ${r.counts.validation}, ` +
+          `test ${r.counts.test}; best epoch ${r.bestEpoch}/${r.epochs}, ${r.trainSeconds.toFixed(0)}s): ` +
+          `${s} ${f(r.scores[s])} | morphology ${f(r.scores.morphology)}\n`,
       );
+    },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  if (!flags.json) printCvReport(report);
+  const subjects = new Set(images.map((i) => i.subjectId ?? i.id)).size;
+  const summary = {
+    data: path.relative(process.cwd(), data) || data,
+    n: images.length,
+    subjects,
+    folds,
+    repeats,
+    config,
+    backend: runtime.backend,
+    seconds: Math.round(seconds),
+    recipeScorer: report.recipeScorer,
+    summary: report.summary,
+    pooledRocAuc: report.pooledRocAuc,
+    shifted: report.shifted,
+    perFold: report.folds.map((r) => ({
+      repeat: r.repeat,
+      fold: r.fold,
+      counts: r.counts,
+      bestEpoch: r.bestEpoch,
+      scores: Object.fromEntries(
+        Object.entries(r.scores).map(([scorer, m]) => [
+          scorer,
+          {
+            weightedF1: m.weightedF1,
+            rocAuc: m.rocAuc,
+            sensitivity: m.sensitivity,
+            specificity: m.specificity,
+          },
+        ]),
+      ),
+    })),
+  };
+  // The last line is the whole summary as JSON, with or without --json, so scripts can read it.
+  process.stdout.write(JSON.stringify(summary) + '\n');
+}
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
+
+function parseShifts(value: string | boolean | undefined): LabShift[] {
+  if (value === undefined || value === false) return [];
+  const names =
+    value === 'all'
+      ? [...LAB_SHIFTS]
+      : String(value)
+          .split(',')
+          .map((s) => s.trim());
+  for (const name of names) {
+    if (!isLabShift(name))
+      throw new Error(`--shifts: unknown shift '${name}'; expected all or ${LAB_SHIFTS.join(', ')}.`);
   }
-  if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  return names as LabShift[];
+}
+
+/** The table of every scorer, mean ± standard deviation over folds, recipe's scorer marked. */
+function printCvReport(report: CvReport): void {
+  const row = (label: string, spreads: Record<SummaryMetric, Spread>) =>
+    `${label.padEnd(24)}` +
+    SUMMARY_METRICS.slice(0, 4)
+      .map((m) => `${fmt(spreads[m].mean)} ± ${fmt(spreads[m].std)}`.padEnd(18))
+      .join('');
+  const header = `${''.padEnd(24)}${SUMMARY_METRICS.slice(0, 4)
+    .map((m) => m.padEnd(18))
+    .join('')}pooled AUC\n`;
+  process.stdout.write(header);
+  for (const scorer of SCORERS) {
+    const mark = scorer === report.recipeScorer ? ' (recipe)' : '';
+    const pooled = report.pooledRocAuc[scorer];
+    process.stdout.write(
+      `${row(scorer + mark, report.summary[scorer])}${fmt(pooled.mean)} ± ${fmt(pooled.std)}\n`,
+    );
+  }
+  for (const [shift, summary] of Object.entries(report.shifted)) {
+    process.stdout.write(`-- test folds shifted: ${shift}\n`);
+    for (const scorer of SCORERS) process.stdout.write(`${row(scorer, summary[scorer])}\n`);
+  }
 }

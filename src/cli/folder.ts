@@ -45,11 +45,15 @@ export async function listFolder(
   return entries;
 }
 
-/** Decodes, resizes and measures every image of a folder (4 at a time). */
+/**
+ * Decodes, resizes and measures every image of a folder (4 at a time). `transform`, when given, changes
+ * each decoded image first (cross-validation's lab shifts).
+ */
 export async function loadFolder(
   dir: string,
   inputSize: number,
   onProgress?: (done: number, total: number) => void,
+  transform?: (image: RgbImage) => Promise<RgbImage>,
 ): Promise<FolderImage[]> {
   const entries = await listFolder(dir);
   const out: FolderImage[] = new Array(entries.length);
@@ -59,7 +63,8 @@ export async function loadFolder(
     while (next < entries.length) {
       const index = next++;
       const entry = entries[index];
-      const image: RgbImage = await decodeImage(await readFile(entry.file));
+      const decoded: RgbImage = await decodeImage(await readFile(entry.file));
+      const image = transform ? await transform(decoded) : decoded;
       out[index] = {
         ...entry,
         pixels: await toModelInput(image, inputSize),

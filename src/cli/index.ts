@@ -1,15 +1,21 @@
 import { parseArgs } from 'node:util';
+import { LAB_SHIFTS } from '../ml/image/lab-shift';
 import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } from './commands';
 
 const USAGE = `Usage: lymphoscope <command> [flags]
 
 Commands:
-  train     --data <dir> --out <dir> [--arch lymphonet|seed-2x2x1x1|vanilla|majority] [--input-size 96]
-            [--epochs N] [--batch-size N] [--lr X] [--patience N] [--class-balance weights|sampling|none]
-            [--seed N] [--no-augment] [--validation 0.2] [--test 0.2] [--tta]
+  train     --data <dir> --out <dir> [training flags] [--validation 0.2] [--test 0.2]
   evaluate  [--model <dir>] --data <dir> [--json] [--tta]     (no --model: the bundled demo model)
   predict   [--model <dir>] [--json] <image>...
-  cv        --data <dir> [--folds 5] [--json] [--tta] [training flags]
+  cv        --data <dir> [--folds 5] [--repeats 1] [--shifts all|${LAB_SHIFTS.join(',')}] [--json]
+            [training flags]   subject-grouped cross-validation; the last line is a JSON summary
+
+Training flags (defaults: the recipe in DEFAULT_TRAINING_CONFIG, see docs/ML.md):
+  --recipe default|plain   plain: every lever below off
+  --arch lymphonet|seed-2x2x1x1|vanilla|majority  --input-size N  --epochs N  --batch-size N  --lr X
+  --patience N  --class-balance weights|sampling|none  --seed N  --augment/--no-augment
+  --colour-jitter X (0-1)  --bn-recompute/--no-bn-recompute  --tta/--no-tta  --fusion none|morphology-stack
 
 <dir> holds all/ (ALL blasts) and hem/ (normal cells), as in C-NMC 2019.`;
 
@@ -35,9 +41,18 @@ export async function main(argv: string[]): Promise<number> {
       validation: text,
       test: text,
       folds: text,
+      repeats: text,
+      shifts: text,
+      recipe: text,
+      'colour-jitter': text,
+      fusion: text,
+      augment: flag,
       'no-augment': flag,
-      json: flag,
+      'bn-recompute': flag,
+      'no-bn-recompute': flag,
       tta: flag,
+      'no-tta': flag,
+      json: flag,
     },
   });
   const flags = values as Flags;

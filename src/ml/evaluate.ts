@@ -8,7 +8,9 @@ import {
   rocCurve,
   type BinaryMetrics,
 } from './metrics';
-import type { Example } from './train';
+import { fitMorphologyStack, fuse, type MorphologyStack } from './fusion';
+import type { Morphology } from './morphology';
+import type { Example, TrainingConfig } from './train';
 
 /**
  * Probability of ALL for each example, in batches. With `tta`, the average over the 8 flips and
@@ -78,6 +80,15 @@ export async function evaluateOnSplits(
   const testLabels = test.map((e) => e.label);
   const validationProbs = await predictProbabilities(model, validation, inputSize, options);
   const testProbs = await predictProbabilities(model, test, inputSize, options);
+  return decide(validationLabels, validationProbs, testLabels, testProbs);
+}
+
+function decide(
+  validationLabels: number[],
+  validationProbs: number[],
+  testLabels: number[],
+  testProbs: number[],
+): Evaluation {
   const threshold = chooseThreshold(validationLabels, validationProbs);
   const band = chooseReviewBand(validationLabels, validationProbs, threshold);
   return {
@@ -96,4 +107,53 @@ export async function evaluateOnSplits(
       threshold: finiteOrNull(p.threshold),
     })),
   };
+}
+
+/** A cell with what the morphology stack reads besides pixels. */
+export type MeasuredExample = Example & { morphology: Morphology };
+
+/**
+ * Evaluates the way the recipe serves: the CNN's probability, averaged over the 8 views with
+ * testTimeAugmentation, then fused with morphology when config.fusion asks (the morphology model fitted on
+ * `train`, the combiner on `validation`). Threshold and band are chosen on validation, on the final
+ * probabilities; `fusion` is what serving must apply (null without fusion).
+ */
+export async function evaluateRecipe(
+  model: tf.LayersModel,
+  splits: { train: MeasuredExample[]; validation: MeasuredExample[]; test: MeasuredExample[] },
+  config: Pick<TrainingConfig, 'inputSize' | 'testTimeAugmentation' | 'fusion'>,
+): Promise<Evaluation & { fusion: MorphologyStack | null }> {
+  const options = { tta: config.testTimeAugmentation };
+  let validationProbs = await predictProbabilities(model, splits.validation, config.inputSize, options);
+  let testProbs = await predictProbabilities(model, splits.test, config.inputSize, options);
+  let fusion: MorphologyStack | null = null;
+  if (config.fusion === 'morphology-stack') {
+    const stack = fitMorphologyStack(splits.train, splits.validation, validationProbs);
+    validationProbs = splits.validation.map((e, i) => fuse(stack, validationProbs[i], e.morphology));
+    testProbs = splits.test.map((e, i) => fuse(stack, testProbs[i], e.morphology));
+    fusion = stack;
+  }
+  const evaluation = decide(
+    splits.validation.map((e) => e.label),
+    validationProbs,
+    splits.test.map((e) => e.label),
+    testProbs,
+  );
+  return { ...evaluation, fusion };
+}
+
+/**
+ * The probabilities serving gives these cells under a card's rule: the network's (over 8 views with
+ * testTimeAugmentation), fused with morphology when the card holds a stack. Old cards have neither.
+ */
+export async function servedProbabilities(
+  model: tf.LayersModel,
+  rule: { inputSize: number; testTimeAugmentation?: boolean; fusion?: MorphologyStack | null },
+  cells: Array<Pick<MeasuredExample, 'pixels' | 'morphology'>>,
+): Promise<number[]> {
+  const network = await predictProbabilities(model, cells, rule.inputSize, {
+    tta: rule.testTimeAugmentation === true,
+  });
+  const stack = rule.fusion;
+  return stack ? cells.map((c, i) => fuse(stack, network[i], c.morphology)) : network;
 }

@@ -2,6 +2,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { CHART_NAMES, renderModelCharts, type ChartName } from '../charts/model-charts';
 import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/architectures';
+import type { CrossValidationSummary } from '../ml/cross-validation';
+import type { MorphologyStack } from '../ml/fusion';
 import type { BinaryMetrics } from '../ml/metrics';
 import { loadModel, type ModelBundle } from '../ml/model-io';
 import { exportBundle, OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx';
@@ -23,6 +25,12 @@ export interface ModelCard {
   inputSize: number;
   trainedOnBackend: string;
   config: (TrainingConfig & { validationFraction: number; testFraction: number }) | null;
+  /** Serve the mean probability over the cell's 8 flips and quarter turns (absent on older cards: off). */
+  testTimeAugmentation?: boolean;
+  /** The morphology stack serving applies to the network's output (absent or null: the network alone). */
+  fusion?: MorphologyStack | null;
+  /** The recipe's subject-grouped cross-validation on the training data, when it was run (the demo model's). */
+  crossValidation?: CrossValidationSummary | null;
   threshold: number;
   reviewLow: number;
   reviewHigh: number;

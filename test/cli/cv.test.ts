@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { configFromFlags, PLAIN_RECIPE } from '../../src/cli/commands';
+import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/train';
+import { sampleImages } from '../helpers/sample';
+
+const run = promisify(execFile);
+const BIN = path.join(__dirname, '..', '..', 'bin', 'lymphoscope.js');
+
+describe('configFromFlags', () => {
+  it('starts from the default recipe, or with --recipe plain from the same with every lever off', () => {
+    expect(configFromFlags({})).toEqual(DEFAULT_TRAINING_CONFIG);
+    expect(configFromFlags({ recipe: 'plain' })).toEqual({ ...DEFAULT_TRAINING_CONFIG, ...PLAIN_RECIPE });
+  });
+
+  it('sets each lever from its flag, on top of the recipe', () => {
+    const config = configFromFlags({
+      recipe: 'plain',
+      tta: true,
+      'bn-recompute': true,
+      'colour-jitter': '0.3',
+      fusion: 'morphology-stack',
+      'input-size': '48',
+    });
+    expect(config).toMatchObject({
+      testTimeAugmentation: true,
+      recomputeBatchNorm: true,
+      colourJitter: 0.3,
+      fusion: 'morphology-stack',
+      inputSize: 48,
+    });
+    expect(configFromFlags({ 'no-tta': true, 'no-bn-recompute': true, 'no-augment': true })).toMatchObject({
+      testTimeAugmentation: false,
+      recomputeBatchNorm: false,
+      augment: false,
+    });
+  });
+
+  it('refuses contradictions and unknown values', () => {
+    expect(() => configFromFlags({ tta: true, 'no-tta': true })).toThrow(/contradict/);
+    expect(() => configFromFlags({ recipe: 'fancy' })).toThrow(/--recipe/);
+    expect(() => configFromFlags({ fusion: 'magic' })).toThrow(/--fusion/);
+    expect(() => configFromFlags({ 'colour-jitter': 'lots' })).toThrow(/number/);
+  });
+});
+
+describe('lymphoscope cv', () => {
+  let dir: string;
+  beforeAll(async () => {
+    // Two cells of each of 8 subjects (4 ALL, 4 normal): small enough to decode and train in seconds.
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-cv-'));
+    const bySubject = new Map<string, string[]>();
+    for (const image of sampleImages()) {
+      const subject = image.name.split('_')[1];
+      bySubject.set(subject, [...(bySubject.get(subject) ?? []), image.file]);
+    }
+    const pairs = [...bySubject.entries()].filter(([, files]) => files.length >= 2);
+    const chosen = [
+      ...pairs.filter(([s]) => !/^h/i.test(s)).slice(0, 4),
+      ...pairs.filter(([s]) => /^h/i.test(s)).slice(0, 4),
+    ];
+    for (const [, files] of chosen) {
+      for (const file of files.slice(0, 2)) {
+        const folder = path.join(dir, path.basename(path.dirname(file)));
+        await mkdir(folder, { recursive: true });
+        await copyFile(file, path.join(folder, path.basename(file)));
+      }
+    }
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('prints a line per fold, the table, and the whole summary as JSON on the last line', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        BIN,
+        'cv',
+        '--data',
+        dir,
+        '--folds',
+        '2',
+        '--repeats',
+        '2',
+        '--input-size',
+        '32',
+        '--epochs',
+        '1',
+        '--tta',
+      ],
+      { maxBuffer: 10 * 1024 * 1024, env: { ...process.env, CI: 'true' } },
+    );
+    const lines = stdout.trim().split('\n');
+    expect(lines.filter((l) => /^repeat \d fold \d/.test(l))).toHaveLength(4);
+    expect(stdout).toMatch(/cnn-tta \(recipe\)/);
+    const summary = JSON.parse(lines.at(-1)!);
+    expect(summary).toMatchObject({ n: 16, subjects: 8, folds: 2, repeats: 2, recipeScorer: 'cnn-tta' });
+    expect(summary.config.testTimeAugmentation).toBe(true);
+    expect(summary.perFold).toHaveLength(4);
+    expect(summary.summary.morphology.rocAuc.n).toBeGreaterThan(0);
+    expect(summary.summary.majority.rocAuc.mean).toBe(0.5);
+  }, 60_000);
+});
