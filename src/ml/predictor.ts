@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { gradCam, renderHeatmapPng } from './heatmap';
 import type { RgbImage } from './image/decode';
-import { toModelInput } from './image/preprocess';
+import { fuse, isMorphologyStack, type MorphologyStack } from './fusion';
+import { dihedralVariants, toModelInput } from './image/preprocess';
 import { measureMorphology, type Morphology } from './morphology';
 import type { OnnxClassifier } from './onnx/session';
 
@@ -11,10 +12,17 @@ export interface DecisionRule {
   threshold: number;
   reviewLow: number;
   reviewHigh: number;
+  /** Average the network over the cell's 8 flips and quarter turns (a card without it: off). */
+  testTimeAugmentation?: boolean;
+  /** Fuse the network's probability with the measured morphology (a card without it: the network alone). */
+  fusion?: MorphologyStack | null;
 }
 
 export interface CellAnalysis {
+  /** What the decision is made on: the network's probability, fused with morphology when the rule says so. */
   probabilityAll: number;
+  /** The network's own probability (over 8 views with test-time augmentation), before any fusion. */
+  networkProbability: number;
   isAll: boolean;
   needsReview: boolean;
   morphology: Morphology;
@@ -56,11 +64,29 @@ export async function analyzeCell(
   } else {
     ({ probabilityAll, heatmap } = await predictWithTfjs(model, pixels, rule.inputSize, explain));
   }
+  if (rule.testTimeAugmentation) {
+    // The heat map stays that of the cell as given; the probability is the mean over all 8 views.
+    const others = dihedralVariants(pixels, rule.inputSize).slice(1);
+    const flat = new Float32Array(others.length * pixels.length);
+    others.forEach((view, i) => flat.set(view, i * pixels.length));
+    const rest = useOnnx
+      ? await onnx.predict(flat, others.length)
+      : await predictBatchWithTfjs(model, flat, others.length, rule.inputSize);
+    probabilityAll = (probabilityAll + rest.reduce((a, b) => a + b, 0)) / (others.length + 1);
+  }
   const predictMs = performance.now() - t;
 
   t = performance.now();
   const morphology = measureMorphology(image);
   const morphologyMs = performance.now() - t;
+  const networkProbability = probabilityAll;
+  if (rule.fusion) {
+    // A card is written by our own training; a stack that does not parse means a damaged card, not a
+    // reason to answer with the network alone as if nothing were wrong.
+    if (!isMorphologyStack(rule.fusion))
+      throw new Error('The model card holds a malformed morphology stack.');
+    probabilityAll = fuse(rule.fusion, networkProbability, morphology);
+  }
 
   t = performance.now();
   const heatmapPng = heatmap ? await renderHeatmapPng(image, heatmap, rule.inputSize) : null;
@@ -68,6 +94,7 @@ export async function analyzeCell(
 
   return {
     probabilityAll,
+    networkProbability,
     isAll: probabilityAll >= rule.threshold,
     needsReview: probabilityAll >= rule.reviewLow && probabilityAll < rule.reviewHigh,
     morphology,
@@ -92,5 +119,21 @@ async function predictWithTfjs(
     return { probabilityAll, heatmap: null };
   } finally {
     input.dispose();
+  }
+}
+
+async function predictBatchWithTfjs(
+  model: tf.LayersModel,
+  flat: Float32Array,
+  count: number,
+  inputSize: number,
+): Promise<Float32Array> {
+  const output = tf.tidy(
+    () => model.predict(tf.tensor4d(flat, [count, inputSize, inputSize, 3])) as tf.Tensor,
+  );
+  try {
+    return (await output.data()) as Float32Array;
+  } finally {
+    output.dispose();
   }
 }

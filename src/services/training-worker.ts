@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { LymphoscopeError } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
 import { decodeImage } from '../ml/image/decode';
-import { augment, toModelInput } from '../ml/image/preprocess';
-import { evaluateOnSplits } from '../ml/evaluate';
+import { augmenterFor, toModelInput } from '../ml/image/preprocess';
+import { evaluateRecipe, type MeasuredExample } from '../ml/evaluate';
 import { measureMorphology, morphologyNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { serializeModel } from '../ml/model-io';
 import { initRuntime } from '../ml/runtime';
@@ -11,7 +11,6 @@ import {
   deserializeCheckpoint,
   serializeCheckpoint,
   train,
-  type Example,
   type TrainingCheckpoint,
   type TrainProgress,
 } from '../ml/train';
@@ -151,7 +150,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       train: data.train,
       validation: data.validation,
       resumeFrom,
-      augment,
+      augment: augmenterFor(job.config),
       onProgress: (p) => {
         lastProgress = p;
         if (Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
@@ -219,7 +218,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
 
     const model = result.model!;
     try {
-      const evaluation = await evaluateOnSplits(model, data.validation, data.test, job.config.inputSize);
+      const evaluation = await evaluateRecipe(model, data, job.config);
       const bundle = await serializeModel(model);
       const parentVersion = await deps.models.productionVersion();
       const card = await deps.models.register(bundle, {
@@ -227,6 +226,8 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         inputSize: job.config.inputSize,
         trainedOnBackend: runtime.backend,
         config: job.config,
+        testTimeAugmentation: job.config.testTimeAugmentation === true,
+        fusion: evaluation.fusion,
         threshold: evaluation.threshold,
         reviewLow: evaluation.band.low,
         reviewHigh: evaluation.band.high,
@@ -304,14 +305,14 @@ function progressOf(p: TrainProgress): number {
 }
 
 interface LoadedSnapshot {
-  train: Example[];
-  validation: Example[];
-  test: Example[];
+  train: MeasuredExample[];
+  validation: MeasuredExample[];
+  test: MeasuredExample[];
   norms: MorphologyNorms | null;
   rejected: string[];
 }
 
-/** Decodes and resizes every image of the snapshot once, and measures the training cells' morphology. */
+/** Decodes and resizes every image of the snapshot once, and measures every cell (norms, morphology stack). */
 async function loadSnapshot(
   store: ObjectStore,
   snapshot: Snapshot,
@@ -319,7 +320,7 @@ async function loadSnapshot(
 ): Promise<LoadedSnapshot> {
   const out: LoadedSnapshot = { train: [], validation: [], test: [], norms: null, rejected: [] };
   const measured: Array<{ m: Morphology; label: 0 | 1 }> = [];
-  const bySplit = new Map<string, Example>();
+  const bySplit = new Map<string, MeasuredExample>();
   await runBounded(
     snapshot.items.map((item) => async () => {
       const object = await store.get(item.key);
@@ -328,8 +329,9 @@ async function loadSnapshot(
         return;
       }
       const image = await decodeImage(object.body);
-      bySplit.set(item.key, { pixels: await toModelInput(image, inputSize), label: item.label });
-      if (item.split === 'train') measured.push({ m: measureMorphology(image), label: item.label });
+      const morphology = measureMorphology(image);
+      bySplit.set(item.key, { pixels: await toModelInput(image, inputSize), label: item.label, morphology });
+      if (item.split === 'train') measured.push({ m: morphology, label: item.label });
     }),
     4,
   );
