@@ -45,7 +45,7 @@ export const PLAIN_RECIPE: Pick<
   'colourJitter' | 'recomputeBatchNorm' | 'testTimeAugmentation' | 'fusion'
 > = { colourJitter: 0, recomputeBatchNorm: false, testTimeAugmentation: false, fusion: 'none' };
 
-const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = ['none', 'morphology-stack'];
+const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = ['none', 'morphology-blend', 'morphology-stack'];
 
 /**
  * The training config the flags ask for: DEFAULT_TRAINING_CONFIG (or, with --recipe plain, the same

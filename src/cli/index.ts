@@ -15,7 +15,7 @@ Training flags (defaults: the recipe in DEFAULT_TRAINING_CONFIG, see docs/ML.md)
   --recipe default|plain   plain: every lever below off
   --arch lymphonet|seed-2x2x1x1|vanilla|majority  --input-size N  --epochs N  --batch-size N  --lr X
   --patience N  --class-balance weights|sampling|none  --seed N  --augment/--no-augment
-  --colour-jitter X (0-1)  --bn-recompute/--no-bn-recompute  --tta/--no-tta  --fusion none|morphology-stack
+  --colour-jitter X (0-1)  --bn-recompute/--no-bn-recompute  --tta/--no-tta  --fusion none|morphology-blend|morphology-stack
 
 <dir> holds all/ (ALL blasts) and hem/ (normal cells), as in C-NMC 2019.`;
 

@@ -20,7 +20,7 @@ export interface CvItem extends SplitItem {
  * - morphology: a ridge logistic regression on the measured features alone, no pixels;
  * - cnn / cnn-tta: the network, on the cell as given / averaged over its 8 flips and quarter turns;
  * - stack / stack-tta: the network and the morphology model fused by a combiner fitted on validation;
- * - blend-tta: the mean of the two log-odds, nothing fitted on validation.
+ * - blend / blend-tta: the mean of the two log-odds, nothing fitted on validation.
  * Every scorer's threshold is chosen on the fold's validation part; the test fold chooses nothing.
  */
 export const SCORERS = [
@@ -30,6 +30,7 @@ export const SCORERS = [
   'cnn-tta',
   'stack',
   'stack-tta',
+  'blend',
   'blend-tta',
 ] as const;
 export type Scorer = (typeof SCORERS)[number];
@@ -38,6 +39,7 @@ export type Scorer = (typeof SCORERS)[number];
 export function recipeScorer(config: Pick<TrainingConfig, 'fusion' | 'testTimeAugmentation'>): Scorer {
   const tta = config.testTimeAugmentation;
   if (config.fusion === 'morphology-stack') return tta ? 'stack-tta' : 'stack';
+  if (config.fusion === 'morphology-blend') return tta ? 'blend-tta' : 'blend';
   return tta ? 'cnn-tta' : 'cnn';
 }
 
@@ -228,6 +230,7 @@ async function runFold(
       'cnn-tta': p.cnnTta,
       stack: p.cells.map((c, i) => fuse(stack, p.cnn[i], c.morphology)),
       'stack-tta': p.cells.map((c, i) => fuse(stackTta, p.cnnTta[i], c.morphology)),
+      blend: p.cells.map((c, i) => fuse(blend, p.cnn[i], c.morphology)),
       'blend-tta': p.cells.map((c, i) => fuse(blend, p.cnnTta[i], c.morphology)),
     });
     const validationScores = score(validation);

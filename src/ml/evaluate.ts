@@ -8,7 +8,7 @@ import {
   rocCurve,
   type BinaryMetrics,
 } from './metrics';
-import { fitMorphologyStack, fuse, type MorphologyStack } from './fusion';
+import { blendStack, fitMorphologyStack, fuse, type MorphologyStack } from './fusion';
 import type { Morphology } from './morphology';
 import type { Example, TrainingConfig } from './train';
 
@@ -127,8 +127,11 @@ export async function evaluateRecipe(
   let validationProbs = await predictProbabilities(model, splits.validation, config.inputSize, options);
   let testProbs = await predictProbabilities(model, splits.test, config.inputSize, options);
   let fusion: MorphologyStack | null = null;
-  if (config.fusion === 'morphology-stack') {
-    const stack = fitMorphologyStack(splits.train, splits.validation, validationProbs);
+  if (config.fusion !== 'none') {
+    const stack =
+      config.fusion === 'morphology-blend'
+        ? blendStack(splits.train)
+        : fitMorphologyStack(splits.train, splits.validation, validationProbs);
     validationProbs = splits.validation.map((e, i) => fuse(stack, validationProbs[i], e.morphology));
     testProbs = splits.test.map((e, i) => fuse(stack, testProbs[i], e.morphology));
     fusion = stack;

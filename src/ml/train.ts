@@ -35,8 +35,11 @@ export interface TrainingConfig {
   recomputeBatchNorm: boolean;
   /** Serve (and evaluate) the mean probability over the 8 flips and quarter turns of the cell. */
   testTimeAugmentation: boolean;
-  /** 'morphology-stack': fuse the CNN's output with the measured cell features (fusion.ts). */
-  fusion: 'none' | 'morphology-stack';
+  /**
+   * Fuse the CNN's output with the measured cell features (fusion.ts): 'morphology-blend' averages the
+   * two log-odds, 'morphology-stack' weighs them with a combiner fitted on the validation split.
+   */
+  fusion: 'none' | 'morphology-blend' | 'morphology-stack';
 }
 
 /**
@@ -177,8 +180,11 @@ export function validateTrainingConfig(config: TrainingConfig): TrainingConfig {
   if (typeof c.recomputeBatchNorm !== 'boolean') throw badInput('recomputeBatchNorm must be true or false.');
   if (typeof c.testTimeAugmentation !== 'boolean')
     throw badInput('testTimeAugmentation must be true or false.');
-  if (!['none', 'morphology-stack'].includes(c.fusion))
-    throw badInput(`fusion must be 'none' or 'morphology-stack', got '${String(c.fusion)}'.`);
+  if (!['none', 'morphology-blend', 'morphology-stack'].includes(c.fusion)) {
+    throw badInput(
+      `fusion must be 'none', 'morphology-blend' or 'morphology-stack', got '${String(c.fusion)}'.`,
+    );
+  }
   return c;
 }
 

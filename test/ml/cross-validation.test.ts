@@ -90,6 +90,7 @@ describe('recipeScorer and spread', () => {
     expect(recipeScorer({ fusion: 'none', testTimeAugmentation: false })).toBe('cnn');
     expect(recipeScorer({ fusion: 'none', testTimeAugmentation: true })).toBe('cnn-tta');
     expect(recipeScorer({ fusion: 'morphology-stack', testTimeAugmentation: true })).toBe('stack-tta');
+    expect(recipeScorer({ fusion: 'morphology-blend', testTimeAugmentation: false })).toBe('blend');
   });
 
   it('gives mean and sample standard deviation of the finite values', () => {
