@@ -157,7 +157,7 @@ function outputShapeOf(layer: tf.layers.Layer): { layout: Value['layout']; shape
 }
 
 /** TensorFlow's padding for 'same' puts the odd pixel at the bottom/right; ONNX wants it explicit. */
-function pads(
+export function tfPads(
   padding: string,
   inSize: [number, number],
   kernel: [number, number],
@@ -177,7 +177,7 @@ function pads(
   return [before[0], before[1], after[0], after[1]];
 }
 
-const pair = (v: number | number[]): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [v, v]);
+export const pair = (v: number | number[]): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [v, v]);
 
 function translateLayer(
   b: GraphBuilder,
@@ -218,7 +218,7 @@ function translateLayer(
           kernel_shape: [kh, kw],
           strides,
           dilations: dilation,
-          pads: pads(String(config.padding), [input.shape[1], input.shape[2]], [kh, kw], strides, dilation),
+          pads: tfPads(String(config.padding), [input.shape[1], input.shape[2]], [kh, kw], strides, dilation),
         },
       );
       const pre: Value = { name: conv, ...outputShapeOf(layer) };
@@ -276,7 +276,7 @@ function translateLayer(
       const attributes = {
         kernel_shape: kernel,
         strides,
-        pads: pads(String(config.padding), [input.shape[1], input.shape[2]], kernel, strides),
+        pads: tfPads(String(config.padding), [input.shape[1], input.shape[2]], kernel, strides),
         // TensorFlow averages over the pixels inside the image only.
         ...(className === 'AveragePooling2D' ? { count_include_pad: 0 } : {}),
       };

@@ -1,0 +1,178 @@
+import * as tf from '@tensorflow/tfjs';
+import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/architectures';
+import { decodeImage } from '../../../src/ml/image/decode';
+import { toModelInput } from '../../../src/ml/image/preprocess';
+import { acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
+import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
+import { initRuntime } from '../../../src/ml/runtime';
+import { sampleImages } from '../../helpers/sample';
+
+/**
+ * Training in onnxruntime must compute what TF.js computes: the same loss, the same gradients for every
+ * trainable weight and the same batch-norm moving statistics, for each CNN architecture, on real cells.
+ * Two models built from one seed start with identical weights; one goes through tf.variableGrads (what
+ * train.ts's optimizer.minimize differentiates), the other through the ONNX training graph.
+ */
+const EPSILON = 1e-7;
+
+interface Batch {
+  pixels: Float32Array;
+  labels: Float32Array;
+  weights: Float32Array;
+  size: number;
+}
+
+async function realBatch(size: number, count: number): Promise<Batch> {
+  const samples = sampleImages()
+    .filter((_, i) => i % Math.floor(63 / count) === 0)
+    .slice(0, count);
+  const pixels = new Float32Array(count * size * size * 3);
+  const labels = new Float32Array(count);
+  const weights = new Float32Array(count);
+  for (const [i, s] of samples.entries()) {
+    pixels.set(await toModelInput(await decodeImage(s.bytes), size), i * size * size * 3);
+    labels[i] = s.label === 'ALL' ? 1 : 0;
+    weights[i] = s.label === 'ALL' ? 0.9 : 1.1;
+  }
+  return { pixels, labels, weights, size: count };
+}
+
+/** train.ts's objective, differentiated by TF.js. */
+function tfjsGradients(model: tf.LayersModel, batch: Batch, inputSize: number) {
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  return tf.variableGrads(() => {
+    const x = tf.tensor4d(batch.pixels, [batch.size, inputSize, inputSize, 3]);
+    const y = tf.tensor2d(batch.labels, [batch.size, 1]);
+    const w = tf.tensor2d(batch.weights, [batch.size, 1]);
+    const p = tf.clipByValue(model.apply(x, { training: true }) as tf.Tensor, EPSILON, 1 - EPSILON);
+    const crossEntropy = tf.neg(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))));
+    return tf.mean(tf.mul(crossEntropy, w)) as tf.Scalar;
+  }, variables);
+}
+
+function relativeError(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
+  let difference = 0;
+  let norm = 0;
+  for (let i = 0; i < expected.length; i++) {
+    difference += (expected[i] - actual[i]) ** 2;
+    norm += expected[i] ** 2;
+  }
+  return Math.sqrt(difference / Math.max(norm, 1e-20));
+}
+
+function setTrainingState(model: tf.LayersModel): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() === 'Dropout') (layer as unknown as { seed: number }).seed = 4242;
+    if (layer.getClassName() === 'BatchNormalization')
+      (layer as unknown as { momentum: number }).momentum = 0.5;
+  }
+}
+
+beforeAll(async () => {
+  await initRuntime();
+});
+
+describe('OnnxTrainer', () => {
+  it.each<[Architecture, number]>([
+    ['vanilla', 32],
+    ['seed-2x2x1x1', SEED_MIN_INPUT_SIZE],
+    ['lymphonet', 32],
+  ])('%s: the loss, every gradient and the moving statistics of TF.js', async (arch, size) => {
+    const batch = await realBatch(size, 8);
+    const reference = buildModel(arch, size, 3);
+    const accelerated = buildModel(arch, size, 3);
+    setTrainingState(reference);
+    setTrainingState(accelerated);
+    const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
+    try {
+      const expected = tfjsGradients(reference, batch, size);
+      const variables = accelerated.trainableWeights.map((w) => w.read() as tf.Variable);
+      const actual = await trainer.gradients(batch, variables);
+      expect(actual.loss).toBeCloseTo(expected.value.dataSync()[0], 5);
+      const errors = reference.trainableWeights.map((w, i) => {
+        const name = (w.read() as tf.Variable).name;
+        const error = relativeError(
+          expected.grads[name].dataSync(),
+          actual.gradients[variables[i].name].dataSync(),
+        );
+        return { weight: w.originalName, error };
+      });
+      expect(errors.filter((e) => !(e.error < 1e-3))).toEqual([]);
+      reference.weights.forEach((w, i) => {
+        if (w.trainable) return;
+        expect(relativeError(w.read().dataSync(), accelerated.weights[i].read().dataSync())).toBeLessThan(
+          1e-4,
+        );
+      });
+      tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(actual.gradients)]);
+    } finally {
+      await trainer.dispose();
+      reference.dispose();
+      accelerated.dispose();
+    }
+  });
+
+  it('a step applies the gradients with the TF.js optimizer it is given', async () => {
+    const size = 32;
+    const batch = await realBatch(size, 8);
+    const model = buildModel('vanilla', size, 3);
+    const trainer = await OnnxTrainer.create(model, { threads: 1 });
+    const optimizer = tf.train.sgd(0.5);
+    try {
+      const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const before = variables.map((v) => v.dataSync().slice());
+      const { gradients } = await trainer.gradients(batch, variables);
+      const expected = variables.map((v, i) => {
+        const g = gradients[v.name].dataSync();
+        return before[i].map((value, j) => value - 0.5 * g[j]);
+      });
+      tf.dispose(Object.values(gradients));
+      const { loss } = await trainer.step(batch, optimizer, variables);
+      expect(loss).toBeGreaterThan(0);
+      variables.forEach((v, i) => expect(relativeError(expected[i], v.dataSync())).toBeLessThan(1e-5));
+    } finally {
+      optimizer.dispose();
+      await trainer.dispose();
+      model.dispose();
+    }
+  });
+});
+
+describe('acceleratedTrainer', () => {
+  it('falls back to TF.js, saying why, for a layer the training graph lacks', async () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [16, 16, 3], filters: 2, kernelSize: 3, strides: 2 }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 1, activation: 'sigmoid' }),
+      ],
+    });
+    const reasons: string[] = [];
+    try {
+      expect(await acceleratedTrainer(model, (r) => reasons.push(r))).toBeNull();
+      expect(reasons.join()).toMatch(/stride 1/);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('stays on TF.js when LYMPHOSCOPE_TRAIN_RUNTIME=tfjs, and for a model with nothing to train', async () => {
+    const model = buildModel('vanilla', 32, 1);
+    const majority = buildModel('majority', 32, 1);
+    const previous = process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+    try {
+      process.env.LYMPHOSCOPE_TRAIN_RUNTIME = 'tfjs';
+      expect(await acceleratedTrainer(model)).toBeNull();
+      delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+      expect(await acceleratedTrainer(majority)).toBeNull();
+      const trainer = await acceleratedTrainer(model);
+      expect(trainer).toBeInstanceOf(OnnxTrainer);
+      await trainer?.dispose();
+    } finally {
+      if (previous === undefined) delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+      else process.env.LYMPHOSCOPE_TRAIN_RUNTIME = previous;
+      model.dispose();
+      majority.dispose();
+    }
+  });
+});
