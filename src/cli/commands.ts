@@ -4,10 +4,12 @@ import type * as tf from '@tensorflow/tfjs';
 import { isArchitecture } from '../ml/architectures';
 import {
   crossValidate,
+  crossValidationSummary,
   recipeScorer,
   SCORERS,
   SUMMARY_METRICS,
   type CvReport,
+  type CrossValidationSummary,
   type CvShift,
   type Spread,
   type SummaryMetric,
@@ -148,6 +150,9 @@ export async function trainCommand(flags: Flags): Promise<void> {
   if (!data || !out)
     throw new Error('Usage: lymphoscope train --data <dir with all/ and hem/> --out <dir> [--arch ...]');
   const config = configFromFlags(flags);
+  const crossValidation = flags['cv-summary']
+    ? await readCvSummary(String(flags['cv-summary']), config)
+    : null;
   const runtime = await initRuntime();
   const progress = new Progress();
   const images = await loadFolder(data, config.inputSize, (d, t) =>
@@ -179,6 +184,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
     },
     testTimeAugmentation: config.testTimeAugmentation,
     fusion: evaluation.fusion,
+    crossValidation,
     threshold: evaluation.threshold,
     reviewLow: evaluation.band.low,
     reviewHigh: evaluation.band.high,
@@ -198,6 +204,64 @@ export async function trainCommand(flags: Flags): Promise<void> {
   await writeModelDir(out, model, card);
   model.dispose();
   process.stdout.write(`Model written to ${out}\n`);
+}
+
+/** Settings that make two configs the same recipe; the seed and the split fractions may differ. */
+const RECIPE_KEYS = [
+  'architecture',
+  'inputSize',
+  'epochs',
+  'batchSize',
+  'learningRate',
+  'patience',
+  'classBalance',
+  'augment',
+  'colourJitter',
+  'recomputeBatchNorm',
+  'testTimeAugmentation',
+  'fusion',
+] as const;
+
+/**
+ * Reads what `lymphoscope cv` printed (its last line is the JSON summary) for the model card. A summary
+ * of another recipe is refused: a card must not claim figures its own recipe did not earn.
+ */
+export async function readCvSummary(file: string, config: TrainingConfig): Promise<CrossValidationSummary> {
+  const lines = (await readFile(file, 'utf8')).trim().split('\n');
+  let cv: {
+    data: string;
+    n: number;
+    subjects: number;
+    folds: number;
+    repeats: number;
+    config: TrainingConfig;
+    summary: CvReport['summary'];
+    pooledRocAuc: CvReport['pooledRocAuc'];
+    recipeScorer: CvReport['recipeScorer'];
+  };
+  try {
+    cv = JSON.parse(lines[lines.length - 1]);
+  } catch {
+    throw new Error(`${file} does not end with the JSON summary line of \`lymphoscope cv\`.`);
+  }
+  if (!cv?.summary || !cv.config || !cv.recipeScorer)
+    throw new Error(`${file} does not end with the JSON summary line of \`lymphoscope cv\`.`);
+  const differing = RECIPE_KEYS.filter((k) => cv.config[k] !== config[k]);
+  if (differing.length > 0) {
+    throw new Error(
+      `${file} cross-validated another recipe (${differing.join(', ')} differ); rerun cv with these flags.`,
+    );
+  }
+  return crossValidationSummary(
+    {
+      summary: cv.summary,
+      pooledRocAuc: cv.pooledRocAuc,
+      recipeScorer: cv.recipeScorer,
+      folds: [],
+      shifted: {},
+    },
+    { data: cv.data, n: cv.n, subjects: cv.subjects, folds: cv.folds, repeats: cv.repeats },
+  );
 }
 
 async function writeModelDir(dir: string, model: tf.LayersModel, card: NewModelCard): Promise<void> {

@@ -6,6 +6,7 @@ const USAGE = `Usage: lymphoscope <command> [flags]
 
 Commands:
   train     --data <dir> --out <dir> [training flags] [--validation 0.2] [--test 0.2]
+            [--cv-summary <file>]   put a cv run of the same recipe (its output) into the card
   evaluate  [--model <dir>] --data <dir> [--json] [--tta]     (no --model: the bundled demo model)
   predict   [--model <dir>] [--json] <image>...
   cv        --data <dir> [--folds 5] [--repeats 1] [--shifts all|${LAB_SHIFTS.join(',')}] [--json]
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
       repeats: text,
       shifts: text,
       recipe: text,
+      'cv-summary': text,
       'colour-jitter': text,
       fusion: text,
       augment: flag,

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { configFromFlags, PLAIN_RECIPE } from '../../src/cli/commands';
+import { configFromFlags, PLAIN_RECIPE, readCvSummary } from '../../src/cli/commands';
 import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/train';
 import { sampleImages } from '../helpers/sample';
 
@@ -101,5 +101,18 @@ describe('lymphoscope cv', () => {
     expect(summary.perFold).toHaveLength(4);
     expect(summary.summary.morphology.rocAuc.n).toBeGreaterThan(0);
     expect(summary.summary.majority.rocAuc.mean).toBe(0.5);
+
+    // `train --cv-summary` puts it into the card, for the same recipe only.
+    const file = path.join(dir, 'cv.txt');
+    await writeFile(file, stdout);
+    const same = configFromFlags({ 'input-size': '32', epochs: '1', tta: true, seed: '9' });
+    const card = await readCvSummary(file, same);
+    expect(card).toMatchObject({ n: 16, subjects: 8, folds: 2, repeats: 2, scorer: 'cnn-tta' });
+    expect(card.metrics.rocAuc).toEqual(summary.summary['cnn-tta'].rocAuc);
+    expect(card.baselines.morphology.weightedF1).toEqual(summary.summary.morphology.weightedF1);
+    await expect(readCvSummary(file, { ...same, inputSize: 48 })).rejects.toThrow(/inputSize/);
+    await expect(readCvSummary(file, { ...same, testTimeAugmentation: false })).rejects.toThrow(
+      /testTimeAugmentation/,
+    );
   }, 60_000);
 });
