@@ -9,6 +9,7 @@ import {
   MIN_INPUT_SIZE,
 } from './architectures';
 import { recomputeBatchNormStatistics } from './batch-norm';
+import { acceleratedStep, acceleratedTrainer } from './onnx/accelerated-training';
 import { loadModel, type ModelBundle, serializeModel } from './model-io';
 import { Rng, type RngState } from './rng';
 import { initRuntime } from './runtime';
@@ -208,6 +209,8 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     : buildModel(config.architecture, config.inputSize, config.seed, { prior: clampPrior(prior) });
   const optimizer = createOptimizer(config.architecture, config.learningRate);
   let keepModel = false;
+  // Forward and backward passes in onnxruntime where it can (src/ml/onnx/trainer.ts, docs/PERFORMANCE.md).
+  const accelerator = await acceleratedTrainer(model);
   try {
     if (cp) await restoreOptimizer(optimizer, cp.optimizerWeights);
     const rng = cp ? Rng.fromState(cp.rngState) : new Rng(config.seed);
@@ -246,7 +249,9 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           rng,
           args.augment,
         );
-        const outcome = trainStep(model, optimizer, variables, batch, classWeight);
+        const outcome = accelerator
+          ? await acceleratedStep(accelerator, optimizer, variables, batch, classWeight)
+          : trainStep(model, optimizer, variables, batch, classWeight);
         lossSum += outcome.loss * indices.length;
         correct += outcome.correct;
         throughput.batches += 1;
@@ -312,6 +317,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     keepModel = true;
     return { status: 'completed', model, history, bestEpoch: best?.epoch ?? 0, stoppedEarly, checkpoint };
   } finally {
+    await accelerator?.dispose();
     optimizer.dispose();
     if (!keepModel) model.dispose();
   }

@@ -5,6 +5,7 @@ import { toModelInput } from '../../../src/ml/image/preprocess';
 import { acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
+import { DEFAULT_TRAINING_CONFIG, train } from '../../../src/ml/train';
 import { sampleImages } from '../../helpers/sample';
 
 /**
@@ -174,5 +175,45 @@ describe('acceleratedTrainer', () => {
       model.dispose();
       majority.dispose();
     }
+  });
+});
+
+describe('train() on onnxruntime', () => {
+  it('follows the TF.js run: the same losses epoch by epoch and the same predictions at the end', async () => {
+    const size = 32;
+    const all = await realBatch(size, 32);
+    const examples = Array.from({ length: all.size }, (_, i) => ({
+      pixels: all.pixels.slice(i * size * size * 3, (i + 1) * size * size * 3),
+      label: all.labels[i] as 0 | 1,
+    }));
+    const config = { ...DEFAULT_TRAINING_CONFIG, inputSize: size, epochs: 3, batchSize: 8, augment: false };
+    const run = async (runtime: 'onnxruntime' | 'tfjs') => {
+      const previous = process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+      process.env.LYMPHOSCOPE_TRAIN_RUNTIME = runtime;
+      try {
+        const result = await train({ config, train: examples.slice(0, 24), validation: examples.slice(24) });
+        const model = result.model!;
+        const probabilities = tf.tidy(() =>
+          (model.predict(tf.tensor4d(all.pixels, [all.size, size, size, 3])) as tf.Tensor).dataSync(),
+        );
+        model.dispose();
+        return { history: result.history, probabilities };
+      } finally {
+        if (previous === undefined) delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+        else process.env.LYMPHOSCOPE_TRAIN_RUNTIME = previous;
+      }
+    };
+    const reference = await run('tfjs');
+    const accelerated = await run('onnxruntime');
+    expect(accelerated.history).toHaveLength(reference.history.length);
+    accelerated.history.forEach((epoch, i) => {
+      expect(Math.abs(epoch.loss - reference.history[i].loss)).toBeLessThan(1e-3);
+      expect(Math.abs(epoch.valLoss - reference.history[i].valLoss)).toBeLessThan(1e-3);
+    });
+    let largest = 0;
+    reference.probabilities.forEach(
+      (p, i) => (largest = Math.max(largest, Math.abs(p - accelerated.probabilities[i]))),
+    );
+    expect(largest).toBeLessThan(1e-3);
   });
 });
