@@ -28,13 +28,42 @@ export function onnxRuntime(): OnnxRuntime | null {
   return runtime;
 }
 
+/**
+ * Threads per onnxruntime session: LYMPHOSCOPE_ONNX_THREADS, else every core the process may use. On a
+ * machine shared with other busy processes one thread can be faster (docs/PERFORMANCE.md).
+ */
+export function defaultOnnxThreads(): number {
+  const configured = process.env.LYMPHOSCOPE_ONNX_THREADS?.trim();
+  if (!configured) return availableParallelism();
+  const threads = Number(configured);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new Error(`LYMPHOSCOPE_ONNX_THREADS must be an integer from 1 to 256, not '${configured}'.`);
+  }
+  return threads;
+}
+
+/**
+ * Session options for our models. Idle intra-op threads sleep instead of spinning: on a machine whose
+ * cores other processes also use, spinning threads fight them and a lymphonet training step on 2 threads
+ * took 235 ms instead of 155 ms (docs/PERFORMANCE.md).
+ */
+export function sessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
+}
+
 /** Why onnxRuntime() answered null, for the log. */
 export function onnxRuntimeError(): string | undefined {
   return loadError;
 }
 
 export interface OnnxSessionOptions {
-  /** Threads for one inference; default all cores the process may use. */
+  /** Threads for one inference; default defaultOnnxThreads(). */
   threads?: number;
 }
 
@@ -62,13 +91,8 @@ export class OnnxClassifier {
   ): Promise<OnnxClassifier> {
     const ort = onnxRuntime();
     if (!ort) throw new Error(`onnxruntime-node is not available: ${loadError ?? 'unknown reason'}`);
-    const threads = opts.threads ?? availableParallelism();
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
+    const threads = opts.threads ?? defaultOnnxThreads();
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(threads));
     for (const name of [ONNX_INPUT, ONNX_PROBABILITY]) {
       if (![...session.inputNames, ...session.outputNames].includes(name)) {
         await session.release();

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { GraphBuilder } from './graph';
-import { onnxRuntime, onnxRuntimeError } from './session';
+import { defaultOnnxThreads, onnxRuntime, onnxRuntimeError, sessionOptions } from './session';
 import {
   appendTrainingGraph,
   TRAIN_IMAGE,
@@ -47,16 +46,9 @@ export class OnnxTrainer {
     if (!ort) throw new Error(`onnxruntime-node is not available: ${onnxRuntimeError() ?? 'unknown reason'}`);
     const b = new GraphBuilder();
     const graph = appendTrainingGraph(b, model);
-    const threads = opts.threads ?? availableParallelism();
-    const session = await ort.InferenceSession.create(
-      b.encode(`${model.name}-training`, 'Lymphoscope training step'),
-      {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-      },
-    );
+    const threads = opts.threads ?? defaultOnnxThreads();
+    const bytes = b.encode(`${model.name}-training`, 'Lymphoscope training step');
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(threads));
     return new OnnxTrainer(ort, session, graph, model, threads);
   }
 
