@@ -23,6 +23,7 @@ import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier, onnxRuntime } from '../src/ml/onnx/session';
 import type { DecisionRule } from '../src/ml/predictor';
 import { initRuntime } from '../src/ml/runtime';
+import { encodeBmp } from '../src/ml/synthetic';
 import { sampleImages } from '../test/helpers/sample';
 import { benchColdStart } from './cold-start';
 import { benchInference, type InferenceRow } from './inference';
@@ -116,10 +117,7 @@ async function main() {
   );
   const passes = quick ? 1 : 3;
   const bytes = samples.map((s) => s.bytes);
-  const latency = [
-    await benchLatency(demo, demoCard, bytes, demoOnnx, passes),
-    await benchLatency(demo, demoCard, bytes, null, passes),
-  ];
+  const latency = await benchLatency(demo, demoCard, bytes, [demoOnnx, null], passes);
   table(
     latency.map((l) => ({
       runtime: l.runtime,
@@ -128,6 +126,26 @@ async function main() {
     })),
   );
   console.log('  (p50 / p99)');
+  // The issue states its latency goal at 96x96: the same cells, resized beforehand and stored as 96x96 BMPs.
+  const bytes96 = await Promise.all(
+    samples.map(async (s) => {
+      const image = await decodeImage(s.bytes);
+      const data = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+        .resize(96, 96, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer();
+      return encodeBmp({ width: 96, height: 96, data: new Uint8Array(data) });
+    }),
+  );
+  const latency96 = await benchLatency(demo, demoCard, bytes96, [demoOnnx, null], passes);
+  console.log('  the same cells as 96x96 BMPs:');
+  table(
+    latency96.map((l) => ({
+      runtime: l.runtime,
+      samples: l.samples,
+      ...Object.fromEntries(Object.entries(l.stages).map(([s, v]) => [s, `${v.p50} / ${v.p99}`])),
+    })),
+  );
 
   section('Training throughput, 96x96, batch 32', 'synthetic cells (src/ml/synthetic.ts) and random pixels');
   const training = await benchTraining(quick);
@@ -176,12 +194,15 @@ async function main() {
     32,
   );
   const tfjsRef = find('reference', 'tfjs', 1, 32);
-  const lymphonetTraining = training[0];
+  const lymphonetTraining = training.find((t) => t.how.startsWith('train()') && t.runtime === 'onnxruntime')!;
+  const lymphonetTfjsTraining = training.find((t) => t.how.startsWith('train()') && t.runtime === 'tfjs')!;
+  const trainingRuntime = lymphonetTraining.imagesPerSecond > 0 ? 'onnxruntime' : 'tfjs';
   const coldServed = coldStart.find((c) => c.runtime === served.runtime) ?? coldStart[0];
   const ratios = {
     inferenceServedVsOnnxruntime: round(servedRef.imagesPerSecond / ortRef.imagesPerSecond),
     inferenceTfjsVsOnnxruntime: round(tfjsRef.imagesPerSecond / ortRef.imagesPerSecond),
     latencyP50VsTarget15ms: round(served.stages.total.p50 / 15),
+    latencyP50At96VsTarget15ms: round(latency96[0].stages.total.p50 / 15),
     trainingVsConvPeak: round(lymphonetTraining.gflopsPerSecond / machinePeak),
     epochOf10000SecondsVsTarget120s: round(10_000 / lymphonetTraining.imagesPerSecond / 120),
     coldStartVsTarget1500ms: round(coldServed.spawnToAnswerMs / 1500),
@@ -189,37 +210,43 @@ async function main() {
   const goals = [
     {
       goal: 'inference vs onnxruntime, reference net, batch 32 (>= 1)',
-      served: served.runtime,
+      inUse: served.runtime,
       value: ratios.inferenceServedVsOnnxruntime,
       tfjs: ratios.inferenceTfjsVsOnnxruntime,
     },
     {
-      goal: 'latency p50 decode..morphology (<= 15 ms)',
-      served: served.runtime,
+      goal: 'latency p50 decode..morphology, 450x450 cells (<= 15 ms)',
+      inUse: served.runtime,
       value: `${served.stages.total.p50} ms`,
       tfjs: `${latency[1].stages.total.p50} ms`,
     },
     {
-      goal: 'training vs machine conv peak (>= 0.5)',
-      served: 'tfjs-' + runtime.backend,
-      value: ratios.trainingVsConvPeak,
-      tfjs: `${lymphonetTraining.gflopsPerSecond} / ${machinePeak} GFLOP/s`,
+      goal: 'latency p50 decode..morphology, 96x96 cells (<= 15 ms)',
+      inUse: latency96[0].runtime,
+      value: `${latency96[0].stages.total.p50} ms`,
+      tfjs: `${latency96[1].stages.total.p50} ms`,
     },
     {
-      goal: 'epoch of 10,000 images at 96x96 (<= 120 s)',
-      served: 'tfjs-' + runtime.backend,
+      goal: 'training vs machine conv peak, train() (>= 0.5)',
+      inUse: trainingRuntime,
+      value: `${ratios.trainingVsConvPeak} (${lymphonetTraining.gflopsPerSecond} / ${machinePeak} GFLOP/s)`,
+      tfjs: round(lymphonetTfjsTraining.gflopsPerSecond / machinePeak),
+    },
+    {
+      goal: 'epoch of 10,000 images at 96x96, train() (<= 120 s)',
+      inUse: trainingRuntime,
       value: `${round(10_000 / lymphonetTraining.imagesPerSecond)} s`,
-      tfjs: '',
+      tfjs: `${round(10_000 / lymphonetTfjsTraining.imagesPerSecond)} s`,
     },
     {
       goal: 'cold start to first answer (<= 1500 ms)',
-      served: coldServed.runtime,
+      inUse: coldServed.runtime,
       value: `${coldServed.spawnToAnswerMs} ms`,
       tfjs: `${coldStart.find((c) => c.runtime === 'tfjs')?.spawnToAnswerMs} ms`,
     },
     {
       goal: `tensor growth over ${growthCount} predictions (0)`,
-      served: growth[0].runtime,
+      inUse: growth[0].runtime,
       value: growth[0].tensorGrowth,
       tfjs: growth[1].tensorGrowth,
     },
@@ -239,6 +266,7 @@ async function main() {
     convPeak: { rows: peak, machinePeakGflops: machinePeak },
     inference,
     latency,
+    latency96,
     training,
     coldStart,
     growth,

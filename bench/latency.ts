@@ -7,41 +7,55 @@ import { percentile, round } from './stats';
 export const STAGES = ['decode', 'resize', 'predict', 'heatmap', 'morphology', 'total'] as const;
 export type Stage = (typeof STAGES)[number];
 export type StageLatency = Record<Stage, { p50: number; p99: number }>;
+export interface LatencyRow {
+  runtime: string;
+  samples: number;
+  stages: StageLatency;
+}
 
 /**
- * Single-image latency by stage over real C-NMC cells (450x450 BMP bytes), the way PredictionService
- * runs them: decode, then analyzeCell with a heat map (resize, predict + Grad-CAM, morphology, heat-map
- * PNG). `predict` includes Grad-CAM; `heatmap` is rendering the PNG.
+ * Single-image latency by stage over real C-NMC cells, the way PredictionService runs them: decode, then
+ * analyzeCell with a heat map (resize, predict + Grad-CAM, morphology, heat-map PNG). `predict` includes
+ * Grad-CAM; `heatmap` is rendering the PNG. Each cell goes through every runtime in turn, so load from
+ * other processes on a shared machine falls on all of them alike.
  */
 export async function benchLatency(
   model: tf.LayersModel,
   rule: DecisionRule,
   images: Buffer[],
-  onnx: OnnxClassifier | null,
+  runtimes: Array<OnnxClassifier | null>,
   passes: number,
-): Promise<{ runtime: string; samples: number; stages: StageLatency }> {
-  const times: Record<Stage, number[]> = Object.fromEntries(STAGES.map((s) => [s, []])) as never;
-  let runtime = '';
+): Promise<LatencyRow[]> {
+  const empty = () => Object.fromEntries(STAGES.map((s) => [s, [] as number[]])) as Record<Stage, number[]>;
+  const times = runtimes.map(empty);
+  const names = runtimes.map(() => '');
   // One untimed pass over a cell: first-call costs belong to cold start, measured separately.
-  await analyzeCell(model, rule, await decodeImage(images[0]), { explain: true, onnx });
+  for (const onnx of runtimes)
+    await analyzeCell(model, rule, await decodeImage(images[0]), { explain: true, onnx });
   for (let pass = 0; pass < passes; pass++) {
     for (const bytes of images) {
-      const start = performance.now();
-      const image = await decodeImage(bytes);
-      const decodeMs = performance.now() - start;
-      const analysis = await analyzeCell(model, rule, image, { explain: true, onnx });
-      runtime = analysis.runtime;
-      const { resizeMs, predictMs, heatmapMs, morphologyMs } = analysis.timings;
-      times.decode.push(decodeMs);
-      times.resize.push(resizeMs);
-      times.predict.push(predictMs);
-      times.heatmap.push(heatmapMs);
-      times.morphology.push(morphologyMs);
-      times.total.push(performance.now() - start);
+      for (const [r, onnx] of runtimes.entries()) {
+        const start = performance.now();
+        const image = await decodeImage(bytes);
+        const decodeMs = performance.now() - start;
+        const analysis = await analyzeCell(model, rule, image, { explain: true, onnx });
+        names[r] = analysis.runtime;
+        const { resizeMs, predictMs, heatmapMs, morphologyMs } = analysis.timings;
+        const t = times[r];
+        t.decode.push(decodeMs);
+        t.resize.push(resizeMs);
+        t.predict.push(predictMs);
+        t.heatmap.push(heatmapMs);
+        t.morphology.push(morphologyMs);
+        t.total.push(performance.now() - start);
+      }
     }
   }
-  const stages = Object.fromEntries(
-    STAGES.map((s) => [s, { p50: round(percentile(times[s], 50)), p99: round(percentile(times[s], 99)) }]),
-  ) as StageLatency;
-  return { runtime, samples: times.total.length, stages };
+  return times.map((t, r) => ({
+    runtime: names[r],
+    samples: t.total.length,
+    stages: Object.fromEntries(
+      STAGES.map((s) => [s, { p50: round(percentile(t[s], 50)), p99: round(percentile(t[s], 99)) }]),
+    ) as StageLatency,
+  }));
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraphBuilder } from '../src/ml/onnx/graph';
-import { onnxRuntime } from '../src/ml/onnx/session';
+import { onnxRuntime, sessionOptions } from '../src/ml/onnx/session';
 import { randomValues, round } from './stats';
 
 export interface PeakRow {
@@ -32,10 +32,7 @@ export async function benchConvPeak(backend: string, quick: boolean): Promise<Pe
     const bytes = b.encode('conv-peak', 'benchmark');
     const input = new ort.Tensor('float32', inputValues, [n, channels, size, size]);
     for (const threads of [1, 2]) {
-      const session = await ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-      });
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(threads));
       let best = Infinity;
       for (let i = 0; i < (quick ? 3 : 5); i++) {
         const start = performance.now();

@@ -1,13 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import { estimateFlops } from '../src/ml/architectures';
+import { buildModel, estimateFlops } from '../src/ml/architectures';
+import { defaultOnnxThreads } from '../src/ml/onnx/session';
+import { OnnxTrainer } from '../src/ml/onnx/trainer';
 import { syntheticCell } from '../src/ml/synthetic';
 import { DEFAULT_TRAINING_CONFIG, type Example, train } from '../src/ml/train';
 import { trainingStepOf } from './kernels';
 import { buildReferenceNet } from './reference-net';
-import { round, timeAsync } from './stats';
+import { randomValues, round, timeAsync } from './stats';
 
 export interface TrainingRow {
   model: string;
+  runtime: string;
+  threads: number;
   how: string;
   data: string;
   imagesPerSecond: number;
@@ -24,47 +28,108 @@ export function syntheticExamples(count: number, size: number, firstSeed: number
   });
 }
 
-/**
- * Training throughput of the product's loop, train() in src/ml/train.ts (batch assembly, forward,
- * backward, Adam, batch-norm bookkeeping; validation excluded), on lymphonet at 96x96, batch 32, and a
- * bare training step of the issue's reference network on the same backend.
- */
-export async function benchTraining(quick: boolean): Promise<TrainingRow[]> {
-  const size = 96;
-  const batches = quick ? 3 : 6;
-  const examples = syntheticExamples(32 * batches, size, 1);
-  const validation = syntheticExamples(32, size, 10_000);
-  let imagesPerSecond = 0;
-  const result = await train({
-    config: { ...DEFAULT_TRAINING_CONFIG, inputSize: size, epochs: 1, augment: false },
-    train: examples,
-    validation,
-    // The first batch pays for XNNPACK operator creation; later progress reports average it away less.
-    onProgress: (p) => (imagesPerSecond = p.imagesPerSecond),
-  });
-  const lymphonetGflop = estimateFlops(result.model!) / 1e9;
-  result.model?.dispose();
-  const rows: TrainingRow[] = [
-    {
+const SIZE = 96;
+const BATCH = 32;
+
+/** train() on lymphonet, 1 epoch at 96x96, with the training runtime LYMPHOSCOPE_TRAIN_RUNTIME picks. */
+async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Promise<TrainingRow> {
+  const previous = process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+  process.env.LYMPHOSCOPE_TRAIN_RUNTIME = runtime;
+  try {
+    const examples = syntheticExamples(BATCH * batches, SIZE, 1);
+    const validation = syntheticExamples(BATCH, SIZE, 10_000);
+    let imagesPerSecond = 0;
+    const result = await train({
+      config: { ...DEFAULT_TRAINING_CONFIG, inputSize: SIZE, epochs: 1, augment: false },
+      train: examples,
+      validation,
+      onProgress: (p) => (imagesPerSecond = p.imagesPerSecond),
+    });
+    const gflop = estimateFlops(result.model!) / 1e9;
+    result.model?.dispose();
+    return {
       model: 'lymphonet',
-      how: `train(), 1 epoch of ${batches} batches of 32`,
+      runtime,
+      // train()'s onnxruntime session uses every core the process may use.
+      threads: runtime === 'tfjs' ? 1 : defaultOnnxThreads(),
+      how: `train(), 1 epoch of ${batches} batches of ${BATCH}`,
       data: 'synthetic cells (src/ml/synthetic.ts) at 96x96',
       imagesPerSecond: round(imagesPerSecond),
-      gflopsPerSecond: round(imagesPerSecond * 3 * lymphonetGflop),
-    },
-  ];
+      gflopsPerSecond: round(imagesPerSecond * 3 * gflop),
+    };
+  } finally {
+    if (previous === undefined) delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+    else process.env.LYMPHOSCOPE_TRAIN_RUNTIME = previous;
+  }
+}
 
-  const reference = buildReferenceNet(size);
+/** Bare steps of `model` in onnxruntime (forward, backward, Adam in TF.js) on a fixed random batch. */
+async function onnxSteps(
+  name: string,
+  model: tf.LayersModel,
+  threads: number,
+  repetitions: number,
+): Promise<TrainingRow> {
+  const trainer = await OnnxTrainer.create(model, { threads });
+  const optimizer = tf.train.adam(0.001);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const batch = {
+    pixels: randomValues(BATCH * SIZE * SIZE * 3, 9),
+    labels: Float32Array.from({ length: BATCH }, (_, i) => i % 2),
+    weights: new Float32Array(BATCH).fill(1),
+    size: BATCH,
+  };
+  try {
+    const ms = await timeAsync(() => trainer.step(batch, optimizer, variables), repetitions);
+    const imagesPerSecond = (BATCH * 1000) / ms;
+    return {
+      model: name,
+      runtime: 'onnxruntime',
+      threads,
+      how: `training step of batch ${BATCH} (forward, backward, Adam)`,
+      data: 'random pixels at 96x96',
+      imagesPerSecond: round(imagesPerSecond),
+      gflopsPerSecond: round(imagesPerSecond * 3 * (estimateFlops(model) / 1e9)),
+    };
+  } finally {
+    optimizer.dispose();
+    await trainer.dispose();
+  }
+}
+
+/**
+ * Training throughput at 96x96, batch 32: the product's loop, train() in src/ml/train.ts (batch assembly,
+ * forward, backward, optimizer, batch-norm bookkeeping; validation excluded), on lymphonet with each
+ * training runtime; then bare steps of lymphonet and of the issue's reference network in TF.js and in
+ * onnxruntime with 1 and 2 threads.
+ */
+export async function benchTraining(quick: boolean): Promise<TrainingRow[]> {
+  const batches = quick ? 4 : 10;
+  const rows: TrainingRow[] = [await trainOnce('onnxruntime', batches), await trainOnce('tfjs', batches)];
+
+  const reference = buildReferenceNet(SIZE);
   const referenceGflop = estimateFlops(reference) / 1e9;
   const step = trainingStepOf(reference, tf.train.adam(0.001));
   const ms = await timeAsync(step.step, quick ? 2 : 3);
   step.dispose();
   rows.push({
     model: 'reference-6x32',
-    how: 'one training step (forward, backward, Adam) of batch 32',
+    runtime: 'tfjs',
+    threads: 1,
+    how: `training step of batch ${BATCH} (forward, backward, Adam)`,
     data: 'random pixels at 96x96',
-    imagesPerSecond: round((32 * 1000) / ms),
-    gflopsPerSecond: round(((32 * 1000) / ms) * 3 * referenceGflop),
+    imagesPerSecond: round((BATCH * 1000) / ms),
+    gflopsPerSecond: round(((BATCH * 1000) / ms) * 3 * referenceGflop),
   });
+  for (const threads of [1, 2]) {
+    for (const [name, build] of [
+      ['lymphonet', () => buildModel('lymphonet', SIZE, 1)],
+      ['reference-6x32', () => buildReferenceNet(SIZE)],
+    ] as const) {
+      const model = build();
+      rows.push(await onnxSteps(name, model, threads, quick ? 3 : 6));
+      model.dispose();
+    }
+  }
   return rows;
 }
