@@ -175,6 +175,19 @@ export type EpochMetrics = {
   valLoss: Scalars['Float']['output'];
 };
 
+/**
+ * How serving turns the network's output into probabilityAll, beside the cell's measured morphology (area,
+ * perimeter, circularity, solidity, eccentricity, intensity and colour, in a ridge logistic regression fitted
+ * on the training split). See docs/ML.md.
+ */
+export type Fusion =
+  /** The mean of the network's and the morphology model's log-odds: nothing fitted on validation. */
+  | 'MORPHOLOGY_BLEND'
+  /** A logistic combiner of both log-odds, fitted on the validation split. */
+  | 'MORPHOLOGY_STACK'
+  /** The network alone (the default: in cross-validation at 96 pixels fusion added nothing, see docs/ML.md). */
+  | 'NONE';
+
 export type Health = {
   __typename?: 'Health';
   /** TensorFlow.js backend in use: tensorflow (native) or wasm. */
@@ -344,6 +357,8 @@ export type ModelVersion = {
   charts: ModelCharts;
   config?: Maybe<TrainingConfig>;
   createdAt: Scalars['DateTime']['output'];
+  /** Whether probabilityAll fuses the network's output with the cell's morphology. */
+  fusion: Fusion;
   history: Array<EpochMetrics>;
   inputSize: Scalars['Int']['output'];
   isProduction: Scalars['Boolean']['output'];
@@ -360,6 +375,8 @@ export type ModelVersion = {
   rocCurve: Array<CurvePoint>;
   /** Metrics on the held-out, subject-grouped test split. */
   testMetrics?: Maybe<Metrics>;
+  /** Whether probabilityAll is the mean over the cell's 8 flips and quarter turns. */
+  testTimeAugmentation: Scalars['Boolean']['output'];
   /** Probability of ALL at or above which a cell is called ALL (chosen on the validation split). */
   threshold: Scalars['Float']['output'];
   /** The TensorFlow.js backend it was trained on. */
@@ -551,6 +568,12 @@ export type Prediction = {
   morphology?: Maybe<Morphology>;
   /** True when probabilityAll is inside the model's review band: a human must confirm. */
   needsReview: Scalars['Boolean']['output'];
+  /**
+   * The network's own probability (the mean over the 8 flips and quarter turns when the version uses test-time
+   * augmentation): what the version's TF.js artifacts give a client. Null on predictions made before it was kept.
+   */
+  networkProbability?: Maybe<Scalars['Float']['output']>;
+  /** The probability of ALL the call is made on: the network's, fused with morphology when the version does so. */
   probabilityAll: Scalars['Float']['output'];
   review?: Maybe<Review>;
   threshold: Scalars['Float']['output'];
@@ -713,9 +736,12 @@ export type StartTrainingInput = {
   classBalance?: InputMaybe<ClassBalance>;
   /** Retrying with the same token returns the same job instead of starting another. */
   clientToken?: InputMaybe<Scalars['String']['input']>;
+  /** Hue, saturation and channel-gain jitter during training, 0 (off) to 1: robustness to other labs' stains. */
+  colourJitter?: InputMaybe<Scalars['Float']['input']>;
   datasetId: Scalars['ID']['input'];
   /** 1 to LYMPHOSCOPE_MAX_EPOCHS. */
   epochs?: InputMaybe<Scalars['Int']['input']>;
+  fusion?: InputMaybe<Fusion>;
   /** Side of the square model input in pixels, 32-256. */
   inputSize?: InputMaybe<Scalars['Int']['input']>;
   learningRate?: InputMaybe<Scalars['Float']['input']>;
@@ -723,6 +749,8 @@ export type StartTrainingInput = {
   patience?: InputMaybe<Scalars['Int']['input']>;
   seed?: InputMaybe<Scalars['Int']['input']>;
   testFraction?: InputMaybe<Scalars['Float']['input']>;
+  /** Serve the mean probability over the cell's 8 flips and quarter turns. */
+  testTimeAugmentation?: InputMaybe<Scalars['Boolean']['input']>;
   /** Fractions of subjects held out for validation and test. */
   validationFraction?: InputMaybe<Scalars['Float']['input']>;
 };
@@ -749,12 +777,15 @@ export type TrainingConfig = {
   augment: Scalars['Boolean']['output'];
   batchSize: Scalars['Int']['output'];
   classBalance: ClassBalance;
+  colourJitter: Scalars['Float']['output'];
   epochs: Scalars['Int']['output'];
+  fusion: Fusion;
   inputSize: Scalars['Int']['output'];
   learningRate: Scalars['Float']['output'];
   patience: Scalars['Int']['output'];
   seed: Scalars['Int']['output'];
   testFraction: Scalars['Float']['output'];
+  testTimeAugmentation: Scalars['Boolean']['output'];
   validationFraction: Scalars['Float']['output'];
 };
 
@@ -895,6 +926,7 @@ export type ResolversTypes = ResolversObject<{
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   EpochMetrics: ResolverTypeWrapper<EpochMetrics>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
+  Fusion: Fusion;
   Health: ResolverTypeWrapper<Health>;
   HttpHeader: ResolverTypeWrapper<HttpHeader>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
@@ -1200,6 +1232,7 @@ export type ModelVersionResolvers<ContextType = RequestContext, ParentType exten
   charts?: Resolver<ResolversTypes['ModelCharts'], ParentType, ContextType>;
   config?: Resolver<Maybe<ResolversTypes['TrainingConfig']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  fusion?: Resolver<ResolversTypes['Fusion'], ParentType, ContextType>;
   history?: Resolver<Array<ResolversTypes['EpochMetrics']>, ParentType, ContextType>;
   inputSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   isProduction?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
@@ -1210,6 +1243,7 @@ export type ModelVersionResolvers<ContextType = RequestContext, ParentType exten
   reviewLow?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   rocCurve?: Resolver<Array<ResolversTypes['CurvePoint']>, ParentType, ContextType>;
   testMetrics?: Resolver<Maybe<ResolversTypes['Metrics']>, ParentType, ContextType>;
+  testTimeAugmentation?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   threshold?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   trainedOnBackend?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   validationMetrics?: Resolver<Maybe<ResolversTypes['Metrics']>, ParentType, ContextType>;
@@ -1279,6 +1313,7 @@ export type PredictionResolvers<ContextType = RequestContext, ParentType extends
   modelVersion?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   morphology?: Resolver<Maybe<ResolversTypes['Morphology']>, ParentType, ContextType>;
   needsReview?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  networkProbability?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   probabilityAll?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   review?: Resolver<Maybe<ResolversTypes['Review']>, ParentType, ContextType>;
   threshold?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
@@ -1347,12 +1382,15 @@ export type TrainingConfigResolvers<ContextType = RequestContext, ParentType ext
   augment?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   batchSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   classBalance?: Resolver<ResolversTypes['ClassBalance'], ParentType, ContextType>;
+  colourJitter?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   epochs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  fusion?: Resolver<ResolversTypes['Fusion'], ParentType, ContextType>;
   inputSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   learningRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   patience?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   seed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   testFraction?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  testTimeAugmentation?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   validationFraction?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 

@@ -1,7 +1,7 @@
 import type { Metrics, Resolvers } from '../generated/graphql';
 import type { BinaryMetrics } from '../ml/metrics';
 import { decodeCursor, pageSize } from '../services/pagination';
-import { architectureFromMl, configToGraphql } from './enums';
+import { architectureFromMl, configToGraphql, fusionFromMl } from './enums';
 import { connection } from './connection';
 
 const COMPARED: Array<keyof BinaryMetrics> = [
@@ -95,6 +95,8 @@ export const modelResolvers: Resolvers = {
   ModelVersion: {
     architecture: (card) => architectureFromMl(card.architecture),
     config: (card) => (card.config ? configToGraphql(card.config) : null),
+    testTimeAugmentation: (card) => card.testTimeAugmentation === true,
+    fusion: (card) => fusionFromMl(card.fusion ? (card.config?.fusion ?? 'morphology-stack') : 'none'),
     testMetrics: (card) => metricsToGraphql(card.testMetrics),
     validationMetrics: (card) => metricsToGraphql(card.validationMetrics),
     isProduction: async (card, _a, { services }) =>

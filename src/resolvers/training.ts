@@ -1,6 +1,6 @@
 import type { Resolvers } from '../generated/graphql';
 import { decodeCursor, pageSize } from '../services/pagination';
-import { architectureToMl, balanceToMl, configToGraphql } from './enums';
+import { architectureToMl, balanceToMl, configToGraphql, fusionToMl } from './enums';
 import { connection } from './connection';
 
 export const trainingResolvers: Resolvers = {
@@ -24,6 +24,7 @@ export const trainingResolvers: Resolvers = {
         ...input,
         architecture: input.architecture ? architectureToMl(input.architecture) : null,
         classBalance: input.classBalance ? balanceToMl(input.classBalance) : null,
+        fusion: input.fusion ? fusionToMl(input.fusion) : null,
       });
     },
     cancelTraining: async (_r, { id }, ctx) => {

@@ -75,8 +75,10 @@ export const PREPROCESSING =
   'C-NMC images are left as they are); resize the whole image to inputSize x inputSize with a Lanczos-3 filter, stretching ' +
   '(no crop, no padding; sharp: resize(inputSize, inputSize, { fit: "fill", kernel: "lanczos3" })); divide by 255 ' +
   'to get float32 in [0, 1]; shape [1, inputSize, inputSize, 3] (NHWC, RGB order). The single output is the ' +
-  "probability of ALL: call ALL at or above the version's threshold, and ask for a human review inside " +
-  '[reviewLow, reviewHigh).';
+  "network's probability of ALL. A version with testTimeAugmentation averages it over the 8 flips and quarter " +
+  "turns of the input (the API's networkProbability); a version whose fusion is not NONE then combines it with " +
+  "the cell's measured morphology (card.fusion, docs/ML.md) into probabilityAll. Call ALL at or above the " +
+  "version's threshold, and ask for a human review inside [reviewLow, reviewHigh), both on probabilityAll.";
 
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;

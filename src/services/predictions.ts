@@ -27,6 +27,8 @@ export interface PredictionRecord {
   partnerId: string;
   label: CellLabel;
   probabilityAll: number;
+  /** The network's own probability before fusion (absent on records written before it was kept). */
+  networkProbability?: number;
   threshold: number;
   needsReview: boolean;
   modelVersion: string;
@@ -126,6 +128,7 @@ export class PredictionService {
       partnerId,
       label: classToLabel(analysis.isAll ? 1 : 0),
       probabilityAll: analysis.probabilityAll,
+      networkProbability: analysis.networkProbability,
       threshold: card.threshold,
       needsReview: analysis.needsReview,
       modelVersion: version,

@@ -81,6 +81,9 @@ export interface StartTrainingInput {
   patience?: number | null;
   classBalance?: TrainingConfig['classBalance'] | null;
   augment?: boolean | null;
+  colourJitter?: number | null;
+  testTimeAugmentation?: boolean | null;
+  fusion?: TrainingConfig['fusion'] | null;
   seed?: number | null;
   validationFraction?: number | null;
   testFraction?: number | null;
@@ -95,7 +98,7 @@ export function resolveJobConfig(
 ): JobConfig {
   const pick = <T>(value: T | null | undefined, fallback: T) => (value == null ? fallback : value);
   const config: JobConfig = {
-    // The recipe's levers the API does not expose (colour jitter, fusion, ...) come from the defaults.
+    // The recipe's levers the API does not expose (batch-norm recomputation) come from the defaults.
     ...defaults,
     architecture: pick(input.architecture, defaults.architecture),
     inputSize: pick(input.inputSize, defaults.inputSize),
@@ -105,6 +108,9 @@ export function resolveJobConfig(
     patience: pick(input.patience, defaults.patience),
     classBalance: pick(input.classBalance, defaults.classBalance),
     augment: pick(input.augment, defaults.augment),
+    colourJitter: pick(input.colourJitter, defaults.colourJitter),
+    testTimeAugmentation: pick(input.testTimeAugmentation, defaults.testTimeAugmentation),
+    fusion: pick(input.fusion, defaults.fusion),
     seed: pick(input.seed, defaults.seed),
     validationFraction: pick(input.validationFraction, 0.2),
     testFraction: pick(input.testFraction, 0.2),
@@ -125,6 +131,7 @@ export function resolveJobConfig(
   intIn('epochs', 1, maxEpochs);
   intIn('batchSize', 1, 256);
   numIn('learningRate', 1e-6, 1);
+  numIn('colourJitter', 0, 1);
   intIn('patience', 1, 1000);
   intIn('seed', 0, 2 ** 31 - 1);
   numIn('validationFraction', 0.05, 0.5);

@@ -240,13 +240,16 @@ describe('model versions end to end', () => {
     const version = jobB.modelVersion!;
     const { modelVersion } = ok(
       await e2e.gql(
-        'query($v: ID!) { modelVersion(version: $v) { inputSize artifacts { modelJsonUrl weightsUrl preprocessing expiresAt } } }',
+        'query($v: ID!) { modelVersion(version: $v) { inputSize testTimeAugmentation fusion artifacts { modelJsonUrl weightsUrl preprocessing expiresAt } } }',
         {
           v: version,
         },
       ),
     );
-    const { artifacts, inputSize } = modelVersion;
+    const { artifacts, inputSize, testTimeAugmentation } = modelVersion;
+    // The default recipe serves the mean over the 8 views, which a client computes from the artifacts too.
+    expect(testTimeAugmentation).toBe(true);
+    expect(modelVersion.fusion).toBe('NONE');
     expect(Date.parse(artifacts.expiresAt)).toBeGreaterThan(Date.now());
     expect(artifacts.preprocessing).toMatch(/lanczos/i);
     const [modelJsonResponse, weightsResponse] = await Promise.all([
@@ -278,22 +281,33 @@ describe('model versions end to end', () => {
           .raw()
           .toBuffer();
         const local = tf.tidy(() => {
-          const input = tf.tensor4d(
+          let view = tf.tensor4d(
             Float32Array.from(resized, (v) => v / 255),
             [1, inputSize, inputSize, 3],
           );
-          return (model.predict(input) as tf.Tensor).dataSync()[0];
+          // The 8 flips and quarter turns: four turns of the cell and four of its mirror image.
+          const views: tf.Tensor4D[] = [];
+          for (const mirrored of [view, tf.reverse(view, 2)]) {
+            view = mirrored;
+            for (let turn = 0; turn < 4; turn++) {
+              views.push(view);
+              view = tf.reverse(tf.transpose(view, [0, 2, 1, 3]), 2);
+            }
+          }
+          return tf.mean(model.predict(tf.concat(views)) as tf.Tensor).dataSync()[0];
         });
         const { predict } = ok(
           await e2e.gql(
-            'mutation($input: PredictInput!) { predict(input: $input) { probabilityAll modelVersion } }',
+            'mutation($input: PredictInput!) { predict(input: $input) { probabilityAll networkProbability modelVersion } }',
             {
               input: { imageBase64: image.bytes.toString('base64'), modelVersion: version, explain: false },
             },
           ),
         );
         expect(predict.modelVersion).toBe(version);
-        expect(Math.abs(local - predict.probabilityAll)).toBeLessThan(1e-4);
+        expect(Math.abs(local - predict.networkProbability)).toBeLessThan(1e-4);
+        // Without fusion the call is made on the network's probability itself.
+        expect(predict.probabilityAll).toBe(predict.networkProbability);
       }
     } finally {
       model.dispose();
