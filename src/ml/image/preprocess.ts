@@ -36,13 +36,21 @@ function checkSquare(pixels: Float32Array, size: number): void {
  */
 export async function toModelInput(img: RgbImage, inputSize: number): Promise<Float32Array> {
   checkImage(img);
+  return resizeToModelInput(blackenBackground(img), inputSize);
+}
+
+/**
+ * The resize and scaling of toModelInput alone, without the background masking: sharp's Lanczos-3
+ * with fit 'fill', then /255, HWC RGB.
+ */
+export async function resizeToModelInput(img: RgbImage, inputSize: number): Promise<Float32Array> {
+  checkImage(img);
   if (!Number.isInteger(inputSize) || inputSize < 1 || inputSize > 1024) {
     throw badInput(`The model input size must be an integer from 1 to 1024; got ${inputSize}.`);
   }
-  const cell = blackenBackground(img);
-  let rgb: Uint8Array = cell.data;
+  let rgb: Uint8Array = img.data;
   if (img.width !== inputSize || img.height !== inputSize) {
-    rgb = await sharp(cell.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    rgb = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
       .resize(inputSize, inputSize, { fit: 'fill', kernel: 'lanczos3' })
       .raw()
       .toBuffer();
