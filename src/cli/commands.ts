@@ -177,6 +177,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
     architecture: config.architecture,
     inputSize: config.inputSize,
     trainedOnBackend: runtime.backend,
+    trainingRuntime: result.trainingRuntime,
     config: {
       ...config,
       validationFraction: num(flags, 'validation', 0.2),

@@ -381,6 +381,8 @@ export type ModelVersion = {
   threshold: Scalars['Float']['output'];
   /** The TensorFlow.js backend it was trained on. */
   trainedOnBackend: Scalars['String']['output'];
+  /** What computed the training steps: onnxruntime (where it loads) or tfjs (the backend above). Null on older versions. */
+  trainingRuntime?: Maybe<Scalars['String']['output']>;
   /** Metrics on the validation split (where the threshold was chosen). */
   validationMetrics?: Maybe<Metrics>;
   version: Scalars['ID']['output'];
@@ -1246,6 +1248,7 @@ export type ModelVersionResolvers<ContextType = RequestContext, ParentType exten
   testTimeAugmentation?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   threshold?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   trainedOnBackend?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  trainingRuntime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   validationMetrics?: Resolver<Maybe<ResolversTypes['Metrics']>, ParentType, ContextType>;
   version?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
 }>;

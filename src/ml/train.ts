@@ -149,6 +149,8 @@ export interface TrainResult {
   stoppedEarly: boolean;
   /** The last checkpoint (on 'paused' and 'completed'). */
   checkpoint?: TrainingCheckpoint;
+  /** What computed the forward and backward passes: onnxruntime where it loads, else the TF.js backend. */
+  trainingRuntime: 'onnxruntime' | 'tfjs';
 }
 
 export const MAX_EXAMPLES = 200_000;
@@ -244,7 +246,13 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       let correct = 0;
       for (let b = 0; b < batchesPerEpoch; b++) {
         if (await args.shouldCancel?.()) {
-          return { status: 'cancelled', history, bestEpoch: best?.epoch ?? 0, stoppedEarly: false };
+          return {
+            status: 'cancelled',
+            history,
+            bestEpoch: best?.epoch ?? 0,
+            stoppedEarly: false,
+            trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+          };
         }
         const batchStart = performance.now();
         // Equal batches (38 images: 19 + 19, not 32 + 6): a tiny last batch gives batch norm noisy statistics.
@@ -309,7 +317,14 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       };
       await args.onCheckpoint?.(checkpoint);
       if (!stoppedEarly && epoch < config.epochs && (await args.shouldPause?.())) {
-        return { status: 'paused', history, bestEpoch: best.epoch, stoppedEarly: false, checkpoint };
+        return {
+          status: 'paused',
+          history,
+          bestEpoch: best.epoch,
+          stoppedEarly: false,
+          checkpoint,
+          trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+        };
       }
     }
 
@@ -326,7 +341,15 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       );
     }
     keepModel = true;
-    return { status: 'completed', model, history, bestEpoch: best?.epoch ?? 0, stoppedEarly, checkpoint };
+    return {
+      status: 'completed',
+      model,
+      history,
+      bestEpoch: best?.epoch ?? 0,
+      stoppedEarly,
+      checkpoint,
+      trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+    };
   } finally {
     await accelerator?.dispose();
     optimizer.dispose();

@@ -24,6 +24,8 @@ export interface ModelCard {
   architecture: Architecture;
   inputSize: number;
   trainedOnBackend: string;
+  /** What computed the training steps (absent on cards written before it was recorded). */
+  trainingRuntime?: 'onnxruntime' | 'tfjs';
   config: (TrainingConfig & { validationFraction: number; testFraction: number }) | null;
   /** Serve the mean probability over the cell's 8 flips and quarter turns (absent on older cards: off). */
   testTimeAugmentation?: boolean;

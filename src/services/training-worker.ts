@@ -225,6 +225,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         architecture: job.config.architecture,
         inputSize: job.config.inputSize,
         trainedOnBackend: runtime.backend,
+        trainingRuntime: result.trainingRuntime,
         config: job.config,
         testTimeAugmentation: job.config.testTimeAugmentation === true,
         fusion: evaluation.fusion,

@@ -35,6 +35,9 @@ describe('the lymphoscope command line', () => {
     expect(stdout).toMatch(/subject-grouped split: train \d+, validation \d+, test \d+ \(backend wasm\)/);
     const card = JSON.parse(await readFile(path.join(out, 'card.json'), 'utf8'));
     expect(card).toMatchObject({ architecture: 'vanilla', inputSize: 32, trainedOnBackend: 'wasm' });
+    expect(card.trainingRuntime).toBe(
+      process.env.LYMPHOSCOPE_TRAIN_RUNTIME === 'tfjs' ? 'tfjs' : 'onnxruntime',
+    );
     expect(card.testMetrics.n).toBeGreaterThan(0);
     expect(card.history).toHaveLength(2);
     expect(card.threshold).toBeGreaterThanOrEqual(0);
