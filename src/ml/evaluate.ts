@@ -69,20 +69,6 @@ export interface CurvePoint {
 const finiteOrNull = (threshold: number) => (Number.isFinite(threshold) ? threshold : null);
 
 /** The threshold and review band are chosen on validation; the reported metrics come from the untouched test split. */
-export async function evaluateOnSplits(
-  model: tf.LayersModel,
-  validation: Example[],
-  test: Example[],
-  inputSize: number,
-  options: { tta?: boolean } = {},
-): Promise<Evaluation> {
-  const validationLabels = validation.map((e) => e.label);
-  const testLabels = test.map((e) => e.label);
-  const validationProbs = await predictProbabilities(model, validation, inputSize, options);
-  const testProbs = await predictProbabilities(model, test, inputSize, options);
-  return decide(validationLabels, validationProbs, testLabels, testProbs);
-}
-
 function decide(
   validationLabels: number[],
   validationProbs: number[],
