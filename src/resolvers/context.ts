@@ -9,6 +9,11 @@ export interface RequestContext {
   log: Logger;
   /** Authenticates once per request and checks the role; throws UNAUTHENTICATED / FORBIDDEN. */
   require(role: Role): Promise<Caller>;
+  /**
+   * Runs `load` once per key for this request: fields of one object that need the same read (a dataset's
+   * counts all come from one listing) share it. Nothing outlives the request.
+   */
+  once<T>(key: string, load: () => Promise<T>): Promise<T>;
 }
 
 export function createRequestContext(
@@ -18,6 +23,7 @@ export function createRequestContext(
 ): RequestContext {
   let caller: Promise<Caller> | null = null;
   const log = services.log.child({ requestId });
+  const loaded = new Map<string, Promise<unknown>>();
   return {
     services,
     requestId,
@@ -29,6 +35,14 @@ export function createRequestContext(
       const who = await caller;
       requireRole(who, role);
       return who;
+    },
+    once<T>(key: string, load: () => Promise<T>): Promise<T> {
+      let value = loaded.get(key) as Promise<T> | undefined;
+      if (!value) {
+        value = load();
+        loaded.set(key, value);
+      }
+      return value;
     },
   };
 }

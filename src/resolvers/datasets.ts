@@ -1,6 +1,11 @@
 import type { Resolvers } from '../generated/graphql';
 import { pageSize, decodeCursor } from '../services/pagination';
 import { connection } from './connection';
+import type { RequestContext } from './context';
+
+/** A dataset's counts come from one listing per request, however many count fields are asked for. */
+const imageRefs = (ctx: RequestContext, datasetId: string) =>
+  ctx.once(`imageRefs:${datasetId}`, () => ctx.services.datasets.imageRefs(datasetId));
 
 export const datasetResolvers: Resolvers = {
   Query: {
@@ -58,17 +63,17 @@ export const datasetResolvers: Resolvers = {
     },
   },
   Dataset: {
-    imageCount: async (d, _a, { services }) => (await services.datasets.imageRefs(d.id)).length,
-    labelCounts: async (d, _a, { services }) => {
-      const refs = await services.datasets.imageRefs(d.id);
+    imageCount: async (d, _a, ctx) => (await imageRefs(ctx, d.id)).length,
+    labelCounts: async (d, _a, ctx) => {
+      const refs = await imageRefs(ctx, d.id);
       return (['ALL', 'NORMAL'] as const).map((label) => ({
         label,
         count: refs.filter((r) => r.label === label).length,
       }));
     },
-    subjectCounts: async (d, _a, { services }) => {
+    subjectCounts: async (d, _a, ctx) => {
       const counts = new Map<string, { subjectId: string; label: 'ALL' | 'NORMAL'; count: number }>();
-      for (const r of await services.datasets.imageRefs(d.id)) {
+      for (const r of await imageRefs(ctx, d.id)) {
         const subjectId = r.subjectId ?? '(none)';
         const key = `${subjectId}\n${r.label}`;
         const entry = counts.get(key) ?? { subjectId, label: r.label, count: 0 };
