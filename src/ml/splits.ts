@@ -1,4 +1,5 @@
 import { badInput } from '../errors';
+import { mulberry32 } from './rng';
 
 /**
  * Train/validation/test splits that never put two cells of one subject on two sides. Cells of one
@@ -47,18 +48,6 @@ export interface Split<T> {
   train: T[];
   validation: T[];
   test: T[];
-}
-
-/** mulberry32: tiny, fast and good enough to shuffle; the seed fully determines the split. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(list: T[], random: () => number): T[] {
@@ -154,7 +143,7 @@ export function splitBySubject<T extends SplitItem>(
   if (opts.validationFraction + opts.testFraction >= 1) {
     throw badInput('validationFraction + testFraction must be below 1, leaving items to train on.');
   }
-  const random = seededRandom(opts.seed);
+  const random = mulberry32(opts.seed);
   const { pools } = groupBySubject(items);
   const split: Split<T> = { train: [], validation: [], test: [] };
   for (const pool of pools) {
@@ -185,7 +174,7 @@ export function kFoldBySubject<T extends SplitItem>(
   const groups = pools[0].length + pools[1].length;
   if (!Number.isInteger(k) || k < 2) throw badInput(`k must be an integer of at least 2; got ${k}.`);
   if (k > groups) throw badInput(`k = ${k} folds need at least ${k} subjects; there are ${groups}.`);
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const folds: Group<T>[][] = Array.from({ length: k }, () => []);
   for (const pool of pools) {
     const total = count(pool);

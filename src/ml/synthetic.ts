@@ -1,5 +1,6 @@
 import { badInput } from '../errors';
 import type { RgbImage } from './image/types';
+import { mulberry32 } from './rng';
 
 /**
  * Made-up cells that look enough like C-NMC to exercise the pipeline at scale (load tests, thousands of
@@ -8,17 +9,6 @@ import type { RgbImage } from './image/types';
  * on average: ALL blasts are larger, with irregular or clefted outlines and a few pale nucleoli;
  * normal cells are smaller and rounder.
  */
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const between = (random: () => number, low: number, high: number) => low + (high - low) * random();
 
@@ -48,7 +38,7 @@ export function syntheticCell(seed: number, opts: { label: 0 | 1; size?: number 
   const size = opts.size ?? 450;
   if (!Number.isInteger(size) || size < 16 || size > 4096)
     throw badInput(`size must be 16-4096; got ${size}.`);
-  const random = seededRandom(seed * 2 + opts.label);
+  const random = mulberry32(seed * 2 + opts.label);
   const blast = opts.label === 1;
 
   const radius = size * (blast ? between(random, 0.17, 0.25) : between(random, 0.13, 0.18));
