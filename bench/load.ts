@@ -18,12 +18,10 @@ import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parseArgs } from 'node:util';
-import { buildModel } from '../src/ml/architectures';
-import { serializeModel } from '../src/ml/model-io';
-import { initRuntime, liveTensors, runtimeInfo } from '../src/ml/runtime';
+import { liveTensors, runtimeInfo } from '../src/ml/runtime';
 import { startLocalStack, type LocalStack } from '../src/local/stack';
-import { PREPROCESSING } from '../src/services/models';
 import { sampleImages } from '../test/helpers/sample';
+import { registerUntrainedModel } from '../test/helpers/untrained-model';
 
 const { values: args } = parseArgs({
   options: {
@@ -140,27 +138,14 @@ function memory() {
 /** The demo model when the stack installed it; otherwise an untrained LymphoNet of the same shape. */
 async function ensureProductionModel(stack: LocalStack): Promise<string> {
   if (stack.productionModelVersion) return `${stack.productionModelVersion} (bundled demo model)`;
-  await initRuntime();
-  const model = buildModel('lymphonet', 96, 1);
-  const card = await stack.services.models.register(await serializeModel(model), {
+  const card = await registerUntrainedModel(stack.services, {
     architecture: 'lymphonet',
     inputSize: 96,
-    trainedOnBackend: runtimeInfo()?.backend ?? 'unknown',
-    config: null,
-    threshold: 0.5,
+    seed: 1,
     reviewLow: 0.4,
     reviewHigh: 0.6,
-    testMetrics: null,
-    validationMetrics: null,
-    history: [],
-    bestEpoch: null,
-    lineage: { jobId: null, datasetId: null, snapshotId: null, parentVersion: null, testSplitId: null },
-    rocCurve: [],
-    morphologyNorms: null,
-    preprocessing: PREPROCESSING,
     notes: 'untrained: registered by bench/load.ts because no demo model was found',
-  } as never);
-  model.dispose();
+  });
   await stack.services.models.promote(
     { keyId: 'bench', role: 'ADMIN', partnerId: 'bench' },
     card.version,

@@ -1,12 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildModel, type Architecture } from '../../src/ml/architectures';
-import { serializeModel } from '../../src/ml/model-io';
-import { initRuntime } from '../../src/ml/runtime';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../src/local/stack';
-import { PREPROCESSING, type ModelCard } from '../../src/services/models';
-import type { Services } from '../../src/services';
 import { graphqlClient, ok, type GraphqlResult } from '../helpers/graphql';
 
 /** A local stack in a fresh directory, with a known admin key and no demo model. */
@@ -40,49 +35,7 @@ export async function startSecurityStack(
   };
 }
 
-/**
- * Registers an untrained model straight through the registry (no training run): the security tests need
- * a model that serves, not one that is right. Its threshold and review band are fixed, so a prediction's
- * needsReview depends only on the random weights.
- */
-export async function registerUntrainedModel(
-  services: Services,
-  options: {
-    architecture?: Architecture;
-    inputSize?: number;
-    seed?: number;
-    reviewLow?: number;
-    reviewHigh?: number;
-  } = {},
-): Promise<ModelCard> {
-  await initRuntime();
-  const architecture = options.architecture ?? 'vanilla';
-  const inputSize = options.inputSize ?? 32;
-  const model = buildModel(architecture, inputSize, options.seed ?? 7);
-  try {
-    const bundle = await serializeModel(model);
-    return await services.models.register(bundle, {
-      architecture,
-      inputSize,
-      trainedOnBackend: 'untrained',
-      config: null,
-      threshold: 0.5,
-      reviewLow: options.reviewLow ?? 0.3,
-      reviewHigh: options.reviewHigh ?? 0.7,
-      testMetrics: null,
-      validationMetrics: null,
-      history: [],
-      bestEpoch: null,
-      lineage: { jobId: null, datasetId: null, snapshotId: null, parentVersion: null, testSplitId: null },
-      rocCurve: [],
-      morphologyNorms: null,
-      preprocessing: PREPROCESSING,
-      notes: 'untrained, registered by a security test',
-    });
-  } finally {
-    model.dispose();
-  }
-}
+export { registerUntrainedModel } from '../helpers/untrained-model';
 
 export type Role = 'PARTNER' | 'SCIENTIST' | 'ADMIN';
 
