@@ -5,6 +5,7 @@ import { fuse, isMorphologyStack, type MorphologyStack } from './fusion';
 import { dihedralVariants, toModelInput } from './image/preprocess';
 import { measureMorphology, type Morphology } from './morphology';
 import type { OnnxClassifier } from './onnx/session';
+import { reviewReasons, type ReviewReason } from './decision';
 
 /** What serving needs to know about a model besides its weights (from the model card). */
 export interface DecisionRule {
@@ -24,7 +25,14 @@ export interface CellAnalysis {
   /** The network's own probability (over 8 views with test-time augmentation), before any fusion. */
   networkProbability: number;
   isAll: boolean;
+  /** True exactly when reviewReasons is not empty. */
   needsReview: boolean;
+  reviewReasons: ReviewReason[];
+  /**
+   * How far the image lies from the training data (larger is further); null when the model card
+   * carries no out-of-domain model.
+   */
+  outOfDomainScore: number | null;
   morphology: Morphology;
   /** PNG of the Grad-CAM heat map over the cell; null when not asked for or the net has no conv layer. */
   heatmapPng: Buffer | null;
@@ -92,11 +100,15 @@ export async function analyzeCell(
   const heatmapPng = heatmap ? await renderHeatmapPng(image, heatmap, rule.inputSize) : null;
   const heatmapMs = performance.now() - t;
 
+  const outOfDomainScore: number | null = null;
+  const reasons = reviewReasons(rule, probabilityAll, false);
   return {
     probabilityAll,
     networkProbability,
     isAll: probabilityAll >= rule.threshold,
-    needsReview: probabilityAll >= rule.reviewLow && probabilityAll < rule.reviewHigh,
+    needsReview: reasons.length > 0,
+    reviewReasons: reasons,
+    outOfDomainScore,
     morphology,
     heatmapPng,
     timings: { resizeMs, predictMs, morphologyMs, heatmapMs },
