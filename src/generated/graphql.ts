@@ -568,16 +568,26 @@ export type Prediction = {
   label: CellLabel;
   modelVersion: Scalars['ID']['output'];
   morphology?: Maybe<Morphology>;
-  /** True when probabilityAll is inside the model's review band: a human must confirm. */
+  /** True exactly when reviewReasons is not empty: a human must confirm. */
   needsReview: Scalars['Boolean']['output'];
   /**
    * The network's own probability (the mean over the 8 flips and quarter turns when the version uses test-time
    * augmentation): what the version's TF.js artifacts give a client. Null on predictions made before it was kept.
    */
   networkProbability?: Maybe<Scalars['Float']['output']>;
+  /**
+   * How far the image lies from the model's training data (larger is further); null when the version carries
+   * no out-of-domain model, and on predictions made before it was kept.
+   */
+  outOfDomainScore?: Maybe<Scalars['Float']['output']>;
   /** The probability of ALL the call is made on: the network's, fused with morphology when the version does so. */
   probabilityAll: Scalars['Float']['output'];
   review?: Maybe<Review>;
+  /**
+   * Why a human must confirm this call; empty when the call stands on its own. Predictions made before reasons
+   * were kept read as [UNCERTAIN] when they needed review (the review band was then the only rule).
+   */
+  reviewReasons: Array<ReviewReason>;
   threshold: Scalars['Float']['output'];
 };
 
@@ -619,7 +629,7 @@ export type Query = {
   predictions: PredictionConnection;
   /** The version that serves predictions when none is named. */
   productionModel?: Maybe<ModelVersion>;
-  /** Predictions waiting for a human review, oldest first. */
+  /** Predictions waiting for a human review, oldest first; with reason, only those flagged for that reason. */
   reviewQueue: PredictionConnection;
   /** One training job, or null. */
   trainingJob?: Maybe<TrainingJob>;
@@ -679,6 +689,7 @@ export type QueryPredictionsArgs = {
 export type QueryReviewQueueArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+  reason?: InputMaybe<ReviewReason>;
 };
 
 
@@ -710,6 +721,16 @@ export type Review = {
   reviewedAt: Scalars['DateTime']['output'];
   reviewer: Scalars['String']['output'];
 };
+
+/** Why a prediction must be confirmed by a person. */
+export type ReviewReason =
+  /**
+   * The image is unlike the data the version was trained on (another lab's stain or magnification, not a single
+   * cell, a blank field): its probability means little, whatever its value.
+   */
+  | 'OUT_OF_DOMAIN'
+  /** probabilityAll lies inside the version's review band [reviewLow, reviewHigh): the call is too close to tell. */
+  | 'UNCERTAIN';
 
 export type Role =
   /** Everything, including promote, keys and audit. */
@@ -961,6 +982,7 @@ export type ResolversTypes = ResolversObject<{
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RejectedFile: ResolverTypeWrapper<RejectedFile>;
   Review: ResolverTypeWrapper<Review>;
+  ReviewReason: ReviewReason;
   Role: Role;
   SplitSizes: ResolverTypeWrapper<SplitSizes>;
   StartTrainingInput: StartTrainingInput;
@@ -1317,8 +1339,10 @@ export type PredictionResolvers<ContextType = RequestContext, ParentType extends
   morphology?: Resolver<Maybe<ResolversTypes['Morphology']>, ParentType, ContextType>;
   needsReview?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   networkProbability?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  outOfDomainScore?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   probabilityAll?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   review?: Resolver<Maybe<ResolversTypes['Review']>, ParentType, ContextType>;
+  reviewReasons?: Resolver<Array<ResolversTypes['ReviewReason']>, ParentType, ContextType>;
   threshold?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 

@@ -1,5 +1,6 @@
 import type { Resolvers } from '../generated/graphql';
 import { decodeCursor, pageSize } from '../services/pagination';
+import { reviewReasonsOf } from '../services/predictions';
 import { connection } from './connection';
 
 export const predictionResolvers: Resolvers = {
@@ -21,11 +22,16 @@ export const predictionResolvers: Resolvers = {
         ),
       );
     },
-    reviewQueue: async (_r, { first, after }, ctx) => {
+    reviewQueue: async (_r, { first, after, reason }, ctx) => {
       const caller = await ctx.require('SCIENTIST');
       const { predictions, config } = ctx.services;
       return connection(
-        await predictions.reviewQueue(caller, pageSize(first, config.limits.pageSize), decodeCursor(after)),
+        await predictions.reviewQueue(
+          caller,
+          pageSize(first, config.limits.pageSize),
+          decodeCursor(after),
+          reason,
+        ),
       );
     },
   },
@@ -44,6 +50,8 @@ export const predictionResolvers: Resolvers = {
     },
   },
   Prediction: {
+    reviewReasons: (p) => reviewReasonsOf(p),
+    outOfDomainScore: (p) => p.outOfDomainScore ?? null,
     heatmapUrl: (p, _a, { services }) =>
       services.predictions.presignedUrl(p.heatmapKey, services.config.urlTtlSeconds.download),
     imageUrl: (p, _a, { services }) =>

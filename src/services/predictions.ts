@@ -2,6 +2,7 @@ import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
 import { decodeImage } from '../ml/image/decode';
 import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
+import type { ReviewReason } from '../ml/decision';
 import { analyzeCell } from '../ml/predictor';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -30,7 +31,12 @@ export interface PredictionRecord {
   /** The network's own probability before fusion (absent on records written before it was kept). */
   networkProbability?: number;
   threshold: number;
+  /** True exactly when the prediction's review reasons are not empty (read them with reviewReasonsOf). */
   needsReview: boolean;
+  /** Absent on records written before reasons were kept: read them with reviewReasonsOf. */
+  reviewReasons?: ReviewReason[];
+  /** Null when the version has no out-of-domain model; absent on records written before it was kept. */
+  outOfDomainScore?: number | null;
   modelVersion: string;
   morphology: (Morphology & { comparisons: MorphologyComparison[] }) | null;
   heatmapKey: string | null;
@@ -57,6 +63,16 @@ export interface PredictInput {
   uploadId?: string | null;
   modelVersion?: string | null;
   explain?: boolean | null;
+}
+
+/**
+ * Why a prediction needs review. A record written before reasons were kept had one rule, the review band,
+ * so its needsReview reads as [UNCERTAIN]; a record with reasons has needsReview === (reasons not empty).
+ */
+export function reviewReasonsOf(
+  record: Pick<PredictionRecord, 'needsReview' | 'reviewReasons'>,
+): ReviewReason[] {
+  return record.reviewReasons ?? (record.needsReview ? ['UNCERTAIN'] : []);
 }
 
 /** Each feature against the model's training-set class norms, in the API's vocabulary. */
@@ -130,7 +146,9 @@ export class PredictionService {
       probabilityAll: analysis.probabilityAll,
       networkProbability: analysis.networkProbability,
       threshold: card.threshold,
-      needsReview: analysis.needsReview,
+      needsReview: analysis.reviewReasons.length > 0,
+      reviewReasons: analysis.reviewReasons,
+      outOfDomainScore: analysis.outOfDomainScore,
       modelVersion: version,
       morphology: {
         ...analysis.morphology,
@@ -155,6 +173,8 @@ export class PredictionService {
       modelVersion: version,
       probabilityAll: Number(analysis.probabilityAll.toFixed(4)),
       needsReview: record.needsReview,
+      reviewReasons: record.reviewReasons,
+      outOfDomainScore: record.outOfDomainScore,
       ms: Math.round(performance.now() - started),
       decodeMs: Math.round(decodeMs),
       runtime: analysis.runtime,
@@ -233,13 +253,30 @@ export class PredictionService {
     return pageOf(matched, (r) => r.id, first);
   }
 
-  /** Predictions waiting for review, oldest first (ULIDs sort by time). */
-  async reviewQueue(caller: Caller, first: number, after?: string): Promise<Page<PredictionRecord>> {
+  /**
+   * Predictions waiting for review, oldest first (ULIDs sort by time); with `reason`, only those flagged for
+   * it (read in order until the page is full, as the filtered listing does).
+   */
+  async reviewQueue(
+    caller: Caller,
+    first: number,
+    after?: string,
+    reason?: ReviewReason | null,
+  ): Promise<Page<PredictionRecord>> {
     const objects = await this.store.listAll(layout.pendingReviewsPrefix(), { limit: 100_000 });
     const ids = objects.map((o) => o.key.split('/').pop()!).sort();
-    const page = pageOf(ids, (id) => id, first, after);
-    const nodes = await Promise.all(page.items.map((i) => this.require(caller, i.node)));
-    return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: nodes[n] })) };
+    if (reason == null) {
+      const page = pageOf(ids, (id) => id, first, after);
+      const nodes = await Promise.all(page.items.map((i) => this.require(caller, i.node)));
+      return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: nodes[n] })) };
+    }
+    const start = after ? (ids.includes(after) ? ids.indexOf(after) + 1 : ids.length) : 0;
+    const matched: PredictionRecord[] = [];
+    for (let index = start; index < ids.length && matched.length <= first; index++) {
+      const record = await this.require(caller, ids[index]);
+      if (reviewReasonsOf(record).includes(reason)) matched.push(record);
+    }
+    return pageOf(matched, (r) => r.id, first);
   }
 
   /** Compare-and-swap on the record: of two concurrent reviews, one wins and the other gets CONFLICT. */
