@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
@@ -14,7 +15,7 @@ import {
   type Spread,
   type SummaryMetric,
 } from '../ml/cross-validation';
-import { evaluateRecipe, servedProbabilities, type MeasuredExample } from '../ml/evaluate';
+import { evaluateRecipe, type MeasuredExample } from '../ml/evaluate';
 import { decodeImage } from '../ml/image/decode';
 import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../ml/image/lab-shift';
 import { augmenterFor } from '../ml/image/preprocess';
@@ -26,7 +27,8 @@ import { initRuntime } from '../ml/runtime';
 import { splitBySubject } from '../ml/splits';
 import { DEFAULT_TRAINING_CONFIG, train, type TrainingConfig } from '../ml/train';
 import { PREPROCESSING, type ModelCard, type NewModelCard } from '../services/models';
-import { loadFolder, type FolderImage } from './folder';
+import { listFolder, loadFolder, type FolderImage } from './folder';
+import { overlapWithTraining, reviewFigures, type ScoredCell } from './self-report';
 import { formatSeconds, Progress } from './progress';
 
 export const DEFAULT_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
@@ -285,28 +287,73 @@ async function readModelDir(dir: string): Promise<{ model: tf.LayersModel; card:
   return { model: await loadModel({ modelJson: JSON.parse(modelJson), weights }), card: JSON.parse(card) };
 }
 
-/** `lymphoscope evaluate`: metrics of a model on every image of a folder, with the card's threshold. */
+/**
+ * `lymphoscope evaluate`: metrics of a model on every image of a labelled folder, each image scored as
+ * serving scores it (analyzeCell: the card's threshold, review band and out-of-domain check), and a
+ * self-report: whether the images were in the model's training set, and what review caught.
+ */
 export async function evaluateCommand(flags: Flags): Promise<void> {
   const data = String(flags.data ?? '');
   if (!data) throw new Error('Usage: lymphoscope evaluate [--model <dir>] --data <dir> [--json] [--tta]');
+  const entries = await listFolder(data);
   await initRuntime();
   const { model, card } = await readModelDir(String(flags.model ?? DEFAULT_MODEL_DIR));
-  const images = await loadFolder(data, card.inputSize);
   // The card's serving rule (TTA, morphology stack); --tta adds TTA to a card that lacks it.
-  const probabilities = await servedProbabilities(
-    model,
-    { ...card, testTimeAugmentation: card.testTimeAugmentation === true || Boolean(flags.tta) },
-    images,
-  );
-  const metrics = computeMetrics(
-    images.map((i) => i.label),
-    probabilities,
-    card.threshold,
-  );
-  model.dispose();
-  if (!flags.json) printMetrics(`${images.length} images`, metrics);
+  const rule = { ...card, testTimeAugmentation: card.testTimeAugmentation === true || Boolean(flags.tta) };
+  const probabilities: number[] = [];
+  const hashes: string[] = [];
+  const cells: ScoredCell[] = [];
+  try {
+    // One image at a time: memory stays that of one decoded image, whatever the folder's size.
+    for (const entry of entries) {
+      const bytes = await readFile(entry.file);
+      hashes.push(createHash('sha256').update(bytes).digest('hex'));
+      const analysis = await analyzeCell(model, rule, await decodeImage(bytes), { explain: false });
+      probabilities.push(analysis.probabilityAll);
+      cells.push({
+        label: entry.label,
+        calledAll: analysis.isAll,
+        reviewReasons: analysis.reviewReasons,
+        outOfDomainScore: analysis.outOfDomainScore,
+      });
+    }
+  } finally {
+    model.dispose();
+  }
+  const labels = entries.map((e) => e.label);
+  const metrics = computeMetrics(labels, probabilities, card.threshold);
+  const overlap = overlapWithTraining(card, hashes);
+  const review = reviewFigures(cells);
+  const classes = { all: labels.filter((l) => l === 1).length, normal: labels.filter((l) => l === 0).length };
+
+  // Warnings go to stderr, so --json output stays one JSON line.
+  const warn = (message: string) => process.stderr.write(`warning: ${message}\n`);
+  if (overlap.known && overlap.count > 0) {
+    warn(
+      `${overlap.count} of ${entries.length} images (${pct(overlap.share)}) are in the model's training set: ` +
+        'these figures overstate how it does on cells it has not seen.',
+    );
+  } else if (!overlap.known) {
+    warn(`${overlap.reason}.`);
+  }
+  if (classes.all === 0 || classes.normal === 0) {
+    warn(
+      `only one class is present (${classes.all} ALL, ${classes.normal} normal): the metrics of the other are n/a.`,
+    );
+  }
+  if (!flags.json) {
+    printMetrics(`${entries.length} images`, metrics);
+    process.stdout.write(
+      `blasts called ALL or sent to review ${pct(review.allOrReviewSensitivity)} · review rate ` +
+        `${pct(review.reviewRate)} (UNCERTAIN ${review.reasons.UNCERTAIN}, OUT_OF_DOMAIN ` +
+        `${review.reasons.OUT_OF_DOMAIN}) · out of domain ` +
+        `${review.outOfDomainRate === null ? 'n/a (no out-of-domain model in the card)' : pct(review.outOfDomainRate)}\n`,
+    );
+    return;
+  }
   const summary = {
     n: metrics.n,
+    classes,
     accuracy: metrics.accuracy,
     balancedAccuracy: metrics.balancedAccuracy,
     sensitivity: metrics.sensitivity,
@@ -320,35 +367,64 @@ export async function evaluateCommand(flags: Flags): Promise<void> {
     majorityBaselineAccuracy: metrics.majorityBaselineAccuracy,
     confusion: metrics.confusion,
     threshold: metrics.threshold,
+    reviewLow: card.reviewLow,
+    reviewHigh: card.reviewHigh,
+    allOrReviewSensitivity: review.allOrReviewSensitivity,
+    reviewRate: review.reviewRate,
+    outOfDomainRate: review.outOfDomainRate,
+    reviewReasons: review.reasons,
+    overlapWithTraining: overlap,
     modelVersion: card.version,
     architecture: card.architecture,
   };
-  if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  process.stdout.write(JSON.stringify(summary) + '\n');
 }
 
-/** `lymphoscope predict`: label, probability and review flag per image. */
+const pct = (share: number) => (Number.isFinite(share) ? `${(share * 100).toFixed(1)}%` : 'n/a');
+
+/**
+ * `lymphoscope predict`: per image, the call and what it means: label, p(ALL), the threshold it was
+ * called against, and whether a person must review it and why.
+ */
 export async function predictCommand(flags: Flags, files: string[]): Promise<void> {
   if (files.length === 0) throw new Error('Usage: lymphoscope predict [--model <dir>] [--json] <image>...');
   await initRuntime();
   const { model, card } = await readModelDir(String(flags.model ?? DEFAULT_MODEL_DIR));
-  for (const file of files) {
-    const image = await decodeImage(await readFile(file));
-    const analysis = await analyzeCell(model, card, image, { explain: false });
-    const row = {
-      file,
-      label: analysis.isAll ? 'ALL' : 'NORMAL',
-      probabilityAll: Number(analysis.probabilityAll.toFixed(4)),
-      needsReview: analysis.needsReview,
-      areaPx: analysis.morphology.areaPx,
-      solidity: Number(analysis.morphology.solidity.toFixed(3)),
-    };
-    process.stdout.write(
-      flags.json
-        ? JSON.stringify(row) + '\n'
-        : `${file}: ${row.label} p(ALL)=${row.probabilityAll}${row.needsReview ? ' (needs review)' : ''}\n`,
-    );
+  const f = (v: number) => v.toFixed(2);
+  const band =
+    card.reviewLow < card.reviewHigh
+      ? `outside the review band [${f(card.reviewLow)}, ${f(card.reviewHigh)})`
+      : 'this model has an empty review band';
+  try {
+    for (const file of files) {
+      const image = await decodeImage(await readFile(file));
+      const analysis = await analyzeCell(model, card, image, { explain: false });
+      const row = {
+        file,
+        label: analysis.isAll ? 'ALL' : 'NORMAL',
+        probabilityAll: Number(analysis.probabilityAll.toFixed(4)),
+        threshold: card.threshold,
+        reviewLow: card.reviewLow,
+        reviewHigh: card.reviewHigh,
+        needsReview: analysis.needsReview,
+        reviewReasons: analysis.reviewReasons,
+        outOfDomainScore: analysis.outOfDomainScore,
+        modelVersion: card.version,
+        areaPx: analysis.morphology.areaPx,
+        solidity: Number(analysis.morphology.solidity.toFixed(3)),
+      };
+      const review = row.needsReview
+        ? `needs review: ${row.reviewReasons.join(', ')}`
+        : `no review asked (${band})`;
+      process.stdout.write(
+        flags.json
+          ? JSON.stringify(row) + '\n'
+          : `${file}: ${row.label} p(ALL)=${f(row.probabilityAll)} (threshold ${f(row.threshold)}) - ${review}\n`,
+      );
+    }
+  } finally {
+    model.dispose();
   }
-  model.dispose();
 }
 
 /** `lymphoscope cv`: repeated subject-grouped k-fold cross-validation of a recipe; see src/ml/cross-validation.ts. */

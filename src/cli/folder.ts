@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeImage, type RgbImage } from '../ml/image/decode';
@@ -17,21 +18,44 @@ export interface FolderImage {
 
 const IMAGE = /\.(bmp|png|jpe?g|tiff?)$/i;
 
-/** Lists a C-NMC style folder: <dir>/all/* are ALL (1), <dir>/hem/* normal (0). */
+/** The class folders a labelled folder may hold: C-NMC's all/ and hem/, and normal/ for the normal class. */
+export const CLASS_FOLDERS: ReadonlyArray<readonly [string, 0 | 1]> = [
+  ['all', 1],
+  ['hem', 0],
+  ['normal', 0],
+];
+
+/**
+ * Lists a labelled folder: <dir>/all/* are ALL (1), <dir>/hem/* and <dir>/normal/* normal (0). A folder
+ * with images anywhere else (at its top, or in a subfolder of another name) is refused rather than scored
+ * on the classes it happens to have: a `blasts/` beside `hem/` would otherwise be silently left out.
+ */
 export async function listFolder(
   dir: string,
 ): Promise<Array<{ id: string; file: string; label: 0 | 1; subjectId: string | null }>> {
+  let top: Dirent[];
+  try {
+    top = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    throw new Error(`Cannot read the folder ${dir}: ${(error as Error).message}`);
+  }
+  const known = new Set(CLASS_FOLDERS.map(([folder]) => folder));
+  const strays: string[] = top.filter((e) => e.isFile() && IMAGE.test(e.name)).map((e) => e.name);
+  for (const entry of top.filter((e) => e.isDirectory() && !known.has(e.name))) {
+    const inside = await readdir(path.join(dir, entry.name)).catch(() => [] as string[]);
+    if (inside.some((n) => IMAGE.test(n))) strays.push(`${entry.name}/`);
+  }
+  const expected = 'images in all/ (ALL) and hem/ or normal/ (normal)';
+  if (strays.length > 0) {
+    throw new Error(
+      `${dir} holds images outside a class folder it knows (${strays.slice(0, 5).join(', ')}` +
+        `${strays.length > 5 ? ', ...' : ''}): expected ${expected}.`,
+    );
+  }
   const entries: Array<{ id: string; file: string; label: 0 | 1; subjectId: string | null }> = [];
-  for (const [folder, label] of [
-    ['all', 1],
-    ['hem', 0],
-  ] as const) {
-    let names: string[] = [];
-    try {
-      names = (await readdir(path.join(dir, folder))).filter((n) => IMAGE.test(n)).sort();
-    } catch {
-      continue;
-    }
+  for (const [folder, label] of CLASS_FOLDERS) {
+    if (!top.some((e) => e.isDirectory() && e.name === folder)) continue;
+    const names = (await readdir(path.join(dir, folder))).filter((n) => IMAGE.test(n)).sort();
     for (const name of names) {
       entries.push({
         id: `${folder}/${name}`,
@@ -41,7 +65,7 @@ export async function listFolder(
       });
     }
   }
-  if (entries.length === 0) throw new Error(`No images under ${dir}/all or ${dir}/hem.`);
+  if (entries.length === 0) throw new Error(`No images in ${dir}: expected ${expected}.`);
   return entries;
 }
 
