@@ -97,7 +97,16 @@ export async function fetchMe(client: Client): Promise<Me> {
 
 export type QueueCell = Pick<
   Prediction,
-  'id' | 'label' | 'probabilityAll' | 'threshold' | 'modelVersion' | 'imageUrl' | 'heatmapUrl' | 'createdAt'
+  | 'id'
+  | 'label'
+  | 'probabilityAll'
+  | 'threshold'
+  | 'reviewReasons'
+  | 'outOfDomainScore'
+  | 'modelVersion'
+  | 'imageUrl'
+  | 'heatmapUrl'
+  | 'createdAt'
 > & {
   morphology: {
     comparisons: Array<
@@ -126,6 +135,8 @@ const REVIEW_QUEUE: TypedDocumentNode<
           label
           probabilityAll
           threshold
+          reviewReasons
+          outOfDomainScore
           modelVersion
           imageUrl
           heatmapUrl

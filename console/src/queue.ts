@@ -1,5 +1,6 @@
 import type { Client } from '@urql/core';
 import { ApiError, fetchReviewQueue, submitReview, type QueueCell } from './api';
+import type { ReviewReason } from '../../src/generated/graphql';
 import { fixed, h, replaceChildren } from './dom';
 
 const FEATURE_NAMES: Record<string, string> = {
@@ -11,6 +12,19 @@ const FEATURE_NAMES: Record<string, string> = {
   equivalentDiameterPx: 'Diameter (px)',
   meanIntensity: 'Mean intensity',
   intensityStd: 'Texture (intensity SD)',
+};
+
+/** Why the cell is in the queue, as a reviewer reads it (a Record: a new reason is a compile error here). */
+const REASONS: Record<ReviewReason, { text: string; title: string }> = {
+  UNCERTAIN: {
+    text: 'Uncertain',
+    title: "P(ALL) is inside the model's review band: too close to call.",
+  },
+  OUT_OF_DOMAIN: {
+    text: 'Out of domain',
+    title:
+      'The image is unlike the training data (stain, magnification, not a single cell): P(ALL) means little.',
+  },
 };
 
 /** Large numbers (areas) read better without decimals; ratios need three. */
@@ -145,6 +159,7 @@ export function renderQueue(root: HTMLElement, client: Client, onUnauthenticated
             calledAll ? 'ALL' : 'Normal',
           ),
         ),
+        reviewReasons(cell),
         probabilityBar(cell.probabilityAll, cell.threshold),
         h(
           'p',
@@ -212,6 +227,30 @@ export function renderQueue(root: HTMLElement, client: Client, onUnauthenticated
   document.addEventListener('keydown', onKey);
   load().catch(fail);
   return () => document.removeEventListener('keydown', onKey);
+}
+
+function reviewReasons(cell: QueueCell): HTMLElement {
+  const score =
+    cell.outOfDomainScore === null || cell.outOfDomainScore === undefined
+      ? null
+      : ` (out-of-domain score ${fixed(cell.outOfDomainScore, 2)})`;
+  return h(
+    'p',
+    { class: 'reasons', id: 'review-reasons' },
+    'Sent to review: ',
+    ...cell.reviewReasons.map((reason) =>
+      h(
+        'span',
+        {
+          class: `badge reason reason-${reason.toLowerCase()}`,
+          'data-reason': reason,
+          title: REASONS[reason].title,
+        },
+        REASONS[reason].text,
+      ),
+    ),
+    score ? h('span', { class: 'muted' }, score) : null,
+  );
 }
 
 function probabilityBar(probability: number, threshold: number): HTMLElement {

@@ -81,13 +81,23 @@ describe('the review console in a real browser', () => {
     expect(await page.textContent('.cell figcaption')).toContain(data.predictionIds[0]);
 
     const { prediction: first } = ok(
-      await gql()('query($id: ID!) { prediction(id: $id) { label probabilityAll threshold } }', {
-        id: data.predictionIds[0],
-      }),
+      await gql()(
+        'query($id: ID!) { prediction(id: $id) { label probabilityAll threshold reviewReasons } }',
+        {
+          id: data.predictionIds[0],
+        },
+      ),
     );
     expect(await page.textContent('#model-label')).toBe(first.label === 'ALL' ? 'ALL' : 'Normal');
     expect(await page.getAttribute('.probability', 'aria-valuenow')).toBe(String(first.probabilityAll));
     expect(await page.$$eval('.morphology tbody tr', (rows) => rows.length)).toBe(8);
+    // Why it is in the queue: one chip per reason, as the API gives them (the band covers everything here).
+    expect(first.reviewReasons).toEqual(['UNCERTAIN']);
+    expect(
+      await page.$$eval('#review-reasons .badge', (chips) =>
+        chips.map((c) => [c.getAttribute('data-reason'), c.textContent]),
+      ),
+    ).toEqual([['UNCERTAIN', 'Uncertain']]);
 
     // H shows the Grad-CAM overlay, H again hides it.
     expect(await page.$eval('#heatmap', (e) => e.classList.contains('visible'))).toBe(false);
