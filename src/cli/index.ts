@@ -8,7 +8,9 @@ Commands:
   train     --data <dir> --out <dir> [training flags] [--validation 0.2] [--test 0.2]
             [--cv-summary <file>]   put a cv run of the same recipe (its output) into the card
   evaluate  [--model <dir>] --data <dir> [--json] [--tta]     (no --model: the bundled demo model)
-  predict   [--model <dir>] [--json] <image>...
+            metrics, share of blasts called ALL or sent to review, review and out-of-domain rates,
+            and a warning when images are in the model's training set (card.trainingImageSha256)
+  predict   [--model <dir>] [--json] <image>...   label, p(ALL), threshold, review state and reasons
   cv        --data <dir> [--folds 5] [--repeats 1] [--shifts all|${LAB_SHIFTS.join(',')}] [--json]
             [training flags]   subject-grouped cross-validation; the last line is a JSON summary
 
@@ -18,7 +20,8 @@ Training flags (defaults: the recipe in DEFAULT_TRAINING_CONFIG, see docs/ML.md)
   --patience N  --class-balance weights|sampling|none  --seed N  --augment/--no-augment
   --colour-jitter X (0-1)  --bn-recompute/--no-bn-recompute  --tta/--no-tta  --fusion none|morphology-blend|morphology-stack
 
-<dir> holds all/ (ALL blasts) and hem/ (normal cells), as in C-NMC 2019.`;
+<dir> holds all/ (ALL blasts) and hem/ or normal/ (normal cells), as in C-NMC 2019; images anywhere
+else in it are refused.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
