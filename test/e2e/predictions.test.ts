@@ -10,7 +10,7 @@ import {
 } from '../helpers/e2e-stack';
 import type { SampleImage } from '../helpers/sample';
 
-const PREDICTION = `id label probabilityAll threshold needsReview modelVersion heatmapUrl imageUrl createdAt
+const PREDICTION = `id label probabilityAll threshold needsReview reviewReasons modelVersion heatmapUrl imageUrl createdAt
   morphology { areaPx perimeterPx circularity solidity eccentricity comparisons { feature value closerTo } }
   review { label note reviewer reviewedAt agreesWithModel addedToDatasetId }`;
 
@@ -20,6 +20,7 @@ interface PredictionView {
   probabilityAll: number;
   threshold: number;
   needsReview: boolean;
+  reviewReasons: string[];
   modelVersion: string;
   heatmapUrl: string | null;
   imageUrl: string;
@@ -152,6 +153,7 @@ describe('predictions and reviews end to end', () => {
     });
     expect(inline.heatmapUrl).toBeNull();
     expect(inline.needsReview).toBe(inBand(inline.probabilityAll));
+    expect(inline.reviewReasons).toEqual(inBand(inline.probabilityAll) ? ['UNCERTAIN'] : []);
     expect(inline.label).toBe(inline.probabilityAll >= trained.threshold ? 'ALL' : 'NORMAL');
 
     const imageId = createHash('sha256').update(cell.bytes).digest('hex').slice(0, 32);
@@ -242,6 +244,7 @@ describe('predictions and reviews end to end', () => {
       });
       expect(p.probabilityAll).toBe(single.probabilityAll);
       expect(p.needsReview).toBe(inBand(p.probabilityAll));
+      expect(p.reviewReasons).toEqual(single.reviewReasons);
     }
 
     const before = (await e2e.stack.services.store.listAll('predictions/')).length;
@@ -308,11 +311,12 @@ describe('predictions and reviews end to end', () => {
     };
     // A small selection: a page of 100 is priced at 100x its fields against the query cost limit.
     const QUEUE = `query($first: Int, $after: String) { reviewQueue(first: $first, after: $after) {
-      edges { node { id label probabilityAll needsReview modelVersion imageUrl review { reviewer } } } pageInfo { hasNextPage endCursor } } }`;
+      edges { node { id label probabilityAll needsReview reviewReasons modelVersion imageUrl review { reviewer } } } pageInfo { hasNextPage endCursor } } }`;
     const queue = ok(await scientist<Queue>(QUEUE, { first: 100 })).reviewQueue.edges.map((e) => e.node);
     // The seed-4 model's review band is wide on this sample; if retraining ever moves it, this says so.
     expect(queue.length).toBeGreaterThanOrEqual(2);
     expect(queue.every((p) => p.needsReview && p.review === null)).toBe(true);
+    expect(queue.every((p) => p.reviewReasons.includes('UNCERTAIN'))).toBe(true);
     expect(queue.map((p) => p.id)).toEqual(queue.map((p) => p.id).sort());
     // Staff see every partner's predictions, the scientist's own (by dataset image) included.
     const pending = await allPages(scientist, ', needsReview: true');
