@@ -10,15 +10,30 @@ import { startTestS3, TestS3 } from '../helpers/s3';
 /**
  * The deployable artifact, tested as Lambda will run it: `serverless package` (osls, offline, no AWS
  * account), each function's zip unpacked into an empty directory, and the handler required there by
- * a fresh Node process that cannot see the project's node_modules. A bundling mistake (a native
- * module esbuild cannot inline, a wasm file left behind, a dependency that only resolves from the
- * repository) fails here rather than on the first cold start.
+ * a fresh Node process of Lambda's major (22) that cannot see the project's node_modules. A bundling
+ * mistake (a native module esbuild cannot inline, a wasm file left behind, a dependency that only
+ * resolves from the repository, syntax the runtime lacks) fails here rather than on the first cold start.
  */
 
 const run = promisify(execFile);
 const root = resolve(__dirname, '../..');
 const artifacts = join(root, '.serverless');
 const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
+/** The Node major of the functions' runtime in serverless.yml (nodejs22.x). */
+const LAMBDA_NODE_MAJOR = 22;
+
+/**
+ * A Node binary of Lambda's major: LYMPHOSCOPE_LAMBDA_NODE (.ci/run sets it), else the npm registry's
+ * node@22 package through npx (cached after the first run; no internet beyond the registry).
+ */
+async function lambdaNode(): Promise<string> {
+  if (process.env.LYMPHOSCOPE_LAMBDA_NODE) return process.env.LYMPHOSCOPE_LAMBDA_NODE;
+  const { stdout } = await run('npx', ['-y', '-p', `node@${LAMBDA_NODE_MAJOR}`, '-c', 'command -v node'], {
+    cwd: tmpdir(),
+    timeout: 300_000,
+  });
+  return stdout.trim();
+}
 
 function newestMtimeMs(paths: string[]): number {
   let newest = 0;
@@ -79,10 +94,15 @@ function lambdaEnvironment(dir: string, s3: TestS3): NodeJS.ProcessEnv {
 }
 
 /** Runs `script` (CommonJS) with `dir` as the working directory; returns the JSON it prints last. */
-async function runInLambdaDir(dir: string, s3: TestS3, script: string): Promise<Record<string, unknown>> {
+async function runInLambdaDir(
+  node: string,
+  dir: string,
+  s3: TestS3,
+  script: string,
+): Promise<Record<string, unknown>> {
   const file = join(dir, 'package-test-invoke.cjs');
   await writeFile(file, script);
-  const { stdout } = await run(process.execPath, [file], {
+  const { stdout } = await run(node, [file], {
     cwd: dir,
     env: lambdaEnvironment(dir, s3),
     timeout: 120_000,
@@ -131,12 +151,13 @@ const lambdaContext = `{
 
 describe('Lambda packages', () => {
   let s3: TestS3;
+  let node: string;
   const unpacked: string[] = [];
 
   beforeAll(async () => {
-    await ensurePackaged();
+    [node] = await Promise.all([lambdaNode(), ensurePackaged()]);
     s3 = await startTestS3();
-  }, 360_000);
+  }, 600_000);
 
   afterAll(async () => {
     await s3?.stop();
@@ -191,7 +212,7 @@ describe('Lambda packages', () => {
       expect(unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
     });
 
-    it('answers the health query from the unpacked files alone, on the wasm backend', async () => {
+    it('answers the health query from the unpacked files alone, under Node 22, on the wasm backend', async () => {
       const event = httpApiEvent({ query: '{ health { status mlBackend storageReachable } }' });
       // A one-node ONNX model (y = sigmoid(x)) that the packaged onnxruntime must run.
       const probe = new GraphBuilder();
@@ -200,6 +221,7 @@ describe('Lambda packages', () => {
       probe.output(probe.op('Sigmoid', [x], 'sigmoid'), 'y', [1, 2]);
       await writeFile(join(dir, 'probe.onnx'), probe.encode('probe', 'packaging test'));
       const result = await runInLambdaDir(
+        node,
         dir,
         s3,
         `
@@ -214,11 +236,12 @@ describe('Lambda packages', () => {
           const session = await ort.InferenceSession.create('./probe.onnx');
           const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([0, 2]), [1, 2]) });
           const ortFiles = Object.keys(require.cache).filter((f) => f.includes('/node_modules/onnxruntime-'));
-          console.log(JSON.stringify({ response, pngBytes: png.length, sharpFiles, onnx: Array.from(out.y.data), ortFiles }));
+          console.log(JSON.stringify({ node: process.versions.node, response, pngBytes: png.length, sharpFiles, onnx: Array.from(out.y.data), ortFiles }));
           process.exit(0);
         })().catch((error) => { console.error(error); process.exit(1); });
         `,
       );
+      expect(Number(String(result.node).split('.')[0])).toBe(LAMBDA_NODE_MAJOR);
       const response = result.response as { statusCode: number; body: string };
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toEqual({
@@ -248,6 +271,7 @@ describe('Lambda packages', () => {
 
       // Loading the module builds its services; an event without a jobId is refused before any work.
       const result = await runInLambdaDir(
+        node,
         dir,
         s3,
         `
