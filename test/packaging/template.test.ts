@@ -206,6 +206,6 @@ describe('the production CloudFormation template', () => {
       () => null,
       (error: { stderr?: string; stdout?: string }) => `${error.stdout ?? ''}${error.stderr ?? ''}`,
     );
-    expect(refused).toContain('Cannot resolve variable at "params.prod.corsOrigin"');
+    expect(refused).toContain('Stage prod needs its browser origin: LYMPHOSCOPE_CORS_ORIGIN=');
   }, 300_000);
 });
