@@ -1,10 +1,13 @@
 import { execFile } from 'child_process';
 import { existsSync, readdirSync, statSync } from 'fs';
-import { mkdtemp, rm, writeFile } from 'fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'fs/promises';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
 import { promisify } from 'util';
+import { loadConfig } from '../../src/config';
+import { installDemoModel } from '../../src/local/stack';
 import { GraphBuilder } from '../../src/ml/onnx/graph';
+import { createServices } from '../../src/services';
 import { startTestS3, TestS3 } from '../helpers/s3';
 
 /**
@@ -81,7 +84,6 @@ function lambdaEnvironment(dir: string, s3: TestS3): NodeJS.ProcessEnv {
     PATH: process.env.PATH,
     NODE_PATH: '',
     HOME: dir,
-    NODE_OPTIONS: '--enable-source-maps',
     AWS_REGION: s3.config.region,
     AWS_ACCESS_KEY_ID: s3.config.credentials!.accessKeyId,
     AWS_SECRET_ACCESS_KEY: s3.config.credentials!.secretAccessKey,
@@ -99,12 +101,13 @@ async function runInLambdaDir(
   dir: string,
   s3: TestS3,
   script: string,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Record<string, unknown>> {
   const file = join(dir, 'package-test-invoke.cjs');
   await writeFile(file, script);
   const { stdout } = await run(node, [file], {
     cwd: dir,
-    env: lambdaEnvironment(dir, s3),
+    env: { ...lambdaEnvironment(dir, s3), ...env },
     timeout: 120_000,
     maxBuffer: 16 * 1024 * 1024,
   });
@@ -112,14 +115,14 @@ async function runInLambdaDir(
   return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
 }
 
-function httpApiEvent(body: unknown) {
+function httpApiEvent(body: unknown, headers: Record<string, string> = {}) {
   const now = new Date();
   return {
     version: '2.0',
     routeKey: 'POST /graphql',
     rawPath: '/graphql',
     rawQueryString: '',
-    headers: { 'content-type': 'application/json', host: 'api.example.com' },
+    headers: { 'content-type': 'application/json', host: 'api.example.com', ...headers },
     requestContext: {
       accountId: '123456789012',
       apiId: 'packagetest',
@@ -174,6 +177,8 @@ describe('Lambda packages', () => {
 
     it('holds the bundle, sharp for linux-x64 with libvips, and the wasm binaries, and nothing else', () => {
       expect(files).toContain('src/handlers/graphql.js');
+      // No source map: production loads none (no --enable-source-maps), so none is shipped.
+      expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
       expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm');
       expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm');
       expect(files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.+\.node$/.test(f))).toBe(true);
@@ -257,6 +262,65 @@ describe('Lambda packages', () => {
       const ortFiles = result.ortFiles as string[];
       expect(ortFiles.length).toBeGreaterThan(0);
       for (const file of ortFiles) expect(file.startsWith(dir)).toBe(true);
+    });
+  });
+
+  describe('graphql with a model in S3', () => {
+    // Served by onnxruntime, and by TF.js (LYMPHOSCOPE_ONNX=off): the bundle's tfjs-core, tfjs-layers
+    // and the umbrella's gradients (Grad-CAM) must all be there despite the sub-packages left out.
+    it('loads the production model from S3 and predicts a real cell with a heat map, on onnxruntime and on TF.js', async () => {
+      const { dir } = await unpack(join(artifacts, 'graphql.zip'));
+      unpacked.push(dir);
+      const services = createServices(
+        loadConfig({
+          LYMPHOSCOPE_STAGE: 'test',
+          LYMPHOSCOPE_BUCKET: s3.bucket,
+          LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
+          LYMPHOSCOPE_LOG_LEVEL: 'warn',
+        }),
+      );
+      const model = await installDemoModel(services);
+      expect(model).not.toBeNull();
+      const { secret } = await services.auth.create(
+        { keyId: 'package-test', role: 'ADMIN', partnerId: 'package-test' },
+        'package test',
+        'SCIENTIST',
+      );
+      const image = await readFile(join(root, 'data/cnmc-sample/all/UID_11_1_1_all.bmp'));
+      const event = httpApiEvent(
+        {
+          query:
+            'mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll modelVersion heatmapUrl } }',
+          variables: { i: { imageBase64: image.toString('base64'), explain: true } },
+        },
+        { 'x-api-key': secret },
+      );
+      const predictions = [];
+      for (const onnx of ['on', 'off']) {
+        const result = await runInLambdaDir(
+          node,
+          dir,
+          s3,
+          `
+          const { handler } = require('./src/handlers/graphql.js');
+          handler(${JSON.stringify(event)}, ${lambdaContext}).then(
+            (response) => { console.log(JSON.stringify({ response })); process.exit(0); },
+            (error) => { console.error(error); process.exit(1); },
+          );
+          `,
+          { LYMPHOSCOPE_ONNX: onnx },
+        );
+        const response = result.response as { statusCode: number; body: string };
+        const body = JSON.parse(response.body);
+        expect(body.errors).toBeUndefined();
+        expect(body.data.predict.modelVersion).toBe(model!.version);
+        expect(body.data.predict.heatmapUrl).toMatch(/^http/);
+        predictions.push(body.data.predict as { label: string; probabilityAll: number });
+      }
+      const [onnxruntime, tfjs] = predictions;
+      expect(['ALL', 'NORMAL']).toContain(tfjs.label);
+      expect(tfjs.label).toBe(onnxruntime.label);
+      expect(tfjs.probabilityAll).toBeCloseTo(onnxruntime.probabilityAll, 3);
     });
   });
 

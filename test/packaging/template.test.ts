@@ -60,7 +60,7 @@ describe('the production CloudFormation template', () => {
   }, 360_000);
   afterAll(() => rm(out, { recursive: true, force: true }));
 
-  it('runs every function on nodejs22.x with X-Ray tracing', () => {
+  it('runs every function on nodejs22.x with X-Ray tracing, loading no source map', () => {
     const functions = ofType('AWS::Lambda::Function');
     expect(functions.map(([name]) => name).sort()).toEqual([
       'GraphqlLambdaFunction',
@@ -69,6 +69,7 @@ describe('the production CloudFormation template', () => {
     for (const [, fn] of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
       expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS ?? '').not.toContain('source-maps');
     }
   });
 
