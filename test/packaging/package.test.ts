@@ -87,6 +87,7 @@ function lambdaEnvironment(dir: string, s3: TestS3): NodeJS.ProcessEnv {
     AWS_REGION: s3.config.region,
     AWS_ACCESS_KEY_ID: s3.config.credentials!.accessKeyId,
     AWS_SECRET_ACCESS_KEY: s3.config.credentials!.secretAccessKey,
+    AWS_LAMBDA_FUNCTION_NAME: 'lymphoscope-test-package',
     LYMPHOSCOPE_STAGE: 'test',
     LYMPHOSCOPE_BUCKET: s3.bucket,
     LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
@@ -112,7 +113,10 @@ async function runInLambdaDir(
     maxBuffer: 16 * 1024 * 1024,
   });
   const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+  return {
+    ...(JSON.parse(lines[lines.length - 1]) as Record<string, unknown>),
+    stdoutLines: lines.slice(0, -1),
+  };
 }
 
 function httpApiEvent(body: unknown, headers: Record<string, string> = {}) {
@@ -247,6 +251,13 @@ describe('Lambda packages', () => {
         `,
       );
       expect(Number(String(result.node).split('.')[0])).toBe(LAMBDA_NODE_MAJOR);
+      // Powertools' Metrics: the invocation's metrics as one Embedded Metric Format line on stdout.
+      const emf = (result.stdoutLines as string[])
+        .filter((line) => line.includes('"_aws"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const request = emf.find((record) => record.requests === 1);
+      expect(request).toMatchObject({ service: 'lymphoscope', stage: 'test', requests: 1 });
+      expect(JSON.stringify(request)).toContain('"Namespace":"Lymphoscope"');
       const response = result.response as { statusCode: number; body: string };
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toEqual({
@@ -346,7 +357,7 @@ describe('Lambda packages', () => {
         );
         `,
       );
-      expect(result).toEqual({ refused: true, code: 'BAD_USER_INPUT' });
+      expect(result).toMatchObject({ refused: true, code: 'BAD_USER_INPUT' });
     });
   });
 });
