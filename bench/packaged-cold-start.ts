@@ -21,7 +21,8 @@ import { median, round } from './stats';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
-const ZIP = path.join(ROOT, '.serverless', 'graphql.zip');
+/** Another zip (LYMPHOSCOPE_BENCH_ZIP) compares a packaging variant on the same machine. */
+const ZIP = process.env.LYMPHOSCOPE_BENCH_ZIP ?? path.join(ROOT, '.serverless', 'graphql.zip');
 const IMAGE = path.join(ROOT, 'data', 'cnmc-sample', 'all', 'UID_11_1_1_all.bmp');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const GOAL_MS = 1000;
