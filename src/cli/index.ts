@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { LAB_SHIFTS } from '../ml/image/lab-shift';
+import { bootstrapCommand } from './bootstrap';
 import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } from './commands';
 
 const USAGE = `Usage: lymphoscope <command> [flags]
@@ -13,6 +14,9 @@ Commands:
   predict   [--model <dir>] [--json] <image>...   label, p(ALL), threshold, review state and reasons
   cv        --data <dir> [--folds 5] [--repeats 1] [--shifts all|${LAB_SHIFTS.join(',')}] [--json]
             [training flags]   subject-grouped cross-validation; the last line is a JSON summary
+  bootstrap [--stage dev] [--region R] [--bucket B --api-url URL] [--model <dir>] [--new-admin-key]
+            [--api-key K] [--no-smoke] [--json]   after \`serverless deploy\`: first admin key, production
+            model (default the demo model), smoke test; see docs/DEPLOYMENT.md
 
 Training flags (defaults: the recipe in DEFAULT_TRAINING_CONFIG, see docs/ML.md):
   --recipe default|plain   plain: every lever below off
@@ -58,6 +62,14 @@ export async function main(argv: string[]): Promise<number> {
       tta: flag,
       'no-tta': flag,
       json: flag,
+      stage: text,
+      region: text,
+      bucket: text,
+      'api-url': text,
+      'api-key': text,
+      stack: text,
+      'new-admin-key': flag,
+      'no-smoke': flag,
     },
   });
   const flags = values as Flags;
@@ -74,6 +86,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'cv':
       await cvCommand(flags);
       return 0;
+    case 'bootstrap':
+      return bootstrapCommand(flags);
     case undefined:
     case 'help':
     case '--help':

@@ -6,11 +6,13 @@ import { initRuntime } from '../ml/runtime';
 import { ErrorCode } from '../errors';
 import { apiKeyFromHeaders, createRequestContext } from '../resolvers/context';
 import { createServices } from '../services';
+import { createMetrics, MetricUnit } from './metrics';
 
 // Built once per Lambda container (cold start) and reused by every request it serves.
 const config = loadConfig();
 const services = createServices(config);
 const server = createApolloServer(config, services.log);
+const metrics = createMetrics(config.stage);
 // Start loading the ML runtime now, in parallel with the first request's parsing.
 const runtimeReady = initRuntime().catch((error) =>
   services.log.error('ML runtime failed to load', { error }),
@@ -37,8 +39,7 @@ async function typedRequestErrors(result: APIGatewayProxyStructuredResultV2): Pr
   result.headers = { ...(result.headers ?? {}), 'content-type': 'application/json' };
 }
 
-/** The HTTP API (v2 payload) entry point: POST/GET /graphql. */
-export const handler = startServerAndCreateLambdaHandler(server, requestHandler, {
+const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, {
   middleware: [
     async (event) => {
       // Refuse oversized bodies before Apollo parses them.
@@ -68,3 +69,27 @@ export const handler = startServerAndCreateLambdaHandler(server, requestHandler,
       context?.awsRequestId ?? event.requestContext?.requestId ?? 'local',
     ),
 });
+
+/**
+ * The HTTP API (v2 payload) entry point: POST/GET /graphql. On Lambda each invocation also records
+ * `requests`, `latency` and, by status class, `clientErrors` / `serverErrors` (plus `ColdStart` once
+ * per container); a GraphQL error answered with 200 counts as a request, not an error.
+ */
+export const handler: typeof apolloHandler = async (event, context, callback) => {
+  const started = performance.now();
+  let statusCode = 500;
+  try {
+    const result = (await apolloHandler(event, context, callback)) as APIGatewayProxyStructuredResultV2;
+    statusCode = result?.statusCode ?? 200;
+    return result;
+  } finally {
+    if (metrics) {
+      metrics.captureColdStartMetric();
+      metrics.addMetric('requests', MetricUnit.Count, 1);
+      metrics.addMetric('latency', MetricUnit.Milliseconds, performance.now() - started);
+      if (statusCode >= 500) metrics.addMetric('serverErrors', MetricUnit.Count, 1);
+      else if (statusCode >= 400) metrics.addMetric('clientErrors', MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    }
+  }
+};

@@ -4,8 +4,11 @@ import type { TrainWorkerEvent } from '../dispatch/job-dispatcher';
 import { badInput } from '../errors';
 import { createServices } from '../services';
 import { runTrainingJob } from '../services/training-worker';
+import { createMetrics, MetricUnit } from './metrics';
 
-const services = createServices(loadConfig());
+const config = loadConfig();
+const services = createServices(config);
+const metrics = createMetrics(config.stage);
 
 /**
  * The training worker, invoked asynchronously with { jobId }. It returns normally when the job ended,
@@ -14,10 +17,24 @@ const services = createServices(loadConfig());
  */
 export async function handler(event: TrainWorkerEvent, context: Context) {
   if (!event || typeof event.jobId !== 'string') throw badInput('The worker event needs a jobId.');
-  const outcome = await runTrainingJob(services, {
-    jobId: event.jobId,
-    invocationId: context.awsRequestId,
-    remainingMs: () => context.getRemainingTimeInMillis(),
-  });
-  return { jobId: event.jobId, outcome };
+  const started = performance.now();
+  let failed = true;
+  try {
+    const outcome = await runTrainingJob(services, {
+      jobId: event.jobId,
+      invocationId: context.awsRequestId,
+      remainingMs: () => context.getRemainingTimeInMillis(),
+    });
+    failed = false;
+    return { jobId: event.jobId, outcome };
+  } finally {
+    // trainingInvocations, trainingSeconds, and trainingFailures (an invocation Lambda will retry).
+    if (metrics) {
+      metrics.captureColdStartMetric();
+      metrics.addMetric('trainingInvocations', MetricUnit.Count, 1);
+      metrics.addMetric('trainingSeconds', MetricUnit.Seconds, (performance.now() - started) / 1000);
+      if (failed) metrics.addMetric('trainingFailures', MetricUnit.Count, 1);
+      metrics.publishStoredMetrics();
+    }
+  }
 }

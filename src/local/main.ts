@@ -6,7 +6,24 @@ import path from 'node:path';
 import { buildConsole } from '../../console/build';
 import { CONSOLE_DIST_DIR, startLocalStack } from './stack';
 
+class StageRefused extends Error {}
+
+/**
+ * The stage `npm start` plays: local (the default: introspection, Apollo Sandbox, field suggestions),
+ * or prod's API behaviour on this machine (introspection off, the production landing page, no "Did you
+ * mean" suggestions), to see what a deployed prod answers. Any other stage exists only on AWS.
+ */
+function localStage(value: string | undefined): 'local' | 'prod' {
+  const stage = value?.trim() || 'local';
+  if (stage === 'local' || stage === 'prod') return stage;
+  throw new StageRefused(
+    `LYMPHOSCOPE_STAGE=${stage}: npm start runs stage local (the default) or prod (a production-like ` +
+      'API on this machine). Other stages are deployed to AWS: see docs/DEPLOYMENT.md.',
+  );
+}
+
 async function main(): Promise<void> {
+  const stage = localStage(process.env.LYMPHOSCOPE_STAGE);
   const port = Number(process.env.PORT ?? 4000);
   const dataDir = path.resolve(process.env.LYMPHOSCOPE_DATA_DIR ?? '.data');
   // Rebuilt on every start (about a second, offline), so the console served always matches the source.
@@ -17,12 +34,15 @@ async function main(): Promise<void> {
     s3Port: Number(process.env.LYMPHOSCOPE_S3_PORT ?? 0),
     adminKey: process.env.LYMPHOSCOPE_ADMIN_KEY,
     logLevel: (process.env.LYMPHOSCOPE_LOG_LEVEL as 'info') ?? 'info',
+    env: { LYMPHOSCOPE_STAGE: stage },
   });
   const key = stack.adminKey;
   const lines = [
     '',
-    `Lymphoscope is running.`,
-    `  GraphQL API + Apollo Sandbox: ${stack.url.replace('127.0.0.1', 'localhost')}`,
+    stage === 'prod'
+      ? 'Lymphoscope is running as stage prod (introspection off, production landing page, no suggestions).'
+      : `Lymphoscope is running.`,
+    `  GraphQL API${stage === 'prod' ? '' : ' + Apollo Sandbox'}: ${stack.url.replace('127.0.0.1', 'localhost')}`,
     `  Review console: ${stack.consoleUrl.replace('127.0.0.1', 'localhost')} (sign in with the admin key below)`,
     `  Local S3: ${stack.s3Endpoint} (bucket ${stack.bucket}, data in ${dataDir})`,
     `  Production model: ${stack.productionModelVersion ?? 'none (run `npm run demo-model`)'}`,
@@ -55,6 +75,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
+  if (error instanceof StageRefused) {
+    process.stderr.write(`Lymphoscope did not start: ${error.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`Lymphoscope could not start: ${error?.stack ?? error}\n`);
   process.exit(1);
 });

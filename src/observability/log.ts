@@ -1,10 +1,17 @@
+import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import type { LogLevel as PowertoolsLogLevel } from '@aws-lambda-powertools/logger/types';
+
 /**
- * One JSON object per line on stdout/stderr, the format CloudWatch Logs Insights and `jq` read.
- * Operators need: what happened (msg), to what (ids), how long (ms), and for errors the stack, which
- * stays here and never reaches a client.
+ * One JSON object per line, the format CloudWatch Logs Insights and `jq` read, written by AWS Lambda
+ * Powertools' Logger: `level`, `message`, `timestamp`, `service`, on Lambda the `xray_trace_id` of the
+ * invocation, then the logger's persistent keys (stage, job id...) and the call's fields. Operators
+ * need: what happened (message), to what (ids), how long (ms), and for errors the name, message and
+ * stack (Powertools serialises an Error wherever it appears in the fields), which stay here and never
+ * reach a client. Debug and info go to stdout, warn and error to stderr.
+ *
+ * The interface is the project's own, so call sites do not depend on Powertools.
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -14,25 +21,36 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-function serialise(value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack };
-  return value;
+const POWERTOOLS_LEVEL: Record<LogLevel, PowertoolsLogLevel> = {
+  debug: 'DEBUG',
+  info: 'INFO',
+  warn: 'WARN',
+  error: 'ERROR',
+  silent: 'SILENT',
+};
+
+function wrap(logger: PowertoolsLogger): Logger {
+  return {
+    debug: (msg, fields) => logger.debug(msg, fields ?? {}),
+    info: (msg, fields) => logger.info(msg, fields ?? {}),
+    warn: (msg, fields) => logger.warn(msg, fields ?? {}),
+    error: (msg, fields) => logger.error(msg, fields ?? {}),
+    child: (fields) => {
+      const child = logger.createChild();
+      child.appendPersistentKeys(fields);
+      return wrap(child);
+    },
+  };
 }
 
+/** `base.service` names the service (default `lymphoscope`); the other keys go on every line. */
 export function createLogger(level: LogLevel = 'info', base: Record<string, unknown> = {}): Logger {
-  const emit = (at: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[at] < ORDER[level]) return;
-    const record: Record<string, unknown> = { level: at, time: new Date().toISOString(), msg, ...base };
-    for (const [k, v] of Object.entries(fields ?? {})) record[k] = serialise(v);
-    const line = JSON.stringify(record);
-    if (ORDER[at] >= ORDER.warn) process.stderr.write(line + '\n');
-    else process.stdout.write(line + '\n');
-  };
-  return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }),
-  };
+  const { service, ...persistentKeys } = base;
+  return wrap(
+    new PowertoolsLogger({
+      serviceName: typeof service === 'string' ? service : 'lymphoscope',
+      logLevel: POWERTOOLS_LEVEL[level],
+      persistentKeys,
+    }),
+  );
 }

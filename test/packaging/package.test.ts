@@ -1,24 +1,42 @@
 import { execFile } from 'child_process';
 import { existsSync, readdirSync, statSync } from 'fs';
-import { mkdtemp, rm, writeFile } from 'fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'fs/promises';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
 import { promisify } from 'util';
+import { loadConfig } from '../../src/config';
+import { installDemoModel } from '../../src/local/stack';
 import { GraphBuilder } from '../../src/ml/onnx/graph';
+import { createServices } from '../../src/services';
 import { startTestS3, TestS3 } from '../helpers/s3';
 
 /**
  * The deployable artifact, tested as Lambda will run it: `serverless package` (osls, offline, no AWS
  * account), each function's zip unpacked into an empty directory, and the handler required there by
- * a fresh Node process that cannot see the project's node_modules. A bundling mistake (a native
- * module esbuild cannot inline, a wasm file left behind, a dependency that only resolves from the
- * repository) fails here rather than on the first cold start.
+ * a fresh Node process of Lambda's major (22) that cannot see the project's node_modules. A bundling
+ * mistake (a native module esbuild cannot inline, a wasm file left behind, a dependency that only
+ * resolves from the repository, syntax the runtime lacks) fails here rather than on the first cold start.
  */
 
 const run = promisify(execFile);
 const root = resolve(__dirname, '../..');
 const artifacts = join(root, '.serverless');
 const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
+/** The Node major of the functions' runtime in serverless.yml (nodejs22.x). */
+const LAMBDA_NODE_MAJOR = 22;
+
+/**
+ * A Node binary of Lambda's major: LYMPHOSCOPE_LAMBDA_NODE (.ci/run sets it), else the npm registry's
+ * node@22 package through npx (cached after the first run; no internet beyond the registry).
+ */
+async function lambdaNode(): Promise<string> {
+  if (process.env.LYMPHOSCOPE_LAMBDA_NODE) return process.env.LYMPHOSCOPE_LAMBDA_NODE;
+  const { stdout } = await run('npx', ['-y', '-p', `node@${LAMBDA_NODE_MAJOR}`, '-c', 'command -v node'], {
+    cwd: tmpdir(),
+    timeout: 300_000,
+  });
+  return stdout.trim();
+}
 
 function newestMtimeMs(paths: string[]): number {
   let newest = 0;
@@ -66,10 +84,10 @@ function lambdaEnvironment(dir: string, s3: TestS3): NodeJS.ProcessEnv {
     PATH: process.env.PATH,
     NODE_PATH: '',
     HOME: dir,
-    NODE_OPTIONS: '--enable-source-maps',
     AWS_REGION: s3.config.region,
     AWS_ACCESS_KEY_ID: s3.config.credentials!.accessKeyId,
     AWS_SECRET_ACCESS_KEY: s3.config.credentials!.secretAccessKey,
+    AWS_LAMBDA_FUNCTION_NAME: 'lymphoscope-test-package',
     LYMPHOSCOPE_STAGE: 'test',
     LYMPHOSCOPE_BUCKET: s3.bucket,
     LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
@@ -79,27 +97,36 @@ function lambdaEnvironment(dir: string, s3: TestS3): NodeJS.ProcessEnv {
 }
 
 /** Runs `script` (CommonJS) with `dir` as the working directory; returns the JSON it prints last. */
-async function runInLambdaDir(dir: string, s3: TestS3, script: string): Promise<Record<string, unknown>> {
+async function runInLambdaDir(
+  node: string,
+  dir: string,
+  s3: TestS3,
+  script: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Record<string, unknown>> {
   const file = join(dir, 'package-test-invoke.cjs');
   await writeFile(file, script);
-  const { stdout } = await run(process.execPath, [file], {
+  const { stdout } = await run(node, [file], {
     cwd: dir,
-    env: lambdaEnvironment(dir, s3),
+    env: { ...lambdaEnvironment(dir, s3), ...env },
     timeout: 120_000,
     maxBuffer: 16 * 1024 * 1024,
   });
   const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+  return {
+    ...(JSON.parse(lines[lines.length - 1]) as Record<string, unknown>),
+    stdoutLines: lines.slice(0, -1),
+  };
 }
 
-function httpApiEvent(body: unknown) {
+function httpApiEvent(body: unknown, headers: Record<string, string> = {}) {
   const now = new Date();
   return {
     version: '2.0',
     routeKey: 'POST /graphql',
     rawPath: '/graphql',
     rawQueryString: '',
-    headers: { 'content-type': 'application/json', host: 'api.example.com' },
+    headers: { 'content-type': 'application/json', host: 'api.example.com', ...headers },
     requestContext: {
       accountId: '123456789012',
       apiId: 'packagetest',
@@ -131,12 +158,13 @@ const lambdaContext = `{
 
 describe('Lambda packages', () => {
   let s3: TestS3;
+  let node: string;
   const unpacked: string[] = [];
 
   beforeAll(async () => {
-    await ensurePackaged();
+    [node] = await Promise.all([lambdaNode(), ensurePackaged()]);
     s3 = await startTestS3();
-  }, 360_000);
+  }, 600_000);
 
   afterAll(async () => {
     await s3?.stop();
@@ -153,6 +181,8 @@ describe('Lambda packages', () => {
 
     it('holds the bundle, sharp for linux-x64 with libvips, and the wasm binaries, and nothing else', () => {
       expect(files).toContain('src/handlers/graphql.js');
+      // No source map: production loads none (no --enable-source-maps), so none is shipped.
+      expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
       expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm');
       expect(files).toContain('node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm');
       expect(files.some((f) => /^node_modules\/@img\/sharp-linux-x64\/lib\/.+\.node$/.test(f))).toBe(true);
@@ -191,7 +221,7 @@ describe('Lambda packages', () => {
       expect(unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
     });
 
-    it('answers the health query from the unpacked files alone, on the wasm backend', async () => {
+    it('answers the health query from the unpacked files alone, under Node 22, on the wasm backend', async () => {
       const event = httpApiEvent({ query: '{ health { status mlBackend storageReachable } }' });
       // A one-node ONNX model (y = sigmoid(x)) that the packaged onnxruntime must run.
       const probe = new GraphBuilder();
@@ -200,6 +230,7 @@ describe('Lambda packages', () => {
       probe.output(probe.op('Sigmoid', [x], 'sigmoid'), 'y', [1, 2]);
       await writeFile(join(dir, 'probe.onnx'), probe.encode('probe', 'packaging test'));
       const result = await runInLambdaDir(
+        node,
         dir,
         s3,
         `
@@ -214,11 +245,19 @@ describe('Lambda packages', () => {
           const session = await ort.InferenceSession.create('./probe.onnx');
           const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([0, 2]), [1, 2]) });
           const ortFiles = Object.keys(require.cache).filter((f) => f.includes('/node_modules/onnxruntime-'));
-          console.log(JSON.stringify({ response, pngBytes: png.length, sharpFiles, onnx: Array.from(out.y.data), ortFiles }));
+          console.log(JSON.stringify({ node: process.versions.node, response, pngBytes: png.length, sharpFiles, onnx: Array.from(out.y.data), ortFiles }));
           process.exit(0);
         })().catch((error) => { console.error(error); process.exit(1); });
         `,
       );
+      expect(Number(String(result.node).split('.')[0])).toBe(LAMBDA_NODE_MAJOR);
+      // Powertools' Metrics: the invocation's metrics as one Embedded Metric Format line on stdout.
+      const emf = (result.stdoutLines as string[])
+        .filter((line) => line.includes('"_aws"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const request = emf.find((record) => record.requests === 1);
+      expect(request).toMatchObject({ service: 'lymphoscope', stage: 'test', requests: 1 });
+      expect(JSON.stringify(request)).toContain('"Namespace":"Lymphoscope"');
       const response = result.response as { statusCode: number; body: string };
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toEqual({
@@ -237,6 +276,65 @@ describe('Lambda packages', () => {
     });
   });
 
+  describe('graphql with a model in S3', () => {
+    // Served by onnxruntime, and by TF.js (LYMPHOSCOPE_ONNX=off): the bundle's tfjs-core, tfjs-layers
+    // and the umbrella's gradients (Grad-CAM) must all be there despite the sub-packages left out.
+    it('loads the production model from S3 and predicts a real cell with a heat map, on onnxruntime and on TF.js', async () => {
+      const { dir } = await unpack(join(artifacts, 'graphql.zip'));
+      unpacked.push(dir);
+      const services = createServices(
+        loadConfig({
+          LYMPHOSCOPE_STAGE: 'test',
+          LYMPHOSCOPE_BUCKET: s3.bucket,
+          LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
+          LYMPHOSCOPE_LOG_LEVEL: 'warn',
+        }),
+      );
+      const model = await installDemoModel(services);
+      expect(model).not.toBeNull();
+      const { secret } = await services.auth.create(
+        { keyId: 'package-test', role: 'ADMIN', partnerId: 'package-test' },
+        'package test',
+        'SCIENTIST',
+      );
+      const image = await readFile(join(root, 'data/cnmc-sample/all/UID_11_1_1_all.bmp'));
+      const event = httpApiEvent(
+        {
+          query:
+            'mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll modelVersion heatmapUrl } }',
+          variables: { i: { imageBase64: image.toString('base64'), explain: true } },
+        },
+        { 'x-api-key': secret },
+      );
+      const predictions = [];
+      for (const onnx of ['on', 'off']) {
+        const result = await runInLambdaDir(
+          node,
+          dir,
+          s3,
+          `
+          const { handler } = require('./src/handlers/graphql.js');
+          handler(${JSON.stringify(event)}, ${lambdaContext}).then(
+            (response) => { console.log(JSON.stringify({ response })); process.exit(0); },
+            (error) => { console.error(error); process.exit(1); },
+          );
+          `,
+          { LYMPHOSCOPE_ONNX: onnx },
+        );
+        const response = result.response as { statusCode: number; body: string };
+        const body = JSON.parse(response.body);
+        expect(body.errors).toBeUndefined();
+        expect(body.data.predict.modelVersion).toBe(model!.version);
+        expect(body.data.predict.heatmapUrl).toMatch(/^http/);
+        predictions.push(body.data.predict as { label: string; probabilityAll: number });
+      }
+      const [onnxruntime, tfjs] = predictions;
+      expect(['ALL', 'NORMAL']).toContain(tfjs.label);
+      expect(tfjs.label).toBe(onnxruntime.label);
+      expect(tfjs.probabilityAll).toBeCloseTo(onnxruntime.probabilityAll, 3);
+    });
+  });
+
   describe('trainWorker', () => {
     it('holds its own bundle with the same native and wasm files, and loads from them', async () => {
       const { dir, files } = await unpack(join(artifacts, 'trainWorker.zip'));
@@ -248,6 +346,7 @@ describe('Lambda packages', () => {
 
       // Loading the module builds its services; an event without a jobId is refused before any work.
       const result = await runInLambdaDir(
+        node,
         dir,
         s3,
         `
@@ -258,7 +357,7 @@ describe('Lambda packages', () => {
         );
         `,
       );
-      expect(result).toEqual({ refused: true, code: 'BAD_USER_INPUT' });
+      expect(result).toMatchObject({ refused: true, code: 'BAD_USER_INPUT' });
     });
   });
 });

@@ -1,0 +1,164 @@
+/**
+ * `npm run bench:packaged-cold-start`: the cold start of the deployable artifact. The graphql zip that
+ * `serverless package` makes is unpacked as Lambda would, and a fresh Node 22 process (Lambda's
+ * nodejs22.x major) requires the handler and answers its first `predict` of a real C-NMC cell
+ * (data/cnmc-sample/all/UID_11_1_1_all.bmp) with the production model read from a local S3 server
+ * (the demo model, data/demo-model, trained on the 63 C-NMC sample cells). Goal: require to first
+ * prediction <= 1 s. Beside it, measured in the same run on the same machine: a bare Node 22 start
+ * and the same handler's second (warm) prediction, so the figure can be read against the machine.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfig } from '../src/config';
+import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../src/local/s3-server';
+import { installDemoModel } from '../src/local/stack';
+import { createServices } from '../src/services';
+import { median, round } from './stats';
+
+const run = promisify(execFile);
+const ROOT = path.join(__dirname, '..');
+/** Another zip (LYMPHOSCOPE_BENCH_ZIP) compares a packaging variant on the same machine. */
+const ZIP = process.env.LYMPHOSCOPE_BENCH_ZIP ?? path.join(ROOT, '.serverless', 'graphql.zip');
+const IMAGE = path.join(ROOT, 'data', 'cnmc-sample', 'all', 'UID_11_1_1_all.bmp');
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const GOAL_MS = 1000;
+
+async function lambdaNode(): Promise<string> {
+  if (process.env.LYMPHOSCOPE_LAMBDA_NODE) return process.env.LYMPHOSCOPE_LAMBDA_NODE;
+  const { stdout } = await run('npx', ['-y', '-p', 'node@22', '-c', 'command -v node'], { cwd: os.tmpdir() });
+  return stdout.trim();
+}
+
+/** Runs `args` with `node`, returning its last stdout line as JSON and the spawn-to-exit time. */
+function timed(node: string, args: string[], cwd: string, env: NodeJS.ProcessEnv) {
+  return new Promise<{ wallMs: number; report: Record<string, number> }>((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(node, args, { cwd, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const wallMs = performance.now() - started;
+      if (code !== 0) return reject(new Error(`exit ${code}: ${out}`));
+      const lines = out.trim().split('\n');
+      resolve({ wallMs, report: JSON.parse(lines[lines.length - 1]) });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(ZIP)) {
+    process.stderr.write('Packaging (npx serverless package --stage test)...\n');
+    await run('npx', ['serverless', 'package', '--stage', 'test'], { cwd: ROOT, maxBuffer: 16 << 20 });
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-cold-'));
+  const s3Dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-cold-s3-'));
+  const bucket = 'lymphoscope-bench';
+  const s3 = await startLocalS3({ directory: s3Dir, bucket, port: 0 });
+  try {
+    await run('unzip', ['-q', ZIP, '-d', dir]);
+    const bundleBytes = (await stat(path.join(dir, 'src/handlers/graphql.js'))).size;
+    const services = createServices(
+      loadConfig({
+        LYMPHOSCOPE_STAGE: 'test',
+        LYMPHOSCOPE_BUCKET: bucket,
+        LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
+        LYMPHOSCOPE_LOG_LEVEL: 'warn',
+      }),
+    );
+    const model = await installDemoModel(services);
+    if (!model) throw new Error('No demo model in data/demo-model (npm run demo-model).');
+    const { secret } = await services.auth.create(
+      { keyId: 'bench', role: 'ADMIN', partnerId: 'bench' },
+      'cold start bench',
+      'SCIENTIST',
+    );
+    const body = JSON.stringify({
+      query: 'mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll modelVersion } }',
+      variables: { i: { imageBase64: (await readFile(IMAGE)).toString('base64') } },
+    });
+    const event = {
+      version: '2.0',
+      routeKey: 'POST /graphql',
+      rawPath: '/graphql',
+      rawQueryString: '',
+      headers: { 'content-type': 'application/json', 'x-api-key': secret },
+      requestContext: { http: { method: 'POST', path: '/graphql' }, requestId: 'bench' },
+      body,
+      isBase64Encoded: false,
+    };
+    const script = path.join(dir, 'cold-start-bench.cjs');
+    await writeFile(
+      script,
+      `
+      const started = performance.now();
+      const { handler } = require('./src/handlers/graphql.js');
+      const required = performance.now();
+      const context = { awsRequestId: 'bench', getRemainingTimeInMillis: () => 29000 };
+      const event = ${JSON.stringify(event)};
+      (async () => {
+        const first = await handler(event, context);
+        const answered = performance.now();
+        if (first.statusCode !== 200 || JSON.parse(first.body).errors) throw new Error(first.body);
+        await handler(event, context);
+        const warm = performance.now() - answered;
+        console.log(JSON.stringify({ requireMs: required - started, firstPredictionMs: answered - started, warmPredictionMs: warm }));
+        process.exit(0);
+      })().catch((e) => { console.error(e); process.exit(1); });
+      `,
+    );
+    const node = await lambdaNode();
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      AWS_REGION: LOCAL_S3_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+      LYMPHOSCOPE_STAGE: 'test',
+      LYMPHOSCOPE_BUCKET: bucket,
+      LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
+      LYMPHOSCOPE_WASM_DIR: path.join(dir, 'node_modules/@tensorflow/tfjs-backend-wasm/dist'),
+      LYMPHOSCOPE_LOG_LEVEL: 'warn',
+    };
+    const bare: number[] = [];
+    const cold: Array<Record<string, number> & { wallMs: number }> = [];
+    for (let i = 0; i < RUNS; i++) {
+      bare.push((await timed(node, ['-e', 'console.log("{}")'], dir, env)).wallMs);
+      const { wallMs, report } = await timed(node, [script], dir, env);
+      cold.push({ ...report, wallMs });
+    }
+    const pick = (k: string) => round(median(cold.map((c) => c[k])));
+    const row = {
+      node: (await run(node, ['-p', 'process.version'])).stdout.trim(),
+      runs: RUNS,
+      bundleMb: round(bundleBytes / 1e6),
+      bareNodeStartMs: round(median(bare)),
+      requireHandlerMs: pick('requireMs'),
+      requireToFirstPredictionMs: pick('firstPredictionMs'),
+      spawnToFirstPredictionExitMs: pick('wallMs'),
+      warmPredictionMs: pick('warmPredictionMs'),
+      goalMs: GOAL_MS,
+    };
+    process.stdout.write(
+      `Packaged graphql handler cold start (${row.node}, median of ${RUNS}; demo model from local S3, ` +
+        `C-NMC cell UID_11_1_1_all.bmp):\n` +
+        `  require to first prediction ${row.requireToFirstPredictionMs} ms (goal <= ${GOAL_MS} ms: ` +
+        `${row.requireToFirstPredictionMs <= GOAL_MS ? 'met' : 'NOT met'})\n` +
+        `    of which require of the ${row.bundleMb} MB bundle ${row.requireHandlerMs} ms\n` +
+        `  reference, same run: bare Node start ${row.bareNodeStartMs} ms, warm prediction ${row.warmPredictionMs} ms\n`,
+    );
+    process.stdout.write(JSON.stringify(row) + '\n');
+  } finally {
+    await s3.stop();
+    await rm(dir, { recursive: true, force: true });
+    await rm(s3Dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error?.stack ?? error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,212 @@
+import { execFile } from 'child_process';
+import { mkdtemp, readFile, rm } from 'fs/promises';
+import { tmpdir } from 'os';
+import { join, resolve } from 'path';
+import { promisify } from 'util';
+
+/**
+ * The CloudFormation template `serverless package --stage prod` writes, checked for the invariants
+ * cfn-lint and checkov would be asked about (neither installs here): the runtime, one least-privilege
+ * role per function, the buckets' policies, throttling, access logs, tracing, the worker's on-failure
+ * queue and its alarm, log retention and CORS. A setting dropped from serverless.yml, or a framework
+ * upgrade that stops honouring one, fails here.
+ */
+
+const run = promisify(execFile);
+const root = resolve(__dirname, '../..');
+const PROD_ORIGIN = 'https://console.example.org';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+interface Statement {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Json;
+}
+
+const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+/** The text of a !Join, or the value itself, for comparing ARNs built in the template. */
+const joined = (value: unknown): string => {
+  if (typeof value === 'string') return value;
+  const join = (value as Json)?.['Fn::Join'];
+  if (join)
+    return (join[1] as unknown[])
+      .map((part) => (typeof part === 'string' ? part : JSON.stringify(part)))
+      .join(join[0]);
+  return JSON.stringify(value);
+};
+
+async function packageStage(stage: string, env: NodeJS.ProcessEnv, out: string) {
+  return run('npx', ['serverless', 'package', '--stage', stage, '--package', out], {
+    cwd: root,
+    env,
+    timeout: 300_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+describe('the production CloudFormation template', () => {
+  let out: string;
+  let template: Json;
+  let resources: Record<string, Json>;
+  const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'lymphoscope-template-'));
+    await packageStage('prod', { ...process.env, LYMPHOSCOPE_CORS_ORIGIN: PROD_ORIGIN }, out);
+    template = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    resources = template.Resources;
+  }, 360_000);
+  afterAll(() => rm(out, { recursive: true, force: true }));
+
+  it('runs every function on nodejs22.x with X-Ray tracing, loading no source map', () => {
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions.map(([name]) => name).sort()).toEqual([
+      'GraphqlLambdaFunction',
+      'TrainWorkerLambdaFunction',
+    ]);
+    for (const [, fn] of functions) {
+      expect(fn.Properties.Runtime).toBe('nodejs22.x');
+      expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS ?? '').not.toContain('source-maps');
+    }
+  });
+
+  it('gives each function its own role, allowing only what its code does', () => {
+    expect(resources.IamRoleLambdaExecution).toBeUndefined();
+    const roleOf = (fn: string) => resources[fn].Properties.Role['Fn::GetAtt'][0] as string;
+    const api = roleOf('GraphqlLambdaFunction');
+    const worker = roleOf('TrainWorkerLambdaFunction');
+    expect(api).not.toBe(worker);
+    const statements = (role: string): Statement[] =>
+      resources[role].Properties.Policies.flatMap((p: Json) => p.PolicyDocument.Statement);
+
+    for (const [role, fn] of [
+      [api, 'graphql'],
+      [worker, 'trainWorker'],
+    ]) {
+      expect(resources[role].Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+      ]);
+      expect(resources[role].Properties.ManagedPolicyArns).toBeUndefined();
+      for (const s of statements(role)) {
+        expect(s.Effect).toBe('Allow');
+        for (const action of actions(s)) expect(action).not.toMatch(/\*/);
+        // Only X-Ray, which has no resource-level permissions, may name every resource.
+        if (s.Resource === '*') expect(actions(s).every((a) => a.startsWith('xray:'))).toBe(true);
+        if (actions(s).some((a) => a.startsWith('logs:')))
+          expect(joined(s.Resource)).toContain(`log-group:/aws/lambda/lymphoscope-prod-${fn}:`);
+        if (actions(s).some((a) => a.startsWith('s3:')))
+          expect(JSON.stringify(s.Resource)).toContain('ArtifactsBucket');
+        if (actions(s).includes('lambda:InvokeFunction'))
+          expect(joined(s.Resource)).toMatch(/:function:lymphoscope-prod-trainWorker$/);
+      }
+    }
+    const all = (role: string) => statements(role).flatMap(actions).sort();
+    expect(all(api)).toContain('lambda:InvokeFunction');
+    expect(all(api)).not.toContain('sqs:SendMessage');
+    expect(all(worker)).toContain('sqs:SendMessage');
+    const send = statements(worker).find((s) => actions(s).includes('sqs:SendMessage'))!;
+    expect(send.Resource).toEqual({ 'Fn::GetAtt': ['TrainWorkerFailureQueue', 'Arn'] });
+  });
+
+  it('keeps the artifacts bucket private, encrypted, versioned, retained, and TLS-only', () => {
+    const bucket = resources.ArtifactsBucket;
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.Properties.BucketEncryption).toBeDefined();
+    const policy = resources.ArtifactsBucketPolicy.Properties.PolicyDocument.Statement as Statement[];
+    const tls = policy.find((s) => s.Condition?.Bool?.['aws:SecureTransport'] === 'false')!;
+    expect(tls).toMatchObject({ Effect: 'Deny', Principal: '*', Action: 's3:*' });
+    expect(JSON.stringify(tls.Resource)).toContain('/*');
+  });
+
+  it("keeps the framework's deployment bucket private, versioned, encrypted and TLS-only", () => {
+    const bucket = resources.ServerlessDeploymentBucket.Properties;
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.BucketEncryption).toBeDefined();
+    const policy = resources.ServerlessDeploymentBucketPolicy.Properties.PolicyDocument
+      .Statement as Statement[];
+    expect(
+      policy.some((s) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === false),
+    ).toBe(true);
+  });
+
+  it('throttles the HTTP API and writes its access log', () => {
+    const stage = resources.HttpApiStage.Properties;
+    expect(stage.DefaultRouteSettings.ThrottlingRateLimit).toBeGreaterThan(0);
+    expect(stage.DefaultRouteSettings.ThrottlingBurstLimit).toBeGreaterThan(0);
+    expect(stage.AccessLogSettings.DestinationArn).toEqual({ 'Fn::GetAtt': ['HttpApiLogGroup', 'Arn'] });
+    expect(JSON.parse(stage.AccessLogSettings.Format)).toMatchObject({ requestId: '$context.requestId' });
+  });
+
+  it('sends failed training invocations to an SQS queue that alarms, and reserves the worker its concurrency', () => {
+    const [[, invokeConfig], ...others] = ofType('AWS::Lambda::EventInvokeConfig');
+    expect(others).toEqual([]);
+    expect(invokeConfig.Properties).toMatchObject({
+      FunctionName: { Ref: 'TrainWorkerLambdaFunction' },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['TrainWorkerFailureQueue', 'Arn'] } } },
+    });
+    expect(resources.TrainWorkerFailureQueue.Type).toBe('AWS::SQS::Queue');
+    expect(resources.TrainWorkerFailureQueue.Properties.SqsManagedSseEnabled).toBe(true);
+    const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    const alarm = alarms.find((a) => JSON.stringify(a.Dimensions).includes('TrainWorkerFailureQueue'))!;
+    expect(alarm).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+    expect(
+      resources.TrainWorkerLambdaFunction.Properties.ReservedConcurrentExecutions,
+    ).toBeGreaterThanOrEqual(1);
+    expect(resources.GraphqlLambdaFunction.Properties.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it('keeps a year of logs in prod, for every function and the access log', () => {
+    const groups = ofType('AWS::Logs::LogGroup');
+    expect(groups.map(([name]) => name).sort()).toEqual([
+      'GraphqlLogGroup',
+      'HttpApiLogGroup',
+      'TrainWorkerLogGroup',
+    ]);
+    for (const [, group] of groups) expect(group.Properties.RetentionInDays).toBe(365);
+  });
+
+  it('allows only the named browser origin, on the API and the bucket', () => {
+    expect(resources.HttpApi.Properties.CorsConfiguration.AllowOrigins).toEqual([PROD_ORIGIN]);
+    const rules = resources.ArtifactsBucket.Properties.CorsConfiguration.CorsRules as Json[];
+    for (const rule of rules) expect(rule.AllowedOrigins).toEqual([PROD_ORIGIN]);
+  });
+
+  it('names the bucket and the API URL in its outputs, for bootstrap', () => {
+    expect(Object.keys(template.Outputs)).toEqual(
+      expect.arrayContaining(['ArtifactsBucketName', 'HttpApiUrl']),
+    );
+  });
+
+  it('refuses to package prod without a CORS origin', async () => {
+    const env = { ...process.env };
+    delete env.LYMPHOSCOPE_CORS_ORIGIN;
+    const refused = await packageStage('prod', env, join(out, 'refused')).then(
+      () => null,
+      (error: { stderr?: string; stdout?: string }) => `${error.stdout ?? ''}${error.stderr ?? ''}`,
+    );
+    expect(refused).toContain('Stage prod needs its browser origin: LYMPHOSCOPE_CORS_ORIGIN=');
+  }, 300_000);
+});
