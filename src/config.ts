@@ -32,6 +32,8 @@ const schema = z.object({
   LYMPHOSCOPE_MAX_QUERY_DEPTH: int(10),
   LYMPHOSCOPE_MAX_ALIASES: int(30),
   LYMPHOSCOPE_MAX_QUERY_COST: int(2000),
+  /** Tokens per GraphQL document, counted before parsing (the console's largest query has a few hundred). */
+  LYMPHOSCOPE_MAX_QUERY_TOKENS: int(5000),
   LYMPHOSCOPE_MAX_IMPORT_FILES: int(20000),
   LYMPHOSCOPE_MAX_EPOCHS: int(200),
   /**
@@ -76,6 +78,7 @@ export type Config = Readonly<{
     queryDepth: number;
     aliases: number;
     queryCost: number;
+    queryTokens: number;
     importFiles: number;
     epochs: number;
   }>;
@@ -119,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       queryDepth: e.LYMPHOSCOPE_MAX_QUERY_DEPTH,
       aliases: e.LYMPHOSCOPE_MAX_ALIASES,
       queryCost: e.LYMPHOSCOPE_MAX_QUERY_COST,
+      queryTokens: e.LYMPHOSCOPE_MAX_QUERY_TOKENS,
       importFiles: e.LYMPHOSCOPE_MAX_IMPORT_FILES,
       epochs: e.LYMPHOSCOPE_MAX_EPOCHS,
     }),

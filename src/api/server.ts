@@ -85,6 +85,9 @@ export function createApolloServer(config: Config, log: Logger): ApolloServer<Re
     hideSchemaDetailsFromClientErrors: !config.introspection,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
+    // The handler checks tokens and nesting before Apollo sees the document (checkDocumentShape); this
+    // bounds the parser too wherever a document arrives by another way (executeOperation in tests).
+    parseOptions: { maxTokens: config.limits.queryTokens },
     formatError: formatError(log),
     validationRules: [
       queryLimitsRule({

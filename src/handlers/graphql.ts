@@ -1,5 +1,6 @@
 import { handlers, startServerAndCreateLambdaHandler } from '@as-integrations/aws-lambda';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { checkDocumentShape, QUERY_NESTING } from '../api/limits';
 import { createApolloServer } from '../api/server';
 import { loadConfig } from '../config';
 import { initRuntime } from '../ml/runtime';
@@ -37,6 +38,31 @@ async function typedRequestErrors(result: APIGatewayProxyStructuredResultV2): Pr
   result.headers = { ...(result.headers ?? {}), 'content-type': 'application/json' };
 }
 
+const errorResult = (
+  statusCode: number,
+  code: string,
+  message: string,
+): APIGatewayProxyStructuredResultV2 => ({
+  statusCode,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ errors: [{ message, extensions: { code } }] }),
+});
+
+/** The GraphQL document of a request (POST JSON body or GET `?query=`), or null where there is none. */
+function documentOf(event: APIGatewayProxyEventV2): string | null {
+  if (event.requestContext?.http?.method === 'GET') return event.queryStringParameters?.query ?? null;
+  if (!event.body) return null;
+  try {
+    const body: unknown = JSON.parse(
+      event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body,
+    );
+    const query = (body as { query?: unknown } | null)?.query;
+    return typeof query === 'string' ? query : null;
+  } catch {
+    return null; // not JSON: Apollo answers BAD_REQUEST
+  }
+}
+
 /** The HTTP API (v2 payload) entry point: POST/GET /graphql. */
 export const handler = startServerAndCreateLambdaHandler(server, requestHandler, {
   middleware: [
@@ -44,19 +70,20 @@ export const handler = startServerAndCreateLambdaHandler(server, requestHandler,
       // Refuse oversized bodies before Apollo parses them.
       const size = event.body ? Buffer.byteLength(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : 0;
       if (size > config.limits.requestBytes) {
-        return {
-          statusCode: 413,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            errors: [
-              {
-                message: `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
-                extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE },
-              },
-            ],
-          }),
-        };
+        return errorResult(
+          413,
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
+        );
       }
+      // graphql-js parses recursively: a document nested thousands deep would overflow its stack.
+      // Refuse too many tokens or too deep a nesting in one iterative pass, before anything else.
+      const document = documentOf(event);
+      const refusal =
+        document === null
+          ? null
+          : checkDocumentShape(document, { tokens: config.limits.queryTokens, nesting: QUERY_NESTING });
+      if (refusal) return errorResult(400, 'GRAPHQL_PARSE_FAILED', refusal);
       await runtimeReady;
       return typedRequestErrors;
     },
