@@ -1,6 +1,6 @@
 import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage } from '../ml/image/decode';
+import { decodeImage, sniffImage } from '../ml/image/decode';
 import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import type { JsonDocuments } from '../storage/json-documents';
@@ -104,9 +104,22 @@ export class PredictionService {
     return { bytes, source: `dataset:${input.datasetId}/${input.imageId}` };
   }
 
+  /** Reads the image's header (format, size, enough data for that size) before any costly work. */
+  private admit(resolved: { bytes: Buffer; source: string }): { bytes: Buffer; source: string } {
+    sniffImage(resolved.bytes, this.datasets.imageLimits(this.limits.uploadBytes));
+    return resolved;
+  }
+
   async predict(caller: Caller, input: PredictInput): Promise<PredictionRecord> {
+    return this.predictResolved(caller, input, this.admit(await this.resolveImage(caller, input)));
+  }
+
+  private async predictResolved(
+    caller: Caller,
+    input: PredictInput,
+    { bytes, source }: { bytes: Buffer; source: string },
+  ): Promise<PredictionRecord> {
     const started = performance.now();
-    const { bytes, source } = await this.resolveImage(caller, input);
     const version = input.modelVersion ?? (await this.models.productionVersion());
     if (!version) {
       throw new LymphoscopeError(
@@ -170,8 +183,13 @@ export class PredictionService {
         limit: this.limits.batchSize,
       });
     }
+    // Every image is read and its header checked before any is predicted: a bad image late in the batch
+    // fails the call before the earlier ones are stored.
+    const resolved: Array<{ bytes: Buffer; source: string }> = [];
+    for (const input of inputs) resolved.push(this.admit(await this.resolveImage(caller, input)));
     const results: PredictionRecord[] = [];
-    for (const input of inputs) results.push(await this.predict(caller, input));
+    for (const [i, input] of inputs.entries())
+      results.push(await this.predictResolved(caller, input, resolved[i]));
     return results;
   }
 
