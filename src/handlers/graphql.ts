@@ -1,12 +1,14 @@
 import { handlers, startServerAndCreateLambdaHandler } from '@as-integrations/aws-lambda';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { checkDocumentShape, QUERY_NESTING } from '../api/limits';
+import { CallerLimiter } from '../api/rate-limits';
 import { createApolloServer } from '../api/server';
 import { loadConfig } from '../config';
 import { initRuntime } from '../ml/runtime';
-import { ErrorCode } from '../errors';
+import { ErrorCode, LymphoscopeError } from '../errors';
 import { apiKeyFromHeaders, createRequestContext } from '../resolvers/context';
 import { createServices } from '../services';
+import { withPixelBudget } from '../services/work-budget';
 
 // Built once per Lambda container (cold start) and reused by every request it serves.
 const config = loadConfig();
@@ -42,10 +44,11 @@ const errorResult = (
   statusCode: number,
   code: string,
   message: string,
+  details?: Record<string, unknown>,
 ): APIGatewayProxyStructuredResultV2 => ({
   statusCode,
   headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ errors: [{ message, extensions: { code } }] }),
+  body: JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }),
 });
 
 /** The GraphQL document of a request (POST JSON body or GET `?query=`), or null where there is none. */
@@ -63,8 +66,7 @@ function documentOf(event: APIGatewayProxyEventV2): string | null {
   }
 }
 
-/** The HTTP API (v2 payload) entry point: POST/GET /graphql. */
-export const handler = startServerAndCreateLambdaHandler(server, requestHandler, {
+const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, {
   middleware: [
     async (event) => {
       // Refuse oversized bodies before Apollo parses them.
@@ -93,5 +95,37 @@ export const handler = startServerAndCreateLambdaHandler(server, requestHandler,
       services,
       apiKeyFromHeaders(event.headers ?? {}),
       context?.awsRequestId ?? event.requestContext?.requestId ?? 'local',
+      () => limiter.authenticationFailed(sourceIpOf(event)),
     ),
 });
+
+const limiter = new CallerLimiter(config.callers);
+const sourceIpOf = (event: APIGatewayProxyEventV2) => event.requestContext?.http?.sourceIp ?? 'unknown';
+
+/**
+ * The HTTP API (v2 payload) entry point: POST/GET /graphql. Each request is first admitted by the
+ * per-caller limits (HTTP 429 RATE_LIMITED, with Retry-After, before anything is parsed or looked up),
+ * then served by Apollo with its own pixel budget.
+ */
+export async function handler(
+  event: APIGatewayProxyEventV2,
+  context: Context,
+): Promise<APIGatewayProxyStructuredResultV2> {
+  let release: () => void;
+  try {
+    release = limiter.admit({ apiKey: apiKeyFromHeaders(event.headers ?? {}), sourceIp: sourceIpOf(event) });
+  } catch (error) {
+    if (!(error instanceof LymphoscopeError)) throw error;
+    services.log.warn('rate limited', { sourceIp: sourceIpOf(event), ...error.details });
+    const result = errorResult(429, error.code, error.message, error.details);
+    result.headers = { ...result.headers, 'retry-after': String(error.details?.retryAfterSeconds ?? 1) };
+    return result;
+  }
+  try {
+    return (await withPixelBudget(config.limits.pixelsPerRequest, () =>
+      apolloHandler(event, context, () => undefined),
+    )) as APIGatewayProxyStructuredResultV2;
+  } finally {
+    release();
+  }
+}

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage, type ImageFormat } from '../ml/image/decode';
+import { decodeImage, type ImageFormat, type ImageLimits } from '../ml/image/decode';
+import { currentPixelBudget } from './work-budget';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
@@ -314,8 +315,14 @@ export class DatasetService {
     return true;
   }
 
-  imageLimits(maxBytes: number) {
-    return { maxBytes, maxWidth: this.limits.imageSide, maxHeight: this.limits.imageSide };
+  imageLimits(maxBytes: number): ImageLimits {
+    return {
+      maxBytes,
+      maxWidth: this.limits.imageSide,
+      maxHeight: this.limits.imageSide,
+      // Within a request, every decoded image is charged to its pixel budget (work-budget.ts).
+      beforeDecode: ({ width, height }) => currentPixelBudget()?.spend(width * height),
+    };
   }
 
   // ------------------------------------------------------------ presigned uploads

@@ -1,6 +1,6 @@
 import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage, sniffImage } from '../ml/image/decode';
+import { decodeImage, sniffImage, type ImageInfo } from '../ml/image/decode';
 import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import type { JsonDocuments } from '../storage/json-documents';
@@ -12,6 +12,7 @@ import type { DatasetService } from './datasets';
 import { classToLabel, type CellLabel } from './labels';
 import type { ModelRegistry } from './models';
 import { pageOf, type Page } from './pagination';
+import { currentPixelBudget } from './work-budget';
 
 export interface ReviewRecord {
   label: CellLabel;
@@ -105,13 +106,14 @@ export class PredictionService {
   }
 
   /** Reads the image's header (format, size, enough data for that size) before any costly work. */
-  private admit(resolved: { bytes: Buffer; source: string }): { bytes: Buffer; source: string } {
-    sniffImage(resolved.bytes, this.datasets.imageLimits(this.limits.uploadBytes));
-    return resolved;
+  private admit(resolved: { bytes: Buffer }): ImageInfo {
+    return sniffImage(resolved.bytes, this.datasets.imageLimits(this.limits.uploadBytes));
   }
 
   async predict(caller: Caller, input: PredictInput): Promise<PredictionRecord> {
-    return this.predictResolved(caller, input, this.admit(await this.resolveImage(caller, input)));
+    const image = await this.resolveImage(caller, input);
+    this.admit(image);
+    return this.predictResolved(caller, input, image);
   }
 
   private async predictResolved(
@@ -185,8 +187,16 @@ export class PredictionService {
     }
     // Every image is read and its header checked before any is predicted: a bad image late in the batch
     // fails the call before the earlier ones are stored.
+    // So is the request's pixel budget, for all of them together.
     const resolved: Array<{ bytes: Buffer; source: string }> = [];
-    for (const input of inputs) resolved.push(this.admit(await this.resolveImage(caller, input)));
+    let pixels = 0;
+    for (const input of inputs) {
+      const image = await this.resolveImage(caller, input);
+      const { width, height } = this.admit(image);
+      pixels += width * height;
+      resolved.push(image);
+    }
+    currentPixelBudget()?.ensure(pixels);
     const results: PredictionRecord[] = [];
     for (const [i, input] of inputs.entries())
       results.push(await this.predictResolved(caller, input, resolved[i]));
