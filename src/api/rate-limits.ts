@@ -62,8 +62,9 @@ export class CallerLimiter {
     const kind = origin.apiKey ? 'key' : 'anonymous';
     const bucket = this.bucket(id, kind);
     if (bucket.inFlight >= this.settings.inFlight) {
+      const n = this.settings.inFlight;
       throw rateLimited(
-        `${this.settings.inFlight} requests ${kind === 'key' ? 'with this API key' : 'from this address'} are already in progress; wait for one to finish.`,
+        `${kind === 'key' ? 'This API key' : 'This address'} already has ${n} ${n === 1 ? 'request' : 'requests'} in progress, the most allowed at once; retry when one has finished.`,
         { limit: this.settings.inFlight, limitName: 'LYMPHOSCOPE_MAX_IN_FLIGHT', retryAfterSeconds: 1 },
       );
     }

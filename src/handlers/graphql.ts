@@ -40,14 +40,19 @@ async function typedRequestErrors(result: APIGatewayProxyStructuredResultV2): Pr
   result.headers = { ...(result.headers ?? {}), 'content-type': 'application/json' };
 }
 
+/** An answer given before Apollo runs; like Apollo's, it carries the request id in `x-request-id`. */
 const errorResult = (
+  event: APIGatewayProxyEventV2,
   statusCode: number,
   code: string,
   message: string,
   details?: Record<string, unknown>,
 ): APIGatewayProxyStructuredResultV2 => ({
   statusCode,
-  headers: { 'content-type': 'application/json' },
+  headers: {
+    'content-type': 'application/json',
+    ...(event.requestContext?.requestId ? { 'x-request-id': event.requestContext.requestId } : {}),
+  },
   body: JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }),
 });
 
@@ -73,6 +78,7 @@ const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, 
       const size = event.body ? Buffer.byteLength(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : 0;
       if (size > config.limits.requestBytes) {
         return errorResult(
+          event,
           413,
           ErrorCode.PAYLOAD_TOO_LARGE,
           `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
@@ -85,7 +91,7 @@ const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, 
         document === null
           ? null
           : checkDocumentShape(document, { tokens: config.limits.queryTokens, nesting: QUERY_NESTING });
-      if (refusal) return errorResult(400, 'GRAPHQL_PARSE_FAILED', refusal);
+      if (refusal) return errorResult(event, 400, 'GRAPHQL_PARSE_FAILED', refusal);
       await runtimeReady;
       return typedRequestErrors;
     },
@@ -117,7 +123,7 @@ export async function handler(
   } catch (error) {
     if (!(error instanceof LymphoscopeError)) throw error;
     services.log.warn('rate limited', { sourceIp: sourceIpOf(event), ...error.details });
-    const result = errorResult(429, error.code, error.message, error.details);
+    const result = errorResult(event, 429, error.code, error.message, error.details);
     result.headers = { ...result.headers, 'retry-after': String(error.details?.retryAfterSeconds ?? 1) };
     return result;
   }

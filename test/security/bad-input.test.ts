@@ -498,7 +498,7 @@ describe('internal errors', () => {
   it('answers a failure on our side with INTERNAL and no details', async () => {
     const result = await scientist('{ dataset(id: "ds-corrupt") { id name } }');
     await expectRefused(result, 'INTERNAL');
-    expect(result.errors![0].extensions).toEqual({ code: 'INTERNAL' });
+    expect(result.errors![0].extensions).toEqual({ code: 'INTERNAL', requestId: expect.any(String) });
     expect(result.errors![0].message).not.toMatch(/ds-corrupt|dataset\.json|JSON|S3|datasets\//);
   });
 });
