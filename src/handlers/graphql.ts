@@ -1,6 +1,6 @@
 import { handlers, startServerAndCreateLambdaHandler } from '@as-integrations/aws-lambda';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { checkDocumentShape, QUERY_NESTING } from '../api/limits';
+import { checkDocumentShape, checkVariablesShape, QUERY_NESTING, VARIABLE_VALUES } from '../api/limits';
 import { CallerLimiter } from '../api/rate-limits';
 import { createApolloServer } from '../api/server';
 import { loadConfig } from '../config';
@@ -56,19 +56,30 @@ const errorResult = (
   body: JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }),
 });
 
-/** The GraphQL document of a request (POST JSON body or GET `?query=`), or null where there is none. */
-function documentOf(event: APIGatewayProxyEventV2): string | null {
-  if (event.requestContext?.http?.method === 'GET') return event.queryStringParameters?.query ?? null;
-  if (!event.body) return null;
-  try {
-    const body: unknown = JSON.parse(
-      event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body,
-    );
-    const query = (body as { query?: unknown } | null)?.query;
-    return typeof query === 'string' ? query : null;
-  } catch {
-    return null; // not JSON: Apollo answers BAD_REQUEST
+/**
+ * The GraphQL document and variables of a request (POST JSON body, or GET `?query=&variables=`), as far
+ * as they can be read; Apollo reports whatever cannot.
+ */
+function requestOf(event: APIGatewayProxyEventV2): { query: string | null; variables: unknown } {
+  const parse = (text: string | undefined): unknown => {
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined; // not JSON: Apollo answers BAD_REQUEST
+    }
+  };
+  if (event.requestContext?.http?.method === 'GET') {
+    const params = event.queryStringParameters ?? {};
+    return { query: params.query ?? null, variables: parse(params.variables) };
   }
+  const body = parse(
+    event.body && event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body,
+  ) as { query?: unknown; variables?: unknown } | null | undefined;
+  return {
+    query: typeof body?.query === 'string' ? body.query : null,
+    variables: body && typeof body === 'object' ? body.variables : undefined,
+  };
 }
 
 const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, {
@@ -86,12 +97,15 @@ const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, 
       }
       // graphql-js parses recursively: a document nested thousands deep would overflow its stack.
       // Refuse too many tokens or too deep a nesting in one iterative pass, before anything else.
-      const document = documentOf(event);
+      const { query, variables } = requestOf(event);
       const refusal =
-        document === null
+        query === null
           ? null
-          : checkDocumentShape(document, { tokens: config.limits.queryTokens, nesting: QUERY_NESTING });
+          : checkDocumentShape(query, { tokens: config.limits.queryTokens, nesting: QUERY_NESTING });
       if (refusal) return errorResult(event, 400, 'GRAPHQL_PARSE_FAILED', refusal);
+      // Likewise the variables, before graphql coerces every element of a list (checkVariablesShape).
+      const tooMany = checkVariablesShape(variables, { values: VARIABLE_VALUES, nesting: QUERY_NESTING });
+      if (tooMany) return errorResult(event, 400, ErrorCode.BAD_USER_INPUT, tooMany);
       await runtimeReady;
       return typedRequestErrors;
     },

@@ -1,5 +1,5 @@
 import { parse } from 'graphql';
-import { checkDocumentShape, measureDocument } from '../../src/api/limits';
+import { checkDocumentShape, checkVariablesShape, measureDocument } from '../../src/api/limits';
 
 const LIMITS = { defaultPage: 20, maxPage: 100 };
 
@@ -66,5 +66,25 @@ describe('checkDocumentShape', () => {
     expect(checkDocumentShape('{ health { status } } "unterminated', shape)).toBeNull();
     // Comments are not tokens.
     expect(checkDocumentShape(`# ${'x'.repeat(100000)}\n{ health { status } }`, shape)).toBeNull();
+  });
+});
+
+describe('checkVariablesShape', () => {
+  const shape = { values: 10_000, nesting: 64 };
+
+  it('refuses a long list before looking at its elements, and deep nesting without recursing', () => {
+    expect(checkVariablesShape({ inputs: Array(1_500_000).fill({}) }, shape)).toMatch(
+      /more than 10000 values/,
+    );
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = { a: deep };
+    expect(checkVariablesShape({ input: deep }, shape)).toBe('The variables nest more than 64 deep.');
+  });
+
+  it('lets a full batch of images and absent variables through', () => {
+    const batch = Array.from({ length: 32 }, () => ({ imageBase64: 'Qk0=', explain: true }));
+    expect(checkVariablesShape({ inputs: batch }, shape)).toBeNull();
+    expect(checkVariablesShape(undefined, shape)).toBeNull();
+    expect(checkVariablesShape(null, shape)).toBeNull();
   });
 });

@@ -1,6 +1,6 @@
 import type { LocalStack } from '../../src/local/stack';
 import { graphqlClient, ok } from '../helpers/graphql';
-import { bucketKeys, errorCode, expectNoStack, startSecurityStack } from './support';
+import { bucketKeys, errorCode, expectNoStack, rawPost, startSecurityStack } from './support';
 
 /**
  * Documents built to make the server work hard before it knows who is asking, sent over real HTTP with
@@ -64,6 +64,29 @@ it('refuses a document of more than LYMPHOSCOPE_MAX_QUERY_TOKENS tokens before p
   expect(result.status).toBe(400);
   expect(errorCode(result)).toBe('GRAPHQL_PARSE_FAILED');
   expect(result.errors![0].message).toMatch(/more than 5000 tokens/);
+});
+
+it('refuses variables with too many values or too deep, before graphql coerces them', async () => {
+  // graphql would coerce every element before predictBatch could say "at most 32": over a minute of
+  // work for 1.5 million, with no key.
+  const batch = await anonymous('mutation($i: [PredictInput!]!) { predictBatch(inputs: $i) { id } }', {
+    i: Array(200_000).fill({}),
+  });
+  expect(batch.status).toBe(400);
+  expect(errorCode(batch)).toBe('BAD_USER_INPUT');
+  expect(batch.errors![0].message).toMatch(/The variables hold more than 10000 values/);
+  // Written out by hand: JSON.stringify itself recurses too deep for this.
+  const deep = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
+  const { status, text } = await rawPost(
+    stack.url,
+    `{"query":"mutation($i: PredictInput!) { predict(input: $i) { id } }","variables":{"i":${deep}}}`,
+    { 'content-type': 'application/json' },
+  );
+  expect(status).toBe(400);
+  expect(JSON.parse(text).errors[0]).toEqual({
+    message: 'The variables nest more than 64 deep.',
+    extensions: { code: 'BAD_USER_INPUT' },
+  });
 });
 
 it('still answers afterwards', async () => {
