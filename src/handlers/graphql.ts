@@ -40,6 +40,14 @@ async function typedRequestErrors(result: APIGatewayProxyStructuredResultV2): Pr
   result.headers = { ...(result.headers ?? {}), 'content-type': 'application/json' };
 }
 
+/**
+ * One id per request, in the log, the answer's `x-request-id` and INTERNAL errors: Lambda's own
+ * (its START/END/REPORT log lines carry it) where there is one, else API Gateway's.
+ */
+const requestIds = new WeakMap<APIGatewayProxyEventV2, string>();
+const requestIdOf = (event: APIGatewayProxyEventV2) =>
+  requestIds.get(event) ?? event.requestContext?.requestId ?? 'local';
+
 /** An answer given before Apollo runs; like Apollo's, it carries the request id in `x-request-id`. */
 const errorResult = (
   event: APIGatewayProxyEventV2,
@@ -51,7 +59,7 @@ const errorResult = (
   statusCode,
   headers: {
     'content-type': 'application/json',
-    ...(event.requestContext?.requestId ? { 'x-request-id': event.requestContext.requestId } : {}),
+    'x-request-id': requestIdOf(event),
   },
   body: JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }),
 });
@@ -110,12 +118,9 @@ const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, 
       return typedRequestErrors;
     },
   ],
-  context: async ({ event, context }) =>
-    createRequestContext(
-      services,
-      apiKeyFromHeaders(event.headers ?? {}),
-      context?.awsRequestId ?? event.requestContext?.requestId ?? 'local',
-      () => limiter.authenticationFailed(sourceIpOf(event)),
+  context: async ({ event }) =>
+    createRequestContext(services, apiKeyFromHeaders(event.headers ?? {}), requestIdOf(event), () =>
+      limiter.authenticationFailed(sourceIpOf(event)),
     ),
 });
 
@@ -131,6 +136,7 @@ export async function handler(
   event: APIGatewayProxyEventV2,
   context: Context,
 ): Promise<APIGatewayProxyStructuredResultV2> {
+  if (context?.awsRequestId) requestIds.set(event, context.awsRequestId);
   let release: () => void;
   try {
     release = limiter.admit({ apiKey: apiKeyFromHeaders(event.headers ?? {}), sourceIp: sourceIpOf(event) });
