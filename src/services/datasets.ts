@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
 import { decodeImage, type ImageFormat, type ImageLimits } from '../ml/image/decode';
-import { currentPixelBudget } from './work-budget';
+import { currentPixelBudget, outsidePixelBudget } from './work-budget';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
@@ -530,7 +530,9 @@ export class DatasetService {
         report.rejected.push({ key: o.key, code: error.code, reason: error.message });
       }
     });
-    await runBounded(work, 4);
+    // A bulk import is bounded by LYMPHOSCOPE_MAX_IMPORT_FILES and the size of each file, not by the
+    // request's pixel budget, which is sized for predictions (63 C-NMC cells would nearly spend it).
+    await outsidePixelBudget(() => runBounded(work, 4));
     this.log.info('import finished', {
       datasetId,
       prefix,

@@ -41,3 +41,8 @@ export function withPixelBudget<T>(limit: number, work: () => T): T {
 export function currentPixelBudget(): PixelBudget | undefined {
   return current.getStore();
 }
+
+/** Runs `work` without the request's pixel budget (a bulk operation bounded otherwise). */
+export function outsidePixelBudget<T>(work: () => T): T {
+  return current.exit(work);
+}

@@ -44,6 +44,7 @@ beforeAll(async () => {
   for (const name of ['burst', 'other', 'slow', 'pixels']) {
     keys[name] = (await createKey(adminClient, name, 'PARTNER')).secret;
   }
+  keys.importer = (await createKey(adminClient, 'importer', 'SCIENTIST')).secret;
 });
 
 afterAll(() => cleanup?.());
@@ -130,6 +131,23 @@ it('bounds the pixels decoded per request, in a batch and across aliased predict
     (k) => !before.includes(k) && /^predictions\/[^/]+\/[0-9a-z]{26}\.json$/.test(k),
   );
   expect(records).toHaveLength(2);
+});
+
+it('does not hold a bulk import to the pixel budget of one request (it has its own file limit)', async () => {
+  const importer = graphqlClient(stack.url, keys.importer);
+  const cells = sampleImages().slice(0, 4);
+  for (const cell of cells) await stack.services.store.put(`imports/budget/all/${cell.name}`, cell.bytes);
+  const { createDataset } = ok(
+    await importer('mutation { createDataset(input: { name: "budget" }) { id } }'),
+  );
+  const { importImages } = ok(
+    await importer(
+      'mutation($input: ImportImagesInput!) { importImages(input: $input) { accepted rejected { key code } } }',
+      { input: { datasetId: createDataset.id, s3Prefix: 'imports/budget' } },
+    ),
+  );
+  // Four cells are twice this request's pixel budget.
+  expect(importImages).toEqual({ accepted: 4, rejected: [] });
 });
 
 it('limits callers without a key per address, and guessed keys by their failures per address', async () => {
