@@ -39,8 +39,8 @@ const schema = z.object({
   LYMPHOSCOPE_MAX_PIXELS_PER_REQUEST: int(4096 * 4096),
   /** Per caller, per process (src/api/rate-limits.ts): requests at once, and a token bucket. */
   LYMPHOSCOPE_MAX_IN_FLIGHT: int(4),
-  LYMPHOSCOPE_KEY_RATE_PER_MINUTE: int(600),
-  LYMPHOSCOPE_KEY_BURST: int(100),
+  LYMPHOSCOPE_KEY_RATE_PER_MINUTE: int(1200),
+  LYMPHOSCOPE_KEY_BURST: int(200),
   LYMPHOSCOPE_ANONYMOUS_RATE_PER_MINUTE: int(120),
   LYMPHOSCOPE_ANONYMOUS_BURST: int(60),
   LYMPHOSCOPE_MAX_EPOCHS: int(200),
