@@ -112,6 +112,34 @@ async function main(): Promise<void> {
     return copy;
   };
   const idatAt = png.indexOf('IDAT');
+  // Real files of the 64x64 cell whose headers were edited to claim 4096x4096: a decoder that trusts
+  // them fills 16.7 million pixels from a few kilobytes.
+  const sofAt = jpeg.findIndex((b, i) => b === 0xff && jpeg[i + 1] === 0xc0);
+  const jpegLying = withField(jpeg, (b) => {
+    b.writeUInt16BE(4096, sofAt + 5);
+    b.writeUInt16BE(4096, sofAt + 7);
+  });
+  const pngLying = withField(png, (b) => {
+    b.writeUInt32BE(4096, 16);
+    b.writeUInt32BE(4096, 20);
+    b.writeUInt32BE(crc32(b.subarray(12, 29)), 29);
+  });
+  const claim4096 = (b: Buffer) => {
+    const ifd = b.readUInt32LE(4);
+    for (let i = 0; i < b.readUInt16LE(ifd); i++) {
+      const entry = ifd + 2 + i * 12;
+      const tag = b.readUInt16LE(entry);
+      if (tag !== 256 && tag !== 257 && tag !== 278) continue; // width, length, rows per strip
+      if (b.readUInt16LE(entry + 2) === 3) b.writeUInt16LE(4096, entry + 8);
+      else b.writeUInt32LE(4096, entry + 8);
+    }
+  };
+  const tiffLying = withField(await sharp(small, raw).tiff({ compression: 'none' }).toBuffer(), claim4096);
+  const tiffJpegLying = withField(tiff, claim4096);
+  const bmpLying = withField(bmp, (b) => {
+    b.writeInt32LE(4096, 18);
+    b.writeInt32LE(4096, 22);
+  });
   const files: Record<string, Buffer> = {
     'empty.bmp': Buffer.alloc(0),
     'notes.txt': Buffer.from('subject,label\nH10,hem\n3,all\nThis is a spreadsheet, not a picture.\n'),
@@ -132,20 +160,25 @@ async function main(): Promise<void> {
       Buffer.alloc(1024 + 16),
     ]),
     'bmp-7-bits.bmp': withField(bmp, (b) => b.writeUInt16LE(7, 28)),
+    'bmp-claims-4096x4096.bmp': bmpLying,
     // PNG
     'png-truncated.png': png.subarray(0, idatAt + 40),
     'png-bad-ihdr-crc.png': withField(png, (b) => (b[29] ^= 0xff)),
     'png-corrupt-data.png': withField(png, (b) => b.fill(0x5a, idatAt + 8, idatAt + 200)),
     'png-100000x100000.png': pngClaiming(100000, 100000),
+    'png-claims-4096x4096.png': pngLying,
     // JPEG
     'jpeg-truncated.jpg': jpeg.subarray(0, Math.floor(jpeg.length / 2)),
     'jpeg-no-frame-header.jpg': Buffer.from([
       0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 1, 0, 0, 0x3f, 0, 0xff, 0xd9,
     ]),
     'jpeg-65500x65500.jpg': jpegClaiming(65500, 65500),
+    'jpeg-claims-4096x4096.jpg': jpegLying,
     // TIFF
     'tiff-truncated.tif': tiff.subarray(0, 12),
     'tiff-100000x100000.tif': tiffClaiming(100000, 100000),
+    'tiff-claims-4096x4096.tif': tiffLying,
+    'tiff-jpeg-claims-4096x4096.tif': tiffJpegLying,
   };
   for (const [name, bytes] of Object.entries(files)) writeFileSync(path.join(outDir, name), bytes);
   console.log(JSON.stringify({ wrote: Object.keys(files).length, dir: path.relative(root, outDir) }));

@@ -32,7 +32,17 @@ const schema = z.object({
   LYMPHOSCOPE_MAX_QUERY_DEPTH: int(10),
   LYMPHOSCOPE_MAX_ALIASES: int(30),
   LYMPHOSCOPE_MAX_QUERY_COST: int(2000),
+  /** Tokens per GraphQL document, counted before parsing (the console's largest query has a few hundred). */
+  LYMPHOSCOPE_MAX_QUERY_TOKENS: int(5000),
   LYMPHOSCOPE_MAX_IMPORT_FILES: int(20000),
+  /** Pixels decoded per request, all images together: one 4096x4096 image, or 82 C-NMC cells. */
+  LYMPHOSCOPE_MAX_PIXELS_PER_REQUEST: int(4096 * 4096),
+  /** Per caller, per process (src/api/rate-limits.ts): requests at once, and a token bucket. */
+  LYMPHOSCOPE_MAX_IN_FLIGHT: int(4),
+  LYMPHOSCOPE_KEY_RATE_PER_MINUTE: int(1200),
+  LYMPHOSCOPE_KEY_BURST: int(200),
+  LYMPHOSCOPE_ANONYMOUS_RATE_PER_MINUTE: int(120),
+  LYMPHOSCOPE_ANONYMOUS_BURST: int(60),
   LYMPHOSCOPE_MAX_EPOCHS: int(200),
   /**
    * Time a training worker keeps back, on top of 1.5x its longest epoch, before starting another
@@ -76,8 +86,17 @@ export type Config = Readonly<{
     queryDepth: number;
     aliases: number;
     queryCost: number;
+    queryTokens: number;
     importFiles: number;
     epochs: number;
+    pixelsPerRequest: number;
+  }>;
+  callers: Readonly<{
+    inFlight: number;
+    keyRatePerMinute: number;
+    keyBurst: number;
+    anonymousRatePerMinute: number;
+    anonymousBurst: number;
   }>;
   urlTtlSeconds: Readonly<{ upload: number; download: number }>;
   workerSafetyMs: number;
@@ -119,8 +138,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       queryDepth: e.LYMPHOSCOPE_MAX_QUERY_DEPTH,
       aliases: e.LYMPHOSCOPE_MAX_ALIASES,
       queryCost: e.LYMPHOSCOPE_MAX_QUERY_COST,
+      queryTokens: e.LYMPHOSCOPE_MAX_QUERY_TOKENS,
       importFiles: e.LYMPHOSCOPE_MAX_IMPORT_FILES,
       epochs: e.LYMPHOSCOPE_MAX_EPOCHS,
+      pixelsPerRequest: e.LYMPHOSCOPE_MAX_PIXELS_PER_REQUEST,
+    }),
+    callers: Object.freeze({
+      inFlight: e.LYMPHOSCOPE_MAX_IN_FLIGHT,
+      keyRatePerMinute: e.LYMPHOSCOPE_KEY_RATE_PER_MINUTE,
+      keyBurst: e.LYMPHOSCOPE_KEY_BURST,
+      anonymousRatePerMinute: e.LYMPHOSCOPE_ANONYMOUS_RATE_PER_MINUTE,
+      anonymousBurst: e.LYMPHOSCOPE_ANONYMOUS_BURST,
     }),
     urlTtlSeconds: Object.freeze({
       upload: e.LYMPHOSCOPE_UPLOAD_URL_TTL,

@@ -20,6 +20,12 @@ export enum ErrorCode {
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   /** The key is valid but its role may not do this. */
   FORBIDDEN = 'FORBIDDEN',
+  /**
+   * The caller (its API key, or its address when it sends none) is over a rate or concurrency limit.
+   * HTTP 429; `extensions.limit` is the limit that was hit, `extensions.limitName` the setting that
+   * holds it and `extensions.retryAfterSeconds` (also the Retry-After header) when to try again.
+   */
+  RATE_LIMITED = 'RATE_LIMITED',
   /** A dependency (object storage, the training worker) did not answer in time; retry later. */
   UNAVAILABLE = 'UNAVAILABLE',
   /** An unexpected failure on our side; the log has the details, the client gets none. */
@@ -52,6 +58,10 @@ export const tooLarge = (message: string, details?: Record<string, unknown>) =>
   new LymphoscopeError(ErrorCode.PAYLOAD_TOO_LARGE, message, details);
 export const unsupportedImage = (message: string, details?: Record<string, unknown>) =>
   new LymphoscopeError(ErrorCode.UNSUPPORTED_IMAGE, message, details);
+export const rateLimited = (
+  message: string,
+  details: { limit: number; limitName: string; retryAfterSeconds: number },
+) => new LymphoscopeError(ErrorCode.RATE_LIMITED, message, details);
 export const unavailable = (message: string, details?: Record<string, unknown>) =>
   new LymphoscopeError(ErrorCode.UNAVAILABLE, message, details);
 

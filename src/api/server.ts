@@ -27,9 +27,9 @@ const APOLLO_CODES = new Set([
 /**
  * Turns every error into what a client may see: our LymphoscopeErrors keep their code, message and
  * details; Apollo's request errors keep theirs; anything else becomes INTERNAL with no details (the
- * original goes to the log). Stack traces never leave the server.
+ * original goes to the log, see operationLog). Stack traces never leave the server.
  */
-export function formatError(log: Logger) {
+export function formatError(options: { hideSuggestions: boolean } = { hideSuggestions: true }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof LymphoscopeError) {
@@ -40,36 +40,88 @@ export function formatError(log: Logger) {
         extensions: { code: original.code, ...(original.details ?? {}) },
       };
     }
-    const code = formatted.extensions?.code;
-    if (
-      typeof code === 'string' &&
-      (APOLLO_CODES.has(code) || code in ErrorCode) &&
-      !(original instanceof Error && !(original instanceof GraphQLError))
-    ) {
+    if (isTypedCode(formatted.extensions?.code, original)) {
       const { stacktrace: _drop, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, extensions };
+      // Apollo hides suggestions in validation errors, but a wrong value in the variables still says
+      // 'Did you mean the enum value "ALL"?': the schema's names, to anyone who asks wrongly.
+      const message = options.hideSuggestions
+        ? formatted.message.replace(/\s*Did you mean [\s\S]*$/, '')
+        : formatted.message;
+      return { ...formatted, message, extensions };
     }
-    log.error('unexpected error', { error: original, path: formatted.path });
+    // operationLog (below) logs the original with the request id, which this function is not given, and
+    // requestIds adds that id to the answer.
     return {
-      message: 'Internal error. It has been logged; retry later or report the request id.',
+      message: INTERNAL_MESSAGE,
       path: formatted.path,
       extensions: { code: ErrorCode.INTERNAL },
     };
   };
 }
 
-/** Logs one line per operation with its outcome and duration. */
+const INTERNAL_MESSAGE = 'Internal error. It has been logged; retry later or report the request id';
+
+/** Whether a GraphQL error's code reaches the client as it is (see formatError). */
+function isTypedCode(code: unknown, original: unknown): code is string {
+  return (
+    typeof code === 'string' &&
+    (APOLLO_CODES.has(code) || code in ErrorCode) &&
+    !(original instanceof Error && !(original instanceof GraphQLError))
+  );
+}
+
+/** The code the client is sent for an error: ours from a LymphoscopeError, else as formatError decides. */
+function clientCode(error: GraphQLError): string {
+  const original = unwrapResolverError(error);
+  if (original instanceof LymphoscopeError) return original.code;
+  const code = error.extensions?.code;
+  return isTypedCode(code, original) ? code : ErrorCode.INTERNAL;
+}
+
+/** Logs one line per operation with its outcome, each error's code, and its duration. */
 const operationLog: ApolloServerPlugin<RequestContext> = {
   async requestDidStart({ contextValue }) {
     const started = performance.now();
     return {
+      async didEncounterErrors({ errors }) {
+        for (const error of errors) {
+          if (clientCode(error) !== ErrorCode.INTERNAL) continue;
+          contextValue.log.error('unexpected error', { error: unwrapResolverError(error), path: error.path });
+        }
+      },
       async willSendResponse({ operationName, errors, operation }) {
         contextValue.log.info('graphql', {
           operation: operationName ?? null,
           kind: operation?.operation ?? null,
           ms: Math.round(performance.now() - started),
-          errors: errors?.map((e) => (e.extensions?.code as string) ?? 'INTERNAL') ?? [],
+          errors: errors?.map(clientCode) ?? [],
         });
+      },
+    };
+  },
+};
+
+/**
+ * Every answer carries its request id in an `x-request-id` header, and an INTERNAL error carries it in
+ * `extensions.requestId` and its message: the id an operator looks up in the log.
+ */
+const requestIds: ApolloServerPlugin<RequestContext> = {
+  async requestDidStart({ contextValue }) {
+    return {
+      async willSendResponse({ response }) {
+        response.http.headers.set('x-request-id', contextValue.requestId);
+        if (response.body.kind !== 'single') return;
+        const errors = response.body.singleResult.errors;
+        if (!errors?.some((e) => e.extensions?.code === ErrorCode.INTERNAL)) return;
+        response.body.singleResult.errors = errors.map((e) =>
+          e.extensions?.code === ErrorCode.INTERNAL
+            ? {
+                ...e,
+                message: `${INTERNAL_MESSAGE} ${contextValue.requestId}.`,
+                extensions: { ...e.extensions, requestId: contextValue.requestId },
+              }
+            : e,
+        );
       },
     };
   },
@@ -85,7 +137,17 @@ export function createApolloServer(config: Config, log: Logger): ApolloServer<Re
     hideSchemaDetailsFromClientErrors: !config.introspection,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
-    formatError: formatError(log),
+    // The handler checks tokens and nesting before Apollo sees the document (checkDocumentShape); this
+    // bounds the parser too wherever a document arrives by another way (executeOperation in tests).
+    parseOptions: { maxTokens: config.limits.queryTokens },
+    formatError: formatError({ hideSuggestions: !config.introspection }),
+    // Apollo's own messages (a plugin that threw, a request it could not process) as JSON lines too.
+    logger: {
+      debug: (message: unknown) => log.debug('apollo', { detail: String(message) }),
+      info: (message: unknown) => log.info('apollo', { detail: String(message) }),
+      warn: (message: unknown) => log.warn('apollo', { detail: String(message) }),
+      error: (message: unknown) => log.error('apollo', { detail: String(message) }),
+    },
     validationRules: [
       queryLimitsRule({
         depth: config.limits.queryDepth,
@@ -97,6 +159,7 @@ export function createApolloServer(config: Config, log: Logger): ApolloServer<Re
     ],
     plugins: [
       operationLog,
+      requestIds,
       config.stage === 'prod'
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, embed: true }),

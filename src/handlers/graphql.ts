@@ -1,11 +1,14 @@
 import { handlers, startServerAndCreateLambdaHandler } from '@as-integrations/aws-lambda';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { checkDocumentShape, checkVariablesShape, QUERY_NESTING, VARIABLE_VALUES } from '../api/limits';
+import { CallerLimiter } from '../api/rate-limits';
 import { createApolloServer } from '../api/server';
 import { loadConfig } from '../config';
 import { initRuntime } from '../ml/runtime';
-import { ErrorCode } from '../errors';
+import { ErrorCode, LymphoscopeError } from '../errors';
 import { apiKeyFromHeaders, createRequestContext } from '../resolvers/context';
 import { createServices } from '../services';
+import { withPixelBudget } from '../services/work-budget';
 import { createMetrics, MetricUnit } from './metrics';
 
 // Built once per Lambda container (cold start) and reused by every request it serves.
@@ -39,47 +42,135 @@ async function typedRequestErrors(result: APIGatewayProxyStructuredResultV2): Pr
   result.headers = { ...(result.headers ?? {}), 'content-type': 'application/json' };
 }
 
+/**
+ * One id per request, in the log, the answer's `x-request-id` and INTERNAL errors: Lambda's own
+ * (its START/END/REPORT log lines carry it) where there is one, else API Gateway's.
+ */
+const requestIds = new WeakMap<APIGatewayProxyEventV2, string>();
+const requestIdOf = (event: APIGatewayProxyEventV2) =>
+  requestIds.get(event) ?? event.requestContext?.requestId ?? 'local';
+
+/** An answer given before Apollo runs; like Apollo's, it carries the request id in `x-request-id`. */
+const errorResult = (
+  event: APIGatewayProxyEventV2,
+  statusCode: number,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): APIGatewayProxyStructuredResultV2 => ({
+  statusCode,
+  headers: {
+    'content-type': 'application/json',
+    'x-request-id': requestIdOf(event),
+  },
+  body: JSON.stringify({ errors: [{ message, extensions: { code, ...details } }] }),
+});
+
+/**
+ * The GraphQL document and variables of a request (POST JSON body, or GET `?query=&variables=`), as far
+ * as they can be read; Apollo reports whatever cannot.
+ */
+function requestOf(event: APIGatewayProxyEventV2): { query: string | null; variables: unknown } {
+  const parse = (text: string | undefined): unknown => {
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined; // not JSON: Apollo answers BAD_REQUEST
+    }
+  };
+  if (event.requestContext?.http?.method === 'GET') {
+    const params = event.queryStringParameters ?? {};
+    return { query: params.query ?? null, variables: parse(params.variables) };
+  }
+  const body = parse(
+    event.body && event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body,
+  ) as { query?: unknown; variables?: unknown } | null | undefined;
+  return {
+    query: typeof body?.query === 'string' ? body.query : null,
+    variables: body && typeof body === 'object' ? body.variables : undefined,
+  };
+}
+
 const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, {
   middleware: [
     async (event) => {
       // Refuse oversized bodies before Apollo parses them.
       const size = event.body ? Buffer.byteLength(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : 0;
       if (size > config.limits.requestBytes) {
-        return {
-          statusCode: 413,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            errors: [
-              {
-                message: `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
-                extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE },
-              },
-            ],
-          }),
-        };
+        return errorResult(
+          event,
+          413,
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
+        );
       }
+      // graphql-js parses recursively: a document nested thousands deep would overflow its stack.
+      // Refuse too many tokens or too deep a nesting in one iterative pass, before anything else.
+      const { query, variables } = requestOf(event);
+      const refusal =
+        query === null
+          ? null
+          : checkDocumentShape(query, { tokens: config.limits.queryTokens, nesting: QUERY_NESTING });
+      if (refusal) return errorResult(event, 400, 'GRAPHQL_PARSE_FAILED', refusal);
+      // Likewise the variables, before graphql coerces every element of a list (checkVariablesShape).
+      const tooMany = checkVariablesShape(variables, { values: VARIABLE_VALUES, nesting: QUERY_NESTING });
+      if (tooMany) return errorResult(event, 400, ErrorCode.BAD_USER_INPUT, tooMany);
       await runtimeReady;
       return typedRequestErrors;
     },
   ],
-  context: async ({ event, context }) =>
-    createRequestContext(
-      services,
-      apiKeyFromHeaders(event.headers ?? {}),
-      context?.awsRequestId ?? event.requestContext?.requestId ?? 'local',
+  context: async ({ event }) =>
+    createRequestContext(services, apiKeyFromHeaders(event.headers ?? {}), requestIdOf(event), () =>
+      limiter.authenticationFailed(sourceIpOf(event)),
     ),
 });
+
+const limiter = new CallerLimiter(config.callers);
+const sourceIpOf = (event: APIGatewayProxyEventV2) => event.requestContext?.http?.sourceIp ?? 'unknown';
+
+/**
+ * Each request is first admitted by the
+ * per-caller limits (HTTP 429 RATE_LIMITED, with Retry-After, before anything is parsed or looked up),
+ * then served by Apollo with its own pixel budget.
+ */
+async function admitAndServe(
+  event: APIGatewayProxyEventV2,
+  context: Context,
+): Promise<APIGatewayProxyStructuredResultV2> {
+  if (context?.awsRequestId) requestIds.set(event, context.awsRequestId);
+  let release: () => void;
+  try {
+    release = limiter.admit({ apiKey: apiKeyFromHeaders(event.headers ?? {}), sourceIp: sourceIpOf(event) });
+  } catch (error) {
+    if (!(error instanceof LymphoscopeError)) throw error;
+    services.log.warn('rate limited', { sourceIp: sourceIpOf(event), ...error.details });
+    const result = errorResult(event, 429, error.code, error.message, error.details);
+    result.headers = { ...result.headers, 'retry-after': String(error.details?.retryAfterSeconds ?? 1) };
+    return result;
+  }
+  try {
+    return (await withPixelBudget(config.limits.pixelsPerRequest, () =>
+      apolloHandler(event, context, () => undefined),
+    )) as APIGatewayProxyStructuredResultV2;
+  } finally {
+    release();
+  }
+}
 
 /**
  * The HTTP API (v2 payload) entry point: POST/GET /graphql. On Lambda each invocation also records
  * `requests`, `latency` and, by status class, `clientErrors` / `serverErrors` (plus `ColdStart` once
  * per container); a GraphQL error answered with 200 counts as a request, not an error.
  */
-export const handler: typeof apolloHandler = async (event, context, callback) => {
+export async function handler(
+  event: APIGatewayProxyEventV2,
+  context: Context,
+): Promise<APIGatewayProxyStructuredResultV2> {
   const started = performance.now();
   let statusCode = 500;
   try {
-    const result = (await apolloHandler(event, context, callback)) as APIGatewayProxyStructuredResultV2;
+    const result = await admitAndServe(event, context);
     statusCode = result?.statusCode ?? 200;
     return result;
   } finally {
@@ -92,4 +183,4 @@ export const handler: typeof apolloHandler = async (event, context, callback) =>
       metrics.publishStoredMetrics();
     }
   }
-};
+}

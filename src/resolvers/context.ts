@@ -20,6 +20,8 @@ export function createRequestContext(
   services: Services,
   apiKey: string | null,
   requestId: string,
+  /** Told when the key sent is unknown, malformed or revoked (the rate limiter charges the address). */
+  onAuthenticationFailed?: () => void,
 ): RequestContext {
   let caller: Promise<Caller> | null = null;
   const log = services.log.child({ requestId });
@@ -30,7 +32,10 @@ export function createRequestContext(
     log,
     async require(role) {
       caller ??= services.config.authRequired
-        ? services.auth.authenticate(apiKey)
+        ? services.auth.authenticate(apiKey).catch((error: unknown) => {
+            if (apiKey) onAuthenticationFailed?.();
+            throw error;
+          })
         : Promise.resolve(ANONYMOUS_ADMIN);
       const who = await caller;
       requireRole(who, role);

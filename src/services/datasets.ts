@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage, type ImageFormat } from '../ml/image/decode';
+import { decodeImage, type ImageFormat, type ImageLimits } from '../ml/image/decode';
+import { currentPixelBudget, outsidePixelBudget } from './work-budget';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
@@ -314,8 +315,14 @@ export class DatasetService {
     return true;
   }
 
-  imageLimits(maxBytes: number) {
-    return { maxBytes, maxWidth: this.limits.imageSide, maxHeight: this.limits.imageSide };
+  imageLimits(maxBytes: number): ImageLimits {
+    return {
+      maxBytes,
+      maxWidth: this.limits.imageSide,
+      maxHeight: this.limits.imageSide,
+      // Within a request, every decoded image is charged to its pixel budget (work-budget.ts).
+      beforeDecode: ({ width, height }) => currentPixelBudget()?.spend(width * height),
+    };
   }
 
   // ------------------------------------------------------------ presigned uploads
@@ -523,7 +530,9 @@ export class DatasetService {
         report.rejected.push({ key: o.key, code: error.code, reason: error.message });
       }
     });
-    await runBounded(work, 4);
+    // A bulk import is bounded by LYMPHOSCOPE_MAX_IMPORT_FILES and the size of each file, not by the
+    // request's pixel budget, which is sized for predictions (63 C-NMC cells would nearly spend it).
+    await outsidePixelBudget(() => runBounded(work, 4));
     this.log.info('import finished', {
       datasetId,
       prefix,
@@ -535,11 +544,23 @@ export class DatasetService {
   }
 }
 
+/**
+ * The file name travels URL-encoded in the image's S3 metadata, which S3 caps at 2 KB with everything
+ * else it holds: a non-ASCII character takes 6 to 12 bytes there, so the name is bounded in bytes too.
+ */
+const MAX_FILENAME_ENCODED_BYTES = 600;
+
 function validateFilename(filename: string): string {
   const base = filename.split(/[\\/]/).pop() ?? '';
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (base.length < 1 || base.length > 200 || /[\u0000-\u001f]/.test(base)) {
     throw badInput('filename must be 1-200 printable characters.', { field: 'filename' });
+  }
+  if (encodeURIComponent(base).length > MAX_FILENAME_ENCODED_BYTES) {
+    throw badInput(
+      `filename must be at most ${MAX_FILENAME_ENCODED_BYTES} bytes URL-encoded (a non-ASCII character takes 6 to 12): shorten it.`,
+      { field: 'filename', max: MAX_FILENAME_ENCODED_BYTES },
+    );
   }
   return base;
 }

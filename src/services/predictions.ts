@@ -1,6 +1,6 @@
 import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage } from '../ml/image/decode';
+import { decodeImage, sniffImage, type ImageInfo } from '../ml/image/decode';
 import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import type { ReviewReason } from '../ml/decision';
 import { analyzeCell } from '../ml/predictor';
@@ -13,6 +13,7 @@ import type { DatasetService } from './datasets';
 import { classToLabel, type CellLabel } from './labels';
 import type { ModelRegistry } from './models';
 import { pageOf, type Page } from './pagination';
+import { currentPixelBudget } from './work-budget';
 
 export interface ReviewRecord {
   label: CellLabel;
@@ -120,9 +121,23 @@ export class PredictionService {
     return { bytes, source: `dataset:${input.datasetId}/${input.imageId}` };
   }
 
+  /** Reads the image's header (format, size, enough data for that size) before any costly work. */
+  private admit(resolved: { bytes: Buffer }): ImageInfo {
+    return sniffImage(resolved.bytes, this.datasets.imageLimits(this.limits.uploadBytes));
+  }
+
   async predict(caller: Caller, input: PredictInput): Promise<PredictionRecord> {
+    const image = await this.resolveImage(caller, input);
+    this.admit(image);
+    return this.predictResolved(caller, input, image);
+  }
+
+  private async predictResolved(
+    caller: Caller,
+    input: PredictInput,
+    { bytes, source }: { bytes: Buffer; source: string },
+  ): Promise<PredictionRecord> {
     const started = performance.now();
-    const { bytes, source } = await this.resolveImage(caller, input);
     const version = input.modelVersion ?? (await this.models.productionVersion());
     if (!version) {
       throw new LymphoscopeError(
@@ -190,8 +205,21 @@ export class PredictionService {
         limit: this.limits.batchSize,
       });
     }
+    // Every image is read and its header checked before any is predicted: a bad image late in the batch
+    // fails the call before the earlier ones are stored.
+    // So is the request's pixel budget, for all of them together.
+    const resolved: Array<{ bytes: Buffer; source: string }> = [];
+    let pixels = 0;
+    for (const input of inputs) {
+      const image = await this.resolveImage(caller, input);
+      const { width, height } = this.admit(image);
+      pixels += width * height;
+      resolved.push(image);
+    }
+    currentPixelBudget()?.ensure(pixels);
     const results: PredictionRecord[] = [];
-    for (const input of inputs) results.push(await this.predict(caller, input));
+    for (const [i, input] of inputs.entries())
+      results.push(await this.predictResolved(caller, input, resolved[i]));
     return results;
   }
 

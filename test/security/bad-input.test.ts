@@ -81,6 +81,9 @@ describe('the bad-image corpus', () => {
     for (const kind of [
       /bmp-truncated/,
       /png-truncated/,
+      /jpeg-claims-4096x4096/,
+      /png-claims-4096x4096/,
+      /tiff-claims-4096x4096/,
       /jpeg-truncated/,
       /png-corrupt/,
       /100000x100000/,
@@ -155,6 +158,44 @@ describe('the bad-image corpus', () => {
       );
     },
   );
+
+  it('importImages rejects every file of the corpus, each with its code, and imports nothing', async () => {
+    const { store } = stack.services;
+    const keys = CORPUS.map(({ name }) => `imports/corpus/all/${name}`);
+    await Promise.all(CORPUS.map(({ bytes }, i) => store.put(keys[i], bytes)));
+    try {
+      const { importImages } = ok(
+        await scientist(
+          'mutation($input: ImportImagesInput!) { importImages(input: $input) { accepted rejected { key code } } }',
+          { input: { datasetId, s3Prefix: 'imports/corpus' } },
+        ),
+      );
+      expect(importImages.accepted).toBe(0);
+      const codes = Object.fromEntries(
+        importImages.rejected.map((r: { key: string; code: string }) => [r.key, r.code]),
+      );
+      // An import judges the name first: .gif and .txt are not image extensions it reads.
+      const importCode = (name: string) =>
+        /\.(gif|txt)$/.test(name) ? 'BAD_USER_INPUT' : expectedCode(name);
+      expect(codes).toEqual(Object.fromEntries(CORPUS.map(({ name }, i) => [keys[i], importCode(name)])));
+    } finally {
+      await Promise.all(keys.map((key) => store.delete(key)));
+    }
+  });
+
+  it('predictBatch refuses a batch holding one image whose header claims more than its data', async () => {
+    const lying = CORPUS.find((f) => f.name === 'jpeg-claims-4096x4096.jpg')!;
+    const result = await partner(
+      'mutation($inputs: [PredictInput!]!) { predictBatch(inputs: $inputs) { id } }',
+      {
+        inputs: [
+          { imageBase64: cell.bytes.toString('base64') },
+          { imageBase64: lying.bytes.toString('base64') },
+        ],
+      },
+    );
+    await expectRefused(result, 'UNSUPPORTED_IMAGE', /claims 4096x4096 pixels but holds 404 bytes/);
+  });
 
   it('refuses an upload over the byte limit, and one that was never sent', async () => {
     const oversized = new Uint8Array(1024 * 1024 + 1);
@@ -457,7 +498,7 @@ describe('internal errors', () => {
   it('answers a failure on our side with INTERNAL and no details', async () => {
     const result = await scientist('{ dataset(id: "ds-corrupt") { id name } }');
     await expectRefused(result, 'INTERNAL');
-    expect(result.errors![0].extensions).toEqual({ code: 'INTERNAL' });
+    expect(result.errors![0].extensions).toEqual({ code: 'INTERNAL', requestId: expect.any(String) });
     expect(result.errors![0].message).not.toMatch(/ds-corrupt|dataset\.json|JSON|S3|datasets\//);
   });
 });

@@ -70,7 +70,7 @@ it('keeps stack traces and internals out of every error', async () => {
     'UNAUTHENTICATED',
   ]);
   for (const answer of answers) expectNoStack(answer);
-  expect(answers[0].errors![0].extensions).toEqual({ code: 'INTERNAL' });
+  expect(answers[0].errors![0].extensions).toEqual({ code: 'INTERNAL', requestId: expect.any(String) });
   // "Did you mean" hints would list schema fields: hidden where introspection is off.
   expect(answers[1].errors![0].message).not.toMatch(/Did you mean/);
 });

@@ -32,6 +32,7 @@ export async function decodeImage(
   limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
 ): Promise<DecodedImage> {
   const info = sniffImage(bytes, limits);
+  limits.beforeDecode?.(info);
   if (info.format === 'bmp') return { ...decodeBmp(bytes, limits), format: 'bmp' };
 
   const name = IMAGE_FORMAT_NAMES[info.format];

@@ -11,6 +11,11 @@ export interface ImageLimits {
   maxBytes: number;
   maxWidth: number;
   maxHeight: number;
+  /**
+   * Called with the size read from the header, after every check and before any pixel is decoded; it
+   * may throw to refuse (a per-request pixel budget does).
+   */
+  beforeDecode?: (size: { width: number; height: number }) => void;
 }
 
 /**

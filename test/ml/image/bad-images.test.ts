@@ -50,6 +50,35 @@ const EXPECTED: Record<string, { code: ErrorCode; message: RegExp; sniff: boolea
     sniff: true,
   },
   'bmp-7-bits.bmp': { code: UNSUPPORTED_IMAGE, message: /7 bits per pixel/, sniff: true },
+  // Real 64x64 files whose headers were edited to claim 4096x4096: refused from the header and the
+  // amount of data, before a decoder fills 16.7 million pixels nobody sent.
+  'bmp-claims-4096x4096.bmp': {
+    code: UNSUPPORTED_IMAGE,
+    message: /truncated: 4096x4096 pixels need 50331702 bytes but the file has 12342/,
+    sniff: true,
+  },
+  'png-claims-4096x4096.png': {
+    code: UNSUPPORTED_IMAGE,
+    message:
+      /PNG file claims 4096x4096 pixels but holds 1762 bytes of image data; that size needs at least 48775/,
+    sniff: true,
+  },
+  'jpeg-claims-4096x4096.jpg': {
+    code: UNSUPPORTED_IMAGE,
+    message:
+      /JPEG file claims 4096x4096 pixels but holds 404 bytes of image data; that size needs at least 24576/,
+    sniff: true,
+  },
+  'tiff-claims-4096x4096.tif': {
+    code: UNSUPPORTED_IMAGE,
+    message: /TIFF file claims 4096x4096 pixels but holds 12288 bytes .* at least 2097152/,
+    sniff: true,
+  },
+  'tiff-jpeg-claims-4096x4096.tif': {
+    code: UNSUPPORTED_IMAGE,
+    message: /TIFF file claims 4096x4096 pixels but holds 351 bytes .* at least 16384/,
+    sniff: true,
+  },
   'png-truncated.png': {
     code: UNSUPPORTED_IMAGE,
     message: /PNG file could not be decoded: it is truncated or corrupt/,

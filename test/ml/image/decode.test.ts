@@ -308,6 +308,32 @@ describe('sniffImage', () => {
     }
   });
 
+  it('accepts honest images compressed as far as their encoders go (the data floors are lower bounds)', async () => {
+    // Flat black 2048x2048: the least data per pixel each encoder can write. A floor above any of these
+    // would refuse real images; the lying headers in the bad-image corpus sit far below them.
+    const black = sharp({ create: { width: 2048, height: 2048, channels: 3, background: '#000000' } });
+    const encoded: Array<[string, Promise<Buffer>]> = [
+      ['jpeg', black.clone().jpeg({ quality: 1 }).toBuffer()],
+      [
+        'jpeg progressive',
+        black.clone().jpeg({ quality: 1, progressive: true, optimiseCoding: true }).toBuffer(),
+      ],
+      ['mozjpeg', black.clone().jpeg({ quality: 1, mozjpeg: true }).toBuffer()],
+      ['jpeg grey', black.clone().greyscale().jpeg({ quality: 1 }).toBuffer()],
+      ['png', black.clone().png({ compressionLevel: 9 }).toBuffer()],
+      ['png 1-bit palette', black.clone().png({ compressionLevel: 9, palette: true, colours: 2 }).toBuffer()],
+      ['tiff deflate', black.clone().tiff({ compression: 'deflate' }).toBuffer()],
+      ['tiff jpeg', black.clone().tiff({ compression: 'jpeg', quality: 1 }).toBuffer()],
+      ['tiff lzw tiled', black.clone().tiff({ compression: 'lzw', tile: true }).toBuffer()],
+    ];
+    for (const [name, bytes] of encoded) {
+      expect([name, sniffImage(await bytes)]).toEqual([
+        name,
+        expect.objectContaining({ width: 2048, height: 2048 }),
+      ]);
+    }
+  });
+
   it('agrees with the real sample: every C-NMC file is a 450x450 BMP', () => {
     const manifest = readFileSync(path.join(SAMPLE, 'MANIFEST.csv'), 'utf8').trim().split('\n').slice(1);
     for (const line of manifest) {
