@@ -51,7 +51,7 @@ export const handler = startServerAndCreateLambdaHandler(server, requestHandler,
             errors: [
               {
                 message: `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
-                extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE },
+                extensions: { code: ErrorCode.PAYLOAD_TOO_LARGE, limit: config.limits.requestBytes },
               },
             ],
           }),

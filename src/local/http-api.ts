@@ -94,12 +94,19 @@ export async function startHttpApi(options: {
       res.end();
       return;
     }
-    const body = await readBody(req, options.maxBodyBytes ?? 10 * 1024 * 1024);
+    const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+    const body = await readBody(req, maxBodyBytes);
     if (body === null) {
-      res.writeHead(413, { 'content-type': 'application/json' });
+      // API Gateway's own 413 carries no GraphQL body; locally we say at least which limit was hit.
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
       res.end(
         JSON.stringify({
-          errors: [{ message: 'Request body too large.', extensions: { code: 'PAYLOAD_TOO_LARGE' } }],
+          errors: [
+            {
+              message: `The request body is over ${maxBodyBytes} bytes, API Gateway's limit. Refer to uploaded images (uploadId, imageId) instead of sending them inline.`,
+              extensions: { code: 'PAYLOAD_TOO_LARGE', limit: maxBodyBytes },
+            },
+          ],
         }),
       );
       return;
