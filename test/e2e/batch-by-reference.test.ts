@@ -84,7 +84,7 @@ describe('predictBatch by reference', () => {
         headers: Object.fromEntries(
           upload.headers.map((h: { name: string; value: string }) => [h.name, h.value]),
         ),
-        body: image.bytes,
+        body: new Uint8Array(image.bytes),
       });
       expect(put.ok).toBe(true);
       ok(
