@@ -53,6 +53,9 @@ export function queryLimitsRule(limits: QueryLimits) {
         if (selection.kind === Kind.FIELD) {
           if (selection.alias) aliases += 1;
           const name = selection.name.value;
+          // Introspection (__schema, __type) is bounded by the schema, not by data, and is off wherever
+          // config.introspection is; its standard query is 15 levels deep, which would lock explorers out.
+          if (name === '__schema' || name === '__type') continue;
           let own = name === 'predict' ? 10 : 1;
           if (name === 'predictBatch') {
             const inputs = selection.arguments?.find((a) => a.name.value === 'inputs')?.value;

@@ -73,6 +73,10 @@ export async function startHttpApi(options: {
   staticDirs?: Record<string, string>;
   /** Handler invocations running at once; the rest wait their turn in arrival order. Default 4. */
   maxConcurrentInvocations?: number;
+  /** Paths answered with a 302 to another, e.g. { '/explorer': '/console/explorer/' }. */
+  redirects?: Record<string, string>;
+  /** HTML answered at / (see landingPage); without it / redirects to /graphql. */
+  landingPage?: string;
 }): Promise<{ url: string; port: number; server: Server; stop(): Promise<void> }> {
   const invocations = invocationSlots(options.maxConcurrentInvocations ?? 4);
   const server = createServer(async (req, res) => {
@@ -87,6 +91,17 @@ export async function startHttpApi(options: {
     if (url.pathname === '/graphql' && req.method === 'OPTIONS') {
       res.writeHead(204, CORS_HEADERS);
       res.end();
+      return;
+    }
+    const redirect = options.redirects?.[url.pathname];
+    if (redirect) {
+      res.writeHead(302, { location: redirect });
+      res.end();
+      return;
+    }
+    if (url.pathname === '/' && options.landingPage && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : options.landingPage);
       return;
     }
     if (url.pathname !== '/graphql') {

@@ -22,7 +22,9 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `Lymphoscope is running.`,
-    `  GraphQL API + Apollo Sandbox: ${stack.url.replace('127.0.0.1', 'localhost')}`,
+    `  Start page: ${new URL('/', stack.url).toString().replace('127.0.0.1', 'localhost')}`,
+    `  GraphQL explorer (offline): ${stack.explorerUrl.replace('127.0.0.1', 'localhost')}`,
+    `  GraphQL API + Apollo Sandbox: ${stack.url.replace('127.0.0.1', 'localhost')} (Sandbox needs the internet)`,
     `  Review console: ${stack.consoleUrl.replace('127.0.0.1', 'localhost')} (sign in with the admin key below)`,
     `  Local S3: ${stack.s3Endpoint} (bucket ${stack.bucket}, data in ${dataDir})`,
     `  Production model: ${stack.productionModelVersion ?? 'none (run `npm run demo-model`)'}`,

@@ -7,11 +7,13 @@ import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
+import { landingPage } from './static-files';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 /** Where console/build.ts puts the review console; the stack serves it at /console/. */
 export const CONSOLE_DIST_DIR = path.join(__dirname, '..', '..', 'console', 'dist');
 const WORKER_FUNCTION = 'lymphoscope-local-trainWorker';
+const EXPLORER_PATH = '/console/explorer/';
 
 export interface LocalStackOptions {
   /** Where the local S3 keeps its objects (kept across restarts). */
@@ -39,6 +41,8 @@ export interface LocalStack {
   url: string;
   /** The review console on the same origin as the API. */
   consoleUrl: string;
+  /** The offline GraphQL explorer (GraphiQL, part of the console build). */
+  explorerUrl: string;
   s3Endpoint: string;
   lambdaEndpoint: string;
   bucket: string;
@@ -102,6 +106,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     port: options.port ?? 0,
     host: options.host,
     staticDirs: { '/console': options.consoleDir ?? CONSOLE_DIST_DIR },
+    // The offline explorer is part of the console build (console/explorer); /explorer is its short name.
+    redirects: { '/explorer': EXPLORER_PATH, '/explorer/': EXPLORER_PATH },
+    landingPage: landingPage({ api: '/graphql', console: '/console/', explorer: EXPLORER_PATH }),
   });
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
@@ -130,6 +137,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   return {
     url: api.url,
     consoleUrl: new URL('/console/', api.url).toString(),
+    explorerUrl: new URL(EXPLORER_PATH, api.url).toString(),
     s3Endpoint,
     lambdaEndpoint: lambda.endpoint,
     bucket,
