@@ -4,11 +4,18 @@
  */
 import path from 'node:path';
 import { buildConsole } from '../../console/build';
+import { portInUse, portIsFree } from './ports';
 import { CONSOLE_DIST_DIR, startLocalStack } from './stack';
 
 async function main(): Promise<void> {
+  // The AWS SDK warns at every start that its 2027 releases will need Node 22; the local stack runs on
+  // Node 20 too (package.json's engines), so the warning would only hide the banner. AWS documents this
+  // switch (aws-sdk-js-v3#7983); set it to anything but 'true' to see the warning again.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const port = Number(process.env.PORT ?? 4000);
   const dataDir = path.resolve(process.env.LYMPHOSCOPE_DATA_DIR ?? '.data');
+  if (port && !(await portIsFree(port, '127.0.0.1')))
+    throw portInUse(port, 'The API', 'PORT to another port');
   // Rebuilt on every start (about a second, offline), so the console served always matches the source.
   await buildConsole(CONSOLE_DIST_DIR);
   const stack = await startLocalStack({
@@ -35,7 +42,9 @@ async function main(): Promise<void> {
     'Try it:',
     `  curl -s ${stack.url.replace('127.0.0.1', 'localhost')} -H 'content-type: application/json' \\`,
     `    -d '{"query":"{ health { status mlBackend productionModelVersion } }"}'`,
-    '  Classify a real cell (KEY = the admin key above):',
+    key
+      ? '  Classify a real cell (KEY = the admin key above):'
+      : '  Classify a real cell (KEY = your admin key: the one the first start printed, or LYMPHOSCOPE_ADMIN_KEY):',
     `  printf '{"query":"mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll needsReview } }","variables":{"i":{"imageBase64":"%s"}}}' \\`,
     `    "$(base64 -w0 data/cnmc-sample/all/UID_11_1_1_all.bmp)" | curl -s ${stack.url.replace('127.0.0.1', 'localhost')} \\`,
     `    -H 'content-type: application/json' -H "x-api-key: $KEY" --data @-`,
@@ -56,7 +65,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-main().catch((error) => {
-  process.stderr.write(`Lymphoscope could not start: ${error?.stack ?? error}\n`);
+main().catch((error: unknown) => {
+  // One line a person can act on; the stack only when asked for (LYMPHOSCOPE_LOG_LEVEL=debug).
+  const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  const debug = process.env.LYMPHOSCOPE_LOG_LEVEL === 'debug' && error instanceof Error;
+  process.stderr.write(`Lymphoscope could not start: ${message}\n${debug ? `${error.stack}\n` : ''}`);
   process.exit(1);
 });

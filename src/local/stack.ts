@@ -7,6 +7,7 @@ import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
+import { portInUse, portIsFree, rememberedS3Port, rememberS3Port } from './ports';
 import { landingPage } from './static-files';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
@@ -69,7 +70,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const bucket = options.bucket ?? 'lymphoscope-local';
   const log = createLogger(options.logLevel ?? 'info', { service: 'lymphoscope-local' });
   const s3Directory = path.join(options.dataDir, 's3');
-  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: options.s3Port ?? 0, bucket });
+  // No port asked for: the one the last start on this data directory used, or any free one if it is taken.
+  let s3PortWanted = options.s3Port ?? 0;
+  if (s3PortWanted && !(await portIsFree(s3PortWanted))) {
+    throw portInUse(s3PortWanted, 'The local S3', 'LYMPHOSCOPE_S3_PORT to another port');
+  }
+  if (!s3PortWanted) {
+    const remembered = await rememberedS3Port(options.dataDir);
+    if (remembered && (await portIsFree(remembered))) s3PortWanted = remembered;
+    else if (remembered)
+      log.warn('the local S3 port of the last start is taken; using another', { port: remembered });
+  }
+  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: s3PortWanted, bucket });
   const { port: s3Port, endpoint: s3Endpoint } = s3;
 
   const env: Record<string, string> = {
@@ -127,6 +139,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     adminKey = created.secret;
     adminKeyCreated = true;
   }
+
+  // Remembered only once everything is up: a start that fails leaves the last good port in place.
+  await rememberS3Port(options.dataDir, s3Port);
 
   let productionModelVersion = await services.models.productionVersion();
   if (!productionModelVersion && options.demoModel !== false) {
