@@ -77,6 +77,20 @@ export const COMMANDS: Record<string, CommandHelp> = {
     training: true,
     examples: ['lymphoscope cv --data data/cnmc-sample --folds 5 --epochs 10'],
   },
+  upload: {
+    summary: 'add a folder of images to a dataset through the API (no AWS CLI needed)',
+    usage: 'lymphoscope upload <dir> --dataset <id> [--api-url <url>] [--key <key>]',
+    flags: [
+      '--dataset <id>        the dataset to add to (createDataset makes one)',
+      '--api-url <url>       the GraphQL endpoint (default $LYMPHOSCOPE_URL, else http://localhost:4000/graphql)',
+      '--key <key>           a scientist or admin API key (default $LYMPHOSCOPE_KEY)',
+      '',
+      'Images in <dir>/all are labelled ALL, in <dir>/hem NORMAL; other files (MANIFEST.csv, NOTICE.md)',
+      'are skipped with a note. Each image goes straight to storage through a presigned upload and is',
+      'validated by confirmImageUpload; identical bytes are stored once. Exit status 1 if any was rejected.',
+    ],
+    examples: ['lymphoscope upload data/cnmc-sample --dataset ds-01k... --key "$LYMPHOSCOPE_KEY"'],
+  },
 };
 
 /** `lymphoscope --help`. */

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { version } from '../../package.json';
 import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } from './commands';
 import { commandUsage, COMMANDS, usage } from './help';
+import { uploadFolder } from './upload';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -61,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
         tta: flag,
         'no-tta': flag,
         json: flag,
+        dataset: text,
+        'api-url': text,
+        key: text,
       },
     });
   let parsed: ReturnType<typeof parseFlags>;
@@ -88,6 +92,20 @@ export async function main(argv: string[]): Promise<number> {
     case 'cv':
       await cvCommand(flags);
       return 0;
+    case 'upload': {
+      const apiKey = String(flags.key ?? process.env.LYMPHOSCOPE_KEY ?? '');
+      if (positionals.length !== 1 || !flags.dataset || !apiKey) {
+        process.stderr.write(`${commandUsage('upload')}\n`);
+        return 2;
+      }
+      const report = await uploadFolder({
+        folder: positionals[0],
+        datasetId: String(flags.dataset),
+        apiUrl: String(flags['api-url'] ?? process.env.LYMPHOSCOPE_URL ?? 'http://localhost:4000/graphql'),
+        apiKey,
+      });
+      return report.rejected.length ? 1 : 0;
+    }
     default:
       process.stderr.write(`Unknown command: ${command}\n${usage()}\n`);
       return 2;
