@@ -48,10 +48,10 @@ describe('lymphoscope --help and --version', () => {
   });
 
   it('answers an unknown flag with the command to run for help, status 2', async () => {
-    expect(await inProcess('evaluate', '--dataset', 'x')).toEqual({
+    expect(await inProcess('evaluate', '--modle', 'x')).toEqual({
       code: 2,
       stdout: '',
-      stderr: "Unknown option '--dataset'.\nRun `lymphoscope evaluate --help` for its flags.\n",
+      stderr: "Unknown option '--modle'.\nRun `lymphoscope evaluate --help` for its flags.\n",
     });
     expect((await inProcess('help', 'nonsense')).code).toBe(2);
     expect((await inProcess()).code).toBe(2);
