@@ -562,7 +562,11 @@ export type PredictInput = {
 export type Prediction = {
   __typename?: 'Prediction';
   createdAt: Scalars['DateTime']['output'];
-  /** Presigned GET of a PNG: the Grad-CAM heat map over the cell. */
+  /**
+   * Presigned GET of a PNG the size of the image: the cell with its Grad-CAM heat map laid over it in the jet
+   * colour scale, dark blue (little influence on the call) to dark red (the most), uncoloured where there was
+   * none. No legend is drawn in it, so it overlays the image pixel for pixel (docs/API.md shows the scale).
+   */
   heatmapUrl?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
   /** Presigned GET of the image that was classified. */
