@@ -53,16 +53,17 @@ export function queryLimitsRule(limits: QueryLimits) {
         if (selection.kind === Kind.FIELD) {
           if (selection.alias) aliases += 1;
           const name = selection.name.value;
-          // Introspection (__schema, __type) is bounded by the schema, not by data, and is off wherever
-          // config.introspection is; its standard query is 15 levels deep, which would lock explorers out.
-          if (name === '__schema' || name === '__type') continue;
           let own = name === 'predict' ? 10 : 1;
           if (name === 'predictBatch') {
             const inputs = selection.arguments?.find((a) => a.name.value === 'inputs')?.value;
             own = 10 * (inputs?.kind === Kind.LIST ? inputs.values.length : limits.maxPage);
           }
           if (selection.selectionSet) {
-            const child = walk(selection.selectionSet, depth + 1, seen);
+            // __Type.ofType unwraps a list or non-null type: a chain as long as the wrapping, linear in
+            // size. The standard introspection query (every explorer's first request) nests it 7 times and
+            // would be 15 levels deep; not counting it leaves 8, while fields { type { fields ... } }, which
+            // does grow, still counts every level.
+            const child = walk(selection.selectionSet, name === 'ofType' ? depth : depth + 1, seen);
             maxDepth = Math.max(maxDepth, child.depth);
             const first = intArg(selection, 'first');
             const multiplier =
