@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(process.env.LYMPHOSCOPE_DATA_DIR ?? '.data');
   if (port && !(await portIsFree(port, '127.0.0.1')))
     throw portInUse(port, 'The API', 'PORT to another port');
-  // Rebuilt on every start (about a second, offline), so the console served always matches the source.
+  // Rebuilt on every start (a few seconds with the explorer, offline), so what is served matches the source.
   await buildConsole(CONSOLE_DIST_DIR);
   const stack = await startLocalStack({
     dataDir,

@@ -22,6 +22,7 @@ export interface LocalStackOptions {
   /** API port; 0 picks a free one. */
   port?: number;
   host?: string;
+  /** The local S3's port; 0 or absent: the port of the last start on this dataDir if free, else any. */
   s3Port?: number;
   bucket?: string;
   /** The admin key to create if missing (LYMPHOSCOPE_ADMIN_KEY); a fresh one is made when absent and none exists. */
