@@ -1,6 +1,6 @@
 /**
  * Builds the review console into console/dist (or `outDir`): one ES module bundle (urql included) next to
- * index.html, styles.css and config.js. esbuild and urql come from node_modules, so it builds offline in
+ * index.html, styles.css and config.js, and the offline GraphQL explorer in explorer/ (buildExplorer). esbuild and urql come from node_modules, so it builds offline in
  * about a second. `npx tsx console/build.ts [outDir]`; the browser test and `npm start` call buildConsole().
  */
 import { build } from 'esbuild';
@@ -28,12 +28,43 @@ export async function buildConsole(outDir = CONSOLE_DIST): Promise<{ outDir: str
     logLevel: 'warning',
     legalComments: 'linked',
   });
-  await Promise.all(
-    STATIC_FILES.map((file) => copyFile(path.join(CONSOLE_DIR, file), path.join(outDir, file))),
-  );
+  await Promise.all([
+    ...STATIC_FILES.map((file) => copyFile(path.join(CONSOLE_DIR, file), path.join(outDir, file))),
+    buildExplorer(outDir),
+  ]);
   const bundleBytes =
     result.metafile.outputs[path.relative(process.cwd(), path.join(outDir, 'app.js'))]?.bytes ?? 0;
   return { outDir, bundleBytes };
+}
+
+/**
+ * Builds the offline GraphQL explorer (GraphiQL with React, console/explorer) into `<outDir>/explorer`:
+ * explorer.js and explorer.css (fonts inlined) next to index.html, about 2 MB minified, nothing fetched
+ * from the network at build or run time. It reads the console's config.js for the API's URL.
+ */
+export async function buildExplorer(outDir = CONSOLE_DIST): Promise<{ outDir: string; bundleBytes: number }> {
+  const explorerDir = path.join(outDir, 'explorer');
+  await rm(explorerDir, { recursive: true, force: true });
+  await mkdir(explorerDir, { recursive: true });
+  const result = await build({
+    entryPoints: [path.join(CONSOLE_DIR, 'explorer', 'main.ts')],
+    outfile: path.join(explorerDir, 'explorer.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+    // React picks its production build by this; there is no process in a browser.
+    define: { 'process.env.NODE_ENV': '"production"' },
+    minify: true,
+    metafile: true,
+    logLevel: 'warning',
+    legalComments: 'linked',
+  });
+  await copyFile(path.join(CONSOLE_DIR, 'explorer', 'index.html'), path.join(explorerDir, 'index.html'));
+  const bundleBytes = Object.entries(result.metafile.outputs)
+    .filter(([file]) => /\.(js|css)$/.test(file))
+    .reduce((sum, [, output]) => sum + output.bytes, 0);
+  return { outDir: explorerDir, bundleBytes };
 }
 
 if (require.main === module) {

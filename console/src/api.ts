@@ -52,7 +52,7 @@ function toApiError(error: CombinedError): ApiError {
   );
 }
 
-async function run<Data, Variables extends AnyVariables>(
+export async function run<Data, Variables extends AnyVariables>(
   client: Client,
   kind: 'query' | 'mutation',
   document: TypedDocumentNode<Data, Variables>,

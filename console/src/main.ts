@@ -5,6 +5,7 @@ import { renderModels } from './models';
 import { renderQueue } from './queue';
 import { clearSession, loadSession, type Session } from './session';
 import { renderSignIn } from './sign-in';
+import { renderUpload } from './upload';
 
 /**
  * The console's shell: sign-in, then two pages chosen by the URL hash (#/queue, #/models), so a static
@@ -24,7 +25,13 @@ function start(session: Session, me: Me) {
   const client = createClient(session);
   const main = h('main', { id: 'page' });
   const link = (route: string, label: string) => h('a', { href: `#/${route}`, 'data-route': route }, label);
-  const nav = h('nav', {}, link('queue', 'Review queue'), link('models', 'Models'));
+  const nav = h(
+    'nav',
+    {},
+    link('queue', 'Review queue'),
+    link('models', 'Models'),
+    me.role !== 'PARTNER' ? link('upload', 'Upload') : null,
+  );
   const header = h(
     'header',
     {},
@@ -43,9 +50,11 @@ function start(session: Session, me: Me) {
   const show = () => {
     detach?.();
     detach = null;
-    const route = window.location.hash === '#/models' ? 'models' : 'queue';
+    const hash = window.location.hash;
+    const route = hash === '#/models' ? 'models' : hash === '#/upload' ? 'upload' : 'queue';
     nav.querySelectorAll('a').forEach((a) => a.classList.toggle('active', a.dataset.route === route));
     if (route === 'models') renderModels(main, client, me.role === 'ADMIN', expired);
+    else if (route === 'upload') renderUpload(main, client, expired);
     else detach = renderQueue(main, client, expired);
   };
   window.onhashchange = show;

@@ -2,6 +2,7 @@ import type { Client } from '@urql/core';
 import { ApiError, fetchReviewQueue, submitReview, type QueueCell } from './api';
 import type { ReviewReason } from '../../src/generated/graphql';
 import { fixed, h, replaceChildren } from './dom';
+import { heatmapLegend } from './heatmap-legend';
 
 const FEATURE_NAMES: Record<string, string> = {
   areaPx: 'Area (px²)',
@@ -84,6 +85,7 @@ export function renderQueue(root: HTMLElement, client: Client, onUnauthenticated
     showHeatmap = !showHeatmap;
     const overlay = document.getElementById('heatmap');
     overlay?.classList.toggle('visible', showHeatmap);
+    document.getElementById('heatmap-legend')?.classList.toggle('visible', showHeatmap);
     document.getElementById('toggle-heatmap')?.setAttribute('aria-pressed', String(showHeatmap));
   };
 
@@ -136,6 +138,7 @@ export function renderQueue(root: HTMLElement, client: Client, onUnauthenticated
           h('kbd', {}, 'H'),
         ),
         h('span', { class: 'muted' }, ` Prediction ${cell.id} · model ${cell.modelVersion}`),
+        cell.heatmapUrl ? heatmapLegend(showHeatmap) : null,
       ),
     );
   }

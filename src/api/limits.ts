@@ -110,7 +110,12 @@ export function measureDocument(
           first !== null || selection.arguments?.some((a) => a.name.value === 'after')
             ? Math.min(first ?? limits.defaultPage, limits.maxPage)
             : 1;
-        child = { depth: below.depth + 1, cost: own + multiplier * below.cost, aliases: below.aliases };
+        // __Type.ofType unwraps a list or non-null type: a chain as long as the wrapping, linear in size.
+        // The standard introspection query (every explorer's first request) nests it 7 times and would be
+        // 15 levels deep; not counting it leaves 8, while fields { type { fields ... } }, which does grow,
+        // still counts every level.
+        const levels = name === 'ofType' ? 0 : 1;
+        child = { depth: below.depth + levels, cost: own + multiplier * below.cost, aliases: below.aliases };
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         child = selectionSet(selection.selectionSet);
       } else {

@@ -5,6 +5,7 @@ import { decodeImage, type RgbImage } from '../ml/image/decode';
 import { toModelInput } from '../ml/image/preprocess';
 import { measureMorphology, type Morphology } from '../ml/morphology';
 import { parseCnmcFilename } from '../ml/splits';
+import { Progress } from './progress';
 
 export interface FolderImage {
   /** Path relative to the folder, e.g. all/UID_11_1_1_all.bmp: unique, so it serves as the id. */
@@ -71,7 +72,8 @@ export async function listFolder(
 
 /**
  * Decodes, resizes and measures every image of a folder (4 at a time). `transform`, when given, changes
- * each decoded image first (cross-validation's lab shifts).
+ * each decoded image first (cross-validation's lab shifts). Without `onProgress`, progress goes to
+ * stderr (a bar on a terminal, plain lines when piped), so every command that reads a folder shows it.
  */
 export async function loadFolder(
   dir: string,
@@ -80,6 +82,7 @@ export async function loadFolder(
   transform?: (image: RgbImage) => Promise<RgbImage>,
 ): Promise<FolderImage[]> {
   const entries = await listFolder(dir);
+  const report = onProgress ?? decodeProgress(dir);
   const out: FolderImage[] = new Array(entries.length);
   let next = 0;
   let done = 0;
@@ -94,9 +97,17 @@ export async function loadFolder(
         pixels: await toModelInput(image, inputSize),
         morphology: measureMorphology(image),
       };
-      onProgress?.(++done, entries.length);
+      report(++done, entries.length);
     }
   };
   await Promise.all([lane(), lane(), lane(), lane()]);
   return out;
+}
+
+function decodeProgress(dir: string): (done: number, total: number) => void {
+  const progress = new Progress();
+  return (done, total) => {
+    progress.update(done / total, `decoding ${done}/${total} images of ${dir}`);
+    if (done === total) progress.done();
+  };
 }

@@ -1,77 +1,91 @@
 import { parseArgs } from 'node:util';
-import { LAB_SHIFTS } from '../ml/image/lab-shift';
+import { version } from '../../package.json';
 import { bootstrapCommand } from './bootstrap';
 import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } from './commands';
-
-const USAGE = `Usage: lymphoscope <command> [flags]
-
-Commands:
-  train     --data <dir> --out <dir> [training flags] [--validation 0.2] [--test 0.2]
-            [--cv-summary <file>]   put a cv run of the same recipe (its output) into the card
-  evaluate  [--model <dir>] --data <dir> [--json] [--tta]     (no --model: the bundled demo model)
-            metrics, share of blasts called ALL or sent to review, review and out-of-domain rates,
-            and a warning when images are in the model's training set (card.trainingImageSha256)
-  predict   [--model <dir>] [--json] <image>...   label, p(ALL), threshold, review state and reasons
-  cv        --data <dir> [--folds 5] [--repeats 1] [--shifts all|${LAB_SHIFTS.join(',')}] [--json]
-            [training flags]   subject-grouped cross-validation; the last line is a JSON summary
-  bootstrap [--stage dev] [--region R] [--bucket B --api-url URL] [--model <dir>] [--new-admin-key]
-            [--api-key K] [--no-smoke] [--json]   after \`serverless deploy\`: first admin key, production
-            model (default the demo model), smoke test; see docs/DEPLOYMENT.md
-
-Training flags (defaults: the recipe in DEFAULT_TRAINING_CONFIG, see docs/ML.md):
-  --recipe default|plain   plain: every lever below off
-  --arch lymphonet|seed-2x2x1x1|vanilla|majority  --input-size N  --epochs N  --batch-size N  --lr X
-  --patience N  --class-balance weights|sampling|none  --seed N  --augment/--no-augment
-  --colour-jitter X (0-1)  --bn-recompute/--no-bn-recompute  --tta/--no-tta  --fusion none|morphology-blend|morphology-stack
-
-<dir> holds all/ (ALL blasts) and hem/ or normal/ (normal cells), as in C-NMC 2019; images anywhere
-else in it are refused.`;
+import { commandUsage, COMMANDS, usage } from './help';
+import { uploadFolder } from './upload';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`lymphoscope ${version}\n`);
+    return 0;
+  }
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    const text = topic ? commandUsage(topic) : usage();
+    if (text === null) {
+      process.stderr.write(`Unknown command: ${topic}\n${usage()}\n`);
+      return 2;
+    }
+    process.stdout.write(text + '\n');
+    return command === undefined ? 2 : 0;
+  }
+  if (!(command in COMMANDS)) {
+    process.stderr.write(`Unknown command: ${command}\n${usage()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandUsage(command) + '\n');
+    return 0;
+  }
   const text = { type: 'string' } as const;
   const flag = { type: 'boolean' } as const;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      data: text,
-      out: text,
-      model: text,
-      arch: text,
-      'input-size': text,
-      epochs: text,
-      'batch-size': text,
-      lr: text,
-      patience: text,
-      'class-balance': text,
-      seed: text,
-      validation: text,
-      test: text,
-      folds: text,
-      repeats: text,
-      shifts: text,
-      recipe: text,
-      'cv-summary': text,
-      'colour-jitter': text,
-      fusion: text,
-      augment: flag,
-      'no-augment': flag,
-      'bn-recompute': flag,
-      'no-bn-recompute': flag,
-      tta: flag,
-      'no-tta': flag,
-      json: flag,
-      stage: text,
-      region: text,
-      bucket: text,
-      'api-url': text,
-      'api-key': text,
-      stack: text,
-      'new-admin-key': flag,
-      'no-smoke': flag,
-    },
-  });
+  const parseFlags = () =>
+    parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        data: text,
+        out: text,
+        model: text,
+        arch: text,
+        'input-size': text,
+        epochs: text,
+        'batch-size': text,
+        lr: text,
+        patience: text,
+        'class-balance': text,
+        seed: text,
+        validation: text,
+        test: text,
+        folds: text,
+        repeats: text,
+        shifts: text,
+        recipe: text,
+        'cv-summary': text,
+        'colour-jitter': text,
+        fusion: text,
+        augment: flag,
+        'no-augment': flag,
+        'bn-recompute': flag,
+        'no-bn-recompute': flag,
+        tta: flag,
+        'no-tta': flag,
+        json: flag,
+        dataset: text,
+        'api-url': text,
+        key: text,
+        stage: text,
+        region: text,
+        bucket: text,
+        'api-key': text,
+        stack: text,
+        'new-admin-key': flag,
+        'no-smoke': flag,
+      },
+    });
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags();
+  } catch (error) {
+    // node:util's own message ("Unknown option '--x'. To specify a positional argument...") plus where to look.
+    process.stderr.write(
+      `${(error as Error).message.split('. ')[0]}.\nRun \`lymphoscope ${command} --help\` for its flags.\n`,
+    );
+    return 2;
+  }
+  const { values, positionals } = parsed;
   const flags = values as Flags;
   switch (command) {
     case 'train':
@@ -88,13 +102,22 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'bootstrap':
       return bootstrapCommand(flags);
-    case undefined:
-    case 'help':
-    case '--help':
-      process.stdout.write(USAGE + '\n');
-      return command ? 0 : 2;
+    case 'upload': {
+      const apiKey = String(flags.key ?? process.env.LYMPHOSCOPE_KEY ?? '');
+      if (positionals.length !== 1 || !flags.dataset || !apiKey) {
+        process.stderr.write(`${commandUsage('upload')}\n`);
+        return 2;
+      }
+      const report = await uploadFolder({
+        folder: positionals[0],
+        datasetId: String(flags.dataset),
+        apiUrl: String(flags['api-url'] ?? process.env.LYMPHOSCOPE_URL ?? 'http://localhost:4000/graphql'),
+        apiKey,
+      });
+      return report.rejected.length ? 1 : 0;
+    }
     default:
-      process.stderr.write(`Unknown command: ${command}\n${USAGE}\n`);
+      process.stderr.write(`Unknown command: ${command}\n${usage()}\n`);
       return 2;
   }
 }

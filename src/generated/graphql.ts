@@ -190,7 +190,7 @@ export type Fusion =
 
 export type Health = {
   __typename?: 'Health';
-  /** TensorFlow.js backend in use: tensorflow (native) or wasm. */
+  /** What computes predictions: onnxruntime wherever it loads, else the TensorFlow.js backend (tensorflow or wasm). */
   mlBackend: Scalars['String']['output'];
   /** The production model version, when one is set. */
   productionModelVersion?: Maybe<Scalars['ID']['output']>;
@@ -200,6 +200,8 @@ export type Health = {
   status: Scalars['String']['output'];
   /** Whether object storage answered a HEAD on the bucket. */
   storageReachable: Scalars['Boolean']['output'];
+  /** The TensorFlow.js backend loaded beside it (tensorflow or wasm): what serves where onnxruntime cannot load. */
+  tfjsBackend: Scalars['String']['output'];
   /** The API's version (package.json). */
   version: Scalars['String']['output'];
 };
@@ -560,7 +562,11 @@ export type PredictInput = {
 export type Prediction = {
   __typename?: 'Prediction';
   createdAt: Scalars['DateTime']['output'];
-  /** Presigned GET of a PNG: the Grad-CAM heat map over the cell. */
+  /**
+   * Presigned GET of a PNG the size of the image: the cell with its Grad-CAM heat map laid over it in the jet
+   * colour scale, dark blue (little influence on the call) to dark red (the most), uncoloured where there was
+   * none. No legend is drawn in it, so it overlays the image pixel for pixel (docs/API.md shows the scale).
+   */
   heatmapUrl?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
   /** Presigned GET of the image that was classified. */
@@ -1141,6 +1147,7 @@ export type HealthResolvers<ContextType = RequestContext, ParentType extends Res
   stage?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   storageReachable?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  tfjsBackend?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 

@@ -103,6 +103,7 @@ const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, 
           413,
           ErrorCode.PAYLOAD_TOO_LARGE,
           `The request body is ${size} bytes; the limit is ${config.limits.requestBytes}. Upload images with createImageUpload.`,
+          { limit: config.limits.requestBytes },
         );
       }
       // graphql-js parses recursively: a document nested thousands deep would overflow its stack.

@@ -73,6 +73,10 @@ export async function startHttpApi(options: {
   staticDirs?: Record<string, string>;
   /** Handler invocations running at once; the rest wait their turn in arrival order. Default 4. */
   maxConcurrentInvocations?: number;
+  /** Paths answered with a 302 to another, e.g. { '/explorer': '/console/explorer/' }. */
+  redirects?: Record<string, string>;
+  /** HTML answered at / (see landingPage); without it / redirects to /graphql. */
+  landingPage?: string;
 }): Promise<{ url: string; port: number; server: Server; stop(): Promise<void> }> {
   const invocations = invocationSlots(options.maxConcurrentInvocations ?? 4);
   const server = createServer(async (req, res) => {
@@ -89,17 +93,35 @@ export async function startHttpApi(options: {
       res.end();
       return;
     }
+    const redirect = options.redirects?.[url.pathname];
+    if (redirect) {
+      res.writeHead(302, { location: redirect });
+      res.end();
+      return;
+    }
+    if (url.pathname === '/' && options.landingPage && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : options.landingPage);
+      return;
+    }
     if (url.pathname !== '/graphql') {
       res.writeHead(url.pathname === '/' ? 302 : 404, url.pathname === '/' ? { location: '/graphql' } : {});
       res.end();
       return;
     }
-    const body = await readBody(req, options.maxBodyBytes ?? 10 * 1024 * 1024);
+    const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+    const body = await readBody(req, maxBodyBytes);
     if (body === null) {
-      res.writeHead(413, { 'content-type': 'application/json' });
+      // API Gateway's own 413 carries no GraphQL body; locally we say at least which limit was hit.
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
       res.end(
         JSON.stringify({
-          errors: [{ message: 'Request body too large.', extensions: { code: 'PAYLOAD_TOO_LARGE' } }],
+          errors: [
+            {
+              message: `The request body is over ${maxBodyBytes} bytes, API Gateway's limit. Refer to uploaded images (uploadId, imageId) instead of sending them inline.`,
+              extensions: { code: 'PAYLOAD_TOO_LARGE', limit: maxBodyBytes },
+            },
+          ],
         }),
       );
       return;

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { buildConsole } from '../../console/build';
+import { portInUse, portIsFree } from './ports';
 import { CONSOLE_DIST_DIR, startLocalStack } from './stack';
 
 class StageRefused extends Error {}
@@ -24,9 +25,15 @@ function localStage(value: string | undefined): 'local' | 'prod' {
 
 async function main(): Promise<void> {
   const stage = localStage(process.env.LYMPHOSCOPE_STAGE);
+  // The AWS SDK warns at every start that its 2027 releases will need Node 22; the local stack runs on
+  // Node 20 too (package.json's engines), so the warning would only hide the banner. AWS documents this
+  // switch (aws-sdk-js-v3#7983); set it to anything but 'true' to see the warning again.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const port = Number(process.env.PORT ?? 4000);
   const dataDir = path.resolve(process.env.LYMPHOSCOPE_DATA_DIR ?? '.data');
-  // Rebuilt on every start (about a second, offline), so the console served always matches the source.
+  if (port && !(await portIsFree(port, '127.0.0.1')))
+    throw portInUse(port, 'The API', 'PORT to another port');
+  // Rebuilt on every start (a few seconds with the explorer, offline), so what is served matches the source.
   await buildConsole(CONSOLE_DIST_DIR);
   const stack = await startLocalStack({
     dataDir,
@@ -42,7 +49,9 @@ async function main(): Promise<void> {
     stage === 'prod'
       ? 'Lymphoscope is running as stage prod (introspection off, production landing page, no suggestions).'
       : `Lymphoscope is running.`,
-    `  GraphQL API${stage === 'prod' ? '' : ' + Apollo Sandbox'}: ${stack.url.replace('127.0.0.1', 'localhost')}`,
+    `  Start page: ${new URL('/', stack.url).toString().replace('127.0.0.1', 'localhost')}`,
+    `  GraphQL explorer (offline): ${stack.explorerUrl.replace('127.0.0.1', 'localhost')}`,
+    `  GraphQL API${stage === 'prod' ? '' : ' + Apollo Sandbox'}: ${stack.url.replace('127.0.0.1', 'localhost')}${stage === 'prod' ? '' : ' (Sandbox needs the internet)'}`,
     `  Review console: ${stack.consoleUrl.replace('127.0.0.1', 'localhost')} (sign in with the admin key below)`,
     `  Local S3: ${stack.s3Endpoint} (bucket ${stack.bucket}, data in ${dataDir})`,
     `  Production model: ${stack.productionModelVersion ?? 'none (run `npm run demo-model`)'}`,
@@ -53,7 +62,9 @@ async function main(): Promise<void> {
     'Try it:',
     `  curl -s ${stack.url.replace('127.0.0.1', 'localhost')} -H 'content-type: application/json' \\`,
     `    -d '{"query":"{ health { status mlBackend productionModelVersion } }"}'`,
-    '  Classify a real cell (KEY = the admin key above):',
+    key
+      ? '  Classify a real cell (KEY = the admin key above):'
+      : '  Classify a real cell (KEY = your admin key: the one the first start printed, or LYMPHOSCOPE_ADMIN_KEY):',
     `  printf '{"query":"mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll needsReview } }","variables":{"i":{"imageBase64":"%s"}}}' \\`,
     `    "$(base64 -w0 data/cnmc-sample/all/UID_11_1_1_all.bmp)" | curl -s ${stack.url.replace('127.0.0.1', 'localhost')} \\`,
     `    -H 'content-type: application/json' -H "x-api-key: $KEY" --data @-`,
@@ -74,11 +85,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-main().catch((error) => {
+main().catch((error: unknown) => {
   if (error instanceof StageRefused) {
     process.stderr.write(`Lymphoscope did not start: ${error.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`Lymphoscope could not start: ${error?.stack ?? error}\n`);
+  // One line a person can act on; the stack only when asked for (LYMPHOSCOPE_LOG_LEVEL=debug).
+  const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  const debug = process.env.LYMPHOSCOPE_LOG_LEVEL === 'debug' && error instanceof Error;
+  process.stderr.write(`Lymphoscope could not start: ${message}\n${debug ? `${error.stack}\n` : ''}`);
   process.exit(1);
 });

@@ -7,11 +7,14 @@ import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
 import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
+import { portInUse, portIsFree, rememberedS3Port, rememberS3Port } from './ports';
+import { landingPage } from './static-files';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 /** Where console/build.ts puts the review console; the stack serves it at /console/. */
 export const CONSOLE_DIST_DIR = path.join(__dirname, '..', '..', 'console', 'dist');
 const WORKER_FUNCTION = 'lymphoscope-local-trainWorker';
+const EXPLORER_PATH = '/console/explorer/';
 
 export interface LocalStackOptions {
   /** Where the local S3 keeps its objects (kept across restarts). */
@@ -19,6 +22,7 @@ export interface LocalStackOptions {
   /** API port; 0 picks a free one. */
   port?: number;
   host?: string;
+  /** The local S3's port; 0 or absent: the port of the last start on this dataDir if free, else any. */
   s3Port?: number;
   bucket?: string;
   /** The admin key to create if missing (LYMPHOSCOPE_ADMIN_KEY); a fresh one is made when absent and none exists. */
@@ -39,6 +43,8 @@ export interface LocalStack {
   url: string;
   /** The review console on the same origin as the API. */
   consoleUrl: string;
+  /** The offline GraphQL explorer (GraphiQL, part of the console build). */
+  explorerUrl: string;
   s3Endpoint: string;
   lambdaEndpoint: string;
   bucket: string;
@@ -65,7 +71,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const bucket = options.bucket ?? 'lymphoscope-local';
   const log = createLogger(options.logLevel ?? 'info', { service: 'lymphoscope-local' });
   const s3Directory = path.join(options.dataDir, 's3');
-  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: options.s3Port ?? 0, bucket });
+  // No port asked for: the one the last start on this data directory used, or any free one if it is taken.
+  let s3PortWanted = options.s3Port ?? 0;
+  if (s3PortWanted && !(await portIsFree(s3PortWanted))) {
+    throw portInUse(s3PortWanted, 'The local S3', 'LYMPHOSCOPE_S3_PORT to another port');
+  }
+  if (!s3PortWanted) {
+    const remembered = await rememberedS3Port(options.dataDir);
+    if (remembered && (await portIsFree(remembered))) s3PortWanted = remembered;
+    else if (remembered)
+      log.warn('the local S3 port of the last start is taken; using another', { port: remembered });
+  }
+  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: s3PortWanted, bucket });
   const { port: s3Port, endpoint: s3Endpoint } = s3;
 
   const env: Record<string, string> = {
@@ -102,6 +119,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     port: options.port ?? 0,
     host: options.host,
     staticDirs: { '/console': options.consoleDir ?? CONSOLE_DIST_DIR },
+    // The offline explorer is part of the console build (console/explorer); /explorer is its short name.
+    redirects: { '/explorer': EXPLORER_PATH, '/explorer/': EXPLORER_PATH },
+    landingPage: landingPage({ api: '/graphql', console: '/console/', explorer: EXPLORER_PATH }),
   });
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
@@ -121,6 +141,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     adminKeyCreated = true;
   }
 
+  // Remembered only once everything is up: a start that fails leaves the last good port in place.
+  await rememberS3Port(options.dataDir, s3Port);
+
   let productionModelVersion = await services.models.productionVersion();
   if (!productionModelVersion && options.demoModel !== false) {
     const card = await installDemoModel(services);
@@ -130,6 +153,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   return {
     url: api.url,
     consoleUrl: new URL('/console/', api.url).toString(),
+    explorerUrl: new URL(EXPLORER_PATH, api.url).toString(),
     s3Endpoint,
     lambdaEndpoint: lambda.endpoint,
     bucket,

@@ -79,3 +79,36 @@ export async function serveStatic(
     .on('error', () => res.destroy())
     .pipe(res);
 }
+
+/**
+ * The page at / of the local stack: where each part lives, so a new user need not guess URLs. Plain HTML
+ * with no script and nothing from the network; the offline explorer is listed first because Apollo
+ * Sandbox (GET /graphql) needs the internet.
+ */
+export function landingPage(paths: { api: string; console: string; explorer: string }): string {
+  return `<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>Lymphoscope (local)</title>
+    <link rel="icon" href="data:," />
+    <style>
+      body { font: 16px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 3rem auto; padding: 0 1rem; color: #1d2433; }
+      li { margin: 0.6rem 0; }
+      code { background: #eef1f6; padding: 0 0.25rem; border-radius: 3px; }
+    </style>
+  </head>
+  <body>
+    <h1>Lymphoscope is running</h1>
+    <p>A GraphQL API that classifies single-cell microscopy images as ALL blast or normal, for a human to confirm.</p>
+    <ul>
+      <li><a id="explorer-link" href="${paths.explorer}">GraphQL explorer</a> (GraphiQL, works offline): write and run queries with the schema's documentation beside them.</li>
+      <li><a id="console-link" href="${paths.console}">Review console</a>: sign in with an API key to review cells and compare models.</li>
+      <li><a id="sandbox-link" href="${paths.api}">Apollo Sandbox</a> (needs the internet: it loads from Apollo's servers).</li>
+      <li>The API itself: <code>POST ${paths.api}</code> with a JSON body; see docs/API.md for every operation.</li>
+    </ul>
+  </body>
+</html>
+`;
+}

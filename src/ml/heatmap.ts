@@ -108,7 +108,7 @@ export function gradCam(
 }
 
 // Matplotlib's "jet" in 9 stops: dark blue (no evidence) through green and yellow to dark red.
-const JET: Array<[number, number, number]> = [
+export const JET: Array<[number, number, number]> = [
   [0, 0, 128],
   [0, 0, 255],
   [0, 128, 255],

@@ -1,3 +1,4 @@
+import { onnxRuntime } from '../ml/onnx';
 import { runtimeInfo } from '../ml/runtime';
 import type { Resolvers } from '../generated/graphql';
 import { version } from '../../package.json';
@@ -14,7 +15,10 @@ export const healthResolvers: Resolvers = {
         status: storageReachable ? 'ok' : 'degraded',
         version,
         stage: services.config.stage,
-        mlBackend: runtimeInfo()?.backend ?? 'not loaded',
+        // What computes predictions: onnxruntime wherever it loads (models.ts serves every version with
+        // an ONNX twin through it), else the TF.js backend.
+        mlBackend: onnxRuntime() ? 'onnxruntime' : (runtimeInfo()?.backend ?? 'not loaded'),
+        tfjsBackend: runtimeInfo()?.backend ?? 'not loaded',
         storageReachable,
         productionModelVersion,
       };

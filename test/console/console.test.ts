@@ -103,9 +103,13 @@ describe('the review console in a real browser', () => {
     expect(await page.$eval('#heatmap', (e) => e.classList.contains('visible'))).toBe(false);
     await page.keyboard.press('h');
     expect(await page.$eval('#heatmap', (e) => e.classList.contains('visible'))).toBe(true);
+    // The colour scale shows with the heat map, and only then.
+    expect(await page.isVisible('#heatmap-legend')).toBe(true);
+    expect(await page.textContent('#heatmap-legend')).toContain('Grad-CAM');
     expect(await imageLoaded(page, '#heatmap')).toBe(450);
     await page.keyboard.press('h');
     expect(await page.$eval('#heatmap', (e) => e.classList.contains('visible'))).toBe(false);
+    expect(await page.isVisible('#heatmap-legend')).toBe(false);
 
     // A: the first cell is ALL; the page moves on to the second.
     await page.keyboard.press('a');

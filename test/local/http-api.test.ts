@@ -22,6 +22,8 @@ describe('the local HTTP API: static console files and CORS', () => {
         body: JSON.stringify({ path: event.rawPath }),
       }),
       staticDirs: { '/console': path.join(dir, 'site') },
+      redirects: { '/explorer': '/console/explorer/' },
+      landingPage: '<p>landing</p>',
     });
     base = `http://127.0.0.1:${api.port}`;
   });
@@ -43,6 +45,16 @@ describe('the local HTTP API: static console files and CORS', () => {
     expect(await (await fetch(`${base}/console/nested/`)).text()).toBe('<p>nested</p>');
     expect((await fetch(`${base}/console/missing.js`)).status).toBe(404);
     expect((await fetch(`${base}/console/app.js`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('answers / with the landing page and redirects short names', async () => {
+    const landing = await fetch(`${base}/`);
+    expect(landing.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await landing.text()).toBe('<p>landing</p>');
+    const explorer = await fetch(`${base}/explorer`, { redirect: 'manual' });
+    expect(explorer.status).toBe(302);
+    expect(explorer.headers.get('location')).toBe('/console/explorer/');
+    expect((await fetch(`${base}/elsewhere`)).status).toBe(404);
   });
 
   it('never serves a file outside the folder', async () => {

@@ -221,8 +221,8 @@ describe('Lambda packages', () => {
       expect(unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
     });
 
-    it('answers the health query from the unpacked files alone, under Node 22, on the wasm backend', async () => {
-      const event = httpApiEvent({ query: '{ health { status mlBackend storageReachable } }' });
+    it('answers the health query from the unpacked files alone, under Node 22, serving with onnxruntime beside TF.js wasm', async () => {
+      const event = httpApiEvent({ query: '{ health { status mlBackend tfjsBackend storageReachable } }' });
       // A one-node ONNX model (y = sigmoid(x)) that the packaged onnxruntime must run.
       const probe = new GraphBuilder();
       const x = probe.input('x', [1, 2]);
@@ -261,7 +261,9 @@ describe('Lambda packages', () => {
       const response = result.response as { statusCode: number; body: string };
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toEqual({
-        data: { health: { status: 'ok', mlBackend: 'wasm', storageReachable: true } },
+        data: {
+          health: { status: 'ok', mlBackend: 'onnxruntime', tfjsBackend: 'wasm', storageReachable: true },
+        },
       });
       expect(result.pngBytes).toBeGreaterThan(0);
       const sharpFiles = result.sharpFiles as string[];

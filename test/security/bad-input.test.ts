@@ -435,6 +435,7 @@ describe('limits', () => {
     answers.push(parsed);
     expect(parsed.errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
     expect(parsed.errors[0].message).toMatch(/limit is 2097152/);
+    expect(parsed.errors[0].extensions.limit).toBe(2097152);
   });
 });
 

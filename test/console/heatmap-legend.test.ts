@@ -1,0 +1,16 @@
+import { JET_STOPS, legendGradient } from '../../console/src/heatmap-legend';
+import { JET } from '../../src/ml/heatmap';
+
+describe("the console's heat-map legend", () => {
+  it('shows the very colour stops the API renders its heat maps with', () => {
+    expect(JET_STOPS).toEqual(JET);
+  });
+
+  it('spreads them evenly from no evidence (left) to the most (right)', () => {
+    const gradient = legendGradient();
+    expect(gradient.startsWith('linear-gradient(to right, rgb(0, 0, 128) 0.0%, rgb(0, 0, 255) 12.5%')).toBe(
+      true,
+    );
+    expect(gradient.endsWith('rgb(128, 0, 0) 100.0%)')).toBe(true);
+  });
+});

@@ -1,0 +1,111 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { buildConsole } from '../../console/build';
+import { labelFromName } from '../../console/src/upload';
+import { startLocalStack, type LocalStack } from '../../src/local/stack';
+import { launchChromium } from '../helpers/browser';
+import { graphqlClient, ok } from '../helpers/graphql';
+import { SAMPLE_DIR } from '../helpers/sample';
+
+const ADMIN_KEY = 'lsk_console_upload_admin_key_0123456789ab';
+
+describe('labelFromName', () => {
+  it('reads the label from a C-NMC name or an all/ or hem/ folder, and nothing else', () => {
+    expect(labelFromName('UID_11_1_1_all.bmp')).toBe('ALL');
+    expect(labelFromName('cnmc-sample/hem/UID_H10_1_1_hem.bmp')).toBe('NORMAL');
+    expect(labelFromName('cnmc-sample/all/cell.png')).toBe('ALL');
+    expect(labelFromName('small_hall.bmp')).toBeNull();
+    expect(labelFromName('MANIFEST.csv')).toBeNull();
+  });
+});
+
+/**
+ * The console's upload page in headless Chromium against the local stack: real C-NMC cells go from the
+ * file picker through presigned uploads into a dataset; MANIFEST.csv is skipped with a note.
+ */
+describe('uploading images in the console', () => {
+  let dir: string;
+  let stack: LocalStack;
+  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  let page: Page;
+  let datasetId: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-console-upload-'));
+    const { outDir } = await buildConsole(path.join(dir, 'console'));
+    [stack, browser] = await Promise.all([
+      startLocalStack({
+        dataDir: dir,
+        adminKey: ADMIN_KEY,
+        demoModel: false,
+        logLevel: 'warn',
+        consoleDir: outDir,
+      }),
+      launchChromium(),
+    ]);
+    datasetId = ok(
+      await graphqlClient(
+        stack.url,
+        ADMIN_KEY,
+      )('mutation { createDataset(input: { name: "from the console" }) { id } }'),
+    ).createDataset.id;
+    page = await browser.context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(String(error)));
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('adds picked cells to the chosen dataset with labels from their names, skipping what is not an image', async () => {
+    await page.goto(stack.consoleUrl);
+    await page.fill('#api-key', ADMIN_KEY);
+    await page.press('#api-key', 'Enter');
+    await page.waitForSelector('nav a[data-route="upload"]');
+    await page.click('nav a[data-route="upload"]');
+    await page.waitForFunction(() =>
+      document.querySelector('#upload-status')?.textContent?.includes('Choose'),
+    );
+    await page.selectOption('#upload-dataset', datasetId);
+    await page.setInputFiles('#upload-files', [
+      path.join(SAMPLE_DIR, 'all', 'UID_11_1_1_all.bmp'),
+      path.join(SAMPLE_DIR, 'hem', 'UID_H10_1_1_hem.bmp'),
+      path.join(SAMPLE_DIR, 'MANIFEST.csv'),
+    ]);
+    await page.click('#upload-start');
+    await page.waitForFunction(
+      () => document.querySelector('#upload-status')?.textContent?.startsWith('Done'),
+      undefined,
+      {
+        timeout: 30_000,
+      },
+    );
+    expect(await page.textContent('#upload-status')).toBe(
+      'Done: 2 added, 0 already there, 0 rejected, 1 skipped.',
+    );
+    expect(await page.$$eval('#upload-results li', (items) => items.map((li) => li.textContent))).toEqual([
+      'UID_11_1_1_all.bmp: added as ALL',
+      'UID_H10_1_1_hem.bmp: added as NORMAL',
+      'MANIFEST.csv: skipped, not an image (BMP, PNG, JPEG or TIFF)',
+    ]);
+    const { dataset } = ok(
+      await graphqlClient(stack.url, ADMIN_KEY)(
+        'query($id: ID!) { dataset(id: $id) { imageCount labelCounts { label count } } }',
+        { id: datasetId },
+      ),
+    );
+    expect(dataset.imageCount).toBe(2);
+    expect(dataset.labelCounts).toEqual(
+      expect.arrayContaining([
+        { label: 'ALL', count: 1 },
+        { label: 'NORMAL', count: 1 },
+      ]),
+    );
+    expect(pageErrors).toEqual([]);
+  });
+});
