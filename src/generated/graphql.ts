@@ -6,6 +6,7 @@ import { JobRecord } from '../services/training';
 import { ModelCard } from '../services/models';
 import { PredictionRecord } from '../services/predictions';
 import { ApiKeyRecord } from '../services/auth';
+import { DataJobRecord } from '../services/data-jobs';
 import { RequestContext } from '../resolvers/context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -131,6 +132,39 @@ export type CurvePoint = {
   y: Scalars['Float']['output'];
 };
 
+export type DataJob = {
+  __typename?: 'DataJob';
+  createdAt: Scalars['DateTime']['output'];
+  /** Presigned GET links to an export's files (predictions.jsonl, images/...), at most 1000. */
+  downloads: Array<Download>;
+  exportedImages: Scalars['Int']['output'];
+  exportedPredictions: Scalars['Int']['output'];
+  finishedAt?: Maybe<Scalars['DateTime']['output']>;
+  id: Scalars['ID']['output'];
+  /** What was deliberately kept, and why. */
+  kept: Array<Scalars['String']['output']>;
+  kind: DataJobKind;
+  /** Distinct objects and stored versions removed. */
+  objectsDeleted: Scalars['Int']['output'];
+  /** Steps of work still to do. */
+  remainingSteps: Scalars['Int']['output'];
+  status: DataJobStatus;
+  /** The prediction, dataset or partner the job is about. */
+  target: Scalars['ID']['output'];
+  versionsDeleted: Scalars['Int']['output'];
+};
+
+export type DataJobKind =
+  | 'DELETE_DATASET'
+  | 'DELETE_PREDICTION'
+  | 'ERASE_PARTNER'
+  | 'EXPORT_PARTNER';
+
+export type DataJobStatus =
+  /** Work is left: call resumeDataJob (or the same mutation again). */
+  | 'RUNNING'
+  | 'SUCCEEDED';
+
 export type Dataset = {
   __typename?: 'Dataset';
   createdAt: Scalars['DateTime']['output'];
@@ -163,6 +197,12 @@ export type DatasetEdge = {
   __typename?: 'DatasetEdge';
   cursor: Scalars['String']['output'];
   node: Dataset;
+};
+
+export type Download = {
+  __typename?: 'Download';
+  name: Scalars['String']['output'];
+  url: Scalars['String']['output'];
 };
 
 export type EpochMetrics = {
@@ -446,6 +486,23 @@ export type Mutation = {
   createDataset: Dataset;
   /** Get a presigned URL to PUT one image straight to storage; then call confirmImageUpload. */
   createImageUpload: ImageUpload;
+  /**
+   * Delete a dataset (scientist): its record, images, duplicate markers and snapshots, every version. Snapshots a
+   * model version was trained on, and their images, are kept (see `kept`) unless includePinned (admin).
+   */
+  deleteDataset: DataJob;
+  /**
+   * Delete one of your predictions for good: image, heat map, record with its review, owner index and review
+   * marker, every stored version. Idempotent; another partner's prediction is NOT_FOUND. (Admins: any prediction.)
+   */
+  deletePrediction: DataJob;
+  /** Erase everything stored for one partner (admin): predictions, images, heat maps, reviews, exports, uploads. */
+  erasePartnerData: DataJob;
+  /**
+   * Export a partner's predictions and reviews as JSON Lines, optionally with the images, behind presigned URLs.
+   * Admins may export any partner; a partner (its partnerId is its key id) only itself.
+   */
+  exportPartnerData: DataJob;
   /** Import a C-NMC style tree already in the bucket: <s3Prefix>/all/*.bmp and <s3Prefix>/hem/*.bmp. */
   importImages: ImportReport;
   /** Classify one cell image. */
@@ -456,6 +513,8 @@ export type Mutation = {
   promoteModel: ModelVersion;
   /** Remove one image from a dataset (snapshots of past training jobs keep their copy of the list). */
   removeImage: Scalars['Boolean']['output'];
+  /** Run a RUNNING data job further (a call stops after LYMPHOSCOPE_DATA_JOB_BUDGET_MS, 20 s by default). */
+  resumeDataJob: DataJob;
   /** Revoke an API key (admin). Takes effect on the next request. */
   revokeApiKey: ApiKey;
   /** Start training a model on a frozen snapshot of a dataset. Idempotent per clientToken. */
@@ -495,6 +554,28 @@ export type MutationCreateImageUploadArgs = {
 };
 
 
+export type MutationDeleteDatasetArgs = {
+  id: Scalars['ID']['input'];
+  includePinned?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+export type MutationDeletePredictionArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationErasePartnerDataArgs = {
+  partnerId: Scalars['ID']['input'];
+};
+
+
+export type MutationExportPartnerDataArgs = {
+  includeImages?: InputMaybe<Scalars['Boolean']['input']>;
+  partnerId: Scalars['ID']['input'];
+};
+
+
 export type MutationImportImagesArgs = {
   input: ImportImagesInput;
 };
@@ -519,6 +600,11 @@ export type MutationPromoteModelArgs = {
 export type MutationRemoveImageArgs = {
   datasetId: Scalars['ID']['input'];
   imageId: Scalars['ID']['input'];
+};
+
+
+export type MutationResumeDataJobArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -601,6 +687,8 @@ export type Query = {
   auditLog: AuditConnection;
   /** Metric deltas b - a. Deltas are only computed when both versions were tested on the same split. */
   compareModels: ModelComparison;
+  /** A deletion or export job. Admins see every job; anyone else only jobs about their own data. */
+  dataJob?: Maybe<DataJob>;
   /** One dataset, or null if it does not exist. */
   dataset?: Maybe<Dataset>;
   /** All datasets, oldest first. */
@@ -638,6 +726,11 @@ export type QueryAuditLogArgs = {
 export type QueryCompareModelsArgs = {
   a: Scalars['ID']['input'];
   b: Scalars['ID']['input'];
+};
+
+
+export type QueryDataJobArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -922,10 +1015,14 @@ export type ResolversTypes = ResolversObject<{
   CreateImageUploadInput: CreateImageUploadInput;
   CreatedApiKey: ResolverTypeWrapper<Omit<CreatedApiKey, 'apiKey'> & { apiKey: ResolversTypes['ApiKey'] }>;
   CurvePoint: ResolverTypeWrapper<CurvePoint>;
+  DataJob: ResolverTypeWrapper<DataJobRecord>;
+  DataJobKind: DataJobKind;
+  DataJobStatus: DataJobStatus;
   Dataset: ResolverTypeWrapper<DatasetRecord>;
   DatasetConnection: ResolverTypeWrapper<Omit<DatasetConnection, 'edges'> & { edges: Array<ResolversTypes['DatasetEdge']> }>;
   DatasetEdge: ResolverTypeWrapper<Omit<DatasetEdge, 'node'> & { node: ResolversTypes['Dataset'] }>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  Download: ResolverTypeWrapper<Download>;
   EpochMetrics: ResolverTypeWrapper<EpochMetrics>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Fusion: Fusion;
@@ -987,10 +1084,12 @@ export type ResolversParentTypes = ResolversObject<{
   CreateImageUploadInput: CreateImageUploadInput;
   CreatedApiKey: Omit<CreatedApiKey, 'apiKey'> & { apiKey: ResolversParentTypes['ApiKey'] };
   CurvePoint: CurvePoint;
+  DataJob: DataJobRecord;
   Dataset: DatasetRecord;
   DatasetConnection: Omit<DatasetConnection, 'edges'> & { edges: Array<ResolversParentTypes['DatasetEdge']> };
   DatasetEdge: Omit<DatasetEdge, 'node'> & { node: ResolversParentTypes['Dataset'] };
   DateTime: Scalars['DateTime']['output'];
+  Download: Download;
   EpochMetrics: EpochMetrics;
   Float: Scalars['Float']['output'];
   Health: Health;
@@ -1079,6 +1178,22 @@ export type CurvePointResolvers<ContextType = RequestContext, ParentType extends
   y?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 
+export type DataJobResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DataJob'] = ResolversParentTypes['DataJob']> = ResolversObject<{
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  downloads?: Resolver<Array<ResolversTypes['Download']>, ParentType, ContextType>;
+  exportedImages?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  exportedPredictions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kept?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['DataJobKind'], ParentType, ContextType>;
+  objectsDeleted?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  remainingSteps?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['DataJobStatus'], ParentType, ContextType>;
+  target?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  versionsDeleted?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
 export type DatasetResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Dataset'] = ResolversParentTypes['Dataset']> = ResolversObject<{
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -1103,6 +1218,11 @@ export type DatasetEdgeResolvers<ContextType = RequestContext, ParentType extend
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
+
+export type DownloadResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Download'] = ResolversParentTypes['Download']> = ResolversObject<{
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
 
 export type EpochMetricsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['EpochMetrics'] = ResolversParentTypes['EpochMetrics']> = ResolversObject<{
   accuracy?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
@@ -1292,11 +1412,16 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   createApiKey?: Resolver<ResolversTypes['CreatedApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
   createDataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType, RequireFields<MutationCreateDatasetArgs, 'input'>>;
   createImageUpload?: Resolver<ResolversTypes['ImageUpload'], ParentType, ContextType, RequireFields<MutationCreateImageUploadArgs, 'input'>>;
+  deleteDataset?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationDeleteDatasetArgs, 'id' | 'includePinned'>>;
+  deletePrediction?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationDeletePredictionArgs, 'id'>>;
+  erasePartnerData?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationErasePartnerDataArgs, 'partnerId'>>;
+  exportPartnerData?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationExportPartnerDataArgs, 'includeImages' | 'partnerId'>>;
   importImages?: Resolver<ResolversTypes['ImportReport'], ParentType, ContextType, RequireFields<MutationImportImagesArgs, 'input'>>;
   predict?: Resolver<ResolversTypes['Prediction'], ParentType, ContextType, RequireFields<MutationPredictArgs, 'input'>>;
   predictBatch?: Resolver<Array<ResolversTypes['Prediction']>, ParentType, ContextType, RequireFields<MutationPredictBatchArgs, 'inputs'>>;
   promoteModel?: Resolver<ResolversTypes['ModelVersion'], ParentType, ContextType, RequireFields<MutationPromoteModelArgs, 'version'>>;
   removeImage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveImageArgs, 'datasetId' | 'imageId'>>;
+  resumeDataJob?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationResumeDataJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   startTraining?: Resolver<ResolversTypes['TrainingJob'], ParentType, ContextType, RequireFields<MutationStartTrainingArgs, 'input'>>;
   submitReview?: Resolver<ResolversTypes['Prediction'], ParentType, ContextType, RequireFields<MutationSubmitReviewArgs, 'input'>>;
@@ -1336,6 +1461,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   apiKeys?: Resolver<Array<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   auditLog?: Resolver<ResolversTypes['AuditConnection'], ParentType, ContextType, Partial<QueryAuditLogArgs>>;
   compareModels?: Resolver<ResolversTypes['ModelComparison'], ParentType, ContextType, RequireFields<QueryCompareModelsArgs, 'a' | 'b'>>;
+  dataJob?: Resolver<Maybe<ResolversTypes['DataJob']>, ParentType, ContextType, RequireFields<QueryDataJobArgs, 'id'>>;
   dataset?: Resolver<Maybe<ResolversTypes['Dataset']>, ParentType, ContextType, RequireFields<QueryDatasetArgs, 'id'>>;
   datasets?: Resolver<ResolversTypes['DatasetConnection'], ParentType, ContextType, Partial<QueryDatasetsArgs>>;
   health?: Resolver<ResolversTypes['Health'], ParentType, ContextType>;
@@ -1437,10 +1563,12 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   AuditRecord?: AuditRecordResolvers<ContextType>;
   CreatedApiKey?: CreatedApiKeyResolvers<ContextType>;
   CurvePoint?: CurvePointResolvers<ContextType>;
+  DataJob?: DataJobResolvers<ContextType>;
   Dataset?: DatasetResolvers<ContextType>;
   DatasetConnection?: DatasetConnectionResolvers<ContextType>;
   DatasetEdge?: DatasetEdgeResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
+  Download?: DownloadResolvers<ContextType>;
   EpochMetrics?: EpochMetricsResolvers<ContextType>;
   Health?: HealthResolvers<ContextType>;
   HttpHeader?: HttpHeaderResolvers<ContextType>;

@@ -8,6 +8,8 @@ import { createS3ObjectStore } from '../storage/s3-object-store';
 import { LOCAL_S3_CREDENTIALS } from '../local/s3-server';
 import { AuditLog } from './audit';
 import { AuthService } from './auth';
+import { DataJobRunner } from './data-jobs';
+import { PatientDataService } from './patient-data';
 import { DatasetService } from './datasets';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
@@ -26,6 +28,7 @@ export interface Services {
   models: ModelRegistry;
   predictions: PredictionService;
   reviews: ReviewService;
+  patientData: PatientDataService;
   dispatcher: JobDispatcher;
 }
 
@@ -76,6 +79,11 @@ export function createServices(
     models,
     predictions,
     reviews: new ReviewService(predictions, datasets, audit),
+    patientData: new PatientDataService(
+      store,
+      docs,
+      new DataJobRunner(store, docs, audit, log, config.data.jobBudgetMs),
+    ),
     dispatcher,
   };
 }
