@@ -10,6 +10,7 @@ import { AuditLog } from './audit';
 import { AuthService } from './auth';
 import { DataJobRunner } from './data-jobs';
 import { PatientDataService } from './patient-data';
+import { Pseudonyms } from './pseudonyms';
 import { DatasetService } from './datasets';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
@@ -29,6 +30,7 @@ export interface Services {
   predictions: PredictionService;
   reviews: ReviewService;
   patientData: PatientDataService;
+  pseudonyms: Pseudonyms;
   dispatcher: JobDispatcher;
 }
 
@@ -55,7 +57,8 @@ export function createServices(
       region: config.region,
       endpoint: config.lambdaEndpoint,
     });
-  const datasets = new DatasetService(store, docs, config.limits, audit, log);
+  const pseudonyms = pseudonymsFor(config, log);
+  const datasets = new DatasetService(store, docs, config.limits, audit, log, pseudonyms);
   const models = new ModelRegistry(store, docs, audit, log);
   const predictions = new PredictionService(store, docs, models, datasets, config.limits, log);
   return {
@@ -79,6 +82,7 @@ export function createServices(
     models,
     predictions,
     reviews: new ReviewService(predictions, datasets, audit),
+    pseudonyms,
     patientData: new PatientDataService(
       store,
       docs,
@@ -86,4 +90,17 @@ export function createServices(
     ),
     dispatcher,
   };
+}
+
+/**
+ * The deployment's pseudonym key; without one a deployed stage refuses subject ids, and a local or test
+ * stage (whose stack normally passes the key it keeps in its data directory) makes one up for this process.
+ */
+function pseudonymsFor(config: Config, log: Logger): Pseudonyms {
+  if (config.data.pseudonymKey) return Pseudonyms.fromKey(config.data.pseudonymKey);
+  if (config.stage === 'local' || config.stage === 'test') {
+    log.warn('no LYMPHOSCOPE_PSEUDONYM_KEY: subject pseudonyms last only as long as this process');
+    return Pseudonyms.ephemeral();
+  }
+  return Pseudonyms.fromKey(null);
 }
