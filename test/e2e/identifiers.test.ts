@@ -65,6 +65,13 @@ it('keeps subject ids and file names out of keys, metadata, records and logs; su
       { input: { contentType: 'image/bmp', filename: UPLOAD_FILE, subjectId: UPLOAD_SUBJECT } },
     ),
   );
+  const upload = await e2e.stack.services.docs.get<{ subjectId: string; filename: string | null }>(
+    `uploads/${createImageUpload.uploadId}/upload.json`,
+  );
+  expect(upload!.value).toMatchObject({
+    subjectId: e2e.stack.services.pseudonyms.subject(UPLOAD_SUBJECT),
+    filename: null,
+  });
   const { predict } = ok(
     await e2e.gql('mutation($input: PredictInput!) { predict(input: $input) { id } }', {
       input: { imageBase64: images[1].bytes.toString('base64') },
