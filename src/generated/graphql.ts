@@ -517,10 +517,20 @@ export type Mutation = {
   resumeDataJob: DataJob;
   /** Revoke an API key (admin). Takes effect on the next request. */
   revokeApiKey: ApiKey;
+  /**
+   * Set how long a partner's prediction images and heat maps are kept (admin): 7, 30, 90 or 365 days, or null for
+   * the stage's default. Applies to predictions made from then on.
+   */
+  setPartnerRetention: PartnerRetention;
   /** Start training a model on a frozen snapshot of a dataset. Idempotent per clientToken. */
   startTraining: TrainingJob;
   /** Record a human's verdict on a prediction; optionally add the image to a dataset with that label. */
   submitReview: Prediction;
+  /**
+   * Apply the retention rules now, or at the time given (admin; local and test stages only, where the S3 server
+   * has no lifecycle rules: on AWS the bucket's rules do this).
+   */
+  sweepRetention: RetentionSweep;
 };
 
 
@@ -613,6 +623,12 @@ export type MutationRevokeApiKeyArgs = {
 };
 
 
+export type MutationSetPartnerRetentionArgs = {
+  imageDays?: InputMaybe<Scalars['Int']['input']>;
+  partnerId: Scalars['ID']['input'];
+};
+
+
 export type MutationStartTrainingArgs = {
   input: StartTrainingInput;
 };
@@ -622,11 +638,27 @@ export type MutationSubmitReviewArgs = {
   input: SubmitReviewInput;
 };
 
+
+export type MutationSweepRetentionArgs = {
+  now?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
 export type PageInfo = {
   __typename?: 'PageInfo';
   /** Pass as `after` to get the next page. */
   endCursor?: Maybe<Scalars['String']['output']>;
   hasNextPage: Scalars['Boolean']['output'];
+};
+
+export type PartnerRetention = {
+  __typename?: 'PartnerRetention';
+  /** The period that applies: imageDays, or the stage's default. */
+  effectiveImageDays: Scalars['Int']['output'];
+  /** The partner's own period for images and heat maps, in days; null: the stage's default. */
+  imageDays?: Maybe<Scalars['Int']['output']>;
+  partnerId: Scalars['ID']['output'];
+  /** How long prediction records (results and reviews, no pixels) are kept on this stage, in days. */
+  recordDays: Scalars['Int']['output'];
 };
 
 export type PredictInput = {
@@ -701,6 +733,8 @@ export type Query = {
   modelVersion?: Maybe<ModelVersion>;
   /** Registered model versions, newest first. */
   modelVersions: ModelVersionConnection;
+  /** How long a partner's prediction images are kept (admin, or the partner itself). */
+  partnerRetention: PartnerRetention;
   /** One prediction. A partner only sees its own; anything else is NOT_FOUND. */
   prediction?: Maybe<Prediction>;
   /** Predictions, newest first. Partners see their own; scientists and admins see all. */
@@ -756,6 +790,11 @@ export type QueryModelVersionsArgs = {
 };
 
 
+export type QueryPartnerRetentionArgs = {
+  partnerId: Scalars['ID']['input'];
+};
+
+
 export type QueryPredictionArgs = {
   id: Scalars['ID']['input'];
 };
@@ -791,6 +830,13 @@ export type RejectedFile = {
   code: Scalars['String']['output'];
   key: Scalars['String']['output'];
   reason: Scalars['String']['output'];
+};
+
+export type RetentionSweep = {
+  __typename?: 'RetentionSweep';
+  /** Objects removed (every version of each). */
+  expired: Scalars['Int']['output'];
+  now: Scalars['DateTime']['output'];
 };
 
 export type Review = {
@@ -1051,12 +1097,14 @@ export type ResolversTypes = ResolversObject<{
   MorphologyComparison: ResolverTypeWrapper<MorphologyComparison>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
+  PartnerRetention: ResolverTypeWrapper<PartnerRetention>;
   PredictInput: PredictInput;
   Prediction: ResolverTypeWrapper<PredictionRecord>;
   PredictionConnection: ResolverTypeWrapper<Omit<PredictionConnection, 'edges'> & { edges: Array<ResolversTypes['PredictionEdge']> }>;
   PredictionEdge: ResolverTypeWrapper<Omit<PredictionEdge, 'node'> & { node: ResolversTypes['Prediction'] }>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RejectedFile: ResolverTypeWrapper<RejectedFile>;
+  RetentionSweep: ResolverTypeWrapper<RetentionSweep>;
   Review: ResolverTypeWrapper<Review>;
   Role: Role;
   SplitSizes: ResolverTypeWrapper<SplitSizes>;
@@ -1116,12 +1164,14 @@ export type ResolversParentTypes = ResolversObject<{
   MorphologyComparison: MorphologyComparison;
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
+  PartnerRetention: PartnerRetention;
   PredictInput: PredictInput;
   Prediction: PredictionRecord;
   PredictionConnection: Omit<PredictionConnection, 'edges'> & { edges: Array<ResolversParentTypes['PredictionEdge']> };
   PredictionEdge: Omit<PredictionEdge, 'node'> & { node: ResolversParentTypes['Prediction'] };
   Query: Record<PropertyKey, never>;
   RejectedFile: RejectedFile;
+  RetentionSweep: RetentionSweep;
   Review: Review;
   SplitSizes: SplitSizes;
   StartTrainingInput: StartTrainingInput;
@@ -1423,13 +1473,22 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   removeImage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveImageArgs, 'datasetId' | 'imageId'>>;
   resumeDataJob?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationResumeDataJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  setPartnerRetention?: Resolver<ResolversTypes['PartnerRetention'], ParentType, ContextType, RequireFields<MutationSetPartnerRetentionArgs, 'partnerId'>>;
   startTraining?: Resolver<ResolversTypes['TrainingJob'], ParentType, ContextType, RequireFields<MutationStartTrainingArgs, 'input'>>;
   submitReview?: Resolver<ResolversTypes['Prediction'], ParentType, ContextType, RequireFields<MutationSubmitReviewArgs, 'input'>>;
+  sweepRetention?: Resolver<ResolversTypes['RetentionSweep'], ParentType, ContextType, Partial<MutationSweepRetentionArgs>>;
 }>;
 
 export type PageInfoResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = ResolversObject<{
   endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+}>;
+
+export type PartnerRetentionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PartnerRetention'] = ResolversParentTypes['PartnerRetention']> = ResolversObject<{
+  effectiveImageDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  imageDays?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  partnerId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  recordDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;
 
 export type PredictionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Prediction'] = ResolversParentTypes['Prediction']> = ResolversObject<{
@@ -1468,6 +1527,7 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   me?: Resolver<Maybe<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   modelVersion?: Resolver<Maybe<ResolversTypes['ModelVersion']>, ParentType, ContextType, RequireFields<QueryModelVersionArgs, 'version'>>;
   modelVersions?: Resolver<ResolversTypes['ModelVersionConnection'], ParentType, ContextType, Partial<QueryModelVersionsArgs>>;
+  partnerRetention?: Resolver<ResolversTypes['PartnerRetention'], ParentType, ContextType, RequireFields<QueryPartnerRetentionArgs, 'partnerId'>>;
   prediction?: Resolver<Maybe<ResolversTypes['Prediction']>, ParentType, ContextType, RequireFields<QueryPredictionArgs, 'id'>>;
   predictions?: Resolver<ResolversTypes['PredictionConnection'], ParentType, ContextType, Partial<QueryPredictionsArgs>>;
   productionModel?: Resolver<Maybe<ResolversTypes['ModelVersion']>, ParentType, ContextType>;
@@ -1480,6 +1540,11 @@ export type RejectedFileResolvers<ContextType = RequestContext, ParentType exten
   code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type RetentionSweepResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RetentionSweep'] = ResolversParentTypes['RetentionSweep']> = ResolversObject<{
+  expired?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  now?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 }>;
 
 export type ReviewResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Review'] = ResolversParentTypes['Review']> = ResolversObject<{
@@ -1591,11 +1656,13 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   MorphologyComparison?: MorphologyComparisonResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
+  PartnerRetention?: PartnerRetentionResolvers<ContextType>;
   Prediction?: PredictionResolvers<ContextType>;
   PredictionConnection?: PredictionConnectionResolvers<ContextType>;
   PredictionEdge?: PredictionEdgeResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   RejectedFile?: RejectedFileResolvers<ContextType>;
+  RetentionSweep?: RetentionSweepResolvers<ContextType>;
   Review?: ReviewResolvers<ContextType>;
   SplitSizes?: SplitSizesResolvers<ContextType>;
   SubjectCount?: SubjectCountResolvers<ContextType>;

@@ -11,6 +11,7 @@ import { AuthService } from './auth';
 import { DataJobRunner } from './data-jobs';
 import { PatientDataService } from './patient-data';
 import { Pseudonyms } from './pseudonyms';
+import { RetentionPolicy, RetentionSweep } from './retention';
 import { DatasetService } from './datasets';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
@@ -31,6 +32,8 @@ export interface Services {
   reviews: ReviewService;
   patientData: PatientDataService;
   pseudonyms: Pseudonyms;
+  retention: RetentionPolicy;
+  retentionSweep: RetentionSweep;
   dispatcher: JobDispatcher;
 }
 
@@ -60,7 +63,12 @@ export function createServices(
   const pseudonyms = pseudonymsFor(config, log);
   const datasets = new DatasetService(store, docs, config.limits, audit, log, pseudonyms);
   const models = new ModelRegistry(store, docs, audit, log);
-  const predictions = new PredictionService(store, docs, models, datasets, config.limits, log);
+  const periods = {
+    predictionPixelDays: config.data.predictionPixelDays,
+    predictionRecordDays: config.data.predictionRecordDays,
+  };
+  const retention = new RetentionPolicy(docs, audit, periods);
+  const predictions = new PredictionService(store, docs, models, datasets, config.limits, log, retention);
   return {
     config,
     log,
@@ -83,6 +91,8 @@ export function createServices(
     predictions,
     reviews: new ReviewService(predictions, datasets, audit),
     pseudonyms,
+    retention,
+    retentionSweep: new RetentionSweep(store, periods, log),
     patientData: new PatientDataService(
       store,
       docs,
