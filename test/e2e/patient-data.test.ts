@@ -166,6 +166,43 @@ describe('deletePrediction', () => {
   });
 });
 
+describe('a deletion whose runner died half way', () => {
+  it("is left alone while the dead runner's lease lasts, then resumed to the end", async () => {
+    const doomed = await predict(clients.partnerA, cells[6]);
+    const first = ok(
+      await clients.partnerA(`mutation($id: ID!) { deletePrediction(id: $id) { ${JOB} } }`, { id: doomed }),
+    ).deletePrediction;
+    expect(first).toMatchObject({ status: 'RUNNING', remainingSteps: 2 });
+    // What a process killed in the middle of the next step leaves in S3: the job RUNNING with its lease
+    // held, and the step's work half done (the image removed, the rest not).
+    const { docs, store } = e2e.stack.services;
+    const key = layout.dataJob(first.id);
+    const lease = (until: number) => (job: Record<string, unknown>) => ({
+      ...job,
+      lease: { owner: 'runner-that-died', until: new Date(until).toISOString() },
+    });
+    await docs.update(key, lease(Date.now() + 600_000));
+    await store.deleteVersions([
+      { key: layout.predictionImage(ids.partnerA, doomed, 'bmp'), versionId: 'null' },
+    ]);
+    const halfDone = await versions();
+
+    // Nobody runs it twice at once: while the lease lasts, a resume changes nothing.
+    const blocked = ok(
+      await clients.partnerA(`mutation($id: ID!) { resumeDataJob(id: $id) { ${JOB} } }`, { id: first.id }),
+    ).resumeDataJob;
+    expect(blocked).toMatchObject({ status: 'RUNNING', remainingSteps: 2 });
+    expect(await versions()).toEqual(halfDone);
+
+    await docs.update(key, lease(Date.now() - 1000));
+    const { job } = await finish(clients.partnerA, blocked);
+    // Heat map and record, then the owner index, after the review marker the first call removed. The
+    // image the dead runner removed is not counted: counts are what a run saw (docs/DATA.md).
+    expect(job).toMatchObject({ status: 'SUCCEEDED', objectsDeleted: 4, versionsDeleted: 4 });
+    expect(touching(await versions(), doomed)).toEqual([`${key}@null`]);
+  });
+});
+
 describe('deleteDataset', () => {
   it('removes a dataset, keeping what a model version was trained on unless an admin says otherwise', async () => {
     const { createDataset } = ok(
