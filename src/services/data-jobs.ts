@@ -299,21 +299,10 @@ export class DataJobRunner {
     includeImages: boolean,
   ): Promise<StepResult> {
     const records = await this.partnerRecords(partnerId);
-    const lines = records.map((r) =>
-      JSON.stringify({
-        id: r.id,
-        createdAt: r.createdAt,
-        modelVersion: r.modelVersion,
-        label: r.label,
-        probabilityAll: r.probabilityAll,
-        networkProbability: r.networkProbability ?? null,
-        threshold: r.threshold,
-        needsReview: r.needsReview,
-        morphology: r.morphology,
-        source: r.source,
-        review: r.review,
-        image: includeImages ? `images/${r.imageKey.split('/').pop()}` : null,
-      }),
+    // The record as stored (fields added later come along), without the storage keys, plus where the
+    // image is in the export.
+    const lines = records.map(({ imageKey, heatmapKey: _heatmap, partnerId: _partner, ...record }) =>
+      JSON.stringify({ ...record, image: includeImages ? `images/${imageKey.split('/').pop()}` : null }),
     );
     const key = `${folder}${EXPORT_FILE}`;
     await this.store.put(key, lines.length ? lines.join('\n') + '\n' : '', {

@@ -110,7 +110,12 @@ describe('deletePrediction', () => {
       status: 'RUNNING',
       remainingSteps: 2,
     });
-    // Half way: the other partner cannot see the job either.
+    // Half way: the other partner can neither run nor see the job.
+    expect(
+      errorCode(
+        await clients.partnerB(`mutation($id: ID!) { resumeDataJob(id: $id) { ${JOB} } }`, { id: first.id }),
+      ),
+    ).toBe('NOT_FOUND');
     expect(
       ok(await clients.partnerB('query($id: ID!) { dataJob(id: $id) { id } }', { id: first.id })).dataJob,
     ).toBeNull();
