@@ -28,6 +28,7 @@ const config: CodegenConfig = {
           ModelVersion: '../services/models#ModelCard',
           Prediction: '../services/predictions#PredictionRecord',
           ApiKey: '../services/auth#ApiKeyRecord',
+          DataJob: '../services/data-jobs#DataJobRecord',
         },
       },
     },

@@ -59,6 +59,17 @@ const schema = z.object({
   /** Presigned URL lifetimes, in seconds; capped at an hour, since a URL is a bearer grant nobody can revoke. */
   LYMPHOSCOPE_UPLOAD_URL_TTL: int(900).pipe(z.number().max(3600)),
   LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300).pipe(z.number().max(3600)),
+  /**
+   * Patient data (docs/DATA.md). The pseudonym key turns subject ids into keyed hashes at the door; a
+   * deployed stage reads it from its secrets (SSM), the local stack generates one in its data directory.
+   * Without it subject ids are refused rather than stored as given.
+   */
+  LYMPHOSCOPE_PSEUDONYM_KEY: z.string().min(32).optional(),
+  /** Default retention of prediction images and heat maps, and of prediction records (serverless.yml rules). */
+  LYMPHOSCOPE_PREDICTION_PIXEL_DAYS: int(30),
+  LYMPHOSCOPE_PREDICTION_RECORD_DAYS: int(365),
+  /** How long one call runs a deletion or export job before returning it RUNNING (call again to go on). */
+  LYMPHOSCOPE_DATA_JOB_BUDGET_MS: int(20_000),
   /** Introspection: on for local and dev stages, off in prod unless asked for. */
   LYMPHOSCOPE_INTROSPECTION: z.enum(['on', 'off', 'auto']).default('auto'),
 });
@@ -101,6 +112,12 @@ export type Config = Readonly<{
   urlTtlSeconds: Readonly<{ upload: number; download: number }>;
   workerSafetyMs: number;
   workerLeaseMs: number;
+  data: Readonly<{
+    pseudonymKey: string | null;
+    predictionPixelDays: number;
+    predictionRecordDays: number;
+    jobBudgetMs: number;
+  }>;
 }>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -156,5 +173,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
     workerLeaseMs: e.LYMPHOSCOPE_WORKER_LEASE_MS,
+    data: Object.freeze({
+      pseudonymKey: e.LYMPHOSCOPE_PSEUDONYM_KEY ?? null,
+      predictionPixelDays: e.LYMPHOSCOPE_PREDICTION_PIXEL_DAYS,
+      predictionRecordDays: e.LYMPHOSCOPE_PREDICTION_RECORD_DAYS,
+      jobBudgetMs: e.LYMPHOSCOPE_DATA_JOB_BUDGET_MS,
+    }),
   });
 }

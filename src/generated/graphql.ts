@@ -6,6 +6,7 @@ import { JobRecord } from '../services/training';
 import { ModelCard } from '../services/models';
 import { PredictionRecord } from '../services/predictions';
 import { ApiKeyRecord } from '../services/auth';
+import { DataJobRecord } from '../services/data-jobs';
 import { RequestContext } from '../resolvers/context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -131,6 +132,39 @@ export type CurvePoint = {
   y: Scalars['Float']['output'];
 };
 
+export type DataJob = {
+  __typename?: 'DataJob';
+  createdAt: Scalars['DateTime']['output'];
+  /** Presigned GET links to an export's files (predictions.jsonl, images/...), at most 1000. */
+  downloads: Array<Download>;
+  exportedImages: Scalars['Int']['output'];
+  exportedPredictions: Scalars['Int']['output'];
+  finishedAt?: Maybe<Scalars['DateTime']['output']>;
+  id: Scalars['ID']['output'];
+  /** What was deliberately kept, and why. */
+  kept: Array<Scalars['String']['output']>;
+  kind: DataJobKind;
+  /** Distinct objects and stored versions removed. */
+  objectsDeleted: Scalars['Int']['output'];
+  /** Steps of work still to do. */
+  remainingSteps: Scalars['Int']['output'];
+  status: DataJobStatus;
+  /** The prediction, dataset or partner the job is about. */
+  target: Scalars['ID']['output'];
+  versionsDeleted: Scalars['Int']['output'];
+};
+
+export type DataJobKind =
+  | 'DELETE_DATASET'
+  | 'DELETE_PREDICTION'
+  | 'ERASE_PARTNER'
+  | 'EXPORT_PARTNER';
+
+export type DataJobStatus =
+  /** Work is left: call resumeDataJob (or the same mutation again). */
+  | 'RUNNING'
+  | 'SUCCEEDED';
+
 export type Dataset = {
   __typename?: 'Dataset';
   createdAt: Scalars['DateTime']['output'];
@@ -163,6 +197,12 @@ export type DatasetEdge = {
   __typename?: 'DatasetEdge';
   cursor: Scalars['String']['output'];
   node: Dataset;
+};
+
+export type Download = {
+  __typename?: 'Download';
+  name: Scalars['String']['output'];
+  url: Scalars['String']['output'];
 };
 
 export type EpochMetrics = {
@@ -448,6 +488,23 @@ export type Mutation = {
   createDataset: Dataset;
   /** Get a presigned URL to PUT one image straight to storage; then call confirmImageUpload. */
   createImageUpload: ImageUpload;
+  /**
+   * Delete a dataset (scientist): its record, images, duplicate markers and snapshots, every version. Snapshots a
+   * model version was trained on, and their images, are kept (see `kept`) unless includePinned (admin).
+   */
+  deleteDataset: DataJob;
+  /**
+   * Delete one of your predictions for good: image, heat map, record with its review, owner index and review
+   * marker, every stored version. Idempotent; another partner's prediction is NOT_FOUND. (Admins: any prediction.)
+   */
+  deletePrediction: DataJob;
+  /** Erase everything stored for one partner (admin): predictions, images, heat maps, reviews, exports, uploads. */
+  erasePartnerData: DataJob;
+  /**
+   * Export a partner's predictions and reviews as JSON Lines, optionally with the images, behind presigned URLs.
+   * Admins may export any partner; a partner (its partnerId is its key id) only itself.
+   */
+  exportPartnerData: DataJob;
   /** Import a C-NMC style tree already in the bucket: <s3Prefix>/all/*.bmp and <s3Prefix>/hem/*.bmp. */
   importImages: ImportReport;
   /** Classify one cell image. */
@@ -458,12 +515,24 @@ export type Mutation = {
   promoteModel: ModelVersion;
   /** Remove one image from a dataset (snapshots of past training jobs keep their copy of the list). */
   removeImage: Scalars['Boolean']['output'];
+  /** Run a RUNNING data job further (a call stops after LYMPHOSCOPE_DATA_JOB_BUDGET_MS, 20 s by default). */
+  resumeDataJob: DataJob;
   /** Revoke an API key (admin). Takes effect on the next request. */
   revokeApiKey: ApiKey;
+  /**
+   * Set how long a partner's prediction images and heat maps are kept (admin): 7, 30, 90 or 365 days, or null for
+   * the stage's default. Applies to predictions made from then on.
+   */
+  setPartnerRetention: PartnerRetention;
   /** Start training a model on a frozen snapshot of a dataset. Idempotent per clientToken. */
   startTraining: TrainingJob;
   /** Record a human's verdict on a prediction; optionally add the image to a dataset with that label. */
   submitReview: Prediction;
+  /**
+   * Apply the retention rules now, or at the time given (admin; local and test stages only, where the S3 server
+   * has no lifecycle rules: on AWS the bucket's rules do this).
+   */
+  sweepRetention: RetentionSweep;
 };
 
 
@@ -497,6 +566,28 @@ export type MutationCreateImageUploadArgs = {
 };
 
 
+export type MutationDeleteDatasetArgs = {
+  id: Scalars['ID']['input'];
+  includePinned?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+
+export type MutationDeletePredictionArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationErasePartnerDataArgs = {
+  partnerId: Scalars['ID']['input'];
+};
+
+
+export type MutationExportPartnerDataArgs = {
+  includeImages?: InputMaybe<Scalars['Boolean']['input']>;
+  partnerId: Scalars['ID']['input'];
+};
+
+
 export type MutationImportImagesArgs = {
   input: ImportImagesInput;
 };
@@ -524,8 +615,19 @@ export type MutationRemoveImageArgs = {
 };
 
 
+export type MutationResumeDataJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type MutationSetPartnerRetentionArgs = {
+  imageDays?: InputMaybe<Scalars['Int']['input']>;
+  partnerId: Scalars['ID']['input'];
 };
 
 
@@ -538,11 +640,27 @@ export type MutationSubmitReviewArgs = {
   input: SubmitReviewInput;
 };
 
+
+export type MutationSweepRetentionArgs = {
+  now?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
 export type PageInfo = {
   __typename?: 'PageInfo';
   /** Pass as `after` to get the next page. */
   endCursor?: Maybe<Scalars['String']['output']>;
   hasNextPage: Scalars['Boolean']['output'];
+};
+
+export type PartnerRetention = {
+  __typename?: 'PartnerRetention';
+  /** The period that applies: imageDays, or the stage's default. */
+  effectiveImageDays: Scalars['Int']['output'];
+  /** The partner's own period for images and heat maps, in days; null: the stage's default. */
+  imageDays?: Maybe<Scalars['Int']['output']>;
+  partnerId: Scalars['ID']['output'];
+  /** How long prediction records (results and reviews, no pixels) are kept on this stage, in days. */
+  recordDays: Scalars['Int']['output'];
 };
 
 export type PredictInput = {
@@ -617,6 +735,8 @@ export type Query = {
   auditLog: AuditConnection;
   /** Metric deltas b - a. Deltas are only computed when both versions were tested on the same split. */
   compareModels: ModelComparison;
+  /** A deletion or export job. Admins see every job; anyone else only jobs about their own data. */
+  dataJob?: Maybe<DataJob>;
   /** One dataset, or null if it does not exist. */
   dataset?: Maybe<Dataset>;
   /** All datasets, oldest first. */
@@ -629,6 +749,8 @@ export type Query = {
   modelVersion?: Maybe<ModelVersion>;
   /** Registered model versions, newest first. */
   modelVersions: ModelVersionConnection;
+  /** How long a partner's prediction images are kept (admin, or the partner itself). */
+  partnerRetention: PartnerRetention;
   /** One prediction. A partner only sees its own; anything else is NOT_FOUND. */
   prediction?: Maybe<Prediction>;
   /** Predictions, newest first. Partners see their own; scientists and admins see all. */
@@ -657,6 +779,11 @@ export type QueryCompareModelsArgs = {
 };
 
 
+export type QueryDataJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type QueryDatasetArgs = {
   id: Scalars['ID']['input'];
 };
@@ -676,6 +803,11 @@ export type QueryModelVersionArgs = {
 export type QueryModelVersionsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryPartnerRetentionArgs = {
+  partnerId: Scalars['ID']['input'];
 };
 
 
@@ -715,6 +847,13 @@ export type RejectedFile = {
   code: Scalars['String']['output'];
   key: Scalars['String']['output'];
   reason: Scalars['String']['output'];
+};
+
+export type RetentionSweep = {
+  __typename?: 'RetentionSweep';
+  /** Objects removed (every version of each). */
+  expired: Scalars['Int']['output'];
+  now: Scalars['DateTime']['output'];
 };
 
 export type Review = {
@@ -949,10 +1088,14 @@ export type ResolversTypes = ResolversObject<{
   CreateImageUploadInput: CreateImageUploadInput;
   CreatedApiKey: ResolverTypeWrapper<Omit<CreatedApiKey, 'apiKey'> & { apiKey: ResolversTypes['ApiKey'] }>;
   CurvePoint: ResolverTypeWrapper<CurvePoint>;
+  DataJob: ResolverTypeWrapper<DataJobRecord>;
+  DataJobKind: DataJobKind;
+  DataJobStatus: DataJobStatus;
   Dataset: ResolverTypeWrapper<DatasetRecord>;
   DatasetConnection: ResolverTypeWrapper<Omit<DatasetConnection, 'edges'> & { edges: Array<ResolversTypes['DatasetEdge']> }>;
   DatasetEdge: ResolverTypeWrapper<Omit<DatasetEdge, 'node'> & { node: ResolversTypes['Dataset'] }>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  Download: ResolverTypeWrapper<Download>;
   EpochMetrics: ResolverTypeWrapper<EpochMetrics>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Fusion: Fusion;
@@ -981,12 +1124,14 @@ export type ResolversTypes = ResolversObject<{
   MorphologyComparison: ResolverTypeWrapper<MorphologyComparison>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
+  PartnerRetention: ResolverTypeWrapper<PartnerRetention>;
   PredictInput: PredictInput;
   Prediction: ResolverTypeWrapper<PredictionRecord>;
   PredictionConnection: ResolverTypeWrapper<Omit<PredictionConnection, 'edges'> & { edges: Array<ResolversTypes['PredictionEdge']> }>;
   PredictionEdge: ResolverTypeWrapper<Omit<PredictionEdge, 'node'> & { node: ResolversTypes['Prediction'] }>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RejectedFile: ResolverTypeWrapper<RejectedFile>;
+  RetentionSweep: ResolverTypeWrapper<RetentionSweep>;
   Review: ResolverTypeWrapper<Review>;
   ReviewReason: ReviewReason;
   Role: Role;
@@ -1015,10 +1160,12 @@ export type ResolversParentTypes = ResolversObject<{
   CreateImageUploadInput: CreateImageUploadInput;
   CreatedApiKey: Omit<CreatedApiKey, 'apiKey'> & { apiKey: ResolversParentTypes['ApiKey'] };
   CurvePoint: CurvePoint;
+  DataJob: DataJobRecord;
   Dataset: DatasetRecord;
   DatasetConnection: Omit<DatasetConnection, 'edges'> & { edges: Array<ResolversParentTypes['DatasetEdge']> };
   DatasetEdge: Omit<DatasetEdge, 'node'> & { node: ResolversParentTypes['Dataset'] };
   DateTime: Scalars['DateTime']['output'];
+  Download: Download;
   EpochMetrics: EpochMetrics;
   Float: Scalars['Float']['output'];
   Health: Health;
@@ -1045,12 +1192,14 @@ export type ResolversParentTypes = ResolversObject<{
   MorphologyComparison: MorphologyComparison;
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
+  PartnerRetention: PartnerRetention;
   PredictInput: PredictInput;
   Prediction: PredictionRecord;
   PredictionConnection: Omit<PredictionConnection, 'edges'> & { edges: Array<ResolversParentTypes['PredictionEdge']> };
   PredictionEdge: Omit<PredictionEdge, 'node'> & { node: ResolversParentTypes['Prediction'] };
   Query: Record<PropertyKey, never>;
   RejectedFile: RejectedFile;
+  RetentionSweep: RetentionSweep;
   Review: Review;
   SplitSizes: SplitSizes;
   StartTrainingInput: StartTrainingInput;
@@ -1107,6 +1256,22 @@ export type CurvePointResolvers<ContextType = RequestContext, ParentType extends
   y?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 
+export type DataJobResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DataJob'] = ResolversParentTypes['DataJob']> = ResolversObject<{
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  downloads?: Resolver<Array<ResolversTypes['Download']>, ParentType, ContextType>;
+  exportedImages?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  exportedPredictions?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kept?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['DataJobKind'], ParentType, ContextType>;
+  objectsDeleted?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  remainingSteps?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['DataJobStatus'], ParentType, ContextType>;
+  target?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  versionsDeleted?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
 export type DatasetResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Dataset'] = ResolversParentTypes['Dataset']> = ResolversObject<{
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -1131,6 +1296,11 @@ export type DatasetEdgeResolvers<ContextType = RequestContext, ParentType extend
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
+
+export type DownloadResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Download'] = ResolversParentTypes['Download']> = ResolversObject<{
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
 
 export type EpochMetricsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['EpochMetrics'] = ResolversParentTypes['EpochMetrics']> = ResolversObject<{
   accuracy?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
@@ -1321,19 +1491,33 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   createApiKey?: Resolver<ResolversTypes['CreatedApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
   createDataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType, RequireFields<MutationCreateDatasetArgs, 'input'>>;
   createImageUpload?: Resolver<ResolversTypes['ImageUpload'], ParentType, ContextType, RequireFields<MutationCreateImageUploadArgs, 'input'>>;
+  deleteDataset?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationDeleteDatasetArgs, 'id' | 'includePinned'>>;
+  deletePrediction?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationDeletePredictionArgs, 'id'>>;
+  erasePartnerData?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationErasePartnerDataArgs, 'partnerId'>>;
+  exportPartnerData?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationExportPartnerDataArgs, 'includeImages' | 'partnerId'>>;
   importImages?: Resolver<ResolversTypes['ImportReport'], ParentType, ContextType, RequireFields<MutationImportImagesArgs, 'input'>>;
   predict?: Resolver<ResolversTypes['Prediction'], ParentType, ContextType, RequireFields<MutationPredictArgs, 'input'>>;
   predictBatch?: Resolver<Array<ResolversTypes['Prediction']>, ParentType, ContextType, RequireFields<MutationPredictBatchArgs, 'inputs'>>;
   promoteModel?: Resolver<ResolversTypes['ModelVersion'], ParentType, ContextType, RequireFields<MutationPromoteModelArgs, 'version'>>;
   removeImage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveImageArgs, 'datasetId' | 'imageId'>>;
+  resumeDataJob?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationResumeDataJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  setPartnerRetention?: Resolver<ResolversTypes['PartnerRetention'], ParentType, ContextType, RequireFields<MutationSetPartnerRetentionArgs, 'partnerId'>>;
   startTraining?: Resolver<ResolversTypes['TrainingJob'], ParentType, ContextType, RequireFields<MutationStartTrainingArgs, 'input'>>;
   submitReview?: Resolver<ResolversTypes['Prediction'], ParentType, ContextType, RequireFields<MutationSubmitReviewArgs, 'input'>>;
+  sweepRetention?: Resolver<ResolversTypes['RetentionSweep'], ParentType, ContextType, Partial<MutationSweepRetentionArgs>>;
 }>;
 
 export type PageInfoResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = ResolversObject<{
   endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+}>;
+
+export type PartnerRetentionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['PartnerRetention'] = ResolversParentTypes['PartnerRetention']> = ResolversObject<{
+  effectiveImageDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  imageDays?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  partnerId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  recordDays?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;
 
 export type PredictionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Prediction'] = ResolversParentTypes['Prediction']> = ResolversObject<{
@@ -1367,12 +1551,14 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   apiKeys?: Resolver<Array<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   auditLog?: Resolver<ResolversTypes['AuditConnection'], ParentType, ContextType, Partial<QueryAuditLogArgs>>;
   compareModels?: Resolver<ResolversTypes['ModelComparison'], ParentType, ContextType, RequireFields<QueryCompareModelsArgs, 'a' | 'b'>>;
+  dataJob?: Resolver<Maybe<ResolversTypes['DataJob']>, ParentType, ContextType, RequireFields<QueryDataJobArgs, 'id'>>;
   dataset?: Resolver<Maybe<ResolversTypes['Dataset']>, ParentType, ContextType, RequireFields<QueryDatasetArgs, 'id'>>;
   datasets?: Resolver<ResolversTypes['DatasetConnection'], ParentType, ContextType, Partial<QueryDatasetsArgs>>;
   health?: Resolver<ResolversTypes['Health'], ParentType, ContextType>;
   me?: Resolver<Maybe<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   modelVersion?: Resolver<Maybe<ResolversTypes['ModelVersion']>, ParentType, ContextType, RequireFields<QueryModelVersionArgs, 'version'>>;
   modelVersions?: Resolver<ResolversTypes['ModelVersionConnection'], ParentType, ContextType, Partial<QueryModelVersionsArgs>>;
+  partnerRetention?: Resolver<ResolversTypes['PartnerRetention'], ParentType, ContextType, RequireFields<QueryPartnerRetentionArgs, 'partnerId'>>;
   prediction?: Resolver<Maybe<ResolversTypes['Prediction']>, ParentType, ContextType, RequireFields<QueryPredictionArgs, 'id'>>;
   predictions?: Resolver<ResolversTypes['PredictionConnection'], ParentType, ContextType, Partial<QueryPredictionsArgs>>;
   productionModel?: Resolver<Maybe<ResolversTypes['ModelVersion']>, ParentType, ContextType>;
@@ -1385,6 +1571,11 @@ export type RejectedFileResolvers<ContextType = RequestContext, ParentType exten
   code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type RetentionSweepResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RetentionSweep'] = ResolversParentTypes['RetentionSweep']> = ResolversObject<{
+  expired?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  now?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 }>;
 
 export type ReviewResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Review'] = ResolversParentTypes['Review']> = ResolversObject<{
@@ -1468,10 +1659,12 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   AuditRecord?: AuditRecordResolvers<ContextType>;
   CreatedApiKey?: CreatedApiKeyResolvers<ContextType>;
   CurvePoint?: CurvePointResolvers<ContextType>;
+  DataJob?: DataJobResolvers<ContextType>;
   Dataset?: DatasetResolvers<ContextType>;
   DatasetConnection?: DatasetConnectionResolvers<ContextType>;
   DatasetEdge?: DatasetEdgeResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
+  Download?: DownloadResolvers<ContextType>;
   EpochMetrics?: EpochMetricsResolvers<ContextType>;
   Health?: HealthResolvers<ContextType>;
   HttpHeader?: HttpHeaderResolvers<ContextType>;
@@ -1494,11 +1687,13 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   MorphologyComparison?: MorphologyComparisonResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
+  PartnerRetention?: PartnerRetentionResolvers<ContextType>;
   Prediction?: PredictionResolvers<ContextType>;
   PredictionConnection?: PredictionConnectionResolvers<ContextType>;
   PredictionEdge?: PredictionEdgeResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   RejectedFile?: RejectedFileResolvers<ContextType>;
+  RetentionSweep?: RetentionSweepResolvers<ContextType>;
   Review?: ReviewResolvers<ContextType>;
   SplitSizes?: SplitSizesResolvers<ContextType>;
   SubjectCount?: SubjectCountResolvers<ContextType>;

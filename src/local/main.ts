@@ -73,10 +73,21 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(lines.join('\n') + '\n');
 
+  // The local S3 has no lifecycle rules: apply the deployed bucket's retention rules at start and hourly.
+  const { retentionSweep, log } = stack.services;
+  const sweep = () =>
+    retentionSweep
+      .run(new Date())
+      .catch((error) => log.warn('retention sweep failed', { error: String(error) }));
+  void sweep();
+  const sweeper = setInterval(sweep, 3_600_000);
+  sweeper.unref();
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    clearInterval(sweeper);
     process.stdout.write(`\n${signal}: stopping...\n`);
     await stack.stop();
     process.exit(0);

@@ -1,6 +1,6 @@
 import { mkdir } from 'fs/promises';
 import S3rver from 's3rver';
-import { makePutsAtomic, serialisedConditionalRequests } from './s3rver-compat';
+import { deleteTagsWithObjects, makePutsAtomic, serialisedConditionalRequests } from './s3rver-compat';
 
 /**
  * The embedded S3: s3rver 3 on 127.0.0.1, keeping its objects in a directory across restarts, made to
@@ -57,6 +57,7 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     configureBuckets: [{ name: opts.bucket, configs: [CORS_CONFIGURATION] }],
   });
   makePutsAtomic(server.store);
+  deleteTagsWithObjects(server.store);
   // Koa composes the stack when the server starts listening, so the front of the array runs first.
   server.middleware.unshift(serialisedConditionalRequests(server.store));
   const { port } = await server.run();

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'crypto';
-import { mkdir, rename, writeFile } from 'fs/promises';
+import { mkdir, rename, unlink, writeFile } from 'fs/promises';
 import { dirname } from 'path';
 import type S3rver from 's3rver';
 
@@ -15,6 +15,13 @@ import type S3rver from 's3rver';
  * 3. ListObjectsV2 continuation tokens: s3rver encrypts them with DES, which OpenSSL 3 (Node 17+)
  *    no longer provides, so any truncated listing fails with InternalError.
  * 4. Keys with '..' segments: s3rver would write outside its directory; they are refused.
+ * 5. Versions: s3rver keeps no versions and rejects ListObjectVersions. It is answered here as S3
+ *    answers for a bucket that was never versioned: every object is one version, `VersionId` "null"
+ *    (DeleteObjects with VersionId "null" then removes it). The deletion code path is the one used
+ *    against the versioned bucket on AWS; only the number of versions per key differs (docs/DATA.md).
+ * 6. Tags on PutObject (`x-amz-tagging`): s3rver ignores the header, and keeps an object's tags after
+ *    the object is deleted or replaced. A whole-object PUT here sets exactly the tags it carries, and a
+ *    delete removes them, as S3 does.
  */
 
 /** FIFO mutual exclusion per key. `release` may be called before `ready` settles, and more than once. */
@@ -160,6 +167,8 @@ export function serialisedConditionalRequests(store: S3rver.Store): S3rver.Middl
     if (target.key === undefined) {
       if (ctx.method === 'GET' && query.get('list-type') === '2')
         return listObjectsV2(ctx, store, target.bucket, query);
+      if (ctx.method === 'GET' && query.has('versions'))
+        return listObjectVersions(ctx, store, target.bucket, query);
       return next();
     }
     // s3rver maps keys to file paths with path.join: a '..' segment would reach outside its directory.
@@ -194,11 +203,93 @@ export function serialisedConditionalRequests(store: S3rver.Store): S3rver.Middl
       const wholeObjectWrite = ctx.method === 'PUT' && !SUBRESOURCE_PARAMS.some((p) => query.has(p));
       if (wholeObjectWrite && !(await preconditionsHold(ctx, store, objectTarget))) return;
       await next();
+      if (wholeObjectWrite && ctx.status < 300) await replaceTags(ctx, store, objectTarget);
     } finally {
       handled = true;
       releaseIfDone();
     }
   };
+}
+
+/** The tags of a whole-object PUT (`x-amz-tagging: k=v&k2=v2`) replace whatever the key had. */
+async function replaceTags(
+  ctx: S3rver.Context,
+  store: S3rver.Store,
+  target: { bucket: string; key: string },
+): Promise<void> {
+  const tagging = header(ctx, 'x-amz-tagging');
+  const tags = [...new URLSearchParams(tagging ?? '')];
+  const path = store.getResourcePath(target.bucket, target.key, 'tagging.xml');
+  if (tags.length === 0) {
+    await unlink(path).catch(() => undefined);
+    return;
+  }
+  const xml =
+    '<Tagging><TagSet>' +
+    tags.map(([k, v]) => `<Tag>${xmlFields({ Key: k, Value: v })}</Tag>`).join('') +
+    '</TagSet></Tagging>';
+  await writeFile(path, xml);
+}
+
+/** Removes an object's tags with the object, so a later object under the same key starts without them. */
+export function deleteTagsWithObjects(store: S3rver.Store): void {
+  const deleteObject = store.deleteObject.bind(store);
+  store.deleteObject = async (bucket, key) => {
+    await unlink(store.getResourcePath(bucket, key, 'tagging.xml')).catch(() => undefined);
+    await deleteObject(bucket, key);
+  };
+}
+
+/**
+ * ListObjectVersions for a server without versions: each object is its only version, `null`, latest.
+ * Pagination uses the key marker alone (a key has one version here).
+ */
+async function listObjectVersions(
+  ctx: S3rver.Context,
+  store: S3rver.Store,
+  bucket: string,
+  query: URLSearchParams,
+): Promise<void> {
+  if (!(await store.getBucket(bucket))) {
+    respondWithError(ctx, 404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
+    return;
+  }
+  const maxKeys = Math.max(1, Math.min(1000, Number(query.get('max-keys') ?? '1000') || 1000));
+  const prefix = query.get('prefix') ?? '';
+  const keyMarker = query.get('key-marker') ?? '';
+  const result = await store.listObjects(bucket, { prefix, startAfter: keyMarker, maxKeys });
+  const last = result.objects[result.objects.length - 1]?.key;
+  const versions = result.objects
+    .map(
+      (o) =>
+        `<Version>${xmlFields({
+          Key: o.key,
+          VersionId: 'null',
+          IsLatest: true,
+          LastModified: o.lastModifiedDate.toISOString(),
+          ETag: o.metadata.etag,
+          Size: o.size,
+          StorageClass: 'STANDARD',
+        })}</Version>`,
+    )
+    .join('');
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    '<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    xmlFields({
+      Name: bucket,
+      Prefix: prefix,
+      KeyMarker: keyMarker,
+      VersionIdMarker: '',
+      MaxKeys: maxKeys,
+      IsTruncated: result.isTruncated,
+      NextKeyMarker: result.isTruncated ? last : undefined,
+      NextVersionIdMarker: result.isTruncated ? 'null' : undefined,
+    }) +
+    versions +
+    '</ListVersionsResult>';
 }
 
 const encodeToken = (lastKey: string) => Buffer.from(lastKey, 'utf8').toString('base64url');

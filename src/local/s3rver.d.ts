@@ -30,6 +30,7 @@ declare module 's3rver' {
       getResourcePath(bucket: string, key: string, resource: string): string;
       putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5?: string): Promise<void>;
       putObject(object: StoredObject): Promise<{ size: number; md5: string }>;
+      deleteObject(bucket: string, key: string): Promise<void>;
       getBucket(bucket: string): Promise<object | null>;
       /** Keys after `startAfter`, in order, at most `maxKeys` of them. */
       listObjects(

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelBundle } from '../ml/model-io';
 import { createLogger } from '../observability/log';
@@ -94,6 +95,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
     LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: WORKER_FUNCTION,
     LYMPHOSCOPE_LOG_LEVEL: options.logLevel ?? 'info',
+    LYMPHOSCOPE_PSEUDONYM_KEY: await localPseudonymKey(options.dataDir),
     ...(options.env ?? {}),
   };
   // The same object is filled in below with the emulator's own endpoint, which workers need to
@@ -179,6 +181,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       s3 = null;
     },
   };
+}
+
+/**
+ * The local deployment's pseudonym key (docs/DATA.md), made once and kept beside the local S3 data, so a
+ * subject keeps its pseudonym across restarts. Deleting the data directory deletes both.
+ */
+async function localPseudonymKey(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 'pseudonym.key');
+  try {
+    const key = (await readFile(file, 'utf8')).trim();
+    if (key.length >= 32) return key;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const key = randomBytes(32).toString('base64url');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, key + '\n', { mode: 0o600, flag: 'w' });
+  return key;
 }
 
 /** Registers the bundled demo model (data/demo-model) and makes it the production model. */

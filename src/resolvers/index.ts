@@ -1,5 +1,6 @@
 import type { Resolvers } from '../generated/graphql';
 import { accessResolvers } from './access';
+import { dataResolvers } from './data';
 import { datasetResolvers } from './datasets';
 import { healthResolvers } from './health';
 import { modelResolvers } from './models';
@@ -13,6 +14,7 @@ const domains: Resolvers[] = [
   modelResolvers,
   predictionResolvers,
   accessResolvers,
+  dataResolvers,
 ];
 
 /** Merges the per-domain resolver maps type by type. */

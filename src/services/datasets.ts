@@ -12,6 +12,7 @@ import { folderToLabel, labelToFolder, validateSubjectId, type CellLabel } from 
 import { pageOf, type Page } from './pagination';
 import type { AuditLog } from './audit';
 import type { Caller } from './auth';
+import { Pseudonyms } from './pseudonyms';
 
 export interface DatasetRecord {
   id: string;
@@ -90,6 +91,8 @@ export class DatasetService {
     private readonly limits: ImageLimitsConfig,
     private readonly audit: AuditLog,
     private readonly log: Logger,
+    /** Subject ids become keyed hashes at the door (docs/DATA.md); by hand-built services: a per-process key. */
+    private readonly pseudonyms: Pseudonyms = Pseudonyms.ephemeral(),
   ) {}
 
   async create(caller: Caller, name: string, description?: string | null): Promise<DatasetRecord> {
@@ -216,10 +219,9 @@ export class DatasetService {
     },
   ): Promise<{ image: ImageRecord; duplicate: boolean }> {
     await this.require(input.datasetId);
-    const filename = input.filename ? validateFilename(input.filename) : null;
-    const subjectId =
-      validateSubjectId(input.subjectId) ??
-      (filename ? (parseCnmcFilename(filename)?.subjectId ?? null) : null);
+    const subjectId = this.subjectAtTheDoor(input.subjectId, input.filename);
+    // A file name only tells the subject (C-NMC names do); it is not stored, logged or put in metadata.
+    const filename = null;
     const decoded = await decodeImage(input.bytes, this.imageLimits(this.limits.uploadBytes));
     const sha256 = sha256Hex(input.bytes);
     const imageId = imageIdFor(sha256);
@@ -277,7 +279,6 @@ export class DatasetService {
           height: String(decoded.height),
           format: decoded.format,
           source: input.source,
-          ...(filename ? { filename: encodeURIComponent(filename) } : {}),
           ...(subjectId ? { subject: subjectId } : {}),
           addedby: caller.keyId,
         },
@@ -313,6 +314,19 @@ export class DatasetService {
     if (info?.metadata.sha256) await this.store.delete(layout.imageBySha(datasetId, info.metadata.sha256));
     await this.audit.record(caller, 'image.remove', `${datasetId}/${imageId}`, { key: ref.key }, null);
     return true;
+  }
+
+  /**
+   * The pseudonym of the subject given, or else of the one a C-NMC file name carries; null when neither
+   * says. The file name is checked and then forgotten.
+   */
+  private subjectAtTheDoor(
+    subjectId: string | null | undefined,
+    filename: string | null | undefined,
+  ): string | null {
+    const given = validateSubjectId(subjectId);
+    const name = filename ? validateFilename(filename) : null;
+    return this.pseudonyms.subject(given ?? (name ? (parseCnmcFilename(name)?.subjectId ?? null) : null));
   }
 
   imageLimits(maxBytes: number): ImageLimits {
@@ -352,8 +366,8 @@ export class DatasetService {
       uploadId: `up-${ulid().toLowerCase()}`,
       datasetId: input.datasetId ?? null,
       label: input.label ?? null,
-      filename: input.filename ? validateFilename(input.filename) : null,
-      subjectId: validateSubjectId(input.subjectId),
+      filename: null,
+      subjectId: this.subjectAtTheDoor(input.subjectId, input.filename),
       contentType: input.contentType,
       createdBy: caller.keyId,
       createdAt: new Date(now).toISOString(),
@@ -481,7 +495,11 @@ export class DatasetService {
         field: 's3Prefix',
       });
     }
-    if (/^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners)\//.test(prefix)) {
+    if (
+      /^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners|data-jobs|exports|retention)\//.test(
+        prefix,
+      )
+    ) {
       throw badInput("s3Prefix must not point inside Lymphoscope's own data.", { field: 's3Prefix' });
     }
     const objects = await this.store.listAll(prefix, { limit: this.limits.importFiles + 1 });
@@ -521,7 +539,8 @@ export class DatasetService {
           bytes: object.body,
           filename,
           subjectId: parsed?.subjectId ?? null,
-          source: `import:${o.key}`,
+          // Not the key: lab file names carry patient names and record numbers.
+          source: 'import',
         });
         if (result.duplicate) report.duplicates += 1;
         else report.accepted += 1;

@@ -8,6 +8,10 @@ import { createS3ObjectStore } from '../storage/s3-object-store';
 import { LOCAL_S3_CREDENTIALS } from '../local/s3-server';
 import { AuditLog } from './audit';
 import { AuthService } from './auth';
+import { DataJobRunner } from './data-jobs';
+import { PatientDataService } from './patient-data';
+import { Pseudonyms } from './pseudonyms';
+import { RetentionPolicy, RetentionSweep } from './retention';
 import { DatasetService } from './datasets';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
@@ -26,6 +30,10 @@ export interface Services {
   models: ModelRegistry;
   predictions: PredictionService;
   reviews: ReviewService;
+  patientData: PatientDataService;
+  pseudonyms: Pseudonyms;
+  retention: RetentionPolicy;
+  retentionSweep: RetentionSweep;
   dispatcher: JobDispatcher;
 }
 
@@ -52,9 +60,15 @@ export function createServices(
       region: config.region,
       endpoint: config.lambdaEndpoint,
     });
-  const datasets = new DatasetService(store, docs, config.limits, audit, log);
+  const pseudonyms = pseudonymsFor(config, log);
+  const datasets = new DatasetService(store, docs, config.limits, audit, log, pseudonyms);
   const models = new ModelRegistry(store, docs, audit, log);
-  const predictions = new PredictionService(store, docs, models, datasets, config.limits, log);
+  const periods = {
+    predictionPixelDays: config.data.predictionPixelDays,
+    predictionRecordDays: config.data.predictionRecordDays,
+  };
+  const retention = new RetentionPolicy(docs, audit, periods);
+  const predictions = new PredictionService(store, docs, models, datasets, config.limits, log, retention);
   return {
     config,
     log,
@@ -76,6 +90,27 @@ export function createServices(
     models,
     predictions,
     reviews: new ReviewService(predictions, datasets, audit),
+    pseudonyms,
+    retention,
+    retentionSweep: new RetentionSweep(store, periods, log),
+    patientData: new PatientDataService(
+      store,
+      docs,
+      new DataJobRunner(store, docs, audit, log, config.data.jobBudgetMs),
+    ),
     dispatcher,
   };
+}
+
+/**
+ * The deployment's pseudonym key; without one a deployed stage refuses subject ids, and a local or test
+ * stage (whose stack normally passes the key it keeps in its data directory) makes one up for this process.
+ */
+function pseudonymsFor(config: Config, log: Logger): Pseudonyms {
+  if (config.data.pseudonymKey) return Pseudonyms.fromKey(config.data.pseudonymKey);
+  if (config.stage === 'local' || config.stage === 'test') {
+    log.warn('no LYMPHOSCOPE_PSEUDONYM_KEY: subject pseudonyms last only as long as this process');
+    return Pseudonyms.ephemeral();
+  }
+  return Pseudonyms.fromKey(null);
 }

@@ -12,6 +12,7 @@ import type { Caller } from './auth';
 import type { DatasetService } from './datasets';
 import { classToLabel, type CellLabel } from './labels';
 import type { ModelRegistry } from './models';
+import type { RetentionPolicy } from './retention';
 import { pageOf, type Page } from './pagination';
 import { currentPixelBudget } from './work-budget';
 
@@ -98,6 +99,8 @@ export class PredictionService {
     private readonly datasets: DatasetService,
     private readonly limits: { batchSize: number; inlineImageBytes: number; uploadBytes: number },
     private readonly log: Logger,
+    /** Tags the image and heat map with their retention class (docs/DATA.md); absent: untagged. */
+    private readonly retention?: RetentionPolicy,
   ) {}
 
   private async resolveImage(
@@ -176,9 +179,10 @@ export class PredictionService {
       review: null,
     };
     // Artifacts first, the record last: a prediction is visible only when everything it points to exists.
-    await this.store.put(record.imageKey, bytes, { contentType: `image/${image.format}` });
+    const tags = await this.retention?.pixelTags(partnerId);
+    await this.store.put(record.imageKey, bytes, { contentType: `image/${image.format}`, tags });
     if (analysis.heatmapPng && record.heatmapKey) {
-      await this.store.put(record.heatmapKey, analysis.heatmapPng, { contentType: 'image/png' });
+      await this.store.put(record.heatmapKey, analysis.heatmapPng, { contentType: 'image/png', tags });
     }
     await this.docs.create(layout.predictionOwner(id), { partnerId });
     await this.docs.create(layout.prediction(partnerId, id), record);

@@ -83,6 +83,20 @@ export const layout = {
   pendingReviewsPrefix: () => 'reviews/pending/',
   pendingReview: (predictionId: string) => `reviews/pending/${safeId(predictionId, 'predictionId')}`,
 
+  // patient data: deletion and export jobs, exports, retention settings (docs/DATA.md)
+  dataJobsPrefix: () => 'data-jobs/',
+  dataJob: (jobId: string) => `data-jobs/${safeId(jobId, 'jobId')}.json`,
+  exportsPrefix: (partnerId: string) => `exports/${safeId(partnerId, 'partnerId')}/`,
+  exportFolder: (partnerId: string, jobId: string) =>
+    `exports/${safeId(partnerId, 'partnerId')}/${safeId(jobId, 'jobId')}/`,
+  partnerRetention: (partnerId: string) => `retention/partners/${safeId(partnerId, 'partnerId')}.json`,
+  /** Every file of one prediction (record, image, heat map) shares this prefix. */
+  predictionFilesPrefix: (partnerId: string, predictionId: string) =>
+    `predictions/${safeId(partnerId, 'partnerId')}/${safeId(predictionId, 'predictionId')}.`,
+  snapshotsPrefix: (datasetId: string) => `datasets/${safeId(datasetId, 'datasetId')}/snapshots/`,
+  imageShaPrefix: (datasetId: string) => `datasets/${safeId(datasetId, 'datasetId')}/sha256/`,
+  uploadsPrefix: () => 'uploads/',
+
   // access and audit
   apiKeyByHash: (hash: string) => `keys/by-hash/${check(hash, SHA256, 'key')}.json`,
   apiKeysPrefix: () => 'keys/by-id/',

@@ -25,6 +25,22 @@ export interface PutOptions {
   ifNoneMatch?: '*';
   /** Compare and swap: fails with PreconditionFailed unless the object exists with exactly this ETag. */
   ifMatch?: string;
+  /**
+   * Object tags (S3 lifecycle rules can select on them: retention, docs/DATA.md). Keys and values:
+   * letters, digits, '+', '-', '=', '.', '_', ':', '/', at most 10 tags.
+   */
+  tags?: Record<string, string>;
+}
+
+/** One version of a key, or a delete marker (a versioned bucket keeps both until they are removed). */
+export interface ObjectVersionInfo {
+  key: string;
+  /** 'null' for an object written while the bucket was unversioned (and on the local server: see s3rver-compat). */
+  versionId: string;
+  isDeleteMarker: boolean;
+  isLatest: boolean;
+  size: number;
+  lastModified?: Date;
 }
 
 export interface ListPageOptions {
@@ -50,6 +66,15 @@ export interface ObjectStore {
    * 50,000). To tell "exactly N" from "more than N", ask for N + 1.
    */
   listAll(prefix: string, opts?: { limit?: number }): Promise<ObjectInfo[]>;
+  /** Every version and delete marker under `prefix` (ListObjectVersions), at most `limit` (default 50,000). */
+  listVersions(prefix: string, opts?: { limit?: number }): Promise<ObjectVersionInfo[]>;
+  /**
+   * Removes exactly these versions for good (DeleteObjects with VersionId, 1000 per request): nothing
+   * is left to restore. Idempotent: a version already gone counts as removed. Returns how many were asked.
+   */
+  deleteVersions(versions: ReadonlyArray<{ key: string; versionId: string }>): Promise<number>;
+  /** The object's tags, or null when the key does not exist. */
+  getTags(key: string): Promise<Record<string, string> | null>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
   /** Server-side copy with metadata. NOT_FOUND if the source is missing; PreconditionFailed on `ifNoneMatch`. */

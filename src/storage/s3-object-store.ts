@@ -1,10 +1,13 @@
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -14,6 +17,7 @@ import {
   ListPageOptions,
   ObjectInfo,
   ObjectStore,
+  ObjectVersionInfo,
   PreconditionFailed,
   PutOptions,
   S3StoreConfig,
@@ -137,6 +141,18 @@ function checkExpiry(seconds: number): void {
   }
 }
 
+const TAG = /^[A-Za-z0-9 +\-=._:/@]{1,128}$/;
+
+/** PutObject's `Tagging`: a URL query string, as S3 wants it. */
+function tagging(tags: Record<string, string>): string {
+  const entries = Object.entries(tags);
+  if (entries.length > 10) throw badInput('At most 10 tags per object.');
+  for (const [k, v] of entries) {
+    if (!TAG.test(k) || !(v === '' || TAG.test(v))) throw badInput(`Tag '${k}' has an invalid key or value.`);
+  }
+  return new URLSearchParams(entries).toString();
+}
+
 /** CopySource is `bucket/key`, URL-encoded, with the slashes of the key kept. */
 function copySource(bucket: string, key: string): string {
   return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
@@ -151,6 +167,7 @@ class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<{ etag: string }> {
     checkKey(key);
     if (opts.metadata) checkMetadata(opts.metadata);
+    const tags = opts.tags ? tagging(opts.tags) : undefined;
     try {
       const out = await this.client.send(
         new PutObjectCommand({
@@ -163,6 +180,7 @@ class S3ObjectStore implements ObjectStore {
           Metadata: opts.metadata,
           IfNoneMatch: opts.ifNoneMatch,
           IfMatch: opts.ifMatch,
+          Tagging: tags,
         }),
       );
       return { etag: out.ETag ?? '' };
@@ -265,6 +283,80 @@ class S3ObjectStore implements ObjectStore {
       continuationToken = page.nextContinuationToken;
     } while (continuationToken && all.length < limit);
     return all;
+  }
+
+  async listVersions(prefix: string, opts: { limit?: number } = {}): Promise<ObjectVersionInfo[]> {
+    const limit = opts.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) throw badInput('limit must be a positive integer.', { limit });
+    const all: ObjectVersionInfo[] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    try {
+      for (;;) {
+        const out = await this.client.send(
+          new ListObjectVersionsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            VersionIdMarker: versionIdMarker,
+            MaxKeys: Math.min(1000, limit - all.length),
+          }),
+        );
+        const of = (o: { Key?: string; VersionId?: string; IsLatest?: boolean; LastModified?: Date }) => ({
+          key: o.Key ?? '',
+          versionId: o.VersionId ?? 'null',
+          isLatest: o.IsLatest ?? false,
+          lastModified: o.LastModified,
+        });
+        for (const v of out.Versions ?? []) all.push({ ...of(v), isDeleteMarker: false, size: v.Size ?? 0 });
+        for (const m of out.DeleteMarkers ?? []) all.push({ ...of(m), isDeleteMarker: true, size: 0 });
+        if (!out.IsTruncated || all.length >= limit) break;
+        keyMarker = out.NextKeyMarker;
+        versionIdMarker = out.NextVersionIdMarker;
+      }
+    } catch (err) {
+      throw translate(err, 'ListObjectVersions');
+    }
+    return all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).slice(0, limit);
+  }
+
+  async deleteVersions(versions: ReadonlyArray<{ key: string; versionId: string }>): Promise<number> {
+    versions.forEach((v) => checkKey(v.key));
+    for (let start = 0; start < versions.length; start += 1000) {
+      const batch = versions.slice(start, start + 1000);
+      let out;
+      try {
+        out = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((v) => ({ Key: v.key, VersionId: v.versionId })), Quiet: true },
+          }),
+        );
+      } catch (err) {
+        throw translate(err, 'DeleteObjects');
+      }
+      // A version already gone is not an error in S3's answer; anything listed here (AccessDenied,
+      // InternalError) was not removed, and the caller's job must retry it.
+      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchVersion' && e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        throw unavailable(`Object storage did not delete ${failed.length} object versions; retry.`, {
+          operation: 'DeleteObjects',
+          code: failed[0].Code,
+        });
+      }
+    }
+    return versions.length;
+  }
+
+  async getTags(key: string): Promise<Record<string, string> | null> {
+    checkKey(key);
+    try {
+      const out = await this.client.send(new GetObjectTaggingCommand({ Bucket: this.bucket, Key: key }));
+      return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    } catch (err) {
+      if (isMissingKey(err)) return null;
+      throw translate(err, 'GetObjectTagging', key);
+    }
   }
 
   async delete(key: string): Promise<void> {
