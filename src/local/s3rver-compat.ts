@@ -18,7 +18,7 @@ import type S3rver from 's3rver';
  */
 
 /** FIFO mutual exclusion per key. `release` may be called before `ready` settles, and more than once. */
-class KeyedLocks {
+export class KeyedLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
   lock(key: string): { ready: Promise<void>; release: () => void } {
@@ -51,7 +51,7 @@ function xmlFields(fields: Record<string, string | number | boolean | undefined>
     .join('');
 }
 
-function respondWithError(
+export function respondWithError(
   ctx: S3rver.Context,
   status: number,
   code: string,
@@ -151,8 +151,10 @@ async function preconditionsHold(
 }
 
 /** Repairs 1 and 2 (with makePutsAtomic), and 3 by answering ListObjectsV2 itself. */
-export function serialisedConditionalRequests(store: S3rver.Store): S3rver.Middleware {
-  const locks = new KeyedLocks();
+export function serialisedConditionalRequests(
+  store: S3rver.Store,
+  locks: KeyedLocks = new KeyedLocks(),
+): S3rver.Middleware {
   return async (ctx, next) => {
     const target = ctx.method === 'OPTIONS' ? undefined : parsePath(ctx.path);
     if (!target) return next();

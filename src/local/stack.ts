@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelBundle } from '../ml/model-io';
 import { createLogger } from '../observability/log';
@@ -6,7 +7,7 @@ import type { ModelCard, NewModelCard } from '../services/models';
 import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
-import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
+import { startLocalS3, type LocalS3, type LocalS3Credentials } from './s3-server';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 /** Where console/build.ts puts the review console; the stack serves it at /console/. */
@@ -40,6 +41,8 @@ export interface LocalStack {
   /** The review console on the same origin as the API. */
   consoleUrl: string;
   s3Endpoint: string;
+  /** What the API, the workers and any other client sign local S3 requests with. */
+  s3Credentials: LocalS3Credentials;
   lambdaEndpoint: string;
   bucket: string;
   services: Services;
@@ -65,16 +68,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const bucket = options.bucket ?? 'lymphoscope-local';
   const log = createLogger(options.logLevel ?? 'info', { service: 'lymphoscope-local' });
   const s3Directory = path.join(options.dataDir, 's3');
-  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: options.s3Port ?? 0, bucket });
-  const { port: s3Port, endpoint: s3Endpoint } = s3;
+  const secretAccessKey = await localS3Secret(options.dataDir);
+  const allowedOrigins: string[] = [];
+  const startS3 = (port: number) =>
+    startLocalS3({ directory: s3Directory, port, bucket, secretAccessKey, allowedOrigins });
+  let s3: LocalS3 | null = await startS3(options.s3Port ?? 0);
+  const { port: s3Port, endpoint: s3Endpoint, credentials: s3Credentials } = s3;
 
   const env: Record<string, string> = {
     LYMPHOSCOPE_STAGE: 'local',
     LYMPHOSCOPE_BUCKET: bucket,
     LYMPHOSCOPE_S3_ENDPOINT: s3Endpoint,
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+    AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey,
     LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: WORKER_FUNCTION,
     LYMPHOSCOPE_LOG_LEVEL: options.logLevel ?? 'info',
     ...(options.env ?? {}),
@@ -103,6 +110,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     host: options.host,
     staticDirs: { '/console': options.consoleDir ?? CONSOLE_DIST_DIR },
   });
+  // The console, served by the API, is the one web page that may upload to the local S3 (CORS).
+  allowedOrigins.push(new URL(api.url).origin, `http://localhost:${api.port}`);
+  allowedOrigins.forEach((origin) => s3?.allowOrigin(origin));
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
   const services = createServices(loadConfig());
@@ -131,6 +141,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     url: api.url,
     consoleUrl: new URL('/console/', api.url).toString(),
     s3Endpoint,
+    s3Credentials,
     lambdaEndpoint: lambda.endpoint,
     bucket,
     services,
@@ -145,7 +156,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         s3 = null;
       },
       async start() {
-        s3 ??= await startLocalS3({ directory: s3Directory, port: s3Port, bucket });
+        s3 ??= await startS3(s3Port);
       },
     },
     async stop() {
@@ -155,6 +166,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       s3 = null;
     },
   };
+}
+
+/**
+ * The local S3's secret, made once per data directory and kept beside the data (readable by this user
+ * only), so restarts and other processes of the same user (workers, the CLI) sign with the same one,
+ * and nobody else can: a well-known secret would let any local process or web page forge records.
+ */
+async function localS3Secret(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 's3-secret');
+  try {
+    const secret = (await readFile(file, 'utf8')).trim();
+    if (secret.length >= 16) return secret;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = randomBytes(24).toString('base64url');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, secret + '\n', { mode: 0o600 });
+  return secret;
 }
 
 /** Registers the bundled demo model (data/demo-model) and makes it the production model. */

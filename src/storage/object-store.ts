@@ -57,9 +57,19 @@ export interface ObjectStore {
   /**
    * A URL a browser or partner can PUT the bytes to, without credentials. When `contentType` is given
    * the uploader must send exactly that Content-Type header: it is signed, and real S3 rejects another
-   * (the local server does not check SigV4 signatures). Validate what arrived before trusting it.
+   * (so does the local server, which verifies SigV4 signatures). Validate what arrived before trusting it.
    */
   presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string>;
+  /**
+   * A browser-style upload grant (S3 POST Object with a signed policy): POST a multipart form of
+   * `fields`, then the file as the last part named `file`, to `url`. The policy pins the key and the
+   * Content-Type, bounds the file to `maxBytes` (content-length-range: storage itself refuses a larger
+   * body with EntityTooLarge) and expires after `expiresInSeconds`.
+   */
+  presignPost(
+    key: string,
+    opts: { expiresInSeconds: number; contentType: string; maxBytes: number },
+  ): Promise<{ url: string; fields: Record<string, string> }>;
   /** A URL that GETs the object without credentials; `contentDisposition` sets the download's file name. */
   presignGet(key: string, opts: { expiresInSeconds: number; contentDisposition?: string }): Promise<string>;
   /** True when the bucket answers (HeadBucket) within a few seconds. Never throws. */

@@ -8,6 +8,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { badInput, notFound, tooLarge, unavailable } from '../errors';
 import {
@@ -306,6 +307,28 @@ class S3ObjectStore implements ObjectStore {
       // any type; signed, S3 rejects a PUT whose Content-Type differs from the one granted.
       signableHeaders: opts.contentType === undefined ? undefined : new Set(['content-type']),
     });
+  }
+
+  async presignPost(
+    key: string,
+    opts: { expiresInSeconds: number; contentType: string; maxBytes: number },
+  ): Promise<{ url: string; fields: Record<string, string> }> {
+    checkKey(key);
+    checkExpiry(opts.expiresInSeconds);
+    if (!Number.isInteger(opts.maxBytes) || opts.maxBytes < 1) {
+      throw badInput('maxBytes must be a positive integer.', { maxBytes: opts.maxBytes });
+    }
+    const post = await createPresignedPost(this.client, {
+      Bucket: this.bucket,
+      Key: key,
+      // Every field given here becomes an exact-match condition of the policy too.
+      Fields: { 'Content-Type': opts.contentType },
+      Conditions: [['content-length-range', 1, opts.maxBytes]],
+      Expires: opts.expiresInSeconds,
+    });
+    // A stable, documented order (docs/API.md): key first, the signature last.
+    const { key: formKey, ...rest } = post.fields;
+    return { url: post.url, fields: { key: formKey, ...rest } };
   }
 
   async presignGet(
