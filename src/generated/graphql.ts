@@ -80,6 +80,8 @@ export type AuditRecord = {
   at: Scalars['DateTime']['output'];
   before?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
+  /** applied, or pending: written before the action, whose process stopped before it could say (the change it made, if any, names this record's id). Null on records older than outcomes (applied). */
+  outcome?: Maybe<Scalars['String']['output']>;
   target: Scalars['String']['output'];
 };
 
@@ -1082,6 +1084,7 @@ export type AuditRecordResolvers<ContextType = RequestContext, ParentType extend
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   before?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   target?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 

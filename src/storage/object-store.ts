@@ -35,7 +35,11 @@ export interface ListPageOptions {
 }
 
 export interface ObjectStore {
-  /** Writes the whole object. A failed `ifNoneMatch` / `ifMatch` condition throws PreconditionFailed. */
+  /**
+   * Writes the whole object. A failed `ifNoneMatch` / `ifMatch` condition throws PreconditionFailed.
+   * Conditional writes are idempotent across the SDK's retries: when an attempt took effect but its
+   * answer was lost, the retry that meets that write reports success, not PreconditionFailed.
+   */
   put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<{ etag: string }>;
   /** The whole object, or null when the key does not exist. */
   get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | null>;

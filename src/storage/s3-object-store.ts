@@ -10,7 +10,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { badInput, notFound, tooLarge, unavailable } from '../errors';
+import { randomUUID } from 'node:crypto';
+import { badInput, ErrorCode, LymphoscopeError, tooLarge, unavailable } from '../errors';
 import {
   ListPageOptions,
   ObjectInfo,
@@ -27,6 +28,11 @@ const PING_TIMEOUT_MS = 3000;
 const DEFAULT_LIST_LIMIT = 50_000;
 /** S3's cap on a presigned URL's lifetime (SigV4: seven days). */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/**
+ * Object metadata naming the conditional write that produced the object (a random UUID per call):
+ * see put(). Counted in the 2 KB of metadata like any other entry.
+ */
+export const WRITE_TOKEN = 'write-token';
 /** S3's cap on user-defined metadata, keys and values together. */
 const MAX_METADATA_BYTES = 2048;
 
@@ -151,7 +157,12 @@ class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<{ etag: string }> {
     checkKey(key);
-    if (opts.metadata) checkMetadata(opts.metadata);
+    const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
+    // A conditional write carries a token of its own, so that when its response is lost and the SDK
+    // sends it again, the retry that meets the first attempt's own write recognises it (below).
+    const token = conditional ? randomUUID() : undefined;
+    const metadata = token === undefined ? opts.metadata : { ...opts.metadata, [WRITE_TOKEN]: token };
+    if (metadata) checkMetadata(metadata);
     try {
       const out = await this.client.send(
         new PutObjectCommand({
@@ -161,16 +172,19 @@ class S3ObjectStore implements ObjectStore {
           // Given explicitly: the SDK cannot tell the length of an empty body and warns of a stream.
           ContentLength: typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength,
           ContentType: opts.contentType,
-          Metadata: opts.metadata,
+          Metadata: metadata,
           IfNoneMatch: opts.ifNoneMatch,
           IfMatch: opts.ifMatch,
         }),
       );
       return { etag: out.ETag ?? '' };
     } catch (err) {
-      const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
       // S3 answers If-Match on a deleted key with 404: for a compare-and-swap that is a lost race too.
       if (conditional && (isPreconditionFailure(err) || (opts.ifMatch !== undefined && isMissingKey(err)))) {
+        // Lost to whom? If the object now holds this very write's token, an earlier attempt of this
+        // same call took effect and only its answer was lost: that is success, not a conflict.
+        const now = await this.head(key);
+        if (now && token !== undefined && now.metadata[WRITE_TOKEN] === token) return { etag: now.etag };
         throw new PreconditionFailed(key);
       }
       throw translate(err, 'PutObject', key);
@@ -292,7 +306,8 @@ class S3ObjectStore implements ObjectStore {
       );
     } catch (err) {
       if (opts.ifNoneMatch && isPreconditionFailure(err)) throw new PreconditionFailed(toKey);
-      if (isMissingKey(err)) throw notFound('Object', fromKey);
+      if (isMissingKey(err))
+        throw new LymphoscopeError(ErrorCode.NOT_FOUND, 'The object to copy was not found.');
       throw translate(err, 'CopyObject', fromKey);
     }
   }
