@@ -2,6 +2,7 @@ import { randomBytes } from 'crypto';
 import { mkdir } from 'fs/promises';
 import S3rver from 's3rver';
 import { trustNoOne } from './s3-gate';
+import { repairLocalStore, type StoreRepair } from './s3-repair';
 import { LocalS3Signatures, type LocalS3Credentials } from './s3-signature';
 import { KeyedLocks, makePutsAtomic, serialisedConditionalRequests } from './s3rver-compat';
 
@@ -29,6 +30,8 @@ export interface LocalS3 {
   port: number;
   /** What clients sign with; requests signed with anything else are refused. */
   credentials: LocalS3Credentials;
+  /** What the start-up check repaired or quarantined (s3-repair.ts); empty when all was sound. */
+  repairs: StoreRepair[];
   /** Lets a browser page on `origin` (scheme://host:port) call the server (CORS). */
   allowOrigin(origin: string): void;
   /** Closes the server and every open connection; the data stays in the directory. */
@@ -50,6 +53,8 @@ export interface LocalS3Options {
 
 export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
   await mkdir(opts.directory, { recursive: true });
+  // Before s3rver reads anything: a damaged object would otherwise answer 500 to every read for good.
+  const repairs = await repairLocalStore(opts.directory);
   const server = new S3rver({
     address: '127.0.0.1',
     port: opts.port ?? 0,
@@ -83,6 +88,7 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     endpoint: `http://127.0.0.1:${port}`,
     port,
     credentials,
+    repairs,
     allowOrigin: (origin) => void allowedOrigins.add(origin),
     async stop() {
       const closed = server.close();

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'crypto';
-import { mkdir, rename, writeFile } from 'fs/promises';
+import { mkdir, rename, rm, writeFile } from 'fs/promises';
 import { dirname } from 'path';
 import type S3rver from 's3rver';
 
@@ -15,6 +15,8 @@ import type S3rver from 's3rver';
  * 3. ListObjectsV2 continuation tokens: s3rver encrypts them with DES, which OpenSSL 3 (Node 17+)
  *    no longer provides, so any truncated listing fails with InternalError.
  * 4. Keys with '..' segments: s3rver would write outside its directory; they are refused.
+ * 5. Crash safety: s3rver writes an object's files in place, so a SIGKILL can leave one of them empty
+ *    or truncated; every file is now written whole or not at all (makePutsAtomic; see s3-repair.ts).
  */
 
 /** FIFO mutual exclusion per key. `release` may be called before `ready` settles, and more than once. */
@@ -286,12 +288,32 @@ async function readAll(content: NodeJS.ReadableStream | Buffer): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
+/** Writes a file whole or not at all: a temporary file beside it, then a rename over it. */
+async function writeAtomically(path: string, content: Buffer | string): Promise<void> {
+  const temporary = `${path}.${randomUUID()}.tmp`;
+  await writeFile(temporary, content);
+  await rename(temporary, path);
+}
+
 /**
- * Replaces s3rver's putObject: the body is written to a temporary file beside the object and renamed
- * over it once complete, then the MD5 and metadata are written as s3rver does. Bodies are buffered in
- * memory; this server is for development and tests.
+ * Replaces s3rver's putObject and putMetadata so that no file of an object is ever half-written: each of
+ * the three (bytes, MD5, metadata) is written to a temporary file beside it and renamed over it once
+ * complete (s3-repair.ts removes temporaries a crash leaves). Across the three files, the order makes a
+ * crash at any point leave a readable object: the old MD5 is removed first, so between the renames
+ * s3rver recomputes it from whichever bytes are there instead of serving a stale ETag. Bodies are
+ * buffered in memory; this server is for development and tests.
  */
 export function makePutsAtomic(store: S3rver.Store): void {
+  store.putMetadata = async (bucket, key, metadata, md5) => {
+    const metadataPath = store.getResourcePath(bucket, key, 'metadata.json');
+    const json = Object.fromEntries(
+      Object.entries(metadata).filter(
+        ([name]) => STORED_METADATA.has(name) || name.startsWith('x-amz-meta-'),
+      ),
+    );
+    await writeAtomically(metadataPath, JSON.stringify(json, null, 2));
+    if (md5) await writeAtomically(store.getResourcePath(bucket, key, 'object.md5'), md5);
+  };
   store.putObject = async (object) => {
     const body = await readAll(object.content);
     const md5 = createHash('md5').update(body).digest('hex');
@@ -299,8 +321,22 @@ export function makePutsAtomic(store: S3rver.Store): void {
     await mkdir(dirname(objectPath), { recursive: true });
     const temporary = `${objectPath}.${randomUUID()}.tmp`;
     await writeFile(temporary, body);
+    await rm(store.getResourcePath(object.bucket, object.key, 'object.md5'), { force: true });
+    await store.putMetadata(object.bucket, object.key, object.metadata);
     await rename(temporary, objectPath);
-    await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+    await writeAtomically(store.getResourcePath(object.bucket, object.key, 'object.md5'), md5);
     return { size: body.length, md5 };
   };
 }
+
+/** What s3rver keeps of an object's metadata besides x-amz-meta-* (S3Object.ALLOWED_METADATA). */
+const STORED_METADATA = new Set([
+  'cache-control',
+  'content-disposition',
+  'content-encoding',
+  'content-language',
+  'content-type',
+  'expires',
+  'x-amz-storage-class',
+  'x-amz-website-redirect-location',
+]);

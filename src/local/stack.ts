@@ -7,6 +7,7 @@ import type { ModelCard, NewModelCard } from '../services/models';
 import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
+import type { StoreRepair } from './s3-repair';
 import { startLocalS3, type LocalS3, type LocalS3Credentials } from './s3-server';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
@@ -41,6 +42,8 @@ export interface LocalStack {
   /** The review console on the same origin as the API. */
   consoleUrl: string;
   s3Endpoint: string;
+  /** What the start-up check of the local S3's files repaired or quarantined (logged as warnings). */
+  s3Repairs: StoreRepair[];
   /** What the API, the workers and any other client sign local S3 requests with. */
   s3Credentials: LocalS3Credentials;
   lambdaEndpoint: string;
@@ -73,6 +76,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const startS3 = (port: number) =>
     startLocalS3({ directory: s3Directory, port, bucket, secretAccessKey, allowedOrigins });
   let s3: LocalS3 | null = await startS3(options.s3Port ?? 0);
+  // Said once per object, for the operator: what a crash had damaged, and what was done about it.
+  for (const repair of s3.repairs)
+    log.warn(`local S3: ${repair.problem}; ${repair.action}`, { ...repair, directory: s3Directory });
+  const s3Repairs = s3.repairs;
   const { port: s3Port, endpoint: s3Endpoint, credentials: s3Credentials } = s3;
 
   const env: Record<string, string> = {
@@ -142,6 +149,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     consoleUrl: new URL('/console/', api.url).toString(),
     s3Endpoint,
     s3Credentials,
+    s3Repairs,
     lambdaEndpoint: lambda.endpoint,
     bucket,
     services,
