@@ -233,7 +233,7 @@ export class LocalS3Signatures {
       expiresIn: expires,
       signingRegion: scope.region,
       signableHeaders: new Set(signedHeaders),
-      unhoistableHeaders: new Set(signedHeaders),
+      unhoistableHeaders: new Set([...signedHeaders, ...(payloadParam ? [] : ['x-amz-content-sha256'])]),
       // Not given as a query parameter: then it was not part of what was signed.
       unsignableHeaders: payloadParam ? undefined : new Set(['x-amz-content-sha256']),
     });

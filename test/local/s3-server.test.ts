@@ -5,6 +5,9 @@ import { join } from 'path';
 import { startTestS3, TestS3 } from '../helpers/s3';
 import { signedFetch, signedRequest } from '../helpers/signed-fetch';
 import { postUpload } from '../helpers/upload';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeSha256 } from '../../src/local/s3-signature';
+import { LOCAL_S3_REGION } from '../../src/local/s3-server';
 
 // The local server speaks plain S3 over HTTP; these requests are signed by hand (SigV4, as the SDK
 // signs), so they test the server's behaviour without the SDK's client in between.
@@ -158,6 +161,38 @@ describe('signatures (SigV4) on every request', () => {
     const stretched = new URL(url);
     stretched.searchParams.set('X-Amz-Expires', '600');
     expect((await fetch(stretched)).status).toBe(403);
+  });
+
+  it('accepts a presigned URL from another SigV4 client, which leaves the payload hash out of the query', async () => {
+    await s3.store.put('raw/botocore', 'from another client');
+    const target = new URL(objectUrl('raw/botocore'));
+    // As botocore presigns: UNSIGNED-PAYLOAD in the canonical request, not in the URL.
+    const presigned = await new SignatureV4({
+      credentials: s3.config.credentials!,
+      region: LOCAL_S3_REGION,
+      service: 's3',
+      sha256: NodeSha256,
+      uriEscapePath: false,
+    }).presign(
+      {
+        method: 'GET',
+        protocol: 'http:',
+        hostname: target.hostname,
+        port: Number(target.port),
+        path: target.pathname,
+        query: {},
+        headers: { host: target.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+      },
+      {
+        expiresIn: 60,
+        unhoistableHeaders: new Set(['x-amz-content-sha256']),
+        unsignableHeaders: new Set(['x-amz-content-sha256']),
+      },
+    );
+    const query = new URLSearchParams(presigned.query as Record<string, string>);
+    expect(query.has('X-Amz-Content-Sha256')).toBe(false);
+    const response = await fetch(`${s3.endpoint}${target.pathname}?${query}`);
+    expect(await response.text()).toBe('from another client');
   });
 });
 
