@@ -59,12 +59,6 @@ export interface ObjectStore {
   /** Server-side copy with metadata. NOT_FOUND if the source is missing; PreconditionFailed on `ifNoneMatch`. */
   copy(fromKey: string, toKey: string, opts?: { ifNoneMatch?: '*' }): Promise<void>;
   /**
-   * A URL a browser or partner can PUT the bytes to, without credentials. When `contentType` is given
-   * the uploader must send exactly that Content-Type header: it is signed, and real S3 rejects another
-   * (so does the local server, which verifies SigV4 signatures). Validate what arrived before trusting it.
-   */
-  presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string>;
-  /**
    * A browser-style upload grant (S3 POST Object with a signed policy): POST a multipart form of
    * `fields`, then the file as the last part named `file`, to `url`. The policy pins the key and the
    * Content-Type, bounds the file to `maxBytes` (content-length-range: storage itself refuses a larger

@@ -312,18 +312,6 @@ class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string> {
-    checkKey(key);
-    checkExpiry(opts.expiresInSeconds);
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: opts.contentType });
-    return getSignedUrl(this.client, command, {
-      expiresIn: opts.expiresInSeconds,
-      // The presigner leaves Content-Type out of the signature by default, so an uploader could store
-      // any type; signed, S3 rejects a PUT whose Content-Type differs from the one granted.
-      signableHeaders: opts.contentType === undefined ? undefined : new Set(['content-type']),
-    });
-  }
-
   async presignPost(
     key: string,
     opts: { expiresInSeconds: number; contentType: string; maxBytes: number },
