@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config';
-import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../src/local/s3-server';
+import { LOCAL_S3_REGION, startLocalS3 } from '../src/local/s3-server';
 import { installDemoModel } from '../src/local/stack';
 import { createServices } from '../src/services';
 import { median, round } from './stats';
@@ -115,8 +115,8 @@ async function main(): Promise<void> {
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       AWS_REGION: LOCAL_S3_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+      AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
       LYMPHOSCOPE_STAGE: 'test',
       LYMPHOSCOPE_BUCKET: bucket,
       LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,

@@ -81,6 +81,8 @@ export type AuditRecord = {
   at: Scalars['DateTime']['output'];
   before?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
+  /** applied, or pending: written before the action, whose process stopped before it could say (the change it made, if any, names this record's id). Null on records older than outcomes (applied). */
+  outcome?: Maybe<Scalars['String']['output']>;
   target: Scalars['String']['output'];
 };
 
@@ -215,6 +217,13 @@ export type EpochMetrics = {
   valLoss: Scalars['Float']['output'];
 };
 
+/** One field of an HTML form. */
+export type FormField = {
+  __typename?: 'FormField';
+  name: Scalars['String']['output'];
+  value: Scalars['String']['output'];
+};
+
 /**
  * How serving turns the network's output into probabilityAll, beside the cell's measured morphology (area,
  * perimeter, circularity, solidity, eccentricity, intensity and colour, in a ridge logistic regression fitted
@@ -279,14 +288,22 @@ export type ImageEdge = {
   node: Image;
 };
 
+/**
+ * A browser-style upload: POST a multipart/form-data body to url with every one of fields (in order),
+ * then the image as the last part, named file, before expiresAt. Storage itself refuses a file over
+ * maxBytes (EntityTooLarge), another Content-Type or key, or an expired form.
+ */
 export type ImageUpload = {
   __typename?: 'ImageUpload';
   expiresAt: Scalars['DateTime']['output'];
+  /** The form fields to send before the file: key, Content-Type, policy and its signature. */
+  fields: Array<FormField>;
+  /** @deprecated Uploads are POST forms now: send fields; no header is needed. */
   headers: Array<HttpHeader>;
   maxBytes: Scalars['Int']['output'];
+  /** POST. */
   method: Scalars['String']['output'];
   uploadId: Scalars['ID']['output'];
-  /** PUT the bytes here with the same Content-Type header, before expiresAt. */
   url: Scalars['String']['output'];
 };
 
@@ -486,7 +503,7 @@ export type Mutation = {
   createApiKey: CreatedApiKey;
   /** Create an empty dataset. */
   createDataset: Dataset;
-  /** Get a presigned URL to PUT one image straight to storage; then call confirmImageUpload. */
+  /** Get a signed form to POST one image straight to storage (size-bounded, short-lived); then call confirmImageUpload. */
   createImageUpload: ImageUpload;
   /**
    * Delete a dataset (scientist): its record, images, duplicate markers and snapshots, every version. Snapshots a
@@ -1098,6 +1115,7 @@ export type ResolversTypes = ResolversObject<{
   Download: ResolverTypeWrapper<Download>;
   EpochMetrics: ResolverTypeWrapper<EpochMetrics>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
+  FormField: ResolverTypeWrapper<FormField>;
   Fusion: Fusion;
   Health: ResolverTypeWrapper<Health>;
   HttpHeader: ResolverTypeWrapper<HttpHeader>;
@@ -1168,6 +1186,7 @@ export type ResolversParentTypes = ResolversObject<{
   Download: Download;
   EpochMetrics: EpochMetrics;
   Float: Scalars['Float']['output'];
+  FormField: FormField;
   Health: Health;
   HttpHeader: HttpHeader;
   ID: Scalars['ID']['output'];
@@ -1242,6 +1261,7 @@ export type AuditRecordResolvers<ContextType = RequestContext, ParentType extend
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   before?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   target?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
@@ -1311,6 +1331,11 @@ export type EpochMetricsResolvers<ContextType = RequestContext, ParentType exten
   valLoss?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 
+export type FormFieldResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['FormField'] = ResolversParentTypes['FormField']> = ResolversObject<{
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  value?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
 export type HealthResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Health'] = ResolversParentTypes['Health']> = ResolversObject<{
   mlBackend?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   productionModelVersion?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
@@ -1351,6 +1376,7 @@ export type ImageEdgeResolvers<ContextType = RequestContext, ParentType extends 
 
 export type ImageUploadResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ImageUpload'] = ResolversParentTypes['ImageUpload']> = ResolversObject<{
   expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  fields?: Resolver<Array<ResolversTypes['FormField']>, ParentType, ContextType>;
   headers?: Resolver<Array<ResolversTypes['HttpHeader']>, ParentType, ContextType>;
   maxBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   method?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1666,6 +1692,7 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   DateTime?: GraphQLScalarType;
   Download?: DownloadResolvers<ContextType>;
   EpochMetrics?: EpochMetricsResolvers<ContextType>;
+  FormField?: FormFieldResolvers<ContextType>;
   Health?: HealthResolvers<ContextType>;
   HttpHeader?: HttpHeaderResolvers<ContextType>;
   Image?: ImageResolvers<ContextType>;

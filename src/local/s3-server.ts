@@ -1,23 +1,44 @@
+import { randomBytes } from 'crypto';
 import { mkdir } from 'fs/promises';
 import S3rver from 's3rver';
-import { deleteTagsWithObjects, makePutsAtomic, serialisedConditionalRequests } from './s3rver-compat';
+import { trustNoOne } from './s3-gate';
+import { repairLocalStore, type StoreRepair } from './s3-repair';
+import { LocalS3Signatures, type LocalS3Credentials } from './s3-signature';
+import {
+  deleteTagsWithObjects,
+  KeyedLocks,
+  makePutsAtomic,
+  serialisedConditionalRequests,
+} from './s3rver-compat';
 
 /**
  * The embedded S3: s3rver 3 on 127.0.0.1, keeping its objects in a directory across restarts, made to
  * behave like S3 where Lymphoscope depends on it (see s3rver-compat.ts): conditional writes
  * (If-None-Match: * and If-Match on PutObject and CopyObject, answered with S3's 412), requests for one
  * key serialised so that a check-then-write is atomic and a read never sees half a write, and
- * ListObjectsV2 pagination that works on Node 17+.
+ * ListObjectsV2 pagination that works on Node 17+. It trusts no one (s3-gate.ts): every request must be
+ * signed (SigV4, verified) with this server's secret, browser POST uploads must satisfy their signed
+ * policy (size bound included), CORS is granted only to the origins the stack names, and it listens on
+ * 127.0.0.1 only.
  */
 
-/** s3rver accepts only this key pair; the signature itself is not checked for SigV4. */
-export const LOCAL_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+/** s3rver knows one access key id; the secret is this server's own (see `secretAccessKey`). */
+export const LOCAL_S3_ACCESS_KEY_ID = 'S3RVER';
+export type { LocalS3Credentials };
 export const LOCAL_S3_REGION = 'us-east-1';
+/** The most a browser POST upload may carry; a larger body is refused without being read. */
+const MAX_POST_BODY_BYTES = 64 * 1024 * 1024;
 
 export interface LocalS3 {
   /** `http://127.0.0.1:<port>`; use path-style addressing. */
   endpoint: string;
   port: number;
+  /** What clients sign with; requests signed with anything else are refused. */
+  credentials: LocalS3Credentials;
+  /** What the start-up check repaired or quarantined (s3-repair.ts); empty when all was sound. */
+  repairs: StoreRepair[];
+  /** Lets a browser page on `origin` (scheme://host:port) call the server (CORS). */
+  allowOrigin(origin: string): void;
   /** Closes the server and every open connection; the data stays in the directory. */
   stop(): Promise<void>;
 }
@@ -29,23 +50,16 @@ export interface LocalS3Options {
   bucket: string;
   /** Default true; s3rver's own request log is not JSON. */
   silent?: boolean;
+  /** The secret requests must be signed with; a random one when absent. */
+  secretAccessKey?: string;
+  /** Origins whose pages may call the server (CORS); none by default. */
+  allowedOrigins?: string[];
 }
-
-/** Lets a browser on any origin PUT and GET through presigned URLs, like the deployed bucket's CORS rule. */
-const CORS_CONFIGURATION = `<CORSConfiguration>
-  <CORSRule>
-    <AllowedOrigin>*</AllowedOrigin>
-    <AllowedMethod>GET</AllowedMethod>
-    <AllowedMethod>PUT</AllowedMethod>
-    <AllowedMethod>HEAD</AllowedMethod>
-    <AllowedHeader>*</AllowedHeader>
-    <ExposeHeader>ETag</ExposeHeader>
-    <MaxAgeSeconds>3000</MaxAgeSeconds>
-  </CORSRule>
-</CORSConfiguration>`;
 
 export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
   await mkdir(opts.directory, { recursive: true });
+  // Before s3rver reads anything: a damaged object would otherwise answer 500 to every read for good.
+  const repairs = await repairLocalStore(opts.directory);
   const server = new S3rver({
     address: '127.0.0.1',
     port: opts.port ?? 0,
@@ -54,16 +68,34 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     // Path-style only: with virtual hosts on, a request to a host name other than localhost would be
     // read as a bucket name and bypass the per-key middleware's parsing.
     vhostBuckets: false,
-    configureBuckets: [{ name: opts.bucket, configs: [CORS_CONFIGURATION] }],
+    configureBuckets: [{ name: opts.bucket }],
   });
   makePutsAtomic(server.store);
   deleteTagsWithObjects(server.store);
+  const credentials: LocalS3Credentials = {
+    accessKeyId: LOCAL_S3_ACCESS_KEY_ID,
+    secretAccessKey: opts.secretAccessKey ?? randomBytes(24).toString('base64url'),
+  };
+  const allowedOrigins = new Set(opts.allowedOrigins ?? []);
+  const locks = new KeyedLocks();
   // Koa composes the stack when the server starts listening, so the front of the array runs first.
-  server.middleware.unshift(serialisedConditionalRequests(server.store));
+  server.middleware.unshift(
+    trustNoOne({
+      store: server.store,
+      locks,
+      signatures: new LocalS3Signatures(credentials),
+      allowedOrigins,
+      maxBodyBytes: MAX_POST_BODY_BYTES,
+    }),
+    serialisedConditionalRequests(server.store, locks),
+  );
   const { port } = await server.run();
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
+    credentials,
+    repairs,
+    allowOrigin: (origin) => void allowedOrigins.add(origin),
     async stop() {
       const closed = server.close();
       // SDK clients keep connections alive; without this, close() waits for them to time out.

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'crypto';
-import { mkdir, rename, unlink, writeFile } from 'fs/promises';
+import { mkdir, rename, rm, unlink, writeFile } from 'fs/promises';
 import { dirname } from 'path';
 import type S3rver from 's3rver';
 
@@ -22,10 +22,12 @@ import type S3rver from 's3rver';
  * 6. Tags on PutObject (`x-amz-tagging`): s3rver ignores the header, and keeps an object's tags after
  *    the object is deleted or replaced. A whole-object PUT here sets exactly the tags it carries, and a
  *    delete removes them, as S3 does.
+ * 7. Crash safety: s3rver writes an object's files in place, so a SIGKILL can leave one of them empty
+ *    or truncated; every file is now written whole or not at all (makePutsAtomic; see s3-repair.ts).
  */
 
 /** FIFO mutual exclusion per key. `release` may be called before `ready` settles, and more than once. */
-class KeyedLocks {
+export class KeyedLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
   lock(key: string): { ready: Promise<void>; release: () => void } {
@@ -58,7 +60,7 @@ function xmlFields(fields: Record<string, string | number | boolean | undefined>
     .join('');
 }
 
-function respondWithError(
+export function respondWithError(
   ctx: S3rver.Context,
   status: number,
   code: string,
@@ -158,8 +160,10 @@ async function preconditionsHold(
 }
 
 /** Repairs 1 and 2 (with makePutsAtomic), and 3 by answering ListObjectsV2 itself. */
-export function serialisedConditionalRequests(store: S3rver.Store): S3rver.Middleware {
-  const locks = new KeyedLocks();
+export function serialisedConditionalRequests(
+  store: S3rver.Store,
+  locks: KeyedLocks = new KeyedLocks(),
+): S3rver.Middleware {
   return async (ctx, next) => {
     const target = ctx.method === 'OPTIONS' ? undefined : parsePath(ctx.path);
     if (!target) return next();
@@ -375,12 +379,32 @@ async function readAll(content: NodeJS.ReadableStream | Buffer): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
+/** Writes a file whole or not at all: a temporary file beside it, then a rename over it. */
+async function writeAtomically(path: string, content: Buffer | string): Promise<void> {
+  const temporary = `${path}.${randomUUID()}.tmp`;
+  await writeFile(temporary, content);
+  await rename(temporary, path);
+}
+
 /**
- * Replaces s3rver's putObject: the body is written to a temporary file beside the object and renamed
- * over it once complete, then the MD5 and metadata are written as s3rver does. Bodies are buffered in
- * memory; this server is for development and tests.
+ * Replaces s3rver's putObject and putMetadata so that no file of an object is ever half-written: each of
+ * the three (bytes, MD5, metadata) is written to a temporary file beside it and renamed over it once
+ * complete (s3-repair.ts removes temporaries a crash leaves). Across the three files, the order makes a
+ * crash at any point leave a readable object: the old MD5 is removed first, so between the renames
+ * s3rver recomputes it from whichever bytes are there instead of serving a stale ETag. Bodies are
+ * buffered in memory; this server is for development and tests.
  */
 export function makePutsAtomic(store: S3rver.Store): void {
+  store.putMetadata = async (bucket, key, metadata, md5) => {
+    const metadataPath = store.getResourcePath(bucket, key, 'metadata.json');
+    const json = Object.fromEntries(
+      Object.entries(metadata).filter(
+        ([name]) => STORED_METADATA.has(name) || name.startsWith('x-amz-meta-'),
+      ),
+    );
+    await writeAtomically(metadataPath, JSON.stringify(json, null, 2));
+    if (md5) await writeAtomically(store.getResourcePath(bucket, key, 'object.md5'), md5);
+  };
   store.putObject = async (object) => {
     const body = await readAll(object.content);
     const md5 = createHash('md5').update(body).digest('hex');
@@ -388,8 +412,22 @@ export function makePutsAtomic(store: S3rver.Store): void {
     await mkdir(dirname(objectPath), { recursive: true });
     const temporary = `${objectPath}.${randomUUID()}.tmp`;
     await writeFile(temporary, body);
+    await rm(store.getResourcePath(object.bucket, object.key, 'object.md5'), { force: true });
+    await store.putMetadata(object.bucket, object.key, object.metadata);
     await rename(temporary, objectPath);
-    await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+    await writeAtomically(store.getResourcePath(object.bucket, object.key, 'object.md5'), md5);
     return { size: body.length, md5 };
   };
 }
+
+/** What s3rver keeps of an object's metadata besides x-amz-meta-* (S3Object.ALLOWED_METADATA). */
+const STORED_METADATA = new Set([
+  'cache-control',
+  'content-disposition',
+  'content-encoding',
+  'content-language',
+  'content-type',
+  'expires',
+  'x-amz-storage-class',
+  'x-amz-website-redirect-location',
+]);

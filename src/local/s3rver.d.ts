@@ -1,7 +1,7 @@
 // The parts of s3rver 3 (which ships no types) and of Koa 2 (its base class) that
 // src/local/s3-server.ts uses.
 declare module 's3rver' {
-  import type { IncomingHttpHeaders, Server, ServerResponse } from 'http';
+  import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'http';
 
   namespace S3rver {
     interface Options {
@@ -57,6 +57,7 @@ declare module 's3rver' {
       status: number;
       type: string;
       body: unknown;
+      req: IncomingMessage;
       res: ServerResponse;
       set(field: string, value: string): void;
     }

@@ -7,8 +7,9 @@ import type { ModelCard, NewModelCard } from '../services/models';
 import type { Services } from '../services';
 import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
-import { LOCAL_S3_CREDENTIALS, startLocalS3, type LocalS3 } from './s3-server';
 import { portInUse, portIsFree, rememberedS3Port, rememberS3Port } from './ports';
+import type { StoreRepair } from './s3-repair';
+import { startLocalS3, type LocalS3, type LocalS3Credentials } from './s3-server';
 import { landingPage } from './static-files';
 
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
@@ -47,6 +48,10 @@ export interface LocalStack {
   /** The offline GraphQL explorer (GraphiQL, part of the console build). */
   explorerUrl: string;
   s3Endpoint: string;
+  /** What the start-up check of the local S3's files repaired or quarantined (logged as warnings). */
+  s3Repairs: StoreRepair[];
+  /** What the API, the workers and any other client sign local S3 requests with. */
+  s3Credentials: LocalS3Credentials;
   lambdaEndpoint: string;
   bucket: string;
   services: Services;
@@ -83,16 +88,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     else if (remembered)
       log.warn('the local S3 port of the last start is taken; using another', { port: remembered });
   }
-  let s3: LocalS3 | null = await startLocalS3({ directory: s3Directory, port: s3PortWanted, bucket });
-  const { port: s3Port, endpoint: s3Endpoint } = s3;
+  const secretAccessKey = await localS3Secret(options.dataDir);
+  const allowedOrigins: string[] = [];
+  const startS3 = (port: number) =>
+    startLocalS3({ directory: s3Directory, port, bucket, secretAccessKey, allowedOrigins });
+  let s3: LocalS3 | null = await startS3(s3PortWanted);
+  // Said once per object, for the operator: what a crash had damaged, and what was done about it.
+  for (const repair of s3.repairs)
+    log.warn(`local S3: ${repair.problem}; ${repair.action}`, { ...repair, directory: s3Directory });
+  const s3Repairs = s3.repairs;
+  const { port: s3Port, endpoint: s3Endpoint, credentials: s3Credentials } = s3;
 
   const env: Record<string, string> = {
     LYMPHOSCOPE_STAGE: 'local',
     LYMPHOSCOPE_BUCKET: bucket,
     LYMPHOSCOPE_S3_ENDPOINT: s3Endpoint,
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+    AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey,
     LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: WORKER_FUNCTION,
     LYMPHOSCOPE_LOG_LEVEL: options.logLevel ?? 'info',
     LYMPHOSCOPE_PSEUDONYM_KEY: await localPseudonymKey(options.dataDir),
@@ -125,6 +138,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     redirects: { '/explorer': EXPLORER_PATH, '/explorer/': EXPLORER_PATH },
     landingPage: landingPage({ api: '/graphql', console: '/console/', explorer: EXPLORER_PATH }),
   });
+  // The console, served by the API, is the one web page that may upload to the local S3 (CORS).
+  allowedOrigins.push(new URL(api.url).origin, `http://localhost:${api.port}`);
+  allowedOrigins.forEach((origin) => s3?.allowOrigin(origin));
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
   const services = createServices(loadConfig());
@@ -157,6 +173,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     consoleUrl: new URL('/console/', api.url).toString(),
     explorerUrl: new URL(EXPLORER_PATH, api.url).toString(),
     s3Endpoint,
+    s3Credentials,
+    s3Repairs,
     lambdaEndpoint: lambda.endpoint,
     bucket,
     services,
@@ -171,7 +189,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         s3 = null;
       },
       async start() {
-        s3 ??= await startLocalS3({ directory: s3Directory, port: s3Port, bucket });
+        s3 ??= await startS3(s3Port);
       },
     },
     async stop() {
@@ -199,6 +217,25 @@ async function localPseudonymKey(dataDir: string): Promise<string> {
   await mkdir(dataDir, { recursive: true });
   await writeFile(file, key + '\n', { mode: 0o600, flag: 'w' });
   return key;
+}
+
+/**
+ * The local S3's secret, made once per data directory and kept beside the data (readable by this user
+ * only), so restarts and other processes of the same user (workers, the CLI) sign with the same one,
+ * and nobody else can: a well-known secret would let any local process or web page forge records.
+ */
+async function localS3Secret(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 's3-secret');
+  try {
+    const secret = (await readFile(file, 'utf8')).trim();
+    if (secret.length >= 16) return secret;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = randomBytes(24).toString('base64url');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, secret + '\n', { mode: 0o600 });
+  return secret;
 }
 
 /** Registers the bundled demo model (data/demo-model) and makes it the production model. */

@@ -39,12 +39,13 @@ export const datasetResolvers: Resolvers = {
     createImageUpload: async (_r, { input }, ctx) => {
       const caller = await ctx.require(input.datasetId ? 'SCIENTIST' : 'PARTNER');
       const { datasets, config } = ctx.services;
-      const { upload, url } = await datasets.createUpload(caller, input, config.urlTtlSeconds.upload);
+      const { upload, url, fields } = await datasets.createUpload(caller, input, config.urlTtlSeconds.upload);
       return {
         uploadId: upload.uploadId,
         url,
-        method: 'PUT',
-        headers: [{ name: 'Content-Type', value: upload.contentType }],
+        method: 'POST',
+        fields: Object.entries(fields).map(([name, value]) => ({ name, value })),
+        headers: [],
         expiresAt: upload.expiresAt,
         maxBytes: config.limits.uploadBytes,
       };

@@ -95,9 +95,24 @@ export class AuthService {
       createdBy: actor.keyId,
       revokedAt: null,
     };
-    await this.docs.create(layout.apiKeyByHash(record.hash), record);
-    await this.docs.create(layout.apiKeyById(record.id), { hash: record.hash });
-    await this.audit.record(actor, 'apiKey.create', record.id, null, { name: record.name, role });
+    // Audited with the change. The two records are created once each, idempotently across retries of
+    // a lost answer (ObjectStore.put); if the second cannot be written, the first is removed, so no key
+    // works that is not listed.
+    const entry = {
+      action: 'apiKey.create',
+      target: record.id,
+      before: null,
+      after: { name: record.name, role },
+    };
+    await this.audit.audited(actor, entry, async () => {
+      await this.docs.create(layout.apiKeyByHash(record.hash), record);
+      try {
+        await this.docs.create(layout.apiKeyById(record.id), { hash: record.hash });
+      } catch (error) {
+        await this.store.delete(layout.apiKeyByHash(record.hash)).catch(() => undefined);
+        throw error;
+      }
+    });
     return { record, secret: value };
   }
 

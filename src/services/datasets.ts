@@ -351,7 +351,7 @@ export class DatasetService {
       contentType: string;
     },
     ttlSeconds: number,
-  ): Promise<{ upload: UploadRecord; url: string }> {
+  ): Promise<{ upload: UploadRecord; url: string; fields: Record<string, string> }> {
     if (!CONTENT_TYPES[input.contentType]) {
       throw badInput(`contentType must be one of ${Object.keys(CONTENT_TYPES).join(', ')}.`, {
         field: 'contentType',
@@ -374,11 +374,14 @@ export class DatasetService {
       expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
     };
     await this.docs.create(layout.upload(upload.uploadId), upload);
-    const url = await this.store.presignPut(layout.uploadObject(upload.uploadId), {
+    // A POST policy rather than a presigned PUT: a PUT URL signs only the method, key and type, so
+    // storage would take a body of any size (1 GB reached the local S3); the policy bounds it.
+    const { url, fields } = await this.store.presignPost(layout.uploadObject(upload.uploadId), {
       expiresInSeconds: ttlSeconds,
       contentType: input.contentType,
+      maxBytes: this.limits.uploadBytes,
     });
-    return { upload, url };
+    return { upload, url, fields };
   }
 
   async getUpload(caller: Caller, uploadId: string): Promise<UploadRecord> {
@@ -394,7 +397,9 @@ export class DatasetService {
     const key = layout.uploadObject(upload.uploadId);
     const info = await this.store.head(key);
     if (!info)
-      throw badInput(`Nothing was uploaded for ${upload.uploadId} yet: PUT the file to the URL first.`);
+      throw badInput(
+        `Nothing was uploaded for ${upload.uploadId} yet: POST the file with the upload's form first.`,
+      );
     if (info.size > this.limits.uploadBytes) {
       await this.store.delete(key);
       throw tooLarge(`The upload is ${info.size} bytes; the limit is ${this.limits.uploadBytes}.`, {

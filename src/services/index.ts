@@ -5,7 +5,6 @@ import { createLogger, type Logger } from '../observability/log';
 import { JsonDocuments } from '../storage/json-documents';
 import type { ObjectStore } from '../storage/object-store';
 import { createS3ObjectStore } from '../storage/s3-object-store';
-import { LOCAL_S3_CREDENTIALS } from '../local/s3-server';
 import { AuditLog } from './audit';
 import { AuthService } from './auth';
 import { DataJobRunner } from './data-jobs';
@@ -50,7 +49,8 @@ export function createServices(
       region: config.region,
       endpoint: config.s3Endpoint,
       forcePathStyle: Boolean(config.s3Endpoint),
-      ...(config.s3Endpoint ? { credentials: LOCAL_S3_CREDENTIALS } : {}),
+      // Credentials from the default provider chain: the Lambda role on AWS, AWS_ACCESS_KEY_ID and
+      // AWS_SECRET_ACCESS_KEY (the local S3's own secret, set by the local stack) elsewhere.
     });
   const docs = new JsonDocuments(store);
   const audit = new AuditLog(store, docs);

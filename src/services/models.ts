@@ -65,6 +65,8 @@ interface Alias {
   version: string;
   promotedAt: string;
   promotedBy: string;
+  /** The audit record of the promote that wrote this alias (absent on aliases older than that). */
+  auditId?: string;
 }
 
 /**
@@ -241,19 +243,34 @@ export class ModelRegistry {
         { currentVersion },
       );
     }
-    const alias: Alias = { version, promotedAt: new Date().toISOString(), promotedBy: caller.keyId };
-    try {
-      if (current) await this.docs.replace(layout.productionAlias(), alias, current.etag);
-      else await this.docs.create(layout.productionAlias(), alias);
-    } catch (error) {
-      if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
-        throw conflict(
-          'Another promote changed the production model at the same time; reload and decide again.',
-        );
+    // Audited with the change: the record first, the alias (naming it) second, the outcome last. A
+    // lost answer to the alias write is recognised as this promote's own (ObjectStore.put), not a
+    // conflict, so a promote that took effect is never reported failed nor left unaudited.
+    const entry = {
+      action: 'model.promote',
+      target: version,
+      before: { version: currentVersion },
+      after: { version },
+    };
+    await this.audit.audited(caller, entry, async (auditId) => {
+      const alias: Alias = {
+        version,
+        promotedAt: new Date().toISOString(),
+        promotedBy: caller.keyId,
+        auditId,
+      };
+      try {
+        if (current) await this.docs.replace(layout.productionAlias(), alias, current.etag);
+        else await this.docs.create(layout.productionAlias(), alias);
+      } catch (error) {
+        if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
+          throw conflict(
+            'Another promote changed the production model at the same time; reload and decide again.',
+          );
+        }
+        throw error;
       }
-      throw error;
-    }
-    await this.audit.record(caller, 'model.promote', version, { version: currentVersion }, { version });
+    });
     this.log.info('model promoted', { version, previous: currentVersion, actor: caller.keyId });
     return card;
   }

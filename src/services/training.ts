@@ -69,7 +69,13 @@ export interface JobRecord {
   lease: { owner: string; expiresAt: string } | null;
   /** When a reader last started a new worker for this job because its worker had vanished. */
   resumeDispatchedAt?: string | null;
+  /** Such restarts in a row without a new checkpoint, and the epoch they started from. */
+  stalledResumes?: number;
+  stalledAtEpoch?: number;
 }
+
+/** A job whose worker vanished this many times in a row without checkpointing an epoch ends FAILED. */
+export const MAX_RESUMES_WITHOUT_PROGRESS = 3;
 
 export interface StartTrainingInput {
   datasetId: string;
@@ -333,7 +339,21 @@ export class TrainingService {
     ) {
       return job;
     }
-    const marked = { ...job, resumeDispatchedAt: new Date().toISOString() };
+    // A worker that cannot resume (it dies, or never starts, every time) would otherwise leave the job
+    // RUNNING for good: after a few restarts with no new epoch, the job ends FAILED and says why.
+    const stalledResumes = job.epoch > (job.stalledAtEpoch ?? -1) ? 1 : (job.stalledResumes ?? 0) + 1;
+    const now = new Date().toISOString();
+    const marked: JobRecord =
+      stalledResumes > MAX_RESUMES_WITHOUT_PROGRESS
+        ? {
+            ...job,
+            status: 'FAILED',
+            error: `The training worker stopped ${MAX_RESUMES_WITHOUT_PROGRESS} times in a row without finishing an epoch and could not resume; start a new job.`,
+            lease: null,
+            finishedAt: now,
+            updatedAt: now,
+          }
+        : { ...job, resumeDispatchedAt: now, stalledResumes, stalledAtEpoch: job.epoch };
     try {
       await this.docs.replace(layout.job(jobId), marked, found.etag);
     } catch (error) {
@@ -341,7 +361,11 @@ export class TrainingService {
         return (await this.get(jobId)) ?? job;
       throw error;
     }
-    this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner });
+    if (marked.status === 'FAILED') {
+      this.log.warn('training job failed: its worker cannot resume', { jobId, epoch: job.epoch });
+      return marked;
+    }
+    this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner, stalledResumes });
     await this.dispatcher
       .dispatch({ jobId })
       .catch((error) => this.log.error('resume dispatch failed', { jobId, error }));

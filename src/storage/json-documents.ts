@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'timers/promises';
-import { conflict, notFound } from '../errors';
+import { conflict, ErrorCode, LymphoscopeError } from '../errors';
 import { ObjectStore, PreconditionFailed } from './object-store';
 
 const DEFAULT_UPDATE_RETRIES = 10;
@@ -9,6 +9,10 @@ const DEFAULT_UPDATE_RETRIES = 10;
  * writer must present to replace it. This is what makes S3 usable as the registry's database: two
  * Lambdas promoting models, or a worker and a `cancelTraining` call writing one job, cannot silently
  * overwrite each other.
+ *
+ * Error messages never name the storage key: they reach clients, and keys are internal (services
+ * re-word them in domain terms). Conditional writes are idempotent across the SDK's retries (the
+ * ObjectStore recognises its own earlier write), so a lost answer is not mistaken for a conflict.
  */
 export class JsonDocuments {
   constructor(private readonly store: ObjectStore) {}
@@ -32,7 +36,7 @@ export class JsonDocuments {
     try {
       return (await this.store.put(key, serialise(value), { ...JSON_TYPE, ifNoneMatch: '*' })).etag;
     } catch (err) {
-      if (err instanceof PreconditionFailed) throw conflict(`'${key}' already exists.`, { key });
+      if (err instanceof PreconditionFailed) throw conflict('The record already exists.');
       throw err;
     }
   }
@@ -43,7 +47,7 @@ export class JsonDocuments {
       return (await this.store.put(key, serialise(value), { ...JSON_TYPE, ifMatch: expectedEtag })).etag;
     } catch (err) {
       if (err instanceof PreconditionFailed) {
-        throw conflict(`'${key}' was changed by someone else; read it again and retry.`, { key });
+        throw conflict('The record was changed by someone else; read it again and retry.');
       }
       throw err;
     }
@@ -63,7 +67,7 @@ export class JsonDocuments {
     const retries = opts.retries ?? DEFAULT_UPDATE_RETRIES;
     for (let attempt = 0; ; attempt++) {
       const current = await this.get<T>(key);
-      if (!current) throw notFound('Document', key);
+      if (!current) throw new LymphoscopeError(ErrorCode.NOT_FOUND, 'The record was not found.');
       const value = mutate(current.value);
       try {
         const etag = (await this.store.put(key, serialise(value), { ...JSON_TYPE, ifMatch: current.etag }))
@@ -72,8 +76,7 @@ export class JsonDocuments {
       } catch (err) {
         if (!(err instanceof PreconditionFailed)) throw err;
         if (attempt >= retries) {
-          throw conflict(`Too many concurrent changes to '${key}'; retry later.`, {
-            key,
+          throw conflict('Too many concurrent changes to the record; retry later.', {
             attempts: attempt + 1,
           });
         }

@@ -51,7 +51,11 @@ export interface ListPageOptions {
 }
 
 export interface ObjectStore {
-  /** Writes the whole object. A failed `ifNoneMatch` / `ifMatch` condition throws PreconditionFailed. */
+  /**
+   * Writes the whole object. A failed `ifNoneMatch` / `ifMatch` condition throws PreconditionFailed.
+   * Conditional writes are idempotent across the SDK's retries: when an attempt took effect but its
+   * answer was lost, the retry that meets that write reports success, not PreconditionFailed.
+   */
   put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<{ etag: string }>;
   /** The whole object, or null when the key does not exist. */
   get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | null>;
@@ -80,11 +84,15 @@ export interface ObjectStore {
   /** Server-side copy with metadata. NOT_FOUND if the source is missing; PreconditionFailed on `ifNoneMatch`. */
   copy(fromKey: string, toKey: string, opts?: { ifNoneMatch?: '*' }): Promise<void>;
   /**
-   * A URL a browser or partner can PUT the bytes to, without credentials. When `contentType` is given
-   * the uploader must send exactly that Content-Type header: it is signed, and real S3 rejects another
-   * (the local server does not check SigV4 signatures). Validate what arrived before trusting it.
+   * A browser-style upload grant (S3 POST Object with a signed policy): POST a multipart form of
+   * `fields`, then the file as the last part named `file`, to `url`. The policy pins the key and the
+   * Content-Type, bounds the file to `maxBytes` (content-length-range: storage itself refuses a larger
+   * body with EntityTooLarge) and expires after `expiresInSeconds`.
    */
-  presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string>;
+  presignPost(
+    key: string,
+    opts: { expiresInSeconds: number; contentType: string; maxBytes: number },
+  ): Promise<{ url: string; fields: Record<string, string> }>;
   /** A URL that GETs the object without credentials; `contentDisposition` sets the download's file name. */
   presignGet(key: string, opts: { expiresInSeconds: number; contentDisposition?: string }): Promise<string>;
   /** True when the bucket answers (HeadBucket) within a few seconds. Never throws. */

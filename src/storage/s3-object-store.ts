@@ -11,8 +11,10 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { badInput, notFound, tooLarge, unavailable } from '../errors';
+import { randomUUID } from 'node:crypto';
+import { badInput, ErrorCode, LymphoscopeError, tooLarge, unavailable } from '../errors';
 import {
   ListPageOptions,
   ObjectInfo,
@@ -30,6 +32,11 @@ const PING_TIMEOUT_MS = 3000;
 const DEFAULT_LIST_LIMIT = 50_000;
 /** S3's cap on a presigned URL's lifetime (SigV4: seven days). */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/**
+ * Object metadata naming the conditional write that produced the object (a random UUID per call):
+ * see put(). Counted in the 2 KB of metadata like any other entry.
+ */
+export const WRITE_TOKEN = 'write-token';
 /** S3's cap on user-defined metadata, keys and values together. */
 const MAX_METADATA_BYTES = 2048;
 
@@ -166,7 +173,12 @@ class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<{ etag: string }> {
     checkKey(key);
-    if (opts.metadata) checkMetadata(opts.metadata);
+    const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
+    // A conditional write carries a token of its own, so that when its response is lost and the SDK
+    // sends it again, the retry that meets the first attempt's own write recognises it (below).
+    const token = conditional ? randomUUID() : undefined;
+    const metadata = token === undefined ? opts.metadata : { ...opts.metadata, [WRITE_TOKEN]: token };
+    if (metadata) checkMetadata(metadata);
     const tags = opts.tags ? tagging(opts.tags) : undefined;
     try {
       const out = await this.client.send(
@@ -177,7 +189,7 @@ class S3ObjectStore implements ObjectStore {
           // Given explicitly: the SDK cannot tell the length of an empty body and warns of a stream.
           ContentLength: typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.byteLength,
           ContentType: opts.contentType,
-          Metadata: opts.metadata,
+          Metadata: metadata,
           IfNoneMatch: opts.ifNoneMatch,
           IfMatch: opts.ifMatch,
           Tagging: tags,
@@ -185,9 +197,12 @@ class S3ObjectStore implements ObjectStore {
       );
       return { etag: out.ETag ?? '' };
     } catch (err) {
-      const conditional = opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined;
       // S3 answers If-Match on a deleted key with 404: for a compare-and-swap that is a lost race too.
       if (conditional && (isPreconditionFailure(err) || (opts.ifMatch !== undefined && isMissingKey(err)))) {
+        // Lost to whom? If the object now holds this very write's token, an earlier attempt of this
+        // same call took effect and only its answer was lost: that is success, not a conflict.
+        const now = await this.head(key);
+        if (now && token !== undefined && now.metadata[WRITE_TOKEN] === token) return { etag: now.etag };
         throw new PreconditionFailed(key);
       }
       throw translate(err, 'PutObject', key);
@@ -383,21 +398,32 @@ class S3ObjectStore implements ObjectStore {
       );
     } catch (err) {
       if (opts.ifNoneMatch && isPreconditionFailure(err)) throw new PreconditionFailed(toKey);
-      if (isMissingKey(err)) throw notFound('Object', fromKey);
+      if (isMissingKey(err))
+        throw new LymphoscopeError(ErrorCode.NOT_FOUND, 'The object to copy was not found.');
       throw translate(err, 'CopyObject', fromKey);
     }
   }
 
-  async presignPut(key: string, opts: { expiresInSeconds: number; contentType?: string }): Promise<string> {
+  async presignPost(
+    key: string,
+    opts: { expiresInSeconds: number; contentType: string; maxBytes: number },
+  ): Promise<{ url: string; fields: Record<string, string> }> {
     checkKey(key);
     checkExpiry(opts.expiresInSeconds);
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: opts.contentType });
-    return getSignedUrl(this.client, command, {
-      expiresIn: opts.expiresInSeconds,
-      // The presigner leaves Content-Type out of the signature by default, so an uploader could store
-      // any type; signed, S3 rejects a PUT whose Content-Type differs from the one granted.
-      signableHeaders: opts.contentType === undefined ? undefined : new Set(['content-type']),
+    if (!Number.isInteger(opts.maxBytes) || opts.maxBytes < 1) {
+      throw badInput('maxBytes must be a positive integer.', { maxBytes: opts.maxBytes });
+    }
+    const post = await createPresignedPost(this.client, {
+      Bucket: this.bucket,
+      Key: key,
+      // Every field given here becomes an exact-match condition of the policy too.
+      Fields: { 'Content-Type': opts.contentType },
+      Conditions: [['content-length-range', 1, opts.maxBytes]],
+      Expires: opts.expiresInSeconds,
     });
+    // A stable, documented order (docs/API.md): key first, the signature last.
+    const { key: formKey, ...rest } = post.fields;
+    return { url: post.url, fields: { key: formKey, ...rest } };
   }
 
   async presignGet(

@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { LOCAL_S3_CREDENTIALS } from '../../src/local/s3-server';
 import { BOOTSTRAP_KEY_NAME } from '../../src/cli/bootstrap';
 import { startE2eStack, type E2eStack } from '../helpers/e2e-stack';
 import { graphqlClient } from '../helpers/graphql';
@@ -48,8 +47,8 @@ describe('lymphoscope bootstrap', () => {
           CI: 'true',
           AWS_REGION: 'us-east-1',
           AWS_ENDPOINT_URL_S3: e2e.stack.s3Endpoint,
-          AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+          AWS_ACCESS_KEY_ID: e2e.stack.s3Credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: e2e.stack.s3Credentials.secretAccessKey,
         },
       },
     );

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ok } from '../helpers/graphql';
 import { sampleImages } from '../helpers/sample';
 import { errorCode, startE2eStack, type E2eStack } from '../helpers/e2e-stack';
+import { postUpload, UPLOAD_GRANT } from '../helpers/upload';
 
 /** Datasets over real HTTP: bulk import from the bucket, deduplication by content, uploads and paging. */
 describe('datasets end to end', () => {
@@ -149,24 +150,17 @@ describe('datasets end to end', () => {
     }
     const upload = ok(
       await e2e.gql(
-        'mutation($input: CreateImageUploadInput!) { createImageUpload(input: $input) { uploadId url method headers { name value } maxBytes } }',
+        `mutation($input: CreateImageUploadInput!) { createImageUpload(input: $input) { uploadId ${UPLOAD_GRANT} maxBytes } }`,
         { input: { datasetId, label: chosen[0].label, filename: chosen[0].name, contentType: 'image/bmp' } },
       ),
     ).createImageUpload;
-    expect(upload.method).toBe('PUT');
+    expect(upload.method).toBe('POST');
     const confirmBefore = await e2e.gql(
       'mutation($id: ID!) { confirmImageUpload(uploadId: $id) { duplicate } }',
       { id: upload.uploadId },
     );
     expect(errorCode(confirmBefore)).toBe('BAD_USER_INPUT');
-    const put = await fetch(upload.url, {
-      method: 'PUT',
-      headers: Object.fromEntries(
-        upload.headers.map((h: { name: string; value: string }) => [h.name, h.value]),
-      ),
-      body: new Uint8Array(chosen[0].bytes),
-    });
-    expect(put.status).toBe(200);
+    expect((await postUpload(upload, chosen[0].bytes, 'image/bmp')).status).toBe(204);
     const confirmed = ok(
       await e2e.gql(
         'mutation($id: ID!) { confirmImageUpload(uploadId: $id) { duplicate image { id subjectId label } } }',

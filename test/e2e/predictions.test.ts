@@ -9,6 +9,7 @@ import {
   type E2eStack,
 } from '../helpers/e2e-stack';
 import type { SampleImage } from '../helpers/sample';
+import { postUpload, UPLOAD_GRANT } from '../helpers/upload';
 
 const PREDICTION = `id label probabilityAll threshold needsReview reviewReasons modelVersion heatmapUrl imageUrl createdAt
   morphology { areaPx perimeterPx circularity solidity eccentricity comparisons { feature value closerTo } }
@@ -175,20 +176,13 @@ describe('predictions and reviews end to end', () => {
 
     const { createImageUpload: upload } = ok(
       await partner(
-        'mutation($input: CreateImageUploadInput!) { createImageUpload(input: $input) { uploadId url headers { name value } } }',
+        `mutation($input: CreateImageUploadInput!) { createImageUpload(input: $input) { uploadId ${UPLOAD_GRANT} } }`,
         {
           input: { contentType: 'image/bmp', filename: cell.name },
         },
       ),
     );
-    const put = await fetch(upload.url, {
-      method: 'PUT',
-      headers: Object.fromEntries(
-        upload.headers.map((h: { name: string; value: string }) => [h.name, h.value]),
-      ),
-      body: new Uint8Array(cell.bytes),
-    });
-    expect(put.status).toBe(200);
+    expect((await postUpload(upload, cell.bytes, 'image/bmp')).status).toBe(204);
     const early = await partner('mutation($input: PredictInput!) { predict(input: $input) { id } }', {
       input: { uploadId: upload.uploadId },
     });

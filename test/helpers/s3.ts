@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'fs/promises';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../../src/local/s3-server';
+import { LOCAL_S3_REGION, startLocalS3 } from '../../src/local/s3-server';
 import { ObjectStore, S3StoreConfig } from '../../src/storage/object-store';
 import { createS3ObjectStore } from '../../src/storage/s3-object-store';
 
@@ -24,16 +24,16 @@ export interface TestS3 {
  * directory. One per test file: `beforeAll(async () => (s3 = await startTestS3()))`,
  * `afterAll(() => s3.stop())`.
  */
-export async function startTestS3(): Promise<TestS3> {
+export async function startTestS3(opts: { allowedOrigins?: string[] } = {}): Promise<TestS3> {
   const directory = await mkdtemp(join(tmpdir(), 'lymphoscope-s3-'));
   const bucket = 'lymphoscope-test';
-  const server = await startLocalS3({ directory, bucket, port: 0 });
+  const server = await startLocalS3({ directory, bucket, port: 0, allowedOrigins: opts.allowedOrigins });
   const config: S3StoreConfig = {
     bucket,
     region: LOCAL_S3_REGION,
     endpoint: server.endpoint,
     forcePathStyle: true,
-    credentials: { ...LOCAL_S3_CREDENTIALS },
+    credentials: { ...server.credentials },
   };
   const store = createS3ObjectStore(config);
   return {

@@ -1,5 +1,4 @@
 import { createHash, createHmac } from 'node:crypto';
-import { LOCAL_S3_CREDENTIALS } from '../../src/local/s3-server';
 import type { LocalStack } from '../../src/local/stack';
 import { graphqlClient, ok, type GraphqlResult } from '../helpers/graphql';
 import { sampleImages } from '../helpers/sample';
@@ -12,6 +11,7 @@ import {
   startSecurityStack,
   type Role,
 } from './support';
+import { postUpload, UPLOAD_GRANT } from '../helpers/upload';
 
 /**
  * Keys, roles, partner isolation, presigned URLs and the audit trail, all over real HTTP against the
@@ -364,15 +364,10 @@ describe('partner isolation', () => {
   it("cannot confirm or predict another partner's upload, nor predict dataset images", async () => {
     const { createImageUpload } = ok(
       await partnerA(
-        'mutation { createImageUpload(input: { contentType: "image/bmp", filename: "cell.bmp" }) { uploadId url } }',
+        `mutation { createImageUpload(input: { contentType: "image/bmp", filename: "cell.bmp" }) { uploadId ${UPLOAD_GRANT} } }`,
       ),
     );
-    const put = await fetch(createImageUpload.url, {
-      method: 'PUT',
-      headers: { 'Content-Type': 'image/bmp' },
-      body: new Uint8Array(cell.bytes),
-    });
-    expect(put.status).toBe(200);
+    expect((await postUpload(createImageUpload, cell.bytes, 'image/bmp')).status).toBe(204);
     const uploadId = createImageUpload.uploadId;
 
     expect(
@@ -424,9 +419,9 @@ describe('partner isolation', () => {
     ).toBe('PNG');
 
     // The signature covers the method, the path and the expiry: the same grant cannot open any other
-    // object (the image beside it, a whole prefix) nor be stretched. (The local S3 checks expiry but
-    // not SigV4 signatures, so the check is done here, as S3 does it.)
-    const secret = LOCAL_S3_CREDENTIALS.secretAccessKey;
+    // object (the image beside it, a whole prefix) nor be stretched. (Checked here independently of
+    // the local S3's own verification, as S3 does it.)
+    const secret = stack.s3Credentials.secretAccessKey;
     expect(presignedSignatureValid(heatmap, secret)).toBe(true);
     const image = new URL(heatmap);
     image.pathname = new URL(predictionOfA.imageUrl).pathname;

@@ -8,6 +8,7 @@ import { layout } from '../../src/storage/layout';
 import { graphqlClient, ok, type GraphqlResult } from '../helpers/graphql';
 import { sampleImages } from '../helpers/sample';
 import { createKey, errorCode, registerUntrainedModel, startSecurityStack } from './support';
+import { postUpload, UPLOAD_GRANT } from '../helpers/upload';
 
 /**
  * Races that must have exactly one winner: two promotes from the same view of production, two
@@ -71,8 +72,7 @@ it('two promotes from the same view of production: exactly one wins, the other g
 it('two confirmations of one upload: exactly one adds the image, the other gets CONFLICT', async () => {
   const datasetId = ok(await scientist('mutation { createDataset(input: { name: "races" }) { id } }'))
     .createDataset.id;
-  const CREATE =
-    'mutation($input: CreateImageUploadInput!) { createImageUpload(input: $input) { uploadId url } }';
+  const CREATE = `mutation($input: CreateImageUploadInput!) { createImageUpload(input: $input) { uploadId ${UPLOAD_GRANT} } }`;
   const CONFIRM = 'mutation($id: ID!) { confirmImageUpload(uploadId: $id) { duplicate image { id } } }';
   const rounds = images.slice(0, 4);
   for (const [i, image] of rounds.entries()) {
@@ -83,12 +83,7 @@ it('two confirmations of one upload: exactly one adds the image, the other gets 
       ? { contentType: 'image/bmp' }
       : { datasetId, label: image.label, filename: image.name, contentType: 'image/bmp' };
     const { createImageUpload } = ok(await client(CREATE, { input }));
-    const put = await fetch(createImageUpload.url, {
-      method: 'PUT',
-      headers: { 'Content-Type': 'image/bmp' },
-      body: new Uint8Array(image.bytes),
-    });
-    expect(put.status).toBe(200);
+    expect((await postUpload(createImageUpload, image.bytes, 'image/bmp')).status).toBe(204);
 
     const results = await Promise.all([
       client(CONFIRM, { id: createImageUpload.uploadId }),

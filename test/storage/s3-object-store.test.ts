@@ -196,22 +196,31 @@ describe('conditional writes', () => {
 });
 
 describe('presigned URLs', () => {
-  it('accepts an upload by plain HTTP PUT, with the content type it was granted', async () => {
-    const url = await s3.store.presignPut('uploads/u1', { expiresInSeconds: 300, contentType: 'image/png' });
-    const query = new URL(url).searchParams;
-    expect(query.get('X-Amz-Algorithm')).toBe('AWS4-HMAC-SHA256');
-    expect(query.get('X-Amz-Expires')).toBe('300');
-    expect(query.get('X-Amz-SignedHeaders')).toBe('content-type;host');
-    // A checksum of the (empty) body signed into the URL would make real S3 reject the upload.
-    expect([...query.keys()].filter((k) => /checksum/i.test(k))).toEqual([]);
+  it('accepts an upload by a plain HTTP form POST, with the content type and size it was granted', async () => {
+    const { url, fields } = await s3.store.presignPost('uploads/u1', {
+      expiresInSeconds: 300,
+      contentType: 'image/png',
+      maxBytes: 4096,
+    });
+    expect(Object.keys(fields)[0]).toBe('key');
+    expect(fields['X-Amz-Algorithm']).toBe('AWS4-HMAC-SHA256');
+    const policy = JSON.parse(Buffer.from(fields.Policy, 'base64').toString());
+    expect(policy.conditions).toEqual(
+      expect.arrayContaining([
+        ['content-length-range', 1, 4096],
+        { 'Content-Type': 'image/png' },
+        { key: 'uploads/u1' },
+      ]),
+    );
+    expect(Date.parse(policy.expiration) - Date.now()).toBeGreaterThan(290_000);
+    expect(Date.parse(policy.expiration) - Date.now()).toBeLessThanOrEqual(300_000);
 
     const bytes = randomBytes(4096);
-    const response = await fetch(url, {
-      method: 'PUT',
-      body: bytes,
-      headers: { 'content-type': 'image/png' },
-    });
-    expect(response.status).toBe(200);
+    const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    form.append('file', new Blob([new Uint8Array(bytes)], { type: 'image/png' }), 'cell.png');
+    const response = await fetch(url, { method: 'POST', body: form });
+    expect(response.status).toBe(204);
     expect(response.headers.get('etag')).toBe(quotedMd5(bytes));
 
     const stored = await s3.store.get('uploads/u1');
@@ -232,9 +241,11 @@ describe('presigned URLs', () => {
   });
 
   it('bounds the lifetime', async () => {
-    expect(await codeOf(s3.store.presignPut('uploads/u2', { expiresInSeconds: 0 }))).toBe(
-      ErrorCode.BAD_USER_INPUT,
-    );
+    expect(
+      await codeOf(
+        s3.store.presignPost('uploads/u2', { expiresInSeconds: 0, contentType: 'image/png', maxBytes: 1 }),
+      ),
+    ).toBe(ErrorCode.BAD_USER_INPUT);
     expect(await codeOf(s3.store.presignGet('uploads/u2', { expiresInSeconds: 8 * 24 * 3600 }))).toBe(
       ErrorCode.BAD_USER_INPUT,
     );

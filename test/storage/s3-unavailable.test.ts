@@ -3,7 +3,7 @@ import { createServer, Server, Socket } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { ErrorCode, LymphoscopeError } from '../../src/errors';
-import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, LocalS3, startLocalS3 } from '../../src/local/s3-server';
+import { LOCAL_S3_REGION, LocalS3, startLocalS3 } from '../../src/local/s3-server';
 import { createS3ObjectStore } from '../../src/storage/s3-object-store';
 
 /** Runs `action`, expecting it to fail with UNAVAILABLE; returns how long that took. */
@@ -30,13 +30,14 @@ describe('when S3 goes away', () => {
   });
 
   it('fails with UNAVAILABLE while it is down, and recovers on the same client when it is back', async () => {
-    server = await startLocalS3({ directory, bucket: 'restart', port: 0 });
+    const secretAccessKey = 'restart-test-secret';
+    server = await startLocalS3({ directory, bucket: 'restart', port: 0, secretAccessKey });
     const port = server.port;
     const store = createS3ObjectStore({
       bucket: 'restart',
       region: LOCAL_S3_REGION,
       endpoint: server.endpoint,
-      credentials: { ...LOCAL_S3_CREDENTIALS },
+      credentials: { ...server.credentials },
     });
     await store.put('jobs/j1/job.json', '{"status":"RUNNING"}');
     expect(await store.ping()).toBe(true);
@@ -49,7 +50,7 @@ describe('when S3 goes away', () => {
     expect(await unavailableAfterMs(() => store.listPage('jobs/'))).toBeLessThan(10_000);
     expect(await store.ping()).toBe(false);
 
-    server = await startLocalS3({ directory, bucket: 'restart', port });
+    server = await startLocalS3({ directory, bucket: 'restart', port, secretAccessKey });
     expect(await store.ping()).toBe(true);
     // The data outlived the restart, and the client's dead keep-alive sockets did not poison it.
     expect((await store.get('jobs/j1/job.json'))!.body.toString()).toBe('{"status":"RUNNING"}');
@@ -80,7 +81,7 @@ describe('when S3 accepts connections but never answers', () => {
       bucket: 'silent',
       region: LOCAL_S3_REGION,
       endpoint,
-      credentials: { ...LOCAL_S3_CREDENTIALS },
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'unused' },
       timeouts: { connectionMs: 300, requestMs: 500, maxAttempts: 2 },
     });
     // Two attempts of 500 ms plus backoff; without a request timeout this would hang until jest's.
