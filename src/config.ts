@@ -49,6 +49,10 @@ const schema = z.object({
   /** Presigned URL lifetimes, in seconds; capped at an hour, since a URL is a bearer grant nobody can revoke. */
   LYMPHOSCOPE_UPLOAD_URL_TTL: int(900).pipe(z.number().max(3600)),
   LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300).pipe(z.number().max(3600)),
+  /** Bulk scoring (docs/API.md): the worker function, most images per job, most chunks running at once. */
+  LYMPHOSCOPE_SCORE_WORKER_FUNCTION: z.string().min(1).default('lymphoscope-local-scoreWorker'),
+  LYMPHOSCOPE_MAX_SCORING_IMAGES: int(200_000),
+  LYMPHOSCOPE_MAX_SCORING_CONCURRENCY: int(100),
   /** Introspection: on for local and dev stages, off in prod unless asked for. */
   LYMPHOSCOPE_INTROSPECTION: z.enum(['on', 'off', 'auto']).default('auto'),
 });
@@ -82,6 +86,7 @@ export type Config = Readonly<{
   urlTtlSeconds: Readonly<{ upload: number; download: number }>;
   workerSafetyMs: number;
   workerLeaseMs: number;
+  scoring: Readonly<{ workerFunction: string; maxImages: number; maxConcurrency: number }>;
 }>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -128,5 +133,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
     workerLeaseMs: e.LYMPHOSCOPE_WORKER_LEASE_MS,
+    scoring: Object.freeze({
+      workerFunction: e.LYMPHOSCOPE_SCORE_WORKER_FUNCTION,
+      maxImages: e.LYMPHOSCOPE_MAX_SCORING_IMAGES,
+      maxConcurrency: e.LYMPHOSCOPE_MAX_SCORING_CONCURRENCY,
+    }),
   });
 }

@@ -4,6 +4,7 @@ import { datasetResolvers } from './datasets';
 import { healthResolvers } from './health';
 import { modelResolvers } from './models';
 import { predictionResolvers } from './predictions';
+import { scoringResolvers } from './scoring';
 import { trainingResolvers } from './training';
 
 const domains: Resolvers[] = [
@@ -13,6 +14,7 @@ const domains: Resolvers[] = [
   modelResolvers,
   predictionResolvers,
   accessResolvers,
+  scoringResolvers,
 ];
 
 /** Merges the per-domain resolver maps type by type. */

@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { LambdaJobDispatcher, type JobDispatcher } from '../dispatch/job-dispatcher';
+import { LambdaScoringDispatcher, type ScoringDispatcher } from '../dispatch/scoring-dispatcher';
 import { DEFAULT_TRAINING_CONFIG } from '../ml/train';
 import { createLogger, type Logger } from '../observability/log';
 import { JsonDocuments } from '../storage/json-documents';
@@ -12,6 +13,7 @@ import { DatasetService } from './datasets';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
 import { ReviewService } from './reviews';
+import { ScoringService } from './scoring';
 import { TrainingService } from './training';
 
 export interface Services {
@@ -27,12 +29,14 @@ export interface Services {
   predictions: PredictionService;
   reviews: ReviewService;
   dispatcher: JobDispatcher;
+  scoring: ScoringService;
+  scoringDispatcher: ScoringDispatcher;
 }
 
 /** The composition root: one place that wires adapters into services, from validated config. */
 export function createServices(
   config: Config,
-  overrides: { store?: ObjectStore; dispatcher?: JobDispatcher } = {},
+  overrides: { store?: ObjectStore; dispatcher?: JobDispatcher; scoringDispatcher?: ScoringDispatcher } = {},
 ): Services {
   const log = createLogger(config.logLevel, { service: 'lymphoscope', stage: config.stage });
   const store =
@@ -49,6 +53,12 @@ export function createServices(
   const dispatcher =
     overrides.dispatcher ??
     new LambdaJobDispatcher(config.trainWorkerFunction, {
+      region: config.region,
+      endpoint: config.lambdaEndpoint,
+    });
+  const scoringDispatcher =
+    overrides.scoringDispatcher ??
+    new LambdaScoringDispatcher(config.scoring.workerFunction, {
       region: config.region,
       endpoint: config.lambdaEndpoint,
     });
@@ -77,5 +87,15 @@ export function createServices(
     predictions,
     reviews: new ReviewService(predictions, datasets, audit),
     dispatcher,
+    scoring: new ScoringService(
+      store,
+      docs,
+      datasets,
+      models,
+      scoringDispatcher,
+      { images: config.scoring.maxImages, concurrency: config.scoring.maxConcurrency },
+      log,
+    ),
+    scoringDispatcher,
   };
 }
