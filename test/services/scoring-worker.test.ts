@@ -1,0 +1,178 @@
+import { loadConfig } from '../../src/config';
+import type { ScoringDispatcher, ScoringWorkerEvent } from '../../src/dispatch/scoring-dispatcher';
+import { createServices, type Services } from '../../src/services';
+import type { ScoringJobRecord, ScoringRow } from '../../src/services/scoring';
+import {
+  parseRows,
+  runScoringInvocation,
+  toCsv,
+  toJsonLines,
+  type ScoringWorkerDeps,
+} from '../../src/services/scoring-worker';
+import { layout } from '../../src/storage/layout';
+import { startTestS3, type TestS3 } from '../helpers/s3';
+
+/**
+ * The steps of a scoring job that races decide, over the real local S3 server: chunks finishing at the
+ * same moment, duplicated events (Lambda delivers async events at least once), a retried assembler.
+ * The dispatcher records the events instead of invoking a worker: the e2e test runs the real fan-out.
+ */
+describe('scoring worker: completion and assembly', () => {
+  let s3: TestS3;
+  let services: Services;
+  const dispatched: ScoringWorkerEvent[] = [];
+  const recorder: ScoringDispatcher = { dispatch: async (event) => void dispatched.push(event) };
+  let deps: ScoringWorkerDeps;
+
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    services = createServices(loadConfig({ LYMPHOSCOPE_LOG_LEVEL: 'silent' }), {
+      store: s3.store,
+      scoringDispatcher: recorder,
+    });
+    deps = {
+      store: services.store,
+      docs: services.docs,
+      models: services.models,
+      datasets: services.datasets,
+      dispatcher: recorder,
+      log: services.log,
+      limits: { uploadBytes: 10 << 20, scoringImages: 1000 },
+      safetyMs: 1000,
+    };
+  });
+
+  afterAll(() => s3?.stop());
+
+  const row = (
+    key: string,
+    label: 'ALL' | 'NORMAL',
+    reasons: ScoringRow['reviewReasons'] = [],
+  ): ScoringRow => ({
+    key,
+    imageId: null,
+    label,
+    probabilityAll: label === 'ALL' ? 0.9 : 0.1,
+    needsReview: reasons.length > 0,
+    reviewReasons: reasons,
+    error: null,
+  });
+
+  /** A RUNNING job whose chunks all have their result written, as if each worker died just after. */
+  async function jobWithFinishedChunks(id: string, chunks: ScoringRow[][], nextChunk = chunks.length) {
+    const now = new Date().toISOString();
+    const job: ScoringJobRecord = {
+      id,
+      status: 'RUNNING',
+      source: { datasetId: null, prefix: 'imports/x/' },
+      modelVersion: 'v0001',
+      chunkSize: 2,
+      concurrency: 2,
+      totalImages: chunks.flat().length,
+      chunkCount: chunks.length,
+      nextChunk,
+      handoffs: {},
+      completedChunks: [],
+      scoredImages: 0,
+      summary: null,
+      error: null,
+      cancelRequested: false,
+      createdBy: 'key-test',
+      createdAt: now,
+      updatedAt: now,
+      startedAt: now,
+      finishedAt: null,
+    };
+    await services.docs.create(layout.scoringJob(id), job);
+    for (const [index, rows] of chunks.entries()) {
+      await services.store.put(layout.scoringChunk(id, index, 'result.jsonl'), toJsonLines(rows), {
+        metadata: { rows: String(rows.length) },
+      });
+    }
+  }
+
+  const invoke = (jobId: string, chunk: number, invocationId: string) =>
+    runScoringInvocation(deps, { jobId, chunk, invocationId, remainingMs: () => 600_000 });
+
+  it('assembles exactly once when chunks finish together and events are duplicated', async () => {
+    const chunks = [
+      [row('imports/x/a.bmp', 'ALL'), row('imports/x/b.bmp', 'NORMAL', ['UNCERTAIN'])],
+      [row('imports/x/c.bmp', 'ALL'), row('imports/x/d.bmp', 'ALL', ['UNCERTAIN'])],
+      [row('imports/x/e.bmp', 'NORMAL')],
+    ];
+    await jobWithFinishedChunks('sc-race', chunks);
+    const outcomes = await Promise.all([
+      invoke('sc-race', 0, 'inv-a'),
+      invoke('sc-race', 1, 'inv-b'),
+      invoke('sc-race', 2, 'inv-c'),
+      invoke('sc-race', 2, 'inv-d'),
+      invoke('sc-race', 1, 'inv-e'),
+    ]);
+    expect(outcomes.filter((o) => o === 'assembled')).toHaveLength(1);
+
+    const job = (await services.scoring.get('sc-race'))!;
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.completedChunks.sort()).toEqual([0, 1, 2]);
+    expect(job.scoredImages).toBe(5);
+    expect(job.summary).toEqual({
+      images: 5,
+      scored: 5,
+      failed: 0,
+      byLabel: { ALL: 3, NORMAL: 2 },
+      needsReview: 2,
+      byReason: { UNCERTAIN: 2, OUT_OF_DOMAIN: 0 },
+    });
+    const claim = await services.docs.get<{ owner: string }>(layout.scoringAssembly('sc-race'));
+    const assembler = ['inv-a', 'inv-b', 'inv-c', 'inv-d', 'inv-e'][outcomes.indexOf('assembled')];
+    expect(claim?.value.owner).toBe(assembler);
+
+    const results = await services.store.get(layout.scoringResults('sc-race', 'results.jsonl'));
+    const keys = parseRows(results!.body.toString('utf8')).map((r) => r.key);
+    expect(keys).toEqual(['a', 'b', 'c', 'd', 'e'].map((k) => `imports/x/${k}.bmp`));
+    // No chunk was left to start: nothing was dispatched.
+    expect(dispatched.filter((e) => e.jobId === 'sc-race')).toEqual([]);
+
+    // A retry of any of them, the assembler included, changes nothing.
+    expect(await invoke('sc-race', 2, assembler)).toBe('stopped');
+    expect((await services.scoring.get('sc-race'))!.scoredImages).toBe(5);
+  });
+
+  it('a finishing chunk starts the next one once, and its retry re-sends the same one', async () => {
+    const chunks = [
+      [row('k/0.bmp', 'ALL')],
+      [row('k/1.bmp', 'ALL')],
+      [row('k/2.bmp', 'ALL')],
+      [row('k/3.bmp', 'ALL')],
+    ];
+    await jobWithFinishedChunks('sc-handoff', chunks, 2);
+    await Promise.all([invoke('sc-handoff', 0, 'inv-0'), invoke('sc-handoff', 1, 'inv-1')]);
+    const sent = dispatched.filter((e) => e.jobId === 'sc-handoff').map((e) => e.chunk);
+    expect(sent.sort()).toEqual([2, 3]);
+    const job = (await services.scoring.get('sc-handoff'))!;
+    expect(job.nextChunk).toBe(4);
+
+    // Chunk 0's worker is retried: the chunk it handed off is re-sent, no new chunk is claimed.
+    dispatched.length = 0;
+    await invoke('sc-handoff', 0, 'inv-0');
+    expect(dispatched).toEqual([{ jobId: 'sc-handoff', chunk: job.handoffs['0'] }]);
+    expect((await services.scoring.get('sc-handoff'))!.nextChunk).toBe(4);
+    expect((await services.scoring.get('sc-handoff'))!.scoredImages).toBe(2);
+  });
+
+  it('writes CSV a spreadsheet cannot run', () => {
+    const csv = toCsv([
+      { ...row('imports/=cmd|x.bmp', 'ALL', ['UNCERTAIN', 'OUT_OF_DOMAIN']), imageId: 'a,"b"' },
+      {
+        ...row('imports/y.bmp', 'NORMAL'),
+        label: null,
+        probabilityAll: null,
+        needsReview: null,
+        error: 'UNSUPPORTED_IMAGE',
+      },
+    ]).split('\n');
+    expect(csv[0]).toBe('key,imageId,label,probabilityAll,needsReview,reviewReasons,error');
+    expect(csv[1]).toBe('imports/=cmd|x.bmp,"a,""b""",ALL,0.9,true,UNCERTAIN;OUT_OF_DOMAIN,');
+    expect(toCsv([row('=1+1', 'ALL')]).split('\n')[1]).toBe("'=1+1,,ALL,0.9,false,,");
+    expect(csv[2]).toBe('imports/y.bmp,,,,,,UNSUPPORTED_IMAGE');
+  });
+});
