@@ -56,8 +56,9 @@ const IMAGE_FILE = /\.(bmp|png|jpe?g|tiff?)$/i;
  *  - chunk: score the manifest's images, checkpointing rows to partial.jsonl; a re-run skips the rows
  *    already there. The chunk's result.jsonl is created once (If-None-Match): a duplicate worker on the
  *    same chunk loses that write and its rows are dropped, so each image appears once;
- *  - completion: mark the chunk done and claim the next unstarted chunk for this worker to start, in one
- *    compare-and-swap; the claim is remembered per chunk, so a retry re-sends the same one;
+ *  - completion: mark the chunk done and claim the next unstarted chunk, in one compare-and-swap, then
+ *    score it in the same invocation (or start a new one when time runs short); the claim is remembered
+ *    per chunk, so a retry goes on with the same one;
  *  - assembly: the worker that completes the last chunk creates assembly.json once and concatenates the
  *    chunk results into results.jsonl, results.csv and summary.json.
  * It throws only for transient failures (storage, model load), so that Lambda's retry takes over.
@@ -74,9 +75,20 @@ export async function runScoringInvocation(
   if (!Number.isInteger(chunk) || chunk < 0 || chunk >= job.chunkCount) {
     throw badInput(`chunk must be 0-${job.chunkCount - 1}.`, { field: 'chunk' });
   }
-  const scored = await scoreChunk(deps, job, chunk, invocation);
-  if (scored === 'stopped' || scored === 'handed-off') return scored;
-  return complete(deps, job, chunk, scored, invocation);
+  // A worker that finishes its chunk goes on with the chunk it claimed, in the same invocation while time
+  // is left: no new process, no cold start. A retry of this event re-runs the same chain from its start,
+  // skipping the chunks whose result exists.
+  for (let current = chunk; ;) {
+    const scored = await scoreChunk(deps, job, current, invocation);
+    if (scored === 'stopped' || scored === 'handed-off') return scored;
+    const { outcome, next } = await complete(deps, job, current, scored, invocation);
+    if (next === null) return outcome;
+    if (invocation.remainingMs() < 2 * deps.safetyMs) {
+      await deps.dispatcher.dispatch({ jobId: job.id, chunk: next });
+      return outcome;
+    }
+    current = next;
+  }
 }
 
 async function readJob(deps: ScoringWorkerDeps, jobId: string): Promise<ScoringJobRecord | null> {
@@ -264,7 +276,7 @@ async function complete(
   chunk: number,
   rows: number,
   invocation: ScoringInvocation,
-): Promise<ScoringOutcome> {
+): Promise<{ outcome: ScoringOutcome; next: number | null }> {
   const { value } = await deps.docs.update<ScoringJobRecord>(layout.scoringJob(job.id), (j) => {
     const next = { ...j, handoffs: { ...j.handoffs }, completedChunks: [...j.completedChunks] };
     if (!next.completedChunks.includes(chunk)) {
@@ -284,12 +296,12 @@ async function complete(
   });
   const handoff = value.handoffs[chunk];
   if (value.status === 'RUNNING' && handoff !== undefined && !value.completedChunks.includes(handoff)) {
-    await deps.dispatcher.dispatch({ jobId: job.id, chunk: handoff });
+    return { outcome: 'scored', next: handoff };
   }
   if (value.status === 'RUNNING' && value.completedChunks.length === value.chunkCount) {
-    return (await assemble(deps, value, invocation)) ? 'assembled' : 'scored';
+    return { outcome: (await assemble(deps, value, invocation)) ? 'assembled' : 'scored', next: null };
   }
-  return 'scored';
+  return { outcome: 'scored', next: null };
 }
 
 /**

@@ -91,8 +91,8 @@ describe('scoring worker: completion and assembly', () => {
     }
   }
 
-  const invoke = (jobId: string, chunk: number, invocationId: string) =>
-    runScoringInvocation(deps, { jobId, chunk, invocationId, remainingMs: () => 600_000 });
+  const invoke = (jobId: string, chunk: number, invocationId: string, remainingMs = 600_000) =>
+    runScoringInvocation(deps, { jobId, chunk, invocationId, remainingMs: () => remainingMs });
 
   it('assembles exactly once when chunks finish together and events are duplicated', async () => {
     const chunks = [
@@ -137,26 +137,32 @@ describe('scoring worker: completion and assembly', () => {
     expect((await services.scoring.get('sc-race'))!.scoredImages).toBe(5);
   });
 
-  it('a finishing chunk starts the next one once, and its retry re-sends the same one', async () => {
-    const chunks = [
-      [row('k/0.bmp', 'ALL')],
-      [row('k/1.bmp', 'ALL')],
-      [row('k/2.bmp', 'ALL')],
-      [row('k/3.bmp', 'ALL')],
-    ];
+  it('a finishing chunk claims the next one once and goes on with it; a retry goes on with the same one', async () => {
+    const chunks = [0, 1, 2, 3].map((i) => [row(`k/${i}.bmp`, 'ALL')]);
     await jobWithFinishedChunks('sc-handoff', chunks, 2);
-    await Promise.all([invoke('sc-handoff', 0, 'inv-0'), invoke('sc-handoff', 1, 'inv-1')]);
-    const sent = dispatched.filter((e) => e.jobId === 'sc-handoff').map((e) => e.chunk);
-    expect(sent.sort()).toEqual([2, 3]);
-    const job = (await services.scoring.get('sc-handoff'))!;
-    expect(job.nextChunk).toBe(4);
+    const sent = () => dispatched.filter((e) => e.jobId === 'sc-handoff');
+    const read = async () => (await services.scoring.get('sc-handoff'))!;
 
-    // Chunk 0's worker is retried: the chunk it handed off is re-sent, no new chunk is claimed.
-    dispatched.length = 0;
-    await invoke('sc-handoff', 0, 'inv-0');
-    expect(dispatched).toEqual([{ jobId: 'sc-handoff', chunk: job.handoffs['0'] }]);
-    expect((await services.scoring.get('sc-handoff'))!.nextChunk).toBe(4);
-    expect((await services.scoring.get('sc-handoff'))!.scoredImages).toBe(2);
+    // Short of time: the claimed chunk goes to a new invocation.
+    expect(await invoke('sc-handoff', 0, 'inv-0', 1500)).toBe('scored');
+    expect(sent()).toEqual([{ jobId: 'sc-handoff', chunk: 2 }]);
+    expect((await read()).nextChunk).toBe(3);
+    // Its retry re-sends the same chunk and claims no other.
+    expect(await invoke('sc-handoff', 0, 'inv-0', 1500)).toBe('scored');
+    expect(sent()).toEqual([
+      { jobId: 'sc-handoff', chunk: 2 },
+      { jobId: 'sc-handoff', chunk: 2 },
+    ]);
+    expect((await read()).nextChunk).toBe(3);
+
+    // With time left, chunk 1's worker claims chunk 3 and scores it itself: nothing is sent.
+    expect(await invoke('sc-handoff', 1, 'inv-1')).toBe('scored');
+    expect(sent()).toHaveLength(2);
+    expect((await read()).completedChunks.sort()).toEqual([0, 1, 3]);
+    expect((await read()).handoffs).toEqual({ '0': 2, '1': 3 });
+
+    expect(await invoke('sc-handoff', 2, 'inv-2')).toBe('assembled');
+    expect(await read()).toMatchObject({ status: 'SUCCEEDED', scoredImages: 4, nextChunk: 4 });
   });
 
   it('writes CSV a spreadsheet cannot run', () => {
