@@ -10,7 +10,7 @@ export const scoringResolvers: Resolvers = {
   Query: {
     scoringJob: async (_r, { id }, ctx) => {
       await ctx.require('SCIENTIST');
-      return ctx.services.scoring.get(id);
+      return ctx.services.scoring.getAndResumeIfStalled(id);
     },
   },
   Mutation: {

@@ -11,7 +11,13 @@ import { PreconditionFailed, type ObjectStore } from '../storage/object-store';
 import type { DatasetService } from './datasets';
 import { classToLabel } from './labels';
 import type { ModelRegistry } from './models';
-import { sourcePrefix, type ScoringJobRecord, type ScoringRow, type ScoringCounts } from './scoring';
+import {
+  SCORING_STALL_MS,
+  sourcePrefix,
+  type ScoringJobRecord,
+  type ScoringRow,
+  type ScoringCounts,
+} from './scoring';
 import { FINAL_STATUSES } from './training';
 
 export interface ScoringWorkerDeps {
@@ -319,8 +325,22 @@ export async function assemble(
     await deps.docs.create(claimKey, { owner: invocation.invocationId, at: new Date().toISOString() });
   } catch (error) {
     if (!(error instanceof LymphoscopeError)) throw error;
-    const claim = await deps.docs.get<{ owner: string }>(claimKey);
-    if (claim?.value.owner !== invocation.invocationId) return false;
+    const claim = await deps.docs.get<{ owner: string; at: string }>(claimKey);
+    if (!claim) return false;
+    if (claim.value.owner !== invocation.invocationId) {
+      // A claim this old belongs to an assembler that died after its retries; one reader takes it over.
+      if (Date.parse(claim.value.at) > Date.now() - SCORING_STALL_MS) return false;
+      try {
+        await deps.docs.replace(
+          claimKey,
+          { owner: invocation.invocationId, at: new Date().toISOString() },
+          claim.etag,
+        );
+      } catch (lost) {
+        if (lost instanceof LymphoscopeError) return false;
+        throw lost;
+      }
+    }
   }
   const indexes = Array.from({ length: job.chunkCount! }, (_, i) => i);
   const texts = await mapLimit(indexes, 8, async (chunk) => {

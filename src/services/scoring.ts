@@ -71,6 +71,8 @@ export interface ScoringJobRecord {
   updatedAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** When a reader last re-sent the events of a job that had stopped moving. */
+  resumeDispatchedAt?: string | null;
 }
 
 export interface StartScoringInput {
@@ -89,6 +91,13 @@ export interface ScoringLimits {
 }
 
 export const SCORING_DEFAULTS = { chunkSize: 250, concurrency: 10, maxChunkSize: 1000 } as const;
+
+/**
+ * A job that has not moved for this long (no job update, no chunk checkpoint: a running chunk saves its
+ * rows every second) has lost its workers, e.g. Lambda gave up after its retries: reading it re-sends its
+ * events. Planning 200,000 keys takes well under a minute.
+ */
+export const SCORING_STALL_MS = 120_000;
 
 /** Lymphoscope's own data: a prefix there would let a scientist read keys, predictions, audit records. */
 const OWN_DATA = /^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners|scoring)\//;
@@ -209,6 +218,57 @@ export class ScoringService {
     return (await this.docs.get<ScoringJobRecord>(layout.scoringJob(jobId)))?.value ?? null;
   }
 
+  /**
+   * The job, after re-sending the events of one that stopped moving (see SCORING_STALL_MS): the plan for a
+   * QUEUED job, every started, unfinished chunk for a RUNNING one. Every step is idempotent, so a worker
+   * that was only slow loses nothing; a compare-and-swap on the job lets one reader do it per period.
+   */
+  async getAndResumeIfStalled(jobId: string): Promise<ScoringJobRecord | null> {
+    const found = await this.docs.get<ScoringJobRecord>(layout.scoringJob(jobId));
+    if (!found) return null;
+    const job = found.value;
+    const longAgo = (at: string | Date | null | undefined) =>
+      !at || new Date(at).getTime() < Date.now() - SCORING_STALL_MS;
+    if (FINAL_STATUSES.has(job.status) || !longAgo(job.updatedAt) || !longAgo(job.resumeDispatchedAt)) {
+      return job;
+    }
+    const chunks = job.chunkCount === null ? [] : this.unfinishedChunks(job);
+    const partials = await Promise.all(
+      chunks.map((chunk) => this.store.head(layout.scoringChunk(job.id, chunk, 'partial.jsonl'))),
+    );
+    if (partials.some((info) => info && !longAgo(info.lastModified))) return job;
+    const marked = { ...job, resumeDispatchedAt: new Date().toISOString() };
+    try {
+      await this.docs.replace(layout.scoringJob(jobId), marked, found.etag);
+    } catch (error) {
+      if (error instanceof LymphoscopeError && error.code === ErrorCode.CONFLICT)
+        return (await this.get(jobId)) ?? job;
+      throw error;
+    }
+    // Every chunk done but no results: the assembler died. Re-running a done chunk assembles again.
+    const events =
+      job.chunkCount === null
+        ? [{ jobId }]
+        : chunks.length > 0
+          ? chunks.map((chunk) => ({ jobId, chunk }))
+          : [{ jobId, chunk: 0 }];
+    this.log.warn('resuming stalled scoring job', { jobId, status: job.status, chunks });
+    for (const event of events) {
+      await this.dispatcher
+        .dispatch(event)
+        .catch((error) => this.log.error('scoring resume dispatch failed', { jobId, error }));
+    }
+    return marked;
+  }
+
+  /** Chunks handed to a worker and not completed. */
+  private unfinishedChunks(job: ScoringJobRecord): number[] {
+    const done = new Set(job.completedChunks);
+    const chunks: number[] = [];
+    for (let chunk = 0; chunk < job.nextChunk; chunk++) if (!done.has(chunk)) chunks.push(chunk);
+    return chunks;
+  }
+
   async require(jobId: string): Promise<ScoringJobRecord> {
     const job = await this.get(jobId);
     if (!job) throw notFound('Scoring job', jobId);
@@ -221,11 +281,10 @@ export class ScoringService {
    */
   async scoredSoFar(job: ScoringJobRecord): Promise<number> {
     if (job.status !== 'RUNNING' || job.chunkCount === null) return job.scoredImages;
-    const done = new Set(job.completedChunks);
-    const running: number[] = [];
-    for (let chunk = 0; chunk < job.nextChunk; chunk++) if (!done.has(chunk)) running.push(chunk);
     const partials = await Promise.all(
-      running.map((chunk) => this.store.head(layout.scoringChunk(job.id, chunk, 'partial.jsonl'))),
+      this.unfinishedChunks(job).map((chunk) =>
+        this.store.head(layout.scoringChunk(job.id, chunk, 'partial.jsonl')),
+      ),
     );
     return job.scoredImages + partials.reduce((sum, info) => sum + Number(info?.metadata.rows ?? 0), 0);
   }

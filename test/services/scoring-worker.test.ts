@@ -59,7 +59,12 @@ describe('scoring worker: completion and assembly', () => {
   });
 
   /** A RUNNING job whose chunks all have their result written, as if each worker died just after. */
-  async function jobWithFinishedChunks(id: string, chunks: ScoringRow[][], nextChunk = chunks.length) {
+  async function jobWithFinishedChunks(
+    id: string,
+    chunks: ScoringRow[][],
+    nextChunk = chunks.length,
+    overrides: Partial<ScoringJobRecord> = {},
+  ) {
     const now = new Date().toISOString();
     const job: ScoringJobRecord = {
       id,
@@ -82,6 +87,7 @@ describe('scoring worker: completion and assembly', () => {
       updatedAt: now,
       startedAt: now,
       finishedAt: null,
+      ...overrides,
     };
     await services.docs.create(layout.scoringJob(id), job);
     for (const [index, rows] of chunks.entries()) {
@@ -163,6 +169,51 @@ describe('scoring worker: completion and assembly', () => {
 
     expect(await invoke('sc-handoff', 2, 'inv-2')).toBe('assembled');
     expect(await read()).toMatchObject({ status: 'SUCCEEDED', scoredImages: 4, nextChunk: 4 });
+  });
+
+  it('reading a job that stopped moving re-sends its unfinished chunks, once per period', async () => {
+    const longAgo = new Date(Date.now() - 10 * 60_000).toISOString();
+    const chunks = [0, 1, 2].map((i) => [row(`s/${i}.bmp`, 'NORMAL')]);
+    await jobWithFinishedChunks('sc-stalled', chunks, 3, { completedChunks: [0], updatedAt: longAgo });
+    await jobWithFinishedChunks('sc-alive', chunks, 3, { completedChunks: [0], updatedAt: longAgo });
+    await services.store.put(layout.scoringChunk('sc-alive', 1, 'partial.jsonl'), toJsonLines(chunks[1]));
+    const sent = (jobId: string) => dispatched.filter((e) => e.jobId === jobId);
+
+    await services.scoring.getAndResumeIfStalled('sc-stalled');
+    expect(sent('sc-stalled')).toEqual([
+      { jobId: 'sc-stalled', chunk: 1 },
+      { jobId: 'sc-stalled', chunk: 2 },
+    ]);
+    await services.scoring.getAndResumeIfStalled('sc-stalled');
+    expect(sent('sc-stalled')).toHaveLength(2);
+
+    // A chunk that checkpointed a moment ago is alive: nothing is re-sent.
+    expect((await services.scoring.getAndResumeIfStalled('sc-alive'))!.resumeDispatchedAt).toBeUndefined();
+    expect(sent('sc-alive')).toEqual([]);
+  });
+
+  it('an assembler that died is taken over once its claim is old', async () => {
+    const longAgo = new Date(Date.now() - 10 * 60_000).toISOString();
+    const chunks = [0, 1].map((i) => [row(`o/${i}.bmp`, 'ALL')]);
+    await jobWithFinishedChunks('sc-orphan', chunks, 2, {
+      completedChunks: [0, 1],
+      scoredImages: 2,
+      updatedAt: longAgo,
+    });
+    await services.docs.create(layout.scoringAssembly('sc-orphan'), {
+      owner: 'dead-invocation',
+      at: longAgo,
+    });
+    await services.scoring.getAndResumeIfStalled('sc-orphan');
+    expect(dispatched.filter((e) => e.jobId === 'sc-orphan')).toEqual([{ jobId: 'sc-orphan', chunk: 0 }]);
+
+    expect(await invoke('sc-orphan', 0, 'new-invocation')).toBe('assembled');
+    expect((await services.scoring.get('sc-orphan'))!).toMatchObject({
+      status: 'SUCCEEDED',
+      scoredImages: 2,
+    });
+    const claim = await services.docs.get<{ owner: string }>(layout.scoringAssembly('sc-orphan'));
+    expect(claim!.value.owner).toBe('new-invocation');
   });
 
   it('writes CSV a spreadsheet cannot run', () => {
