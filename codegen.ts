@@ -25,6 +25,8 @@ const config: CodegenConfig = {
           Dataset: '../services/datasets#DatasetRecord',
           Image: '../services/datasets#ImageRecord',
           TrainingJob: '../services/training#JobRecord',
+          ScoringJob: '../services/scoring#ScoringJobRecord',
+          ScoringSummary: '../services/scoring#ScoringCounts',
           ModelVersion: '../services/models#ModelCard',
           Prediction: '../services/predictions#PredictionRecord',
           ApiKey: '../services/auth#ApiKeyRecord',

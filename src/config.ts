@@ -70,6 +70,10 @@ const schema = z.object({
   LYMPHOSCOPE_PREDICTION_RECORD_DAYS: int(365),
   /** How long one call runs a deletion or export job before returning it RUNNING (call again to go on). */
   LYMPHOSCOPE_DATA_JOB_BUDGET_MS: int(20_000),
+  /** Bulk scoring (docs/API.md): the worker function, most images per job, most chunks running at once. */
+  LYMPHOSCOPE_SCORE_WORKER_FUNCTION: z.string().min(1).default('lymphoscope-local-scoreWorker'),
+  LYMPHOSCOPE_MAX_SCORING_IMAGES: int(200_000),
+  LYMPHOSCOPE_MAX_SCORING_CONCURRENCY: int(100),
   /** Introspection: on for local and dev stages, off in prod unless asked for. */
   LYMPHOSCOPE_INTROSPECTION: z.enum(['on', 'off', 'auto']).default('auto'),
 });
@@ -118,6 +122,7 @@ export type Config = Readonly<{
     predictionRecordDays: number;
     jobBudgetMs: number;
   }>;
+  scoring: Readonly<{ workerFunction: string; maxImages: number; maxConcurrency: number }>;
 }>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -178,6 +183,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       predictionPixelDays: e.LYMPHOSCOPE_PREDICTION_PIXEL_DAYS,
       predictionRecordDays: e.LYMPHOSCOPE_PREDICTION_RECORD_DAYS,
       jobBudgetMs: e.LYMPHOSCOPE_DATA_JOB_BUDGET_MS,
+    }),
+    scoring: Object.freeze({
+      workerFunction: e.LYMPHOSCOPE_SCORE_WORKER_FUNCTION,
+      maxImages: e.LYMPHOSCOPE_MAX_SCORING_IMAGES,
+      maxConcurrency: e.LYMPHOSCOPE_MAX_SCORING_CONCURRENCY,
     }),
   });
 }

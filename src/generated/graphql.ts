@@ -3,6 +3,7 @@
 import { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import { DatasetRecord, ImageRecord } from '../services/datasets';
 import { JobRecord } from '../services/training';
+import { ScoringJobRecord, ScoringCounts } from '../services/scoring';
 import { ModelCard } from '../services/models';
 import { PredictionRecord } from '../services/predictions';
 import { ApiKeyRecord } from '../services/auth';
@@ -495,6 +496,8 @@ export type Mutation = {
   __typename?: 'Mutation';
   /** Add one labelled image sent inline as base64 (at most LYMPHOSCOPE_MAX_INLINE_IMAGE_BYTES decoded, 2 MiB by default). */
   addImage: AddImageResult;
+  /** Stop a scoring job: running chunks stop within about a second, nothing more starts, no results are assembled. */
+  cancelScoring: ScoringJob;
   /** Ask a queued or running job to stop; the worker stops between batches. */
   cancelTraining: TrainingJob;
   /** Validate an uploaded image and add it to its dataset (or keep it for predict when no dataset was named). */
@@ -541,6 +544,12 @@ export type Mutation = {
    * the stage's default. Applies to predictions made from then on.
    */
   setPartnerRetention: PartnerRetention;
+  /**
+   * Score every image of a dataset, or of a folder in the bucket, with one model version (scientist). The images
+   * are split into chunks scored by parallel workers; read the job for progress and, at the end, the results.
+   * Scored images do not become predictions and never enter the review queue: each row carries its reasons.
+   */
+  startScoring: ScoringJob;
   /** Start training a model on a frozen snapshot of a dataset. Idempotent per clientToken. */
   startTraining: TrainingJob;
   /** Record a human's verdict on a prediction; optionally add the image to a dataset with that label. */
@@ -555,6 +564,11 @@ export type Mutation = {
 
 export type MutationAddImageArgs = {
   input: AddImageInput;
+};
+
+
+export type MutationCancelScoringArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -645,6 +659,11 @@ export type MutationRevokeApiKeyArgs = {
 export type MutationSetPartnerRetentionArgs = {
   imageDays?: InputMaybe<Scalars['Int']['input']>;
   partnerId: Scalars['ID']['input'];
+};
+
+
+export type MutationStartScoringArgs = {
+  input: StartScoringInput;
 };
 
 
@@ -776,6 +795,8 @@ export type Query = {
   productionModel?: Maybe<ModelVersion>;
   /** Predictions waiting for a human review, oldest first; with reason, only those flagged for that reason. */
   reviewQueue: PredictionConnection;
+  /** One bulk scoring job (scientist), or null. */
+  scoringJob?: Maybe<ScoringJob>;
   /** One training job, or null. */
   trainingJob?: Maybe<TrainingJob>;
   /** Training jobs, newest first, optionally only those in one status. */
@@ -848,6 +869,11 @@ export type QueryReviewQueueArgs = {
 };
 
 
+export type QueryScoringJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type QueryTrainingJobArgs = {
   id: Scalars['ID']['input'];
 };
@@ -857,6 +883,12 @@ export type QueryTrainingJobsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   status?: InputMaybe<JobStatus>;
+};
+
+export type ReasonCount = {
+  __typename?: 'ReasonCount';
+  count: Scalars['Int']['output'];
+  reason: ReviewReason;
 };
 
 export type RejectedFile = {
@@ -902,6 +934,58 @@ export type Role =
   /** Datasets, training, models, metrics, reviews. */
   | 'SCIENTIST';
 
+export type ScoringJob = {
+  __typename?: 'ScoringJob';
+  chunkCount?: Maybe<Scalars['Int']['output']>;
+  chunkSize: Scalars['Int']['output'];
+  completedChunks: Scalars['Int']['output'];
+  concurrency: Scalars['Int']['output'];
+  createdAt: Scalars['DateTime']['output'];
+  datasetId?: Maybe<Scalars['ID']['output']>;
+  error?: Maybe<Scalars['String']['output']>;
+  finishedAt?: Maybe<Scalars['DateTime']['output']>;
+  id: Scalars['ID']['output'];
+  modelVersion: Scalars['ID']['output'];
+  prefix?: Maybe<Scalars['String']['output']>;
+  /** 0..1. */
+  progress: Scalars['Float']['output'];
+  /** Presigned GETs of the results, once the job SUCCEEDED. */
+  results?: Maybe<ScoringResults>;
+  /** Images scored so far, checkpointed chunks included. */
+  scoredImages: Scalars['Int']['output'];
+  startedAt?: Maybe<Scalars['DateTime']['output']>;
+  status: JobStatus;
+  /** Counts by label and review reason, once the results are assembled. */
+  summary?: Maybe<ScoringSummary>;
+  /** Known once a worker has listed the images. */
+  totalImages?: Maybe<Scalars['Int']['output']>;
+  updatedAt: Scalars['DateTime']['output'];
+};
+
+/** One row per image: key, imageId, label, probabilityAll, needsReview, reviewReasons, error. */
+export type ScoringResults = {
+  __typename?: 'ScoringResults';
+  /** CSV with a header row; reviewReasons joined by ';'. */
+  csvUrl: Scalars['String']['output'];
+  expiresAt: Scalars['DateTime']['output'];
+  /** JSON Lines. */
+  jsonLinesUrl: Scalars['String']['output'];
+  /** The summary as JSON. */
+  summaryUrl: Scalars['String']['output'];
+};
+
+export type ScoringSummary = {
+  __typename?: 'ScoringSummary';
+  all: Scalars['Int']['output'];
+  byReason: Array<ReasonCount>;
+  /** Images that could not be read or decoded; their rows carry the error code. */
+  failed: Scalars['Int']['output'];
+  images: Scalars['Int']['output'];
+  needsReview: Scalars['Int']['output'];
+  normal: Scalars['Int']['output'];
+  scored: Scalars['Int']['output'];
+};
+
 export type SplitSizes = {
   __typename?: 'SplitSizes';
   test: Scalars['Int']['output'];
@@ -910,6 +994,19 @@ export type SplitSizes = {
   trainSubjects: Scalars['Int']['output'];
   validation: Scalars['Int']['output'];
   validationSubjects: Scalars['Int']['output'];
+};
+
+export type StartScoringInput = {
+  /** Images per chunk, 1-1000 (default 250). */
+  chunkSize?: InputMaybe<Scalars['Int']['input']>;
+  /** Chunks scored at once, 1 to LYMPHOSCOPE_MAX_SCORING_CONCURRENCY (default 10). */
+  concurrency?: InputMaybe<Scalars['Int']['input']>;
+  /** Score this dataset's images (give this or prefix). */
+  datasetId?: InputMaybe<Scalars['ID']['input']>;
+  /** Defaults to the production model. */
+  modelVersion?: InputMaybe<Scalars['ID']['input']>;
+  /** Score the image files (.bmp, .png, .jpg, .tif) under this folder of the bucket; not inside Lymphoscope's own data. */
+  prefix?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type StartTrainingInput = {
@@ -1148,12 +1245,17 @@ export type ResolversTypes = ResolversObject<{
   PredictionConnection: ResolverTypeWrapper<Omit<PredictionConnection, 'edges'> & { edges: Array<ResolversTypes['PredictionEdge']> }>;
   PredictionEdge: ResolverTypeWrapper<Omit<PredictionEdge, 'node'> & { node: ResolversTypes['Prediction'] }>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ReasonCount: ResolverTypeWrapper<ReasonCount>;
   RejectedFile: ResolverTypeWrapper<RejectedFile>;
   RetentionSweep: ResolverTypeWrapper<RetentionSweep>;
   Review: ResolverTypeWrapper<Review>;
   ReviewReason: ReviewReason;
   Role: Role;
+  ScoringJob: ResolverTypeWrapper<ScoringJobRecord>;
+  ScoringResults: ResolverTypeWrapper<ScoringResults>;
+  ScoringSummary: ResolverTypeWrapper<ScoringCounts>;
   SplitSizes: ResolverTypeWrapper<SplitSizes>;
+  StartScoringInput: StartScoringInput;
   StartTrainingInput: StartTrainingInput;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   SubjectCount: ResolverTypeWrapper<SubjectCount>;
@@ -1217,10 +1319,15 @@ export type ResolversParentTypes = ResolversObject<{
   PredictionConnection: Omit<PredictionConnection, 'edges'> & { edges: Array<ResolversParentTypes['PredictionEdge']> };
   PredictionEdge: Omit<PredictionEdge, 'node'> & { node: ResolversParentTypes['Prediction'] };
   Query: Record<PropertyKey, never>;
+  ReasonCount: ReasonCount;
   RejectedFile: RejectedFile;
   RetentionSweep: RetentionSweep;
   Review: Review;
+  ScoringJob: ScoringJobRecord;
+  ScoringResults: ScoringResults;
+  ScoringSummary: ScoringCounts;
   SplitSizes: SplitSizes;
+  StartScoringInput: StartScoringInput;
   StartTrainingInput: StartTrainingInput;
   String: Scalars['String']['output'];
   SubjectCount: SubjectCount;
@@ -1512,6 +1619,7 @@ export type MorphologyComparisonResolvers<ContextType = RequestContext, ParentTy
 
 export type MutationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
   addImage?: Resolver<ResolversTypes['AddImageResult'], ParentType, ContextType, RequireFields<MutationAddImageArgs, 'input'>>;
+  cancelScoring?: Resolver<ResolversTypes['ScoringJob'], ParentType, ContextType, RequireFields<MutationCancelScoringArgs, 'id'>>;
   cancelTraining?: Resolver<ResolversTypes['TrainingJob'], ParentType, ContextType, RequireFields<MutationCancelTrainingArgs, 'id'>>;
   confirmImageUpload?: Resolver<ResolversTypes['AddImageResult'], ParentType, ContextType, RequireFields<MutationConfirmImageUploadArgs, 'uploadId'>>;
   createApiKey?: Resolver<ResolversTypes['CreatedApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
@@ -1529,6 +1637,7 @@ export type MutationResolvers<ContextType = RequestContext, ParentType extends R
   resumeDataJob?: Resolver<ResolversTypes['DataJob'], ParentType, ContextType, RequireFields<MutationResumeDataJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   setPartnerRetention?: Resolver<ResolversTypes['PartnerRetention'], ParentType, ContextType, RequireFields<MutationSetPartnerRetentionArgs, 'partnerId'>>;
+  startScoring?: Resolver<ResolversTypes['ScoringJob'], ParentType, ContextType, RequireFields<MutationStartScoringArgs, 'input'>>;
   startTraining?: Resolver<ResolversTypes['TrainingJob'], ParentType, ContextType, RequireFields<MutationStartTrainingArgs, 'input'>>;
   submitReview?: Resolver<ResolversTypes['Prediction'], ParentType, ContextType, RequireFields<MutationSubmitReviewArgs, 'input'>>;
   sweepRetention?: Resolver<ResolversTypes['RetentionSweep'], ParentType, ContextType, Partial<MutationSweepRetentionArgs>>;
@@ -1589,8 +1698,14 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   predictions?: Resolver<ResolversTypes['PredictionConnection'], ParentType, ContextType, Partial<QueryPredictionsArgs>>;
   productionModel?: Resolver<Maybe<ResolversTypes['ModelVersion']>, ParentType, ContextType>;
   reviewQueue?: Resolver<ResolversTypes['PredictionConnection'], ParentType, ContextType, Partial<QueryReviewQueueArgs>>;
+  scoringJob?: Resolver<Maybe<ResolversTypes['ScoringJob']>, ParentType, ContextType, RequireFields<QueryScoringJobArgs, 'id'>>;
   trainingJob?: Resolver<Maybe<ResolversTypes['TrainingJob']>, ParentType, ContextType, RequireFields<QueryTrainingJobArgs, 'id'>>;
   trainingJobs?: Resolver<ResolversTypes['TrainingJobConnection'], ParentType, ContextType, Partial<QueryTrainingJobsArgs>>;
+}>;
+
+export type ReasonCountResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReasonCount'] = ResolversParentTypes['ReasonCount']> = ResolversObject<{
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['ReviewReason'], ParentType, ContextType>;
 }>;
 
 export type RejectedFileResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['RejectedFile'] = ResolversParentTypes['RejectedFile']> = ResolversObject<{
@@ -1611,6 +1726,45 @@ export type ReviewResolvers<ContextType = RequestContext, ParentType extends Res
   note?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   reviewedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   reviewer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type ScoringJobResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ScoringJob'] = ResolversParentTypes['ScoringJob']> = ResolversObject<{
+  chunkCount?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  chunkSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  completedChunks?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  concurrency?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  datasetId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  modelVersion?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  prefix?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  progress?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  results?: Resolver<Maybe<ResolversTypes['ScoringResults']>, ParentType, ContextType>;
+  scoredImages?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  startedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['JobStatus'], ParentType, ContextType>;
+  summary?: Resolver<Maybe<ResolversTypes['ScoringSummary']>, ParentType, ContextType>;
+  totalImages?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+}>;
+
+export type ScoringResultsResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ScoringResults'] = ResolversParentTypes['ScoringResults']> = ResolversObject<{
+  csvUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  jsonLinesUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  summaryUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type ScoringSummaryResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ScoringSummary'] = ResolversParentTypes['ScoringSummary']> = ResolversObject<{
+  all?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  byReason?: Resolver<Array<ResolversTypes['ReasonCount']>, ParentType, ContextType>;
+  failed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  images?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  needsReview?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  normal?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  scored?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 }>;
 
 export type SplitSizesResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SplitSizes'] = ResolversParentTypes['SplitSizes']> = ResolversObject<{
@@ -1719,9 +1873,13 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   PredictionConnection?: PredictionConnectionResolvers<ContextType>;
   PredictionEdge?: PredictionEdgeResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  ReasonCount?: ReasonCountResolvers<ContextType>;
   RejectedFile?: RejectedFileResolvers<ContextType>;
   RetentionSweep?: RetentionSweepResolvers<ContextType>;
   Review?: ReviewResolvers<ContextType>;
+  ScoringJob?: ScoringJobResolvers<ContextType>;
+  ScoringResults?: ScoringResultsResolvers<ContextType>;
+  ScoringSummary?: ScoringSummaryResolvers<ContextType>;
   SplitSizes?: SplitSizesResolvers<ContextType>;
   SubjectCount?: SubjectCountResolvers<ContextType>;
   TrainingConfig?: TrainingConfigResolvers<ContextType>;

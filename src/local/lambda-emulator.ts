@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../observability/log';
 
@@ -15,6 +16,11 @@ export interface LambdaEmulatorOptions {
   /** Like an async invocation's maximumRetryAttempts. */
   maxRetries?: number;
   retryDelayMs?: number;
+  /**
+   * At most this many invocations run at once (default: one per core), like a reserved concurrency:
+   * the others wait in order, as throttled async events wait in Lambda's queue.
+   */
+  maxConcurrent?: number;
   log: Logger;
 }
 
@@ -34,6 +40,12 @@ export interface RunningInvocation {
 export class LambdaEmulator {
   private server: Server | null = null;
   private readonly running = new Set<RunningInvocation>();
+  private readonly waiting: Array<{
+    functionName: string;
+    payload: string;
+    requestId: string;
+    attempt: number;
+  }> = [];
   private stopping = false;
   /** Called when an invocation finishes for good (tests wait on it). */
   onSettled: ((functionName: string, requestId: string, exitCode: number | null) => void) | null = null;
@@ -79,8 +91,17 @@ export class LambdaEmulator {
     return [...this.running];
   }
 
+  /** Invocations accepted but waiting for a free slot. */
+  queued(): number {
+    return this.waiting.length;
+  }
+
   private invoke(functionName: string, payload: string, requestId: string, attempt: number): void {
     if (this.stopping) return;
+    if (this.running.size >= (this.options.maxConcurrent ?? os.availableParallelism())) {
+      this.waiting.push({ functionName, payload, requestId, attempt });
+      return;
+    }
     const timeoutMs = this.options.timeoutMs ?? 900_000;
     const deadline = Date.now() + timeoutMs;
     const runner = path.join(__dirname, 'worker-process.ts');
@@ -102,6 +123,8 @@ export class LambdaEmulator {
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       this.running.delete(invocation);
+      const next = this.waiting.shift();
+      if (next) this.invoke(next.functionName, next.payload, next.requestId, next.attempt);
       if (code === 0 || this.stopping) {
         this.onSettled?.(functionName, requestId, code);
         return;
@@ -128,6 +151,7 @@ export class LambdaEmulator {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.waiting.length = 0;
     const exits = [...this.running].map(
       (r) =>
         new Promise<void>((resolve) => {

@@ -17,6 +17,7 @@ export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-mod
 export const CONSOLE_DIST_DIR = path.join(__dirname, '..', '..', 'console', 'dist');
 const WORKER_FUNCTION = 'lymphoscope-local-trainWorker';
 const EXPLORER_PATH = '/console/explorer/';
+const SCORE_WORKER_FUNCTION = 'lymphoscope-local-scoreWorker';
 
 export interface LocalStackOptions {
   /** Where the local S3 keeps its objects (kept across restarts). */
@@ -36,6 +37,8 @@ export interface LocalStackOptions {
   /** Worker retry delay and timeout, shortened by tests. */
   workerRetryDelayMs?: number;
   workerTimeoutMs?: number;
+  /** Worker processes running at once (default: one per core). */
+  workerConcurrency?: number;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** The built review console served at /console/ (default console/dist). */
   consoleDir?: string;
@@ -107,6 +110,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey,
     LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: WORKER_FUNCTION,
+    LYMPHOSCOPE_SCORE_WORKER_FUNCTION: SCORE_WORKER_FUNCTION,
     LYMPHOSCOPE_LOG_LEVEL: options.logLevel ?? 'info',
     LYMPHOSCOPE_PSEUDONYM_KEY: await localPseudonymKey(options.dataDir),
     ...(options.env ?? {}),
@@ -115,10 +119,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   // re-invoke themselves when their time runs out.
   const workerEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   const emulator = new LambdaEmulator({
-    functions: { [WORKER_FUNCTION]: path.join(__dirname, '..', 'handlers', 'train-worker.ts') },
+    functions: {
+      [WORKER_FUNCTION]: path.join(__dirname, '..', 'handlers', 'train-worker.ts'),
+      [SCORE_WORKER_FUNCTION]: path.join(__dirname, '..', 'handlers', 'score-worker.ts'),
+    },
     env: workerEnv,
     retryDelayMs: options.workerRetryDelayMs ?? 2000,
     timeoutMs: options.workerTimeoutMs ?? 900_000,
+    maxConcurrent: options.workerConcurrency,
     log,
   });
   const lambda = await emulator.start();

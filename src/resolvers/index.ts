@@ -5,6 +5,7 @@ import { datasetResolvers } from './datasets';
 import { healthResolvers } from './health';
 import { modelResolvers } from './models';
 import { predictionResolvers } from './predictions';
+import { scoringResolvers } from './scoring';
 import { trainingResolvers } from './training';
 
 const domains: Resolvers[] = [
@@ -15,6 +16,7 @@ const domains: Resolvers[] = [
   predictionResolvers,
   accessResolvers,
   dataResolvers,
+  scoringResolvers,
 ];
 
 /** Merges the per-domain resolver maps type by type. */

@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { LambdaJobDispatcher, type JobDispatcher } from '../dispatch/job-dispatcher';
+import { LambdaScoringDispatcher, type ScoringDispatcher } from '../dispatch/scoring-dispatcher';
 import { DEFAULT_TRAINING_CONFIG } from '../ml/train';
 import { createLogger, type Logger } from '../observability/log';
 import { JsonDocuments } from '../storage/json-documents';
@@ -15,6 +16,7 @@ import { DatasetService } from './datasets';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
 import { ReviewService } from './reviews';
+import { ScoringService } from './scoring';
 import { TrainingService } from './training';
 
 export interface Services {
@@ -34,12 +36,14 @@ export interface Services {
   retention: RetentionPolicy;
   retentionSweep: RetentionSweep;
   dispatcher: JobDispatcher;
+  scoring: ScoringService;
+  scoringDispatcher: ScoringDispatcher;
 }
 
 /** The composition root: one place that wires adapters into services, from validated config. */
 export function createServices(
   config: Config,
-  overrides: { store?: ObjectStore; dispatcher?: JobDispatcher } = {},
+  overrides: { store?: ObjectStore; dispatcher?: JobDispatcher; scoringDispatcher?: ScoringDispatcher } = {},
 ): Services {
   const log = createLogger(config.logLevel, { service: 'lymphoscope', stage: config.stage });
   const store =
@@ -57,6 +61,12 @@ export function createServices(
   const dispatcher =
     overrides.dispatcher ??
     new LambdaJobDispatcher(config.trainWorkerFunction, {
+      region: config.region,
+      endpoint: config.lambdaEndpoint,
+    });
+  const scoringDispatcher =
+    overrides.scoringDispatcher ??
+    new LambdaScoringDispatcher(config.scoring.workerFunction, {
       region: config.region,
       endpoint: config.lambdaEndpoint,
     });
@@ -99,6 +109,16 @@ export function createServices(
       new DataJobRunner(store, docs, audit, log, config.data.jobBudgetMs),
     ),
     dispatcher,
+    scoring: new ScoringService(
+      store,
+      docs,
+      datasets,
+      models,
+      scoringDispatcher,
+      { images: config.scoring.maxImages, concurrency: config.scoring.maxConcurrency },
+      log,
+    ),
+    scoringDispatcher,
   };
 }
 

@@ -24,6 +24,11 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const VERSION = /^v\d{4,}$/;
 const CHART = /^(training-curves|roc|pr)$/;
 
+function chunkIndex(chunk: number): string {
+  if (!Number.isInteger(chunk) || chunk < 0 || chunk > 999_999) throw badInput('chunk has an invalid value.');
+  return String(chunk).padStart(6, '0');
+}
+
 function check(value: string, pattern: RegExp, field: string): string {
   if (!pattern.test(value)) throw badInput(`${field} has an invalid value.`, { field });
   return value;
@@ -57,6 +62,17 @@ export const layout = {
   job: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/job.json`,
   jobCheckpoint: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/checkpoint/latest.bin`,
   jobByToken: (tokenHash: string) => `jobs/by-client-token/${check(tokenHash, SHA256, 'clientToken')}.json`,
+
+  // bulk scoring (src/services/scoring.ts): one folder per job, one per chunk (index zero-padded, so
+  // listings come back in chunk order)
+  scoringJob: (jobId: string) => `scoring/${safeId(jobId, 'jobId')}/job.json`,
+  scoringJobsPrefix: () => 'scoring/',
+  scoringChunk: (jobId: string, chunk: number, file: 'manifest.json' | 'partial.jsonl' | 'result.jsonl') =>
+    `scoring/${safeId(jobId, 'jobId')}/chunks/${chunkIndex(chunk)}/${file}`,
+  /** Created once by the invocation that assembles the results: two finishing chunks cannot both do it. */
+  scoringAssembly: (jobId: string) => `scoring/${safeId(jobId, 'jobId')}/assembly.json`,
+  scoringResults: (jobId: string, file: 'results.jsonl' | 'results.csv' | 'summary.json') =>
+    `scoring/${safeId(jobId, 'jobId')}/${file}`,
 
   // models
   modelsPrefix: () => 'models/',
