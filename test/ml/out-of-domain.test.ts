@@ -1,11 +1,5 @@
 import { decodeImage } from '../../src/ml/image/decode';
-import {
-  emptyField,
-  outOfDomainImages,
-  OUT_OF_DOMAIN_KINDS,
-  photoImage,
-  severalCells,
-} from '../../src/ml/image/foreign';
+import { emptyField, photoImage, severalCells } from '../../src/ml/image/foreign';
 import { applyLabShift } from '../../src/ml/image/lab-shift';
 import type { RgbImage } from '../../src/ml/image/types';
 import {
@@ -129,17 +123,29 @@ describe('fitDomainThreshold', () => {
 });
 
 describe('on subjects it never saw (real C-NMC sample cells, images made from them)', () => {
+  /** The kinds goal 2 covers; scripts/out-of-domain-figures.ts also reports zoom and defocus (not reached). */
+  const KINDS = ['hue', 'pale', 'grey-background', 'photo', 'blank-field', 'white-field', 'several-cells'];
   let result: DomainEvaluation;
   beforeAll(async () => {
-    const shifted: Record<string, Float64Array[]> = Object.fromEntries(
-      OUT_OF_DOMAIN_KINDS.map((kind) => [kind, []]),
-    );
+    // Cell-independent images: 12 seeds, reused round the cells (the machine is shared; each is 450x450).
+    const fields = Array.from({ length: 12 }, (_, seed) => ({
+      photo: domainFeatures(photoImage(seed)),
+      'blank-field': domainFeatures(emptyField(seed, 'blank-field')),
+      'white-field': domainFeatures(emptyField(seed, 'white-field')),
+    }));
+    const shifted: Record<string, Float64Array[]> = Object.fromEntries(KINDS.map((kind) => [kind, []]));
     for (let i = 0; i < images.length; i++) {
-      const made = await outOfDomainImages(images, i);
-      for (const kind of OUT_OF_DOMAIN_KINDS) shifted[kind].push(domainFeatures(made[kind]));
+      for (const shift of ['hue', 'pale', 'grey-background'] as const)
+        shifted[shift].push(domainFeatures(await applyLabShift(images[i], shift)));
+      for (const kind of ['photo', 'blank-field', 'white-field'] as const)
+        shifted[kind].push(fields[i % 12][kind]);
+      const crop = severalCells(
+        [0, 7, 19, 31].slice(0, 2 + (i % 3)).map((k) => images[(i + k) % images.length]),
+      );
+      shifted['several-cells'].push(domainFeatures(crop));
     }
     result = evaluateDomainDetection(cells, shifted, { k: 5, innerK: 4, seeds: [1], falseAlarmRate: 0.05 });
-  }, 180_000);
+  }, 600_000);
 
   const rate = (c: { flagged: number; total: number }) => c.flagged / c.total;
 
@@ -148,11 +154,8 @@ describe('on subjects it never saw (real C-NMC sample cells, images made from th
     expect(rate(result.inDomain)).toBeLessThanOrEqual(0.1);
   });
 
-  it.each(['hue', 'pale', 'grey-background', 'photo', 'blank-field', 'white-field', 'several-cells'])(
-    'flags at least 90% of %s images',
-    (kind) => {
-      expect(result.detected[kind].total).toBe(63);
-      expect(rate(result.detected[kind])).toBeGreaterThanOrEqual(0.9);
-    },
-  );
+  it.each(KINDS)('flags at least 90% of %s images', (kind) => {
+    expect(result.detected[kind].total).toBe(63);
+    expect(rate(result.detected[kind])).toBeGreaterThanOrEqual(0.9);
+  });
 });
