@@ -6,6 +6,7 @@ import { dihedralVariants, toModelInput } from './image/preprocess';
 import { measureMorphology, type Morphology } from './morphology';
 import type { OnnxClassifier } from './onnx/session';
 import { reviewReasons, type ReviewReason } from './decision';
+import { domainFeatures, domainScore, type DomainModel } from './out-of-domain';
 
 /** What serving needs to know about a model besides its weights (from the model card). */
 export interface DecisionRule {
@@ -17,6 +18,11 @@ export interface DecisionRule {
   testTimeAugmentation?: boolean;
   /** Fuse the network's probability with the measured morphology (a card without it: the network alone). */
   fusion?: MorphologyStack | null;
+  /**
+   * The training images' domain and the score above which an image is OUT_OF_DOMAIN (fitted out of
+   * fold). A card without it: no score, no OUT_OF_DOMAIN reason, nothing else changes.
+   */
+  outOfDomain?: (DomainModel & { threshold: number }) | null;
 }
 
 export interface CellAnalysis {
@@ -36,7 +42,14 @@ export interface CellAnalysis {
   morphology: Morphology;
   /** PNG of the Grad-CAM heat map over the cell; null when not asked for or the net has no conv layer. */
   heatmapPng: Buffer | null;
-  timings: { resizeMs: number; predictMs: number; morphologyMs: number; heatmapMs: number };
+  timings: {
+    resizeMs: number;
+    predictMs: number;
+    morphologyMs: number;
+    heatmapMs: number;
+    /** 0 when the rule carries no out-of-domain model. */
+    outOfDomainMs: number;
+  };
   /** What ran the network (and Grad-CAM): onnxruntime when the version has an ONNX twin that loaded. */
   runtime: 'onnxruntime' | 'tfjs';
 }
@@ -100,8 +113,16 @@ export async function analyzeCell(
   const heatmapPng = heatmap ? await renderHeatmapPng(image, heatmap, rule.inputSize) : null;
   const heatmapMs = performance.now() - t;
 
-  const outOfDomainScore: number | null = null;
-  const reasons = reviewReasons(rule, probabilityAll, false);
+  t = performance.now();
+  // Scored on the image as given: another lab's grey background or magnification is exactly what
+  // must be seen, so never on the blackened or resized copy the network gets.
+  const domain = rule.outOfDomain;
+  if (domain && !Number.isFinite(domain.threshold))
+    throw new Error('The model card holds an out-of-domain model without a finite threshold.');
+  const outOfDomainScore = domain ? domainScore(domain, domainFeatures(image)) : null;
+  const outOfDomainMs = domain ? performance.now() - t : 0;
+  const outOfDomain = domain != null && outOfDomainScore !== null && outOfDomainScore > domain.threshold;
+  const reasons = reviewReasons(rule, probabilityAll, outOfDomain);
   return {
     probabilityAll,
     networkProbability,
@@ -111,7 +132,7 @@ export async function analyzeCell(
     outOfDomainScore,
     morphology,
     heatmapPng,
-    timings: { resizeMs, predictMs, morphologyMs, heatmapMs },
+    timings: { resizeMs, predictMs, morphologyMs, heatmapMs, outOfDomainMs },
     runtime: useOnnx ? 'onnxruntime' : 'tfjs',
   };
 }

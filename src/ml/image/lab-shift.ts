@@ -65,7 +65,7 @@ function replaceBackground(img: RgbImage, level: number): RgbImage {
  * The same field of view at `factor` times the magnification, on a canvas of the same size: above 1 the
  * centre is cropped, below 1 the image is padded with black. Cells then measure factor^2 times the area.
  */
-async function zoom(img: RgbImage, factor: number): Promise<RgbImage> {
+export async function zoom(img: RgbImage, factor: number): Promise<RgbImage> {
   const width = Math.round(img.width * factor);
   const height = Math.round(img.height * factor);
   const resized = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).resize(
