@@ -5,8 +5,9 @@ import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } 
 const USAGE = `Usage: lymphoscope <command> [flags]
 
 Commands:
-  train     --data <dir> --out <dir> [training flags] [--validation 0.2] [--test 0.2]
+  train     --data <dir> --out <dir> [training flags] [--folds 5] [--seeds 3] [--test 0]
             [--cv-summary <file>]   put a cv run of the same recipe (its output) into the card
+            decisions from out-of-fold scores of k subject-grouped folds per seed (docs/ML.md)
   evaluate  [--model <dir>] --data <dir> [--json] [--tta]     (no --model: the bundled demo model)
   predict   [--model <dir>] [--json] <image>...
   cv        --data <dir> [--folds 5] [--repeats 1] [--shifts all|${LAB_SHIFTS.join(',')}] [--json]
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       test: text,
       folds: text,
       repeats: text,
+      seeds: text,
       shifts: text,
       recipe: text,
       'cv-summary': text,

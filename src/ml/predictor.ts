@@ -6,6 +6,7 @@ import { dihedralVariants, toModelInput } from './image/preprocess';
 import { measureMorphology, type Morphology } from './morphology';
 import type { OnnxClassifier } from './onnx/session';
 import { reviewReasons, type ReviewReason } from './decision';
+import { applyCalibration, type PlattCalibration } from './decisions/calibration';
 
 /** What serving needs to know about a model besides its weights (from the model card). */
 export interface DecisionRule {
@@ -17,10 +18,18 @@ export interface DecisionRule {
   testTimeAugmentation?: boolean;
   /** Fuse the network's probability with the measured morphology (a card without it: the network alone). */
   fusion?: MorphologyStack | null;
+  /**
+   * Platt scaling fitted on out-of-fold scores (src/ml/decisions), applied last, so threshold and band are
+   * on the calibrated probability (a card without it: the uncalibrated probability, as before).
+   */
+  calibration?: PlattCalibration | null;
 }
 
 export interface CellAnalysis {
-  /** What the decision is made on: the network's probability, fused with morphology when the rule says so. */
+  /**
+   * What the decision is made on: the network's probability, fused with morphology when the rule says so,
+   * calibrated when the rule carries a calibration.
+   */
   probabilityAll: number;
   /** The network's own probability (over 8 views with test-time augmentation), before any fusion. */
   networkProbability: number;
@@ -95,6 +104,7 @@ export async function analyzeCell(
       throw new Error('The model card holds a malformed morphology stack.');
     probabilityAll = fuse(rule.fusion, networkProbability, morphology);
   }
+  probabilityAll = applyCalibration(rule.calibration, probabilityAll);
 
   t = performance.now();
   const heatmapPng = heatmap ? await renderHeatmapPng(image, heatmap, rule.inputSize) : null;
