@@ -160,6 +160,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
       `subject-grouped folds x ${recipe.seeds} seeds, test ${split.test.length} (backend ${runtime.backend}` +
       `${domain ? '' : '; no out-of-domain detector in this build'})\n`,
   );
+  const finished: Array<Record<string, unknown>> = [];
   const fitted = await fitRecipe(cells, config, recipe, {
     domain,
     onFoldProgress: (task, index, total, p) =>
@@ -167,8 +168,20 @@ export async function trainCommand(flags: Flags): Promise<void> {
         (index + ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch)) / total,
         `seed ${task.seed} fold ${task.fold + 1}/${task.folds} epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(3)}`,
       ),
-    onFold: (o, index, total) => {
+    onFold: async (o, index, total) => {
       progress.done();
+      // Every fold's out-of-fold scores as soon as it ends: the decisions can be refitted from this file.
+      finished.push({
+        seed: o.seed,
+        fold: o.fold,
+        bestEpoch: o.bestEpoch,
+        testIds: o.testIds,
+        testLabels: o.testLabels,
+        probabilities: o.probabilities.map((p) => Number(p.toFixed(6))),
+        domainScores: o.domainScores,
+      });
+      await mkdir(out, { recursive: true });
+      await writeFile(path.join(out, 'out-of-fold.json'), JSON.stringify(finished) + '\n');
       process.stdout.write(
         `fold ${index + 1}/${total} (seed ${o.seed}, fold ${o.fold + 1}): best epoch ${o.bestEpoch}/${o.epochs}, ` +
           `${o.trainSeconds.toFixed(0)}s\n`,

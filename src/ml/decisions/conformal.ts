@@ -56,6 +56,43 @@ export function blastsNeeded(alpha: number, confidence: number): number {
   return Math.ceil(Math.log(1 - confidence) / Math.log(1 - alpha));
 }
 
+/** The standard normal CDF (Abramowitz and Stegun 7.1.26, error below 1.5e-7). */
+export function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const poly =
+    t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  const erf = 1 - poly * Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/** The standard normal quantile, by bisection on normalCdf. */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw badInput(`A normal quantile needs p in (0, 1); got ${p}.`);
+  let lo = -10;
+  let hi = 10;
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalCdf(mid) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * The factor k of a one-sided normal tolerance limit mean - k * sd that lies below a share `coverage` of
+ * the population with the given confidence, from n values (Natrella's approximation, within about 1% of
+ * the exact noncentral-t factor for n >= 10). NaN when n is too small for it.
+ */
+export function toleranceFactor(n: number, coverage: number, confidence: number): number {
+  const zp = normalQuantile(coverage);
+  const zg = normalQuantile(confidence);
+  const a = 1 - (zg * zg) / (2 * (n - 1));
+  const b = zp * zp - (zg * zg) / n;
+  if (!(n > 2 && a > 0 && zp * zp - a * b >= 0)) return NaN;
+  return (zp + Math.sqrt(zp * zp - a * b)) / a;
+}
+
 export interface LowerEdge {
   /** The band's lower edge, in the same (probability) scale as the scores. */
   edge: number;
@@ -73,6 +110,14 @@ export interface LowerEdge {
   conformalBound: number;
   /** How far (in log-odds) the edge sits below the lowest blast kept above it; 0 when the bound was attained. */
   marginLogit: number;
+  /**
+   * When the bound is out of reach: the normal tolerance factor k used (mean - k sd of the blasts'
+   * log-odds lies below 1 - alpha of blasts with the stated confidence, if their log-odds are normal); NaN
+   * when unused.
+   */
+  toleranceFactor: number;
+  /** What set the edge: the Clopper-Pearson rank, the normal tolerance limit or the lower-tail spacing. */
+  binding: 'clopper-pearson' | 'tolerance' | 'spacing';
 }
 
 /**
@@ -81,9 +126,12 @@ export interface LowerEdge {
  * If some number k of blasts below the edge still keeps the Clopper-Pearson bound at or under alpha, the
  * edge is the (k+1)-th lowest blast score, taking the largest such k (the narrowest band that keeps the
  * promise). Otherwise the promise is out of reach with this n: no blast is left below the edge, and the
- * edge goes a margin further down, one typical spacing of the lowest blasts' log-odds (the mean gap
- * between the `tail` lowest): where the next, unseen, lowest blast is likely to land. The bound achieved
- * is recorded either way.
+ * edge goes further down, to the lower of (a) one typical spacing of the lowest blasts' log-odds below the
+ * lowest (the mean gap between the `tail` lowest: where the next, unseen, lowest blast is likely to land)
+ * and (b) the one-sided normal tolerance limit of the blasts' log-odds, mean - k sd, which lies below
+ * 1 - alpha of blasts at the stated confidence if their log-odds are normal: the promise, under that
+ * assumption, that the order statistics of so few blasts cannot make. The bound achieved without the
+ * assumption is recorded either way.
  */
 export function conformalLowerEdge(
   blastScores: number[],
@@ -111,18 +159,28 @@ export function conformalLowerEdge(
       achievedBound: clopperPearsonUpper(below, n, options.confidence),
       conformalBound: (below + 1) / (n + 1),
       marginLogit: 0,
+      toleranceFactor: NaN,
+      binding: 'clopper-pearson',
     };
   }
   const logits = sorted.map(logit);
   const tail = Math.min(Math.max(2, options.tail ?? 5), n);
-  const marginLogit = n >= 2 ? (logits[tail - 1] - logits[0]) / (tail - 1) : 1;
+  const spacing = n >= 2 ? (logits[tail - 1] - logits[0]) / (tail - 1) : 1;
+  const spacingEdge = logits[0] - spacing;
+  const factor = toleranceFactor(n, 1 - options.alpha, options.confidence);
+  const mean = logits.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(logits.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, n - 1));
+  const toleranceEdge = Number.isFinite(factor) ? mean - factor * sd : Infinity;
+  const edgeLogit = Math.min(spacingEdge, toleranceEdge);
   return {
-    edge: sigmoid(logits[0] - marginLogit),
+    edge: sigmoid(edgeLogit),
     blastsBelow: 0,
     blasts: n,
     attained: false,
     achievedBound: clopperPearsonUpper(0, n, options.confidence),
     conformalBound: 1 / (n + 1),
-    marginLogit,
+    marginLogit: logits[0] - edgeLogit,
+    toleranceFactor: factor,
+    binding: toleranceEdge < spacingEdge ? 'tolerance' : 'spacing',
   };
 }

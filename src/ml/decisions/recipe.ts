@@ -69,7 +69,8 @@ export async function fitRecipe(
   hooks: {
     domain?: DomainApi | null;
     onFoldProgress?: (task: FoldTask, index: number, total: number, p: TrainProgress) => void;
-    onFold?: (output: FoldOutput, index: number, total: number) => void;
+    /** Awaited, so what it stores is durable before the next fold starts. */
+    onFold?: (output: FoldOutput, index: number, total: number) => void | Promise<void>;
     onFinalProgress?: (p: TrainProgress) => void;
     decisionOptions?: DecisionOptions;
   } = {},
@@ -85,7 +86,7 @@ export async function fitRecipe(
     if (run.status !== 'completed')
       throw new Error(`Fold ${task.fold} of seed ${task.seed} did not complete.`);
     outputs.push(run.output);
-    hooks.onFold?.(run.output, index, tasks.length);
+    await hooks.onFold?.(run.output, index, tasks.length);
   }
   const decided = decideFromFolds(cells, config, outputs, hooks.domain, hooks.decisionOptions);
   const epochs = finalEpochs(outputs);

@@ -69,6 +69,9 @@ export interface DecisionReport {
     /** Split-conformal bound, in expectation: (k + 1) / (n + 1). */
     conformalBound: number;
     marginLogit: number;
+    /** The normal tolerance factor k when the bound was out of reach (see conformalLowerEdge); null otherwise. */
+    toleranceFactor: number | null;
+    binding: 'clopper-pearson' | 'tolerance' | 'spacing';
     /** Blasts needed (none below the edge) for the bound to reach alpha at this confidence. */
     blastsNeeded: number;
   };
@@ -135,8 +138,9 @@ export function fitDecisions(
       'Out-of-fold scores of subject-grouped k-fold cross-validation over all training cells, one run per seed: ' +
       'Platt calibration on the pooled scores; threshold maximising balanced accuracy on them; review band ' +
       '[reviewLow, threshold) whose lower edge is the lowest edge keeping the one-sided Clopper-Pearson bound on ' +
-      'blasts below it within alpha, or, where that is out of reach with this many blasts, one lower-tail spacing ' +
-      '(in log-odds) below the lowest blast, each blast taken at its lowest score over the seeds.',
+      'blasts below it within alpha, or, where that is out of reach with this many blasts, the lower of one ' +
+      'lower-tail spacing (in log-odds) below the lowest blast and the one-sided normal tolerance limit of the ' +
+      "blasts' log-odds (1 - alpha coverage at the stated confidence); each blast at its lowest score over the seeds.",
     folds: new Set(runs[0].folds).size,
     seeds: runs.map((r) => r.seed),
     cells: runs[0].ids.length,
@@ -155,6 +159,8 @@ export function fitDecisions(
       achievedBound: edge.achievedBound,
       conformalBound: edge.conformalBound,
       marginLogit: edge.marginLogit,
+      toleranceFactor: Number.isFinite(edge.toleranceFactor) ? edge.toleranceFactor : null,
+      binding: edge.binding,
       blastsNeeded: blastsNeeded(options.alpha, options.confidence),
     },
     outOfFold,

@@ -3,8 +3,21 @@ import {
   blastsNeeded,
   clopperPearsonUpper,
   conformalLowerEdge,
+  normalCdf,
+  normalQuantile,
+  toleranceFactor,
 } from '../../../src/ml/decisions/conformal';
 import { logit } from '../../../src/ml/logistic';
+
+describe('the normal distribution', () => {
+  it('has the familiar quantiles', () => {
+    expect(normalQuantile(0.975)).toBeCloseTo(1.95996, 4);
+    expect(normalQuantile(0.95)).toBeCloseTo(1.64485, 4);
+    expect(normalQuantile(0.98)).toBeCloseTo(2.05375, 4);
+    expect(normalCdf(0)).toBeCloseTo(0.5, 7);
+    expect(toleranceFactor(2, 0.98, 0.95)).toBeNaN();
+  });
+});
 
 describe('Clopper-Pearson', () => {
   it('matches the binomial distribution it inverts', () => {
@@ -40,7 +53,7 @@ describe('Clopper-Pearson', () => {
 describe('conformalLowerEdge', () => {
   const blasts = (n: number) => Array.from({ length: n }, (_, i) => 0.2 + (0.7 * i) / (n - 1));
 
-  it('out of reach with 31 blasts: no blast below, a margin of one lower-tail spacing, and the bound achieved', () => {
+  it('out of reach with 31 blasts: no blast below, the lower of a tail spacing and a normal tolerance limit, and the bound achieved', () => {
     const scores = blasts(31);
     const edge = conformalLowerEdge(scores, { alpha: 0.02, confidence: 0.95 });
     expect(edge.attained).toBe(false);
@@ -48,9 +61,22 @@ describe('conformalLowerEdge', () => {
     expect(edge.achievedBound).toBeCloseTo(0.0921, 3);
     expect(edge.conformalBound).toBeCloseTo(1 / 32, 12);
     expect(edge.edge).toBeLessThan(Math.min(...scores));
-    const sorted = [...scores].sort((a, b) => a - b).map(logit);
-    expect(edge.marginLogit).toBeCloseTo((sorted[4] - sorted[0]) / 4, 9);
-    expect(logit(edge.edge)).toBeCloseTo(sorted[0] - edge.marginLogit, 6);
+    const logits = [...scores].sort((a, b) => a - b).map(logit);
+    const spacingEdge = logits[0] - (logits[4] - logits[0]) / 4;
+    const mean = logits.reduce((a, b) => a + b, 0) / 31;
+    const sd = Math.sqrt(logits.reduce((a, v) => a + (v - mean) ** 2, 0) / 30);
+    // The exact one-sided factor for n = 31, 98% coverage, 95% confidence is 2.71 (noncentral t).
+    expect(edge.toleranceFactor).toBeCloseTo(2.7, 1);
+    const toleranceEdge = mean - edge.toleranceFactor * sd;
+    expect(logit(edge.edge)).toBeCloseTo(Math.min(spacingEdge, toleranceEdge), 6);
+    expect(edge.binding).toBe(toleranceEdge < spacingEdge ? 'tolerance' : 'spacing');
+    expect(edge.marginLogit).toBeCloseTo(logits[0] - logit(edge.edge), 6);
+  });
+
+  it('takes the spacing when the blasts are tightly bunched at the bottom but one lies far below', () => {
+    const scores = [0.05, ...Array.from({ length: 30 }, (_, i) => 0.8 + i * 0.005)];
+    const edge = conformalLowerEdge(scores, { alpha: 0.02, confidence: 0.95 });
+    expect(edge.edge).toBeLessThan(0.05);
   });
 
   it('with enough blasts keeps the bound with the narrowest band: k blasts below, the bound within alpha', () => {
