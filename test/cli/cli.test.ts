@@ -38,7 +38,9 @@ describe('the lymphoscope command line', () => {
       '--test',
       '0.2',
     );
-    expect(stdout).toMatch(/\d+ training cells of \d+ subjects in 3 subject-grouped folds x 2 seeds, test \d+/);
+    expect(stdout).toMatch(
+      /\d+ training cells of \d+ subjects in 3 subject-grouped folds x 2 seeds, test \d+/,
+    );
     const card = JSON.parse(await readFile(path.join(out, 'card.json'), 'utf8'));
     expect(card).toMatchObject({ architecture: 'vanilla', inputSize: 32, trainedOnBackend: 'wasm' });
     expect(card.trainingRuntime).toBe(
