@@ -15,17 +15,25 @@ import {
   type Spread,
   type SummaryMetric,
 } from '../ml/cross-validation';
-import { evaluateRecipe, type MeasuredExample } from '../ml/evaluate';
+import {
+  applyCalibration,
+  domainApi,
+  fitRecipe,
+  pooledScores,
+  validateRecipeOptions,
+  type DecisionReport,
+  type RecipeCell,
+} from '../ml/decisions';
+import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
 import { decodeImage } from '../ml/image/decode';
 import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../ml/image/lab-shift';
-import { augmenterFor } from '../ml/image/preprocess';
-import { computeMetrics, type BinaryMetrics } from '../ml/metrics';
+import { computeMetrics, prCurve, rocCurve, type BinaryMetrics } from '../ml/metrics';
 import { loadModel, serializeModel } from '../ml/model-io';
 import { morphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import { initRuntime } from '../ml/runtime';
 import { splitBySubject } from '../ml/splits';
-import { DEFAULT_TRAINING_CONFIG, train, type TrainingConfig } from '../ml/train';
+import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../ml/train';
 import { PREPROCESSING, type ModelCard, type NewModelCard } from '../services/models';
 import { listFolder, loadFolder, type FolderImage } from './folder';
 import { overlapWithTraining, reviewFigures, type ScoredCell } from './self-report';
@@ -97,45 +105,6 @@ export function configFromFlags(flags: Flags): TrainingConfig {
 const toExamples = (images: FolderImage[]): MeasuredExample[] =>
   images.map((i) => ({ pixels: i.pixels, label: i.label, morphology: i.morphology }));
 
-/** Trains on one split and evaluates the recipe on its validation and test parts, with progress on stderr. */
-async function fitAndEvaluate(
-  config: TrainingConfig,
-  split: { train: FolderImage[]; validation: FolderImage[]; test: FolderImage[] },
-  options: { progress: Progress; label: string },
-) {
-  const result = await train({
-    config,
-    train: toExamples(split.train),
-    validation: toExamples(split.validation),
-    augment: augmenterFor(config),
-    onProgress: (p) =>
-      options.progress.update(
-        ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch),
-        `${options.label} epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batchesPerEpoch} loss ${p.loss.toFixed(3)} ` +
-          `${p.imagesPerSecond.toFixed(0)} img/s ETA ${formatSeconds(p.etaSeconds)}`,
-      ),
-    onCheckpoint: async (cp) => {
-      const e = cp.history[cp.history.length - 1];
-      options.progress.line(
-        `${options.label} epoch ${e.epoch}: loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(3)} ` +
-          `val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy.toFixed(3)} (${e.seconds.toFixed(1)}s)`,
-      );
-    },
-  });
-  options.progress.done();
-  const model = result.model!;
-  const evaluation = await evaluateRecipe(
-    model,
-    {
-      train: toExamples(split.train),
-      validation: toExamples(split.validation),
-      test: toExamples(split.test),
-    },
-    config,
-  );
-  return { model, result, evaluation };
-}
-
 export function printMetrics(title: string, m: BinaryMetrics): void {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
   process.stdout.write(
@@ -145,13 +114,23 @@ export function printMetrics(title: string, m: BinaryMetrics): void {
   );
 }
 
-/** `lymphoscope train`: a model directory (model.json, weights.bin, card.json) from a C-NMC style folder. */
+/**
+ * `lymphoscope train`: a model directory (model.json, weights.bin, card.json) from a C-NMC style folder,
+ * made the way every model is made (src/ml/decisions): subject-grouped k-fold cross-validation over the
+ * training cells for each seed, calibration, threshold, review band and out-of-domain threshold from the
+ * out-of-fold scores, then the served network trained on all training cells. With --test F a
+ * subject-grouped share of the cells is held out and only scored by the final model.
+ */
 export async function trainCommand(flags: Flags): Promise<void> {
   const data = String(flags.data ?? '');
   const out = String(flags.out ?? '');
   if (!data || !out)
-    throw new Error('Usage: lymphoscope train --data <dir with all/ and hem/> --out <dir> [--arch ...]');
+    throw new Error(
+      'Usage: lymphoscope train --data <dir with all/ and hem/> --out <dir> [--folds 5] [--seeds 3] [--test 0] [--arch ...]',
+    );
   const config = configFromFlags(flags);
+  const recipe = validateRecipeOptions({ folds: num(flags, 'folds', 5), seeds: num(flags, 'seeds', 3) });
+  const testFraction = num(flags, 'test', 0);
   const crossValidation = flags['cv-summary']
     ? await readCvSummary(String(flags['cv-summary']), config)
     : null;
@@ -161,52 +140,135 @@ export async function trainCommand(flags: Flags): Promise<void> {
     progress.update(d / t, `decoding ${d}/${t}`),
   );
   progress.done();
-  const split = splitBySubject(images, {
-    validationFraction: num(flags, 'validation', 0.2),
-    testFraction: num(flags, 'test', 0.2),
-    seed: config.seed,
-  });
+  const split =
+    testFraction > 0
+      ? splitBySubject(images, { validationFraction: 0, testFraction, seed: config.seed })
+      : { train: images, test: [] as FolderImage[] };
+  const domain = domainApi();
+  const cells: RecipeCell[] = [];
+  const hashes: string[] = [];
+  for (const image of split.train) {
+    const bytes = await readFile(image.file);
+    hashes.push(createHash('sha256').update(bytes).digest('hex'));
+    cells.push({
+      ...image,
+      domainFeatures: domain ? domain.domainFeatures(await decodeImage(bytes)) : null,
+    });
+  }
+  const subjects = new Set(cells.map((c) => c.subjectId ?? c.id)).size;
   process.stdout.write(
-    `${images.length} images; subject-grouped split: train ${split.train.length}, validation ${split.validation.length}, test ${split.test.length} (backend ${runtime.backend})\n`,
+    `${images.length} images; ${cells.length} training cells of ${subjects} subjects in ${recipe.folds} ` +
+      `subject-grouped folds x ${recipe.seeds} seeds, test ${split.test.length} (backend ${runtime.backend}` +
+      `${domain ? '' : '; no out-of-domain detector in this build'})\n`,
   );
-  const { model, result, evaluation } = await fitAndEvaluate(config, split, {
-    progress,
-    label: config.architecture,
+  const finished: Array<Record<string, unknown>> = [];
+  const fitted = await fitRecipe(cells, config, recipe, {
+    domain,
+    onFoldProgress: (task, index, total, p) =>
+      progress.update(
+        (index + ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch)) / total,
+        `seed ${task.seed} fold ${task.fold + 1}/${task.folds} epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(3)}`,
+      ),
+    onFold: async (o, index, total) => {
+      progress.done();
+      // Every fold's out-of-fold scores as soon as it ends: the decisions can be refitted from this file.
+      finished.push({
+        seed: o.seed,
+        fold: o.fold,
+        bestEpoch: o.bestEpoch,
+        testIds: o.testIds,
+        testLabels: o.testLabels,
+        probabilities: o.probabilities.map((p) => Number(p.toFixed(6))),
+        domainScores: o.domainScores,
+      });
+      await mkdir(out, { recursive: true });
+      await writeFile(path.join(out, 'out-of-fold.json'), JSON.stringify(finished) + '\n');
+      process.stdout.write(
+        `fold ${index + 1}/${total} (seed ${o.seed}, fold ${o.fold + 1}): best epoch ${o.bestEpoch}/${o.epochs}, ` +
+          `${o.trainSeconds.toFixed(0)}s\n`,
+      );
+    },
+    onFinalProgress: (p) =>
+      progress.update(
+        p.epoch / p.epochs,
+        `final model epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(3)}`,
+      ),
   });
-  printMetrics('validation', evaluation.validation);
-  printMetrics('test', evaluation.test);
+  progress.done();
+  const { model, decisions } = fitted;
+  printDecisions(decisions);
+  const rule = { ...config, fusion: fitted.fusion, calibration: decisions.calibration };
+  const oof = pooledScores(fitted.folds)[0];
+  const oofCalibrated = oof.probabilities.map((p) => applyCalibration(decisions.calibration, p));
+  const validationMetrics = computeMetrics(oof.labels, oofCalibrated, decisions.threshold);
+  let testMetrics: BinaryMetrics | null = null;
+  let curveLabels = oof.labels as number[];
+  let curveScores = oofCalibrated;
+  if (split.test.length > 0) {
+    curveLabels = split.test.map((i) => i.label);
+    curveScores = await servedProbabilities(model, rule, toExamples(split.test));
+    testMetrics = computeMetrics(curveLabels, curveScores, decisions.threshold);
+    printMetrics('test (final model)', testMetrics);
+  }
+  const finite = (t: number) => (Number.isFinite(t) ? t : null);
   const card: NewModelCard = {
     architecture: config.architecture,
     inputSize: config.inputSize,
     trainedOnBackend: runtime.backend,
-    trainingRuntime: result.trainingRuntime,
-    config: {
-      ...config,
-      validationFraction: num(flags, 'validation', 0.2),
-      testFraction: num(flags, 'test', 0.2),
-    },
+    trainingRuntime: fitted.final.trainingRuntime,
+    config: { ...config, validationFraction: 0, testFraction },
     testTimeAugmentation: config.testTimeAugmentation,
-    fusion: evaluation.fusion,
+    fusion: fitted.fusion,
     crossValidation,
-    threshold: evaluation.threshold,
-    reviewLow: evaluation.band.low,
-    reviewHigh: evaluation.band.high,
-    testMetrics: evaluation.test,
-    validationMetrics: evaluation.validation,
-    history: result.history,
-    bestEpoch: result.bestEpoch,
+    threshold: decisions.threshold,
+    reviewLow: decisions.reviewLow,
+    reviewHigh: decisions.reviewHigh,
+    calibration: decisions.calibration,
+    decisions,
+    outOfDomain: fitted.outOfDomain,
+    outOfDomainReport: fitted.outOfDomainReport,
+    trainingImageSha256: [...hashes].sort(),
+    testMetrics,
+    validationMetrics,
+    history: fitted.final.history,
+    bestEpoch: fitted.final.bestEpoch,
     lineage: { jobId: null, datasetId: null, snapshotId: null, parentVersion: null, testSplitId: null },
-    rocCurve: evaluation.roc,
-    prCurve: evaluation.pr,
-    morphologyNorms: morphologyNorms(split.train.map((i) => ({ m: i.morphology, label: i.label }))),
+    rocCurve: rocCurve(curveLabels, curveScores).map((p) => ({
+      x: p.fpr,
+      y: p.tpr,
+      threshold: finite(p.threshold),
+    })),
+    prCurve: prCurve(curveLabels, curveScores).map((p) => ({
+      x: p.recall,
+      y: p.precision,
+      threshold: finite(p.threshold),
+    })),
+    morphologyNorms: morphologyNorms(cells.map((i) => ({ m: i.morphology, label: i.label }))),
     preprocessing: PREPROCESSING,
     notes:
-      `Trained by \`lymphoscope train --data ${path.relative(process.cwd(), data) || data}\` on ${images.length} images ` +
-      `(${split.train.length} train / ${split.validation.length} validation / ${split.test.length} test, grouped by subject).`,
+      `Trained by \`lymphoscope train --data ${path.relative(process.cwd(), data) || data}\` on ${cells.length} of ` +
+      `${images.length} images (${subjects} subjects). Decisions from out-of-fold scores of ${recipe.folds}-fold ` +
+      `subject-grouped cross-validation x ${recipe.seeds} seeds; the served network is trained on all ` +
+      `${cells.length} training cells for ${fitted.finalEpochs} epochs (median best epoch of the folds). ` +
+      `validationMetrics and the curves are ${split.test.length > 0 ? 'out-of-fold (first seed) and the test split respectively' : 'out of fold (first seed, calibrated): there is no test split'}.`,
   };
   await writeModelDir(out, model, card);
   model.dispose();
   process.stdout.write(`Model written to ${out}\n`);
+}
+
+/** The decisions and what they cost, one line each, on stdout. */
+function printDecisions(d: DecisionReport): void {
+  const s = (x: Spread) => `${fmt(x.mean)} ± ${fmt(x.std)}`;
+  const g = d.guarantee;
+  process.stdout.write(
+    `out of fold (${d.cells} cells, ${d.blasts} blasts, seeds ${d.seeds.join(',')}): ROC AUC ${s(d.outOfFold.rocAuc)}, ` +
+      `ECE ${fmt(d.ece.before)} -> ${fmt(d.ece.after)} (${d.calibration ? 'Platt' : 'not calibrated'})\n` +
+      `threshold ${fmt(d.threshold)}, review band [${fmt(d.reviewLow)}, ${fmt(d.reviewHigh)}): blasts ALL or review ` +
+      `${s(d.outOfFold.allOrReviewSensitivity)}, flagged ${s(d.outOfFold.flaggedShare)}, review rate ${s(d.outOfFold.reviewRate)}\n` +
+      `bound: ${g.blastsBelowEdge}/${g.blasts} blasts below the band; at ${g.confidence} confidence at most ` +
+      `${fmt(g.achievedBound)} of blasts fall below it (asked ${g.alpha}${g.attained ? ', attained' : `, needs ${g.blastsNeeded} blasts`})\n`,
+  );
 }
 
 /** Settings that make two configs the same recipe; the seed and the split fractions may differ. */

@@ -33,12 +33,16 @@ const FOLDER =
 export const COMMANDS: Record<string, CommandHelp> = {
   train: {
     summary: 'train a model directory (model.json, weights.bin, card.json) from a folder',
-    usage: 'lymphoscope train --data <dir> --out <dir> [training flags] [--validation 0.2] [--test 0.2]',
+    usage:
+      'lymphoscope train --data <dir> --out <dir> [training flags] [--folds 5] [--seeds 3] [--validation 0.2] [--test 0]',
     flags: [
       '--data <dir>          the images (all/, hem/)',
       '--out <dir>           where the model directory is written',
       '--validation X        fraction of subjects held out for validation (default 0.2)',
-      '--test X              fraction of subjects held out for test (default 0.2)',
+      '--test X              fraction of subjects held out for test (default 0: every cell is scored out of fold)',
+      '--folds N             subject-grouped folds per seed whose out-of-fold scores fit the decisions',
+      '                      (calibration, threshold, review band, out-of-domain threshold; default 5)',
+      '--seeds N             seeds the folds are repeated with, for their spread (default 3)',
       '--cv-summary <file>   put a cv run of the same recipe (its JSON output) into the card',
     ],
     training: true,

@@ -51,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
         test: text,
         folds: text,
         repeats: text,
+        seeds: text,
         shifts: text,
         recipe: text,
         'cv-summary': text,

@@ -87,6 +87,14 @@ export type AuditRecord = {
   target: Scalars['String']['output'];
 };
 
+/** probabilityAll = 1 / (1 + exp(-(slope * logit(p) + intercept))), p the (fused) network probability clamped to [1e-6, 1 - 1e-6]. */
+export type Calibration = {
+  __typename?: 'Calibration';
+  intercept: Scalars['Float']['output'];
+  method: Scalars['String']['output'];
+  slope: Scalars['Float']['output'];
+};
+
 /** The class of a cell: a leukemic blast (ALL) or a normal B-cell (hem in C-NMC). */
 export type CellLabel =
   | 'ALL'
@@ -200,6 +208,34 @@ export type DatasetEdge = {
   __typename?: 'DatasetEdge';
   cursor: Scalars['String']['output'];
   node: Dataset;
+};
+
+/** Decisions fitted on out-of-fold scores of subject-grouped cross-validation (docs/ML.md). */
+export type DecisionReport = {
+  __typename?: 'DecisionReport';
+  /** Share of blasts that come back ALL or for review. */
+  allOrReviewSensitivity: Spread;
+  blasts: Scalars['Int']['output'];
+  /** Training cells, each scored once per seed by a network that never saw its subject. */
+  cells: Scalars['Int']['output'];
+  /** The same after Platt scaling, each fold calibrated by a fit on the other folds. */
+  eceAfter?: Maybe<Scalars['Float']['output']>;
+  /** Expected calibration error of the pooled out-of-fold scores before calibration. */
+  eceBefore?: Maybe<Scalars['Float']['output']>;
+  /** Share of all cells that come back ALL or for review. */
+  flaggedShare: Spread;
+  folds: Scalars['Int']['output'];
+  guarantee: ReviewBandGuarantee;
+  /** Share of in-domain cells of held-out subjects flagged OUT_OF_DOMAIN; null without a detector. */
+  outOfDomainFalseAlarmRate?: Maybe<Scalars['Float']['output']>;
+  /** Share of all cells inside the review band. */
+  reviewRate: Spread;
+  /** Out-of-fold figures of the served rule, mean and spread over the seeds. */
+  rocAuc: Spread;
+  rule: Scalars['String']['output'];
+  seeds: Array<Scalars['Int']['output']>;
+  sensitivity: Spread;
+  specificity: Spread;
 };
 
 export type Download = {
@@ -413,10 +449,14 @@ export type ModelVersion = {
   /** Presigned URLs of the TF.js artifacts, to run this version in a browser or on a device. */
   artifacts: ModelArtifacts;
   bestEpoch?: Maybe<Scalars['Int']['output']>;
+  /** How probabilityAll is calibrated (Platt scaling fitted on out-of-fold scores); null: served uncalibrated (older versions). */
+  calibration?: Maybe<Calibration>;
   /** Presigned URLs of SVG pictures rendered when the version was registered: training curves, ROC, precision-recall. */
   charts: ModelCharts;
   config?: Maybe<TrainingConfig>;
   createdAt: Scalars['DateTime']['output'];
+  /** How threshold, review band and calibration were fitted on out-of-fold scores, and what the band costs; null on older versions. */
+  decisions?: Maybe<DecisionReport>;
   /** Whether probabilityAll fuses the network's output with the cell's morphology. */
   fusion: Fusion;
   history: Array<EpochMetrics>;
@@ -437,7 +477,7 @@ export type ModelVersion = {
   testMetrics?: Maybe<Metrics>;
   /** Whether probabilityAll is the mean over the cell's 8 flips and quarter turns. */
   testTimeAugmentation: Scalars['Boolean']['output'];
-  /** Probability of ALL at or above which a cell is called ALL (chosen on the validation split). */
+  /** Probability of ALL at or above which a cell is called ALL (fitted on out-of-fold scores; on versions without decisions, on the validation split). */
   threshold: Scalars['Float']['output'];
   /** The TensorFlow.js backend it was trained on. */
   trainedOnBackend: Scalars['String']['output'];
@@ -916,6 +956,24 @@ export type Review = {
   reviewer: Scalars['String']['output'];
 };
 
+/** What the review band's lower edge promises about the blasts below it. */
+export type ReviewBandGuarantee = {
+  __typename?: 'ReviewBandGuarantee';
+  /** One-sided Clopper-Pearson upper bound, at this confidence, on the share of blasts below the edge. */
+  achievedBound: Scalars['Float']['output'];
+  /** The share of blasts the rule asks to let through at most. */
+  alpha: Scalars['Float']['output'];
+  /** Whether the bound asked for is achieved with this many blasts. */
+  attained: Scalars['Boolean']['output'];
+  blasts: Scalars['Int']['output'];
+  blastsBelowEdge: Scalars['Int']['output'];
+  /** Blasts needed, none below the edge, for the bound to reach alpha. */
+  blastsNeeded: Scalars['Int']['output'];
+  confidence: Scalars['Float']['output'];
+  /** Split-conformal bound, in expectation over training sets: (blastsBelowEdge + 1) / (blasts + 1). */
+  conformalBound: Scalars['Float']['output'];
+};
+
 /** Why a prediction must be confirmed by a person. */
 export type ReviewReason =
   /**
@@ -994,6 +1052,14 @@ export type SplitSizes = {
   trainSubjects: Scalars['Int']['output'];
   validation: Scalars['Int']['output'];
   validationSubjects: Scalars['Int']['output'];
+};
+
+/** A mean with its sample standard deviation over n values (null where undefined). */
+export type Spread = {
+  __typename?: 'Spread';
+  mean?: Maybe<Scalars['Float']['output']>;
+  n: Scalars['Int']['output'];
+  std?: Maybe<Scalars['Float']['output']>;
 };
 
 export type StartScoringInput = {
@@ -1195,6 +1261,7 @@ export type ResolversTypes = ResolversObject<{
   AuditEdge: ResolverTypeWrapper<AuditEdge>;
   AuditRecord: ResolverTypeWrapper<AuditRecord>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  Calibration: ResolverTypeWrapper<Calibration>;
   CellLabel: CellLabel;
   ClassBalance: ClassBalance;
   CreateApiKeyInput: CreateApiKeyInput;
@@ -1209,6 +1276,7 @@ export type ResolversTypes = ResolversObject<{
   DatasetConnection: ResolverTypeWrapper<Omit<DatasetConnection, 'edges'> & { edges: Array<ResolversTypes['DatasetEdge']> }>;
   DatasetEdge: ResolverTypeWrapper<Omit<DatasetEdge, 'node'> & { node: ResolversTypes['Dataset'] }>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  DecisionReport: ResolverTypeWrapper<DecisionReport>;
   Download: ResolverTypeWrapper<Download>;
   EpochMetrics: ResolverTypeWrapper<EpochMetrics>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
@@ -1249,12 +1317,14 @@ export type ResolversTypes = ResolversObject<{
   RejectedFile: ResolverTypeWrapper<RejectedFile>;
   RetentionSweep: ResolverTypeWrapper<RetentionSweep>;
   Review: ResolverTypeWrapper<Review>;
+  ReviewBandGuarantee: ResolverTypeWrapper<ReviewBandGuarantee>;
   ReviewReason: ReviewReason;
   Role: Role;
   ScoringJob: ResolverTypeWrapper<ScoringJobRecord>;
   ScoringResults: ResolverTypeWrapper<ScoringResults>;
   ScoringSummary: ResolverTypeWrapper<ScoringCounts>;
   SplitSizes: ResolverTypeWrapper<SplitSizes>;
+  Spread: ResolverTypeWrapper<Spread>;
   StartScoringInput: StartScoringInput;
   StartTrainingInput: StartTrainingInput;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
@@ -1275,6 +1345,7 @@ export type ResolversParentTypes = ResolversObject<{
   AuditEdge: AuditEdge;
   AuditRecord: AuditRecord;
   Boolean: Scalars['Boolean']['output'];
+  Calibration: Calibration;
   CreateApiKeyInput: CreateApiKeyInput;
   CreateDatasetInput: CreateDatasetInput;
   CreateImageUploadInput: CreateImageUploadInput;
@@ -1285,6 +1356,7 @@ export type ResolversParentTypes = ResolversObject<{
   DatasetConnection: Omit<DatasetConnection, 'edges'> & { edges: Array<ResolversParentTypes['DatasetEdge']> };
   DatasetEdge: Omit<DatasetEdge, 'node'> & { node: ResolversParentTypes['Dataset'] };
   DateTime: Scalars['DateTime']['output'];
+  DecisionReport: DecisionReport;
   Download: Download;
   EpochMetrics: EpochMetrics;
   Float: Scalars['Float']['output'];
@@ -1323,10 +1395,12 @@ export type ResolversParentTypes = ResolversObject<{
   RejectedFile: RejectedFile;
   RetentionSweep: RetentionSweep;
   Review: Review;
+  ReviewBandGuarantee: ReviewBandGuarantee;
   ScoringJob: ScoringJobRecord;
   ScoringResults: ScoringResults;
   ScoringSummary: ScoringCounts;
   SplitSizes: SplitSizes;
+  Spread: Spread;
   StartScoringInput: StartScoringInput;
   StartTrainingInput: StartTrainingInput;
   String: Scalars['String']['output'];
@@ -1370,6 +1444,12 @@ export type AuditRecordResolvers<ContextType = RequestContext, ParentType extend
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   target?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+}>;
+
+export type CalibrationResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Calibration'] = ResolversParentTypes['Calibration']> = ResolversObject<{
+  intercept?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  method?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  slope?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;
 
 export type CreatedApiKeyResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['CreatedApiKey'] = ResolversParentTypes['CreatedApiKey']> = ResolversObject<{
@@ -1423,6 +1503,24 @@ export type DatasetEdgeResolvers<ContextType = RequestContext, ParentType extend
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
+
+export type DecisionReportResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['DecisionReport'] = ResolversParentTypes['DecisionReport']> = ResolversObject<{
+  allOrReviewSensitivity?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
+  blasts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  cells?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  eceAfter?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  eceBefore?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  flaggedShare?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
+  folds?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  guarantee?: Resolver<ResolversTypes['ReviewBandGuarantee'], ParentType, ContextType>;
+  outOfDomainFalseAlarmRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  reviewRate?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
+  rocAuc?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
+  rule?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  seeds?: Resolver<Array<ResolversTypes['Int']>, ParentType, ContextType>;
+  sensitivity?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
+  specificity?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
+}>;
 
 export type DownloadResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Download'] = ResolversParentTypes['Download']> = ResolversObject<{
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1563,9 +1661,11 @@ export type ModelVersionResolvers<ContextType = RequestContext, ParentType exten
   architecture?: Resolver<ResolversTypes['Architecture'], ParentType, ContextType>;
   artifacts?: Resolver<ResolversTypes['ModelArtifacts'], ParentType, ContextType>;
   bestEpoch?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  calibration?: Resolver<Maybe<ResolversTypes['Calibration']>, ParentType, ContextType>;
   charts?: Resolver<ResolversTypes['ModelCharts'], ParentType, ContextType>;
   config?: Resolver<Maybe<ResolversTypes['TrainingConfig']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  decisions?: Resolver<Maybe<ResolversTypes['DecisionReport']>, ParentType, ContextType>;
   fusion?: Resolver<ResolversTypes['Fusion'], ParentType, ContextType>;
   history?: Resolver<Array<ResolversTypes['EpochMetrics']>, ParentType, ContextType>;
   inputSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -1728,6 +1828,17 @@ export type ReviewResolvers<ContextType = RequestContext, ParentType extends Res
   reviewer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type ReviewBandGuaranteeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ReviewBandGuarantee'] = ResolversParentTypes['ReviewBandGuarantee']> = ResolversObject<{
+  achievedBound?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  alpha?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  attained?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  blasts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  blastsBelowEdge?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  blastsNeeded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  confidence?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  conformalBound?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+}>;
+
 export type ScoringJobResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ScoringJob'] = ResolversParentTypes['ScoringJob']> = ResolversObject<{
   chunkCount?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   chunkSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -1774,6 +1885,12 @@ export type SplitSizesResolvers<ContextType = RequestContext, ParentType extends
   trainSubjects?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   validation?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   validationSubjects?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+}>;
+
+export type SpreadResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Spread'] = ResolversParentTypes['Spread']> = ResolversObject<{
+  mean?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  n?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  std?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 }>;
 
 export type SubjectCountResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['SubjectCount'] = ResolversParentTypes['SubjectCount']> = ResolversObject<{
@@ -1837,6 +1954,7 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   AuditConnection?: AuditConnectionResolvers<ContextType>;
   AuditEdge?: AuditEdgeResolvers<ContextType>;
   AuditRecord?: AuditRecordResolvers<ContextType>;
+  Calibration?: CalibrationResolvers<ContextType>;
   CreatedApiKey?: CreatedApiKeyResolvers<ContextType>;
   CurvePoint?: CurvePointResolvers<ContextType>;
   DataJob?: DataJobResolvers<ContextType>;
@@ -1844,6 +1962,7 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   DatasetConnection?: DatasetConnectionResolvers<ContextType>;
   DatasetEdge?: DatasetEdgeResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
+  DecisionReport?: DecisionReportResolvers<ContextType>;
   Download?: DownloadResolvers<ContextType>;
   EpochMetrics?: EpochMetricsResolvers<ContextType>;
   FormField?: FormFieldResolvers<ContextType>;
@@ -1877,10 +1996,12 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   RejectedFile?: RejectedFileResolvers<ContextType>;
   RetentionSweep?: RetentionSweepResolvers<ContextType>;
   Review?: ReviewResolvers<ContextType>;
+  ReviewBandGuarantee?: ReviewBandGuaranteeResolvers<ContextType>;
   ScoringJob?: ScoringJobResolvers<ContextType>;
   ScoringResults?: ScoringResultsResolvers<ContextType>;
   ScoringSummary?: ScoringSummaryResolvers<ContextType>;
   SplitSizes?: SplitSizesResolvers<ContextType>;
+  Spread?: SpreadResolvers<ContextType>;
   SubjectCount?: SubjectCountResolvers<ContextType>;
   TrainingConfig?: TrainingConfigResolvers<ContextType>;
   TrainingJob?: TrainingJobResolvers<ContextType>;

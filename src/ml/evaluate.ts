@@ -11,6 +11,7 @@ import {
 import { blendStack, fitMorphologyStack, fuse, type MorphologyStack } from './fusion';
 import type { Morphology } from './morphology';
 import type { Example, TrainingConfig } from './train';
+import { applyCalibration, type PlattCalibration } from './decisions/calibration';
 
 /**
  * Probability of ALL for each example, in batches. With `tta`, the average over the 8 flips and
@@ -133,16 +134,23 @@ export async function evaluateRecipe(
 
 /**
  * The probabilities serving gives these cells under a card's rule: the network's (over 8 views with
- * testTimeAugmentation), fused with morphology when the card holds a stack. Old cards have neither.
+ * testTimeAugmentation), fused with morphology when the card holds a stack, calibrated when it holds a
+ * calibration. Old cards have none of these.
  */
 export async function servedProbabilities(
   model: tf.LayersModel,
-  rule: { inputSize: number; testTimeAugmentation?: boolean; fusion?: MorphologyStack | null },
+  rule: {
+    inputSize: number;
+    testTimeAugmentation?: boolean;
+    fusion?: MorphologyStack | null;
+    calibration?: PlattCalibration | null;
+  },
   cells: Array<Pick<MeasuredExample, 'pixels' | 'morphology'>>,
 ): Promise<number[]> {
   const network = await predictProbabilities(model, cells, rule.inputSize, {
     tta: rule.testTimeAugmentation === true,
   });
   const stack = rule.fusion;
-  return stack ? cells.map((c, i) => fuse(stack, network[i], c.morphology)) : network;
+  const fused = stack ? cells.map((c, i) => fuse(stack, network[i], c.morphology)) : network;
+  return fused.map((p) => applyCalibration(rule.calibration, p));
 }

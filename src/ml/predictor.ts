@@ -7,6 +7,7 @@ import { measureMorphology, type Morphology } from './morphology';
 import type { OnnxClassifier } from './onnx/session';
 import { reviewReasons, type ReviewReason } from './decision';
 import { domainFeatures, domainScore, type DomainModel } from './out-of-domain';
+import { applyCalibration, type PlattCalibration } from './decisions/calibration';
 
 /** What serving needs to know about a model besides its weights (from the model card). */
 export interface DecisionRule {
@@ -23,10 +24,18 @@ export interface DecisionRule {
    * fold). A card without it: no score, no OUT_OF_DOMAIN reason, nothing else changes.
    */
   outOfDomain?: (DomainModel & { threshold: number }) | null;
+  /**
+   * Platt scaling fitted on out-of-fold scores (src/ml/decisions), applied last, so threshold and band are
+   * on the calibrated probability (a card without it: the uncalibrated probability, as before).
+   */
+  calibration?: PlattCalibration | null;
 }
 
 export interface CellAnalysis {
-  /** What the decision is made on: the network's probability, fused with morphology when the rule says so. */
+  /**
+   * What the decision is made on: the network's probability, fused with morphology when the rule says so,
+   * calibrated when the rule carries a calibration.
+   */
   probabilityAll: number;
   /** The network's own probability (over 8 views with test-time augmentation), before any fusion. */
   networkProbability: number;
@@ -108,6 +117,7 @@ export async function analyzeCell(
       throw new Error('The model card holds a malformed morphology stack.');
     probabilityAll = fuse(rule.fusion, networkProbability, morphology);
   }
+  probabilityAll = applyCalibration(rule.calibration, probabilityAll);
 
   t = performance.now();
   const heatmapPng = heatmap ? await renderHeatmapPng(image, heatmap, rule.inputSize) : null;

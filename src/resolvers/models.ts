@@ -117,5 +117,33 @@ export const modelResolvers: Resolvers = {
       await ctx.require('PARTNER');
       return ctx.services.models.artifactUrls(card.version, ctx.services.config.urlTtlSeconds.download);
     },
+    calibration: (card) => card.calibration ?? null,
+    decisions: (card) => {
+      const d = card.decisions;
+      if (!d) return null;
+      const finite = (v: number) => (Number.isFinite(v) ? v : null);
+      const spread = (s: { mean: number; std: number; n: number }) => ({
+        mean: finite(s.mean),
+        std: finite(s.std),
+        n: s.n,
+      });
+      return {
+        rule: d.rule,
+        folds: d.folds,
+        seeds: d.seeds,
+        cells: d.cells,
+        blasts: d.blasts,
+        eceBefore: finite(d.ece.before),
+        eceAfter: finite(d.ece.after),
+        guarantee: d.guarantee,
+        rocAuc: spread(d.outOfFold.rocAuc),
+        flaggedShare: spread(d.outOfFold.flaggedShare),
+        reviewRate: spread(d.outOfFold.reviewRate),
+        allOrReviewSensitivity: spread(d.outOfFold.allOrReviewSensitivity),
+        sensitivity: spread(d.outOfFold.sensitivity),
+        specificity: spread(d.outOfFold.specificity),
+        outOfDomainFalseAlarmRate: finite(card.outOfDomainReport?.outOfFoldFalseAlarmRate ?? NaN),
+      };
+    },
   },
 };

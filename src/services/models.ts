@@ -3,6 +3,7 @@ import { CHART_NAMES, renderModelCharts, type ChartName } from '../charts/model-
 import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/architectures';
 import type { CrossValidationSummary } from '../ml/cross-validation';
+import type { DecisionReport, DomainModel, OutOfDomainReport, PlattCalibration } from '../ml/decisions';
 import type { MorphologyStack } from '../ml/fusion';
 import type { BinaryMetrics } from '../ml/metrics';
 import { loadModel, type ModelBundle } from '../ml/model-io';
@@ -36,6 +37,22 @@ export interface ModelCard {
   threshold: number;
   reviewLow: number;
   reviewHigh: number;
+  /**
+   * Platt scaling applied to the (fused) probability before threshold and band; fitted on out-of-fold
+   * scores. Absent or null: probabilities are served uncalibrated (cards before issue 11).
+   */
+  calibration?: PlattCalibration | null;
+  /**
+   * How threshold, band and calibration were fitted on out-of-fold scores, with the band's bound and what
+   * it costs (src/ml/decisions/rule.ts). Absent on cards whose decisions came from one validation split.
+   */
+  decisions?: DecisionReport | null;
+  /** The out-of-domain model and its threshold (fitted out of fold); null or absent: no detector. */
+  outOfDomain?: (DomainModel & { threshold: number }) | null;
+  /** How the out-of-domain threshold was chosen and its false-alarm rate on held-out subjects. */
+  outOfDomainReport?: OutOfDomainReport | null;
+  /** sha256 (hex) of every image the model's networks were trained on, sorted; absent on older cards. */
+  trainingImageSha256?: string[];
   testMetrics: BinaryMetrics | null;
   validationMetrics: BinaryMetrics | null;
   history: EpochRecord[];
@@ -82,7 +99,9 @@ export const PREPROCESSING =
   "network's probability of ALL. A version with testTimeAugmentation averages it over the 8 flips and quarter " +
   "turns of the input (the API's networkProbability); a version whose fusion is not NONE then combines it with " +
   "the cell's measured morphology (card.fusion, docs/ML.md) into probabilityAll. Call ALL at or above the " +
-  "version's threshold, and ask for a human review inside [reviewLow, reviewHigh), both on probabilityAll.";
+  "version's threshold, and ask for a human review inside [reviewLow, reviewHigh), both on probabilityAll. A version " +
+  'with a calibration (Platt scaling fitted on out-of-fold scores) applies it last: probabilityAll = ' +
+  '1 / (1 + exp(-(slope * logit(p) + intercept))), with p clamped to [1e-6, 1 - 1e-6].';
 
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;

@@ -3,7 +3,19 @@ import { LymphoscopeError } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
 import { decodeImage } from '../ml/image/decode';
 import { augmenterFor, toModelInput } from '../ml/image/preprocess';
-import { evaluateRecipe, type MeasuredExample } from '../ml/evaluate';
+import {
+  decideFromFolds,
+  DEFAULT_RECIPE_OPTIONS,
+  domainApi,
+  planFolds,
+  runFold,
+  validateRecipeOptions,
+  type FoldOutput,
+  type RecipeCell,
+  type RecipeOptions,
+} from '../ml/decisions';
+import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
+import { computeMetrics, prCurve, rocCurve } from '../ml/metrics';
 import { measureMorphology, morphologyNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { serializeModel } from '../ml/model-io';
 import { initRuntime } from '../ml/runtime';
@@ -41,6 +53,27 @@ export interface WorkerDeps {
   leaseMs?: number;
   /** See LYMPHOSCOPE_WORKER_SAFETY_MS and LYMPHOSCOPE_WORKER_LEASE_MS in src/config.ts. */
   config?: { workerSafetyMs: number; workerLeaseMs?: number };
+  /** Folds and seeds of the out-of-fold decisions (default DEFAULT_RECIPE_OPTIONS: 5 folds x 3 seeds). */
+  recipe?: RecipeOptions;
+}
+
+/**
+ * The share of job.progress the cross-validation folds take; the served network's epochs take the rest.
+ * Folds come first, so progress only grows.
+ */
+const FOLDS_SHARE = 0.5;
+
+/** The job's recipe options: the deps', else LYMPHOSCOPE_RECIPE_FOLDS / _SEEDS, else the defaults. */
+function recipeOf(deps: WorkerDeps): RecipeOptions {
+  if (deps.recipe) return validateRecipeOptions(deps.recipe);
+  const env = (name: string, fallback: number) => {
+    const v = process.env[name];
+    return v === undefined || v === '' ? fallback : Number(v);
+  };
+  return validateRecipeOptions({
+    folds: env('LYMPHOSCOPE_RECIPE_FOLDS', DEFAULT_RECIPE_OPTIONS.folds),
+    seeds: env('LYMPHOSCOPE_RECIPE_SEEDS', DEFAULT_RECIPE_OPTIONS.seeds),
+  });
 }
 
 type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
@@ -52,10 +85,18 @@ const SAFETY_MS = 50_000;
 const PROGRESS_EVERY_MS = 3_000;
 
 /**
- * Runs one training job for as long as this invocation's time allows. It checkpoints after every epoch,
- * and when the time left would not fit another epoch it stops, releases the lease and invokes the next
- * worker, which resumes from the checkpoint. Transient failures (storage unavailable, a crash) are
- * thrown so Lambda retries the event; a job that cannot succeed (bad data) is marked FAILED.
+ * Runs one training job for as long as this invocation's time allows, in two phases (src/ml/decisions):
+ * 1. subject-grouped cross-validation folds over the train and validation cells, one seed after another,
+ *    each fold a unit of work whose out-of-fold scores are stored at jobs/<id>/folds/<seed>-<fold>.json
+ *    (with its own epoch checkpoint while it runs), so a new invocation skips finished folds and resumes
+ *    the one in flight;
+ * 2. the served network, trained on the train split with early stopping on validation, checkpointed after
+ *    every epoch (job.epoch and job.history are this network's).
+ * Calibration, threshold, review band and out-of-domain threshold are then fitted on the folds'
+ * out-of-fold scores, never on the test split, which only reports. When the time left would not fit
+ * another epoch the worker stops, releases the lease and invokes the next one. Transient failures
+ * (storage unavailable, a crash) are thrown so Lambda retries the event; a job that cannot succeed (bad
+ * data) is marked FAILED.
  */
 export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocation): Promise<Outcome> {
   const { docs, store, log: baseLog } = deps;
@@ -132,19 +173,121 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       rejected: data.rejected.length,
     });
 
-    const checkpointObject = await store.get(layout.jobCheckpoint(job.id));
-    const resumeFrom: TrainingCheckpoint | undefined = checkpointObject
-      ? deserializeCheckpoint(checkpointObject.body)
-      : undefined;
-    if (resumeFrom) log.info('resuming from checkpoint', { epoch: resumeFrom.epoch });
-
     let lastWrite = 0;
     let lastCancelCheck = 0;
     let cancelRequested = false;
     let epochStarted = Date.now();
     let longestEpochMs = 0;
     let lastProgress: TrainProgress | null = null;
+    const shouldCancel = async () => {
+      if (cancelRequested) return true;
+      if (Date.now() - lastCancelCheck < PROGRESS_EVERY_MS) return false;
+      lastCancelCheck = Date.now();
+      const current = (await docs.get<JobRecord>(jobKey))?.value;
+      if (current && current.lease?.owner !== invocation.invocationId)
+        throw new LeaseLost(current.lease?.owner ?? null);
+      cancelRequested = current?.cancelRequested ?? false;
+      return cancelRequested;
+    };
+    // Stop between epochs when another one (plus evaluation and writes) might not fit the time left.
+    const shouldPause = () => invocation.remainingMs() < longestEpochMs * 1.5 + safetyMs;
+    const renewedLease = () => ({
+      owner: invocation.invocationId,
+      expiresAt: new Date(Date.now() + leaseMs).toISOString(),
+    });
+    const cancel = async () => {
+      await writeJob((j) => ({
+        ...j,
+        status: 'CANCELLED',
+        lease: null,
+        finishedAt: now(),
+        updatedAt: now(),
+      }));
+      log.info('training cancelled', { epoch: job.epoch });
+      return 'cancelled' as const;
+    };
+    const pause = async () => {
+      await writeJob((j) => ({ ...j, lease: null, updatedAt: now() }));
+      await deps.dispatcher.dispatch({ jobId: job.id });
+      log.info('training continues in a new invocation', {
+        epoch: job.epoch,
+        remainingMs: invocation.remainingMs(),
+      });
+      return 'continued' as const;
+    };
 
+    // Phase 1: the cross-validation folds the decisions are fitted on.
+    const recipe = recipeOf(deps);
+    const cells = [...data.train, ...data.validation];
+    const byId = new Map(cells.map((c) => [c.id, c]));
+    const tasks = planFolds(cells, job.config, recipe);
+    const folds: FoldOutput[] = [];
+    // Pausing before this invocation has done any work would only hand the same state to the next one.
+    let foldsRunHere = 0;
+    for (const [index, task] of tasks.entries()) {
+      const foldKey = layout.jobFold(job.id, task.seed, task.fold);
+      const done = (await docs.get<FoldOutput>(foldKey))?.value;
+      if (done) {
+        folds.push(done);
+        continue;
+      }
+      if (await shouldCancel()) return await cancel();
+      if (foldsRunHere > 0 && shouldPause()) return await pause();
+      const cpKey = layout.jobFoldCheckpoint(job.id, task.seed, task.fold);
+      const cpObject = await store.get(cpKey);
+      const foldProgress = (fraction: number) => (FOLDS_SHARE * (index + fraction)) / tasks.length;
+      const run = await runFold(task, byId, job.config, {
+        domain: data.domain,
+        resumeFrom: cpObject ? deserializeCheckpoint(cpObject.body) : undefined,
+        onProgress: (p) => {
+          lastProgress = p;
+          if (Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
+          lastWrite = Date.now();
+          void writeJob((j) => ({
+            ...j,
+            progress: foldProgress(progressOf(p)),
+            imagesPerSecond: p.imagesPerSecond,
+            updatedAt: now(),
+            lease: renewedLease(),
+          })).catch((error) => log.warn('progress write failed', { error }));
+        },
+        onCheckpoint: async (cp) => {
+          longestEpochMs = Math.max(longestEpochMs, Date.now() - epochStarted);
+          epochStarted = Date.now();
+          await store.put(cpKey, serializeCheckpoint(cp), { contentType: 'application/octet-stream' });
+        },
+        shouldCancel,
+        shouldPause,
+      });
+      if (run.status !== 'completed') return run.status === 'cancelled' ? await cancel() : await pause();
+      foldsRunHere++;
+      await docs.put(foldKey, run.output);
+      await store.delete(cpKey).catch(() => undefined);
+      folds.push(run.output);
+      await writeJob((j) => ({
+        ...j,
+        progress: foldProgress(1),
+        updatedAt: now(),
+        lease: renewedLease(),
+      }));
+      log.info('fold finished', {
+        seed: task.seed,
+        fold: task.fold,
+        of: tasks.length,
+        bestEpoch: run.output.bestEpoch,
+        seconds: Math.round(run.output.trainSeconds),
+      });
+      epochStarted = Date.now();
+    }
+
+    // Phase 2: the served network.
+    const checkpointObject = await store.get(layout.jobCheckpoint(job.id));
+    const resumeFrom: TrainingCheckpoint | undefined = checkpointObject
+      ? deserializeCheckpoint(checkpointObject.body)
+      : undefined;
+    if (resumeFrom) log.info('resuming from checkpoint', { epoch: resumeFrom.epoch });
+
+    epochStarted = Date.now();
     const result = await train({
       config: job.config,
       train: data.train,
@@ -157,7 +300,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         lastWrite = Date.now();
         void writeJob((j) => ({
           ...j,
-          progress: progressOf(p),
+          progress: FOLDS_SHARE + (1 - FOLDS_SHARE) * progressOf(p),
           etaSeconds: p.etaSeconds,
           imagesPerSecond: p.imagesPerSecond,
           updatedAt: now(),
@@ -174,51 +317,33 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
           ...j,
           epoch: cp.epoch,
           history: cp.history,
-          progress: cp.epoch / j.config.epochs,
+          progress: FOLDS_SHARE + ((1 - FOLDS_SHARE) * cp.epoch) / j.config.epochs,
           imagesPerSecond: lastProgress?.imagesPerSecond ?? j.imagesPerSecond,
           updatedAt: now(),
           lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
         }));
         log.info('epoch checkpointed', { ...cp.history[cp.history.length - 1], epoch: cp.epoch });
       },
-      shouldCancel: async () => {
-        if (cancelRequested) return true;
-        if (Date.now() - lastCancelCheck < PROGRESS_EVERY_MS) return false;
-        lastCancelCheck = Date.now();
-        const current = (await docs.get<JobRecord>(jobKey))?.value;
-        if (current && current.lease?.owner !== invocation.invocationId)
-          throw new LeaseLost(current.lease?.owner ?? null);
-        cancelRequested = current?.cancelRequested ?? false;
-        return cancelRequested;
-      },
-      // Stop between epochs when another one (plus evaluation and writes) might not fit the time left.
+      shouldCancel,
       shouldPause: () => invocation.remainingMs() < longestEpochMs * 1.5 + safetyMs,
     });
 
-    if (result.status === 'cancelled') {
-      await writeJob((j) => ({
-        ...j,
-        status: 'CANCELLED',
-        lease: null,
-        finishedAt: now(),
-        updatedAt: now(),
-      }));
-      log.info('training cancelled', { epoch: job.epoch });
-      return 'cancelled';
-    }
-    if (result.status === 'paused') {
-      await writeJob((j) => ({ ...j, lease: null, updatedAt: now() }));
-      await deps.dispatcher.dispatch({ jobId: job.id });
-      log.info('training continues in a new invocation', {
-        epoch: job.epoch,
-        remainingMs: invocation.remainingMs(),
-      });
-      return 'continued';
-    }
+    if (result.status === 'cancelled') return await cancel();
+    if (result.status === 'paused') return await pause();
 
     const model = result.model!;
     try {
-      const evaluation = await evaluateRecipe(model, data, job.config);
+      const decided = decideFromFolds(cells, job.config, folds, data.domain);
+      const { decisions } = decided;
+      const rule = { ...job.config, fusion: decided.fusion, calibration: decisions.calibration };
+      const metricsOn = async (split: MeasuredExample[]) => {
+        const labels = split.map((e) => e.label);
+        const probabilities = await servedProbabilities(model, rule, split);
+        return { labels, probabilities, metrics: computeMetrics(labels, probabilities, decisions.threshold) };
+      };
+      const test = await metricsOn(data.test);
+      const validation = await metricsOn(data.validation);
+      const finite = (t: number) => (Number.isFinite(t) ? t : null);
       const bundle = await serializeModel(model);
       const parentVersion = await deps.models.productionVersion();
       const card = await deps.models.register(bundle, {
@@ -228,12 +353,17 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         trainingRuntime: result.trainingRuntime,
         config: job.config,
         testTimeAugmentation: job.config.testTimeAugmentation === true,
-        fusion: evaluation.fusion,
-        threshold: evaluation.threshold,
-        reviewLow: evaluation.band.low,
-        reviewHigh: evaluation.band.high,
-        testMetrics: evaluation.test,
-        validationMetrics: evaluation.validation,
+        fusion: decided.fusion,
+        threshold: decisions.threshold,
+        reviewLow: decisions.reviewLow,
+        reviewHigh: decisions.reviewHigh,
+        calibration: decisions.calibration,
+        decisions,
+        outOfDomain: decided.outOfDomain,
+        outOfDomainReport: decided.outOfDomainReport,
+        trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!).sort(),
+        testMetrics: test.metrics,
+        validationMetrics: validation.metrics,
         history: result.history,
         bestEpoch: result.bestEpoch,
         lineage: {
@@ -243,8 +373,16 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
           parentVersion,
           testSplitId: testSplitId(snapshot),
         },
-        rocCurve: evaluation.roc,
-        prCurve: evaluation.pr,
+        rocCurve: rocCurve(test.labels, test.probabilities).map((p) => ({
+          x: p.fpr,
+          y: p.tpr,
+          threshold: finite(p.threshold),
+        })),
+        prCurve: prCurve(test.labels, test.probabilities).map((p) => ({
+          x: p.recall,
+          y: p.precision,
+          threshold: finite(p.threshold),
+        })),
         morphologyNorms: data.norms,
         preprocessing: PREPROCESSING,
         notes: data.rejected.length
@@ -262,7 +400,11 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         finishedAt: now(),
         updatedAt: now(),
       }));
-      log.info('training succeeded', { modelVersion: card.version, testMetrics: evaluation.test });
+      log.info('training succeeded', {
+        modelVersion: card.version,
+        testMetrics: test.metrics,
+        outOfFold: decisions.outOfFold,
+      });
       return 'succeeded';
     } finally {
       model.dispose();
@@ -306,9 +448,12 @@ function progressOf(p: TrainProgress): number {
 }
 
 interface LoadedSnapshot {
-  train: MeasuredExample[];
-  validation: MeasuredExample[];
-  test: MeasuredExample[];
+  train: RecipeCell[];
+  validation: RecipeCell[];
+  test: RecipeCell[];
+  /** Content hash of each cell, by id (the snapshot key). */
+  sha256: Map<string, string>;
+  domain: ReturnType<typeof domainApi>;
   norms: MorphologyNorms | null;
   rejected: string[];
 }
@@ -319,9 +464,18 @@ async function loadSnapshot(
   snapshot: Snapshot,
   inputSize: number,
 ): Promise<LoadedSnapshot> {
-  const out: LoadedSnapshot = { train: [], validation: [], test: [], norms: null, rejected: [] };
+  const domain = domainApi();
+  const out: LoadedSnapshot = {
+    train: [],
+    validation: [],
+    test: [],
+    sha256: new Map(),
+    domain,
+    norms: null,
+    rejected: [],
+  };
   const measured: Array<{ m: Morphology; label: 0 | 1 }> = [];
-  const bySplit = new Map<string, MeasuredExample>();
+  const bySplit = new Map<string, RecipeCell>();
   await runBounded(
     snapshot.items.map((item) => async () => {
       const object = await store.get(item.key);
@@ -331,7 +485,15 @@ async function loadSnapshot(
       }
       const image = await decodeImage(object.body);
       const morphology = measureMorphology(image);
-      bySplit.set(item.key, { pixels: await toModelInput(image, inputSize), label: item.label, morphology });
+      out.sha256.set(item.key, createHash('sha256').update(object.body).digest('hex'));
+      bySplit.set(item.key, {
+        id: item.key,
+        subjectId: item.subjectId,
+        pixels: await toModelInput(image, inputSize),
+        label: item.label,
+        morphology,
+        domainFeatures: domain ? domain.domainFeatures(image) : null,
+      });
       if (item.split === 'train') measured.push({ m: morphology, label: item.label });
     }),
     4,

@@ -61,6 +61,11 @@ export const layout = {
   jobsPrefix: () => 'jobs/',
   job: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/job.json`,
   jobCheckpoint: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/checkpoint/latest.bin`,
+  /** One cross-validation fold of a job (src/ml/decisions): its out-of-fold scores, then its epoch checkpoint. */
+  jobFold: (jobId: string, seed: number, fold: number) =>
+    `jobs/${safeId(jobId, 'jobId')}/folds/${Math.trunc(seed)}-${Math.trunc(fold)}.json`,
+  jobFoldCheckpoint: (jobId: string, seed: number, fold: number) =>
+    `jobs/${safeId(jobId, 'jobId')}/folds/${Math.trunc(seed)}-${Math.trunc(fold)}.checkpoint.bin`,
   jobByToken: (tokenHash: string) => `jobs/by-client-token/${check(tokenHash, SHA256, 'clientToken')}.json`,
 
   // bulk scoring (src/services/scoring.ts): one folder per job, one per chunk (index zero-padded, so

@@ -17,7 +17,7 @@ describe('the lymphoscope command line', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it('trains a model directory from a C-NMC folder, with a card holding subject-grouped test metrics', async () => {
+  it('trains a model directory from a C-NMC folder: decisions out of fold, subject-grouped test metrics', async () => {
     const out = path.join(dir, 'model');
     const { stdout } = await cli(
       'train',
@@ -31,8 +31,16 @@ describe('the lymphoscope command line', () => {
       '32',
       '--epochs',
       '2',
+      '--folds',
+      '3',
+      '--seeds',
+      '2',
+      '--test',
+      '0.2',
     );
-    expect(stdout).toMatch(/subject-grouped split: train \d+, validation \d+, test \d+ \(backend wasm\)/);
+    expect(stdout).toMatch(
+      /\d+ training cells of \d+ subjects in 3 subject-grouped folds x 2 seeds, test \d+/,
+    );
     const card = JSON.parse(await readFile(path.join(out, 'card.json'), 'utf8'));
     expect(card).toMatchObject({ architecture: 'vanilla', inputSize: 32, trainedOnBackend: 'wasm' });
     expect(card.trainingRuntime).toBe(
@@ -42,6 +50,14 @@ describe('the lymphoscope command line', () => {
     expect(card.history).toHaveLength(2);
     expect(card.threshold).toBeGreaterThanOrEqual(0);
     expect(card.threshold).toBeLessThanOrEqual(1);
+    // Threshold and band come from the out-of-fold scores of both seeds, every training cell scored.
+    expect(card.decisions).toMatchObject({ folds: 3, seeds: [1, 2], threshold: card.threshold });
+    expect(card.decisions.cells + card.testMetrics.n).toBe(63);
+    expect(card.reviewLow).toBe(card.decisions.reviewLow);
+    expect(card.reviewHigh).toBe(card.threshold);
+    expect(card.decisions.guarantee.blasts).toBe(card.decisions.blasts);
+    expect(card.trainingImageSha256).toHaveLength(card.decisions.cells);
+    expect([...card.trainingImageSha256].sort()).toEqual(card.trainingImageSha256);
 
     const evaluated = await cli('evaluate', '--model', out, '--data', SAMPLE, '--json');
     const summary = JSON.parse(evaluated.stdout.trim().split('\n').pop()!);

@@ -306,8 +306,17 @@ describe('model versions end to end', () => {
         );
         expect(predict.modelVersion).toBe(version);
         expect(Math.abs(local - predict.networkProbability)).toBeLessThan(1e-4);
-        // Without fusion the call is made on the network's probability itself.
-        expect(predict.probabilityAll).toBe(predict.networkProbability);
+        // Without fusion the call is made on the network's probability, calibrated with the card's Platt scaling.
+        const { modelVersion: card } = ok(
+          await e2e.gql('query($v: ID!) { modelVersion(version: $v) { calibration { slope intercept } } }', {
+            v: version,
+          }),
+        );
+        const q = Math.min(Math.max(predict.networkProbability, 1e-6), 1 - 1e-6);
+        const expected = card.calibration
+          ? 1 / (1 + Math.exp(-(card.calibration.slope * Math.log(q / (1 - q)) + card.calibration.intercept)))
+          : predict.networkProbability;
+        expect(predict.probabilityAll).toBeCloseTo(expected, 9);
       }
     } finally {
       model.dispose();

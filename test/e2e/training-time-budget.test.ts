@@ -49,7 +49,10 @@ describe('training within a Lambda time budget', () => {
       clearInterval(watcher);
     }
 
-    expect(done.attempts).toBe(4);
+    // One invocation per epoch: those of the cross-validation folds the decisions are fitted on
+    // (LYMPHOSCOPE_RECIPE_FOLDS, 2 in tests; early stopping may end a fold before 4), then the served network's 4.
+    expect(done.attempts).toBeGreaterThanOrEqual(2 + 4);
+    expect(done.attempts).toBeLessThanOrEqual(2 * 4 + 4);
     expect(done.history.map((h) => h.epoch)).toEqual([1, 2, 3, 4]);
     expect(epochsSeen).toEqual([...epochsSeen].sort((a, b) => a - b));
     // Each continuation is a new invocation (a new request id) that ended cleanly, not a crash retry.

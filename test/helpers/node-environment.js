@@ -3,6 +3,12 @@
 // own `instanceof Float32Array` check inside the test sandbox without this. Nothing else changes.
 const { TestEnvironment } = require('jest-environment-node');
 
+// Every training job fits its decisions on out-of-fold scores (src/ml/decisions): k folds x seeds networks
+// besides the served one, 5 x 3 in production. Tests that run jobs check the mechanics, not the figures,
+// with 2 folds x 1 seed (the workers the Lambda emulator spawns inherit this environment).
+process.env.LYMPHOSCOPE_RECIPE_FOLDS ??= '2';
+process.env.LYMPHOSCOPE_RECIPE_SEEDS ??= '1';
+
 const TYPED_ARRAYS = [
   'Int8Array',
   'Uint8ClampedArray',

@@ -1,0 +1,100 @@
+import { fitDecisions, type OofScores } from '../../../src/ml/decisions/rule';
+import { conformalQuantile, fitDomainThreshold } from '../../../src/ml/decisions/domain';
+import { chooseThreshold } from '../../../src/ml/metrics';
+import { applyCalibration } from '../../../src/ml/decisions/calibration';
+import { mulberry32 } from '../../../src/ml/rng';
+import { sigmoid } from '../../../src/ml/logistic';
+
+/** Out-of-fold scores of a model with some skill: blasts' log-odds ~ +1, normals' ~ -1, plus noise. */
+function run(seed: number, n = 60): OofScores {
+  const random = mulberry32(seed);
+  const ids = Array.from({ length: n }, (_, i) => `cell${i}`);
+  const labels = ids.map((_, i) => (i % 3 === 0 ? 0 : 1) as 0 | 1);
+  return {
+    seed,
+    ids,
+    labels,
+    folds: ids.map((_, i) => i % 5),
+    probabilities: labels.map((l) => sigmoid((l ? 1 : -1) + (random() - 0.5) * 4)),
+  };
+}
+
+describe('fitDecisions', () => {
+  it('puts the band below every blast of every seed, with the threshold fitted on calibrated pooled scores', () => {
+    const runs = [run(1), run(2), run(3)];
+    const d = fitDecisions(runs);
+    const calibrated = runs.map((r) => r.probabilities.map((p) => applyCalibration(d.calibration, p)));
+    expect(d.threshold).toBe(
+      chooseThreshold(
+        runs.flatMap((r) => r.labels),
+        calibrated.flat(),
+      ),
+    );
+    expect(d.reviewHigh).toBe(d.threshold);
+    expect(d.reviewLow).toBeLessThan(d.reviewHigh);
+    runs.forEach((r, s) =>
+      r.labels.forEach((l, i) => {
+        if (l === 1) expect(calibrated[s][i]).toBeGreaterThanOrEqual(d.reviewLow);
+      }),
+    );
+    expect(d.outOfFold.allOrReviewSensitivity.mean).toBe(1);
+    expect(d.outOfFold.allOrReviewSensitivity.n).toBe(3);
+    expect(d.guarantee).toMatchObject({ alpha: 0.02, confidence: 0.95, blasts: 40, attained: false });
+    expect(d.guarantee.achievedBound).toBeCloseTo(1 - 0.05 ** (1 / 40), 6);
+    expect(d.seeds).toEqual([1, 2, 3]);
+    expect(d.folds).toBe(5);
+    expect(d.worthHaving).toBe(d.outOfFold.flaggedShare.mean <= 0.7);
+  });
+
+  it('holds the edge down by the lowest score any seed gave a blast', () => {
+    const a = run(1);
+    const b = { ...run(1), seed: 2, probabilities: [...run(1).probabilities] };
+    const blast = a.labels.indexOf(1);
+    b.probabilities[blast] = 0.001;
+    const alone = fitDecisions([a]);
+    const both = fitDecisions([a, b]);
+    expect(both.reviewLow).toBeLessThan(alone.reviewLow);
+    expect(applyCalibration(both.calibration, 0.001)).toBeGreaterThanOrEqual(both.reviewLow);
+  });
+
+  it('reports the calibration error before and after, the latter cross-fitted', () => {
+    const d = fitDecisions([run(5, 300)]);
+    expect(d.calibration).not.toBeNull();
+    expect(d.ece.before).toBeGreaterThan(0);
+    expect(d.ece.after).toBeGreaterThan(0);
+    expect(d.ece.after).toBeLessThan(0.15);
+  });
+
+  it('refuses mismatched scores', () => {
+    expect(() => fitDecisions([])).toThrow(/at least one seed/);
+    expect(() => fitDecisions([{ ...run(1), folds: [0] }])).toThrow(/mismatched/);
+  });
+});
+
+describe('the out-of-domain threshold', () => {
+  it('is the conformal quantile: a new exchangeable score exceeds it at most at the target rate', () => {
+    const scores = Array.from({ length: 99 }, (_, i) => i + 1);
+    expect(conformalQuantile(scores, 0.05)).toBe(95);
+    expect(conformalQuantile([3, 1, 2], 0.05)).toBeGreaterThan(3);
+  });
+
+  it('measures its false-alarm rate on folds the threshold never saw', () => {
+    const random = mulberry32(9);
+    const folds = [0, 1, 2, 3, 4].map((fold) => ({
+      seed: 1,
+      fold,
+      scores: Array.from({ length: 40 }, () => random() + (fold === 4 ? 0.5 : 0)),
+    }));
+    const { threshold, report } = fitDomainThreshold(folds, 0.05);
+    expect(threshold).toBe(
+      conformalQuantile(
+        folds.flatMap((f) => f.scores),
+        0.05,
+      ),
+    );
+    // The shifted fold is judged against the others' threshold, so its alarms show.
+    expect(report.outOfFoldFalseAlarmRate).toBeGreaterThan(0.1);
+    expect(report.targetFalseAlarmRate).toBe(0.05);
+    expect(report.n).toBe(200);
+  });
+});
