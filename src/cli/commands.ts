@@ -37,7 +37,7 @@ import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../ml/train';
 import { PREPROCESSING, type ModelCard, type NewModelCard } from '../services/models';
 import { listFolder, loadFolder, type FolderImage } from './folder';
 import { overlapWithTraining, reviewFigures, type ScoredCell } from './self-report';
-import { formatSeconds, Progress } from './progress';
+import { Progress } from './progress';
 
 export const DEFAULT_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 
