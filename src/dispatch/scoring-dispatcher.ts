@@ -1,5 +1,4 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { unavailable } from '../errors';
+import { LambdaAsyncInvoker } from './lambda-invoker';
 
 /**
  * The event the scoring worker receives: with `chunk`, score that chunk of the job; without it, plan the
@@ -16,37 +15,14 @@ export interface ScoringDispatcher {
 }
 
 /**
- * The same asynchronous invoke as the training dispatcher (InvocationType 'Event': Lambda queues the event
- * and retries a crashed worker with the same request id), aimed at the scoring worker function. Locally
- * the call goes to the Lambda emulator on 127.0.0.1.
+ * The scoring worker, started by Lambda's asynchronous invoke (see LambdaAsyncInvoker): Lambda retries a
+ * crashed worker with the same request id.
  */
-export class LambdaScoringDispatcher implements ScoringDispatcher {
-  private readonly client: LambdaClient;
-
-  constructor(
-    private readonly functionName: string,
-    options: { region: string; endpoint?: string },
-  ) {
-    this.client = new LambdaClient({
-      region: options.region,
-      endpoint: options.endpoint,
-      maxAttempts: 3,
-      ...(options.endpoint ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
-    });
-  }
-
-  async dispatch(event: ScoringWorkerEvent): Promise<void> {
-    try {
-      const result = await this.client.send(
-        new InvokeCommand({
-          FunctionName: this.functionName,
-          InvocationType: 'Event',
-          Payload: Buffer.from(JSON.stringify(event)),
-        }),
-      );
-      if (result.StatusCode !== 202) throw new Error(`Invoke answered ${result.StatusCode}`);
-    } catch (error) {
-      throw unavailable(`The scoring worker could not be started: ${(error as Error).message}`);
-    }
+export class LambdaScoringDispatcher
+  extends LambdaAsyncInvoker<ScoringWorkerEvent>
+  implements ScoringDispatcher
+{
+  constructor(functionName: string, options: { region: string; endpoint?: string }) {
+    super(functionName, 'scoring worker', options);
   }
 }
