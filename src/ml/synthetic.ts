@@ -13,7 +13,11 @@ import { mulberry32 } from './rng';
 const between = (random: () => number, low: number, high: number) => low + (high - low) * random();
 
 /** Smooth noise in about [-1, 1]: random values on a coarse grid, bilinearly interpolated. */
-function valueNoise(random: () => number, size: number, cell: number): (x: number, y: number) => number {
+export function valueNoise(
+  random: () => number,
+  size: number,
+  cell: number,
+): (x: number, y: number) => number {
   const n = Math.ceil(size / cell) + 2;
   const grid = Float32Array.from({ length: n * n }, () => 2 * random() - 1);
   return (x, y) => {

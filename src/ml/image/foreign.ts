@@ -4,6 +4,7 @@ import { segmentCell } from '../morphology';
 import { mulberry32 } from '../rng';
 import { applyLabShift, LAB_SHIFTS, zoom } from './lab-shift';
 import type { RgbImage } from './types';
+import { valueNoise } from '../synthetic';
 
 /**
  * Images that are not a C-NMC cell, made in code and seeded, for testing out-of-domain detection:
@@ -23,23 +24,6 @@ export const FOREIGN_KINDS = [
 export type ForeignKind = (typeof FOREIGN_KINDS)[number];
 
 const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
-
-/** Smooth noise in about [-1, 1]: random values on a coarse grid, bilinearly interpolated. */
-function valueNoise(random: () => number, size: number, cell: number): (x: number, y: number) => number {
-  const n = Math.ceil(size / cell) + 2;
-  const grid = Float32Array.from({ length: n * n }, () => 2 * random() - 1);
-  return (x, y) => {
-    const gx = x / cell;
-    const gy = y / cell;
-    const x0 = Math.floor(gx);
-    const y0 = Math.floor(gy);
-    const fx = gx - x0;
-    const fy = gy - y0;
-    const top = grid[y0 * n + x0] * (1 - fx) + grid[y0 * n + x0 + 1] * fx;
-    const bottom = grid[(y0 + 1) * n + x0] * (1 - fx) + grid[(y0 + 1) * n + x0 + 1] * fx;
-    return top * (1 - fy) + bottom * fy;
-  };
-}
 
 /**
  * Something photographed that is not a cell: a lit gradient, noise at several scales (1/f-like, as
