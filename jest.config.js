@@ -19,7 +19,9 @@ module.exports = {
   // The Node build of vega-canvas probes for the native `canvas` package with a top-level await, which
   // CommonJS cannot express; the browser build returns no canvas, which is what the SVG renderer expects.
   moduleNameMapper: { '^vega-canvas$': '<rootDir>/node_modules/vega-canvas/build/vega-canvas.browser.js' },
-  testTimeout: 60000,
+  // Generous: a hook that starts a whole local stack (S3, API, console build, emulator) and imports the
+  // sample takes about 20 s alone but several times that on 2 cores shared with other test files.
+  testTimeout: 180000,
   // Tests share two cores; the ML tests are CPU heavy, so run files two at a time at most.
   maxWorkers: 2,
 };

@@ -27,7 +27,7 @@ initRuntime(${opts}).then(
     execFile(
       TSX,
       [script],
-      { cwd: ROOT, env: { ...process.env, ...env }, timeout: 30_000 },
+      { cwd: ROOT, env: { ...process.env, ...env }, timeout: 120_000 },
       (error, stdout) => {
         rmSync(dir, { recursive: true, force: true });
         const line = stdout.split('\n').find((l) => l.startsWith('{'));
@@ -70,4 +70,4 @@ test('fails loudly instead of falling back to cpu, and honours explicit choices'
   expect(unknown.error).toMatch(/LYMPHOSCOPE_ML_BACKEND must be/);
   expect(nativeAbsent.error).toMatch(/tfjs-node/);
   expect(cpu.info?.backend).toBe('cpu');
-}, 60_000);
+}, 180_000);
