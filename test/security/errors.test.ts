@@ -69,7 +69,7 @@ it("logs each operation's errors with the code the client got, not INTERNAL for 
     await scientist('query Forbidden { apiKeys { id } }');
   });
   const operations = Object.fromEntries(
-    lines.filter((l) => l.msg === 'graphql').map((l) => [l.operation, l.errors]),
+    lines.filter((l) => l.message === 'graphql').map((l) => [l.operation, l.errors]),
   );
   expect(operations).toEqual({
     Anonymous: ['UNAUTHENTICATED'],
@@ -104,7 +104,7 @@ it('gives an INTERNAL error the request id, in extensions, the message and a hea
   );
   expectNoStack(body);
   // The operator finds the failure by that id.
-  const logged = lines.find((l) => l.msg === 'unexpected error');
+  const logged = lines.find((l) => l.message === 'unexpected error');
   expect(logged?.requestId).toBe(requestId);
   // Every answer carries its id, not only failures.
   const health = await fetch(stack.url, {
