@@ -569,22 +569,15 @@ export class DatasetService {
 }
 
 /**
- * The file name travels URL-encoded in the image's S3 metadata, which S3 caps at 2 KB with everything
- * else it holds: a non-ASCII character takes 6 to 12 bytes there, so the name is bounded in bytes too.
+ * A file name is read for the subject a C-NMC name carries and then forgotten (subjectAtTheDoor): it is
+ * never stored, so S3's 2 KB metadata cap no longer bounds it. The character limit still bounds what a
+ * client may send.
  */
-const MAX_FILENAME_ENCODED_BYTES = 600;
-
 function validateFilename(filename: string): string {
   const base = filename.split(/[\\/]/).pop() ?? '';
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (base.length < 1 || base.length > 200 || /[\u0000-\u001f]/.test(base)) {
     throw badInput('filename must be 1-200 printable characters.', { field: 'filename' });
-  }
-  if (encodeURIComponent(base).length > MAX_FILENAME_ENCODED_BYTES) {
-    throw badInput(
-      `filename must be at most ${MAX_FILENAME_ENCODED_BYTES} bytes URL-encoded (a non-ASCII character takes 6 to 12): shorten it.`,
-      { field: 'filename', max: MAX_FILENAME_ENCODED_BYTES },
-    );
   }
   return base;
 }

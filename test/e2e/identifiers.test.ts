@@ -121,7 +121,7 @@ it('keeps subject ids and file names out of keys, metadata, records and logs; su
   }
   expect(records.length).toBeGreaterThan(images.length);
   const logs = logged.join('');
-  expect(logs).toContain('"msg":"image added"');
+  expect(logs).toContain('"message":"image added"');
   const found = (where: string, text: string[], needles: string[]) =>
     needles.filter((n) => text.some((t) => t.includes(n))).map((n) => `${n} in ${where}`);
   expect([

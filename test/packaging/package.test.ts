@@ -284,6 +284,9 @@ describe('Lambda packages', () => {
     it('loads the production model from S3 and predicts a real cell with a heat map, on onnxruntime and on TF.js', async () => {
       const { dir } = await unpack(join(artifacts, 'graphql.zip'));
       unpacked.push(dir);
+      // The local S3 checks SigV4 against its own per-directory secret: the model is registered
+      // through the test server's store, which signs with it, as the handler does below with the
+      // same credentials in its environment (lambdaEnvironment).
       const services = createServices(
         loadConfig({
           LYMPHOSCOPE_STAGE: 'test',
@@ -291,6 +294,7 @@ describe('Lambda packages', () => {
           LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
           LYMPHOSCOPE_LOG_LEVEL: 'warn',
         }),
+        { store: s3.store },
       );
       const model = await installDemoModel(services);
       expect(model).not.toBeNull();

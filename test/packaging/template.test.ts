@@ -7,8 +7,8 @@ import { promisify } from 'util';
 /**
  * The CloudFormation template `serverless package --stage prod` writes, checked for the invariants
  * cfn-lint and checkov would be asked about (neither installs here): the runtime, one least-privilege
- * role per function, the buckets' policies, throttling, access logs, tracing, the worker's on-failure
- * queue and its alarm, log retention and CORS. A setting dropped from serverless.yml, or a framework
+ * role per function, the buckets' policies, throttling, access logs, tracing, the workers' on-failure
+ * queues and their alarms, log retention and CORS. A setting dropped from serverless.yml, or a framework
  * upgrade that stops honouring one, fails here.
  */
 
@@ -64,6 +64,7 @@ describe('the production CloudFormation template', () => {
     const functions = ofType('AWS::Lambda::Function');
     expect(functions.map(([name]) => name).sort()).toEqual([
       'GraphqlLambdaFunction',
+      'ScoreWorkerLambdaFunction',
       'TrainWorkerLambdaFunction',
     ]);
     for (const [, fn] of functions) {
@@ -78,13 +79,20 @@ describe('the production CloudFormation template', () => {
     const roleOf = (fn: string) => resources[fn].Properties.Role['Fn::GetAtt'][0] as string;
     const api = roleOf('GraphqlLambdaFunction');
     const worker = roleOf('TrainWorkerLambdaFunction');
-    expect(api).not.toBe(worker);
+    const scorer = roleOf('ScoreWorkerLambdaFunction');
+    expect(new Set([api, worker, scorer]).size).toBe(3);
     const statements = (role: string): Statement[] =>
       resources[role].Properties.Policies.flatMap((p: Json) => p.PolicyDocument.Statement);
+    const invokable = (role: string) =>
+      statements(role)
+        .filter((s) => actions(s).includes('lambda:InvokeFunction'))
+        .map((s) => joined(s.Resource).replace(/.*:function:lymphoscope-prod-/, ''))
+        .sort();
 
     for (const [role, fn] of [
       [api, 'graphql'],
       [worker, 'trainWorker'],
+      [scorer, 'scoreWorker'],
     ]) {
       expect(resources[role].Properties.AssumeRolePolicyDocument.Statement).toEqual([
         { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
@@ -100,15 +108,52 @@ describe('the production CloudFormation template', () => {
         if (actions(s).some((a) => a.startsWith('s3:')))
           expect(JSON.stringify(s.Resource)).toContain('ArtifactsBucket');
         if (actions(s).includes('lambda:InvokeFunction'))
-          expect(joined(s.Resource)).toMatch(/:function:lymphoscope-prod-trainWorker$/);
+          expect(joined(s.Resource)).toMatch(/:function:lymphoscope-prod-(trainWorker|scoreWorker)$/);
       }
     }
+    // The API starts both workers; each worker continues only itself.
+    expect(invokable(api)).toEqual(['scoreWorker', 'trainWorker']);
+    expect(invokable(worker)).toEqual(['trainWorker']);
+    expect(invokable(scorer)).toEqual(['scoreWorker']);
+
+    // Exactly the S3 actions each function's code calls (src/storage/s3-object-store.ts). The API
+    // tags prediction images as it writes them (PutObject with Tagging needs s3:PutObjectTagging),
+    // reads tags and lists and deletes every version for the retention sweep and patient-data
+    // deletion (docs/DATA.md); the workers only read, write and list.
+    const s3 = (role: string) =>
+      [...new Set(statements(role).flatMap(actions))].filter((a) => a.startsWith('s3:')).sort();
+    expect(s3(api)).toEqual([
+      's3:DeleteObject',
+      's3:DeleteObjectVersion',
+      's3:GetObject',
+      's3:GetObjectTagging',
+      's3:ListBucket',
+      's3:ListBucketVersions',
+      's3:PutObject',
+      's3:PutObjectTagging',
+    ]);
+    for (const role of [worker, scorer])
+      expect(s3(role)).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    // Bucket-level actions on the bucket, object-level ones on its objects.
+    for (const role of [api, worker, scorer])
+      for (const s of statements(role).filter((s) => actions(s).some((a) => a.startsWith('s3:')))) {
+        const onBucket = actions(s).every((a) => a === 's3:ListBucket' || a === 's3:ListBucketVersions');
+        expect(s.Resource).toEqual(
+          onBucket
+            ? { 'Fn::GetAtt': ['ArtifactsBucket', 'Arn'] }
+            : { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['ArtifactsBucket', 'Arn'] }, '/*']] },
+        );
+      }
+
     const all = (role: string) => statements(role).flatMap(actions).sort();
-    expect(all(api)).toContain('lambda:InvokeFunction');
     expect(all(api)).not.toContain('sqs:SendMessage');
-    expect(all(worker)).toContain('sqs:SendMessage');
-    const send = statements(worker).find((s) => actions(s).includes('sqs:SendMessage'))!;
-    expect(send.Resource).toEqual({ 'Fn::GetAtt': ['TrainWorkerFailureQueue', 'Arn'] });
+    for (const [role, queue] of [
+      [worker, 'TrainWorkerFailureQueue'],
+      [scorer, 'ScoreWorkerFailureQueue'],
+    ]) {
+      const sends = statements(role).filter((s) => actions(s).includes('sqs:SendMessage'));
+      expect(sends.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queue, 'Arn'] }]);
+    }
   });
 
   it('keeps the artifacts bucket private, encrypted, versioned, retained, and TLS-only', () => {
@@ -153,25 +198,30 @@ describe('the production CloudFormation template', () => {
     expect(JSON.parse(stage.AccessLogSettings.Format)).toMatchObject({ requestId: '$context.requestId' });
   });
 
-  it('sends failed training invocations to an SQS queue that alarms, and reserves the worker its concurrency', () => {
-    const [[, invokeConfig], ...others] = ofType('AWS::Lambda::EventInvokeConfig');
-    expect(others).toEqual([]);
-    expect(invokeConfig.Properties).toMatchObject({
-      FunctionName: { Ref: 'TrainWorkerLambdaFunction' },
-      MaximumRetryAttempts: 2,
-      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['TrainWorkerFailureQueue', 'Arn'] } } },
-    });
-    expect(resources.TrainWorkerFailureQueue.Type).toBe('AWS::SQS::Queue');
-    expect(resources.TrainWorkerFailureQueue.Properties.SqsManagedSseEnabled).toBe(true);
+  it('sends failed worker invocations to SQS queues that alarm, and reserves training its concurrency', () => {
+    const configs = ofType('AWS::Lambda::EventInvokeConfig').map(([, c]) => c.Properties);
+    expect(configs.map((c) => c.FunctionName.Ref).sort()).toEqual([
+      'ScoreWorkerLambdaFunction',
+      'TrainWorkerLambdaFunction',
+    ]);
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
-    const alarm = alarms.find((a) => JSON.stringify(a.Dimensions).includes('TrainWorkerFailureQueue'))!;
-    expect(alarm).toMatchObject({
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-    });
-    expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+    for (const worker of ['TrainWorker', 'ScoreWorker']) {
+      const queue = `${worker}FailureQueue`;
+      expect(configs.find((c) => c.FunctionName.Ref === `${worker}LambdaFunction`)).toMatchObject({
+        MaximumRetryAttempts: 2,
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queue, 'Arn'] } } },
+      });
+      expect(resources[queue].Type).toBe('AWS::SQS::Queue');
+      expect(resources[queue].Properties.SqsManagedSseEnabled).toBe(true);
+      const alarm = alarms.find((a) => JSON.stringify(a.Dimensions).includes(queue))!;
+      expect(alarm).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+      expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+    }
     expect(
       resources.TrainWorkerLambdaFunction.Properties.ReservedConcurrentExecutions,
     ).toBeGreaterThanOrEqual(1);
@@ -183,6 +233,7 @@ describe('the production CloudFormation template', () => {
     expect(groups.map(([name]) => name).sort()).toEqual([
       'GraphqlLogGroup',
       'HttpApiLogGroup',
+      'ScoreWorkerLogGroup',
       'TrainWorkerLogGroup',
     ]);
     for (const [, group] of groups) expect(group.Properties.RetentionInDays).toBe(365);
