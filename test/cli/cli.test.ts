@@ -76,7 +76,7 @@ describe('the lymphoscope command line', () => {
     }
     expect(summary.n).toBe(63);
     expect(summary.threshold).toBe(card.threshold);
-  }, 120_000);
+  }, 300_000);
 
   it('evaluates and predicts with the bundled demo model when no --model is given', async () => {
     const { stdout } = await cli('evaluate', '--data', SAMPLE, '--json');
@@ -100,7 +100,7 @@ describe('the lymphoscope command line', () => {
       expect(row.probabilityAll).toBeGreaterThanOrEqual(0);
       expect(row.probabilityAll).toBeLessThanOrEqual(1);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('refuses bad flags with a message and a non-zero status', async () => {
     await expect(cli('train', '--data', SAMPLE)).rejects.toMatchObject({
