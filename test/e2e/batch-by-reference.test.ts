@@ -1,6 +1,7 @@
 import { graphqlClient, ok } from '../helpers/graphql';
 import { importSample, startE2eStack, type E2eStack } from '../helpers/e2e-stack';
 import type { SampleImage } from '../helpers/sample';
+import { postUpload, UPLOAD_GRANT } from '../helpers/upload';
 
 const BATCH =
   'mutation($inputs: [PredictInput!]!) { predictBatch(inputs: $inputs) { label probabilityAll } }';
@@ -75,18 +76,12 @@ describe('predictBatch by reference', () => {
     for (const image of images.slice(0, 3)) {
       const { createImageUpload: upload } = ok(
         await partner(
-          'mutation($i: CreateImageUploadInput!) { createImageUpload(input: $i) { uploadId url method headers { name value } } }',
+          `mutation($i: CreateImageUploadInput!) { createImageUpload(input: $i) { uploadId ${UPLOAD_GRANT} } }`,
           { i: { contentType: 'image/bmp', filename: image.name } },
         ),
       );
-      const put = await fetch(upload.url, {
-        method: upload.method,
-        headers: Object.fromEntries(
-          upload.headers.map((h: { name: string; value: string }) => [h.name, h.value]),
-        ),
-        body: new Uint8Array(image.bytes),
-      });
-      expect(put.ok).toBe(true);
+      const stored = await postUpload(upload, image.bytes, 'image/bmp', image.name);
+      expect(stored.status).toBe(204);
       ok(
         await partner('mutation($id: ID!) { confirmImageUpload(uploadId: $id) { duplicate } }', {
           id: upload.uploadId,
