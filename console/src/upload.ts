@@ -4,7 +4,7 @@ import { h, replaceChildren } from './dom';
 
 /**
  * Adding images to a dataset from the browser: pick files (or a whole C-NMC folder), and each goes
- * straight to storage through a presigned upload (createImageUpload, the PUT or POST it returns, then
+ * straight to storage through a presigned upload (createImageUpload, the POST form it returns, then
  * confirmImageUpload, which validates it), as `lymphoscope upload` does from a terminal. Files that are
  * not images (MANIFEST.csv, NOTICE.md) are skipped with a note; rejected images show the API's reason.
  */
@@ -15,11 +15,12 @@ interface DatasetOption {
   name: string;
   imageCount: number;
 }
+/** createImageUpload's answer: a presigned POST form (an S3 POST policy) for one file. */
 interface PresignedUpload {
   uploadId: string;
   url: string;
-  method: string;
-  headers: Array<{ name: string; value: string }>;
+  /** key, Content-Type, policy and signature, in the order storage expects them. */
+  fields: Array<{ name: string; value: string }>;
 }
 
 const DATASETS: TypedDocumentNode<
@@ -47,8 +48,7 @@ const CREATE_UPLOAD: TypedDocumentNode<
     createImageUpload(input: $input) {
       uploadId
       url
-      method
-      headers {
+      fields {
         name
         value
       }
@@ -166,7 +166,7 @@ export function renderUpload(root: HTMLElement, client: Client, onUnauthenticate
         const { createImageUpload: presigned } = await run(client, 'mutation', CREATE_UPLOAD, {
           input: { datasetId, label, filename: file.name, contentType },
         });
-        await sendToStorage(presigned, file, contentType);
+        await sendToStorage(presigned, file);
         const { confirmImageUpload } = await run(client, 'mutation', CONFIRM_UPLOAD, {
           uploadId: presigned.uploadId,
         });
@@ -186,23 +186,15 @@ export function renderUpload(root: HTMLElement, client: Client, onUnauthenticate
   }
 }
 
-/** The bytes to storage with the request the API presigned: a PUT with its headers, or a POST form. */
-async function sendToStorage(upload: PresignedUpload, file: File, contentType: string): Promise<void> {
-  let response: Response;
-  if (upload.method.toUpperCase() === 'POST') {
-    const form = new FormData();
-    for (const { name, value } of upload.headers) form.append(name, value);
-    form.append('file', file);
-    response = await fetch(upload.url, { method: 'POST', body: form });
-  } else {
-    response = await fetch(upload.url, {
-      method: upload.method,
-      headers: {
-        ...Object.fromEntries(upload.headers.map((x) => [x.name, x.value])),
-        'content-type': contentType,
-      },
-      body: file,
-    });
-  }
+/**
+ * The file to storage in the form the API presigned (S3's presigned POST): every signed field in order,
+ * then the file as the last part, which S3 requires. The policy fixes the Content-Type and bounds the
+ * size, so storage itself refuses anything else.
+ */
+async function sendToStorage(upload: PresignedUpload, file: File): Promise<void> {
+  const form = new FormData();
+  for (const { name, value } of upload.fields) form.append(name, value);
+  form.append('file', file);
+  const response = await fetch(upload.url, { method: 'POST', body: form });
   if (!response.ok) throw new ApiError(`storage refused the upload (HTTP ${response.status}).`, null);
 }

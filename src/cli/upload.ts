@@ -5,7 +5,7 @@ import { Progress } from './progress';
 /**
  * `lymphoscope upload <folder> --dataset <id>`: adds a C-NMC style folder (all/ = ALL, hem/ = NORMAL)
  * to a dataset through the API, the way a lab without the AWS CLI would: for each image
- * createImageUpload, then the bytes straight to storage with the presigned request the API returned,
+ * createImageUpload, then the bytes straight to storage in the presigned POST form the API returned,
  * then confirmImageUpload, which validates the image. Files that are not images (MANIFEST.csv,
  * NOTICE.md) are skipped with a note; images the API refuses are listed with its reason.
  */
@@ -39,11 +39,12 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 const LABELS = { all: 'ALL', hem: 'NORMAL' } as const;
 
+/** createImageUpload's answer: a presigned POST form (an S3 POST policy) for one file. */
 interface PresignedUpload {
   uploadId: string;
   url: string;
-  method: string;
-  headers: Array<{ name: string; value: string }>;
+  /** key, Content-Type, policy and signature, in the order storage expects them. */
+  fields: Array<{ name: string; value: string }>;
 }
 
 class ApiError extends Error {
@@ -137,7 +138,7 @@ async function uploadOne(
 ): Promise<boolean> {
   const { createImageUpload: upload } = await gql<{ createImageUpload: PresignedUpload }>(
     `mutation($input: CreateImageUploadInput!) {
-      createImageUpload(input: $input) { uploadId url method headers { name value } }
+      createImageUpload(input: $input) { uploadId url fields { name value } }
     }`,
     {
       input: {
@@ -149,7 +150,7 @@ async function uploadOne(
     },
   );
   const bytes = await readFile(image.file);
-  await sendToStorage(upload, image.contentType, bytes);
+  await sendToStorage(upload, image.contentType, bytes, path.basename(image.file));
   const { confirmImageUpload } = await gql<{ confirmImageUpload: { duplicate: boolean } }>(
     'mutation($id: ID!) { confirmImageUpload(uploadId: $id) { duplicate } }',
     { id: upload.uploadId },
@@ -158,23 +159,20 @@ async function uploadOne(
 }
 
 /**
- * Sends the bytes with the request the API presigned: a PUT with its headers, or a POST form (S3's
- * presigned POST) whose fields come before the file, as S3 requires.
+ * POSTs the bytes as a browser form would (S3's presigned POST): every signed field in order, then the
+ * file as the last part, which S3 requires. The policy fixes the Content-Type and bounds the size, so
+ * storage itself refuses anything else.
  */
-async function sendToStorage(upload: PresignedUpload, contentType: string, bytes: Buffer): Promise<void> {
-  let response: Response;
-  if (upload.method.toUpperCase() === 'POST') {
-    const form = new FormData();
-    for (const { name, value } of upload.headers) form.append(name, value);
-    form.append('file', new Blob([new Uint8Array(bytes)], { type: contentType }));
-    response = await fetch(upload.url, { method: 'POST', body: form });
-  } else {
-    response = await fetch(upload.url, {
-      method: upload.method,
-      headers: Object.fromEntries(upload.headers.map((h) => [h.name, h.value])),
-      body: new Uint8Array(bytes),
-    });
-  }
+async function sendToStorage(
+  upload: PresignedUpload,
+  contentType: string,
+  bytes: Buffer,
+  filename: string,
+): Promise<void> {
+  const form = new FormData();
+  for (const { name, value } of upload.fields) form.append(name, value);
+  form.append('file', new Blob([new Uint8Array(bytes)], { type: contentType }), filename);
+  const response = await fetch(upload.url, { method: 'POST', body: form });
   if (!response.ok) {
     const text = await response.text();
     const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? `HTTP ${response.status}`;

@@ -72,6 +72,13 @@ describe('uploading images in the console', () => {
       document.querySelector('#upload-status')?.textContent?.includes('Choose'),
     );
     await page.selectOption('#upload-dataset', datasetId);
+    // What the page sends to storage (not preflights): each image as a presigned POST form.
+    const toStorage: Array<{ method: string; contentType: string | undefined }> = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(stack.s3Endpoint) && request.method() !== 'OPTIONS') {
+        toStorage.push({ method: request.method(), contentType: request.headers()['content-type'] });
+      }
+    });
     await page.setInputFiles('#upload-files', [
       path.join(SAMPLE_DIR, 'all', 'UID_11_1_1_all.bmp'),
       path.join(SAMPLE_DIR, 'hem', 'UID_H10_1_1_hem.bmp'),
@@ -92,6 +99,10 @@ describe('uploading images in the console', () => {
       'UID_11_1_1_all.bmp: added as ALL',
       'UID_H10_1_1_hem.bmp: added as NORMAL',
       'MANIFEST.csv: skipped, not an image (BMP, PNG, JPEG or TIFF)',
+    ]);
+    expect(toStorage).toEqual([
+      { method: 'POST', contentType: expect.stringMatching(/^multipart\/form-data; boundary=/) },
+      { method: 'POST', contentType: expect.stringMatching(/^multipart\/form-data; boundary=/) },
     ]);
     const { dataset } = ok(
       await graphqlClient(stack.url, ADMIN_KEY)(
