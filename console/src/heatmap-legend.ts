@@ -1,22 +1,12 @@
+import { JET } from '../../src/ml/jet-scale';
 import { h } from './dom';
 
 /**
- * The colour scale of the heat maps the API renders (src/ml/heatmap.ts): matplotlib's "jet" in the same
- * 9 stops, from dark blue (the least evidence shown) to dark red (the most). Where the model saw no
- * evidence the cell is left uncoloured, and the overlay's opacity grows with the evidence.
- * test/console/heatmap-legend.test.ts keeps these stops equal to the renderer's.
+ * The colour scale of the heat maps the API renders (src/ml/heatmap.ts), from the module both use: from dark
+ * blue (the least evidence shown) to dark red (the most). Where the model saw no evidence the cell is left
+ * uncoloured, and the overlay's opacity grows with the evidence.
  */
-export const JET_STOPS: ReadonlyArray<readonly [number, number, number]> = [
-  [0, 0, 128],
-  [0, 0, 255],
-  [0, 128, 255],
-  [0, 255, 255],
-  [128, 255, 128],
-  [255, 255, 0],
-  [255, 128, 0],
-  [255, 0, 0],
-  [128, 0, 0],
-];
+export const JET_STOPS = JET;
 
 /** The CSS gradient of the scale, left (no evidence) to right (the most). */
 export function legendGradient(): string {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { RgbImage } from './image/types';
+import { JET } from './jet-scale';
 
 export interface GradCamResult {
   /** The model's output for the input, from the same forward pass. */
@@ -107,18 +108,7 @@ export function gradCam(
   });
 }
 
-// Matplotlib's "jet" in 9 stops: dark blue (no evidence) through green and yellow to dark red.
-export const JET: Array<[number, number, number]> = [
-  [0, 0, 128],
-  [0, 0, 255],
-  [0, 128, 255],
-  [0, 255, 255],
-  [128, 255, 128],
-  [255, 255, 0],
-  [255, 128, 0],
-  [255, 0, 0],
-  [128, 0, 0],
-];
+export { JET };
 
 const JET_FLAT = JET.flat();
 

@@ -3,7 +3,8 @@ import { JET } from '../../src/ml/heatmap';
 
 describe("the console's heat-map legend", () => {
   it('shows the very colour stops the API renders its heat maps with', () => {
-    expect(JET_STOPS).toEqual(JET);
+    expect(JET_STOPS).toBe(JET);
+    expect(JET).toHaveLength(9);
   });
 
   it('spreads them evenly from no evidence (left) to the most (right)', () => {
