@@ -1,5 +1,5 @@
 /**
- * Prints the out-of-domain figures of docs/OUT_OF_DOMAIN.md: false alarms on cells of held-out
+ * Prints the figures of docs/ML.md, "Out-of-domain detection": false alarms on cells of held-out
  * subjects and detection per kind of shifted or foreign image, measured on the 63 real C-NMC cells
  * of data/cnmc-sample (subject-grouped 5-fold, thresholds fitted on inner out-of-fold scores) and
  * the images made from them in code (src/ml/image/foreign.ts). Takes a few minutes on one core.

@@ -16,9 +16,9 @@ import { kFoldBySubject, type SplitItem } from './splits';
  * a full covariance of 11 features. Its threshold is not chosen here: training fits it on
  * out-of-fold scores (cells of subjects the domain model never saw) with fitDomainThreshold.
  *
- * What it does not see (docs/OUT_OF_DOMAIN.md has the figures): a change of magnification by 0.8 or
- * 1.25 stays inside the spread of real cell sizes, and C-NMC's texture has no characteristic scale to
- * tell it by; and sharpness was left out because JPEG re-encoding of an in-domain cell moves it as
+ * What it does not see (figures in docs/ML.md, "Out-of-domain detection"): a change of magnification
+ * by 0.8 or 1.25 stays inside the spread of real cell sizes, and C-NMC's texture has no characteristic
+ * scale to tell it by; and sharpness was left out because JPEG re-encoding of an in-domain cell moves it as
  * much as a 2-pixel defocus does, so it raised false alarms without catching blur.
  */
 

@@ -43,9 +43,13 @@ export async function applyLabShift(img: RgbImage, shift: LabShift): Promise<Rgb
 }
 
 function recolour(img: RgbImage, matrix: readonly number[], gains: number[]): RgbImage {
-  const pixels = Float32Array.from(img.data, (v) => v / 255);
+  // Plain loops: TypedArray.from with a map function is several times slower on a 450x450 image.
+  const pixels = new Float32Array(img.data.length);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = img.data[i] / 255;
   applyColour(pixels, matrix, gains);
-  return { width: img.width, height: img.height, data: Uint8Array.from(pixels, (v) => Math.round(v * 255)) };
+  const data = new Uint8Array(pixels.length);
+  for (let i = 0; i < data.length; i++) data[i] = Math.round(pixels[i] * 255);
+  return { width: img.width, height: img.height, data };
 }
 
 /** Every pixel whose channels are all at or below BLACK becomes `level` grey. */
