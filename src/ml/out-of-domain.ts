@@ -63,6 +63,10 @@ const SCALE_FLOOR: Readonly<Record<DomainFeature, number>> = {
 
 /** A channel further than this from the background colour is foreground (as in morphology.ts). */
 const FOREGROUND_LEVEL = 8;
+
+// Read once: the per-pixel loops below call these 200,000 times an image, and inside a sandboxed global
+// (Jest's vm context) every lookup of the global `Math` goes through an interceptor, about 200 times slower.
+const { abs, max, min } = Math;
 /** Foreground components smaller than this (in pixels) are specks, not cells. */
 const MIN_COMPONENT_PX = 40;
 
@@ -87,11 +91,7 @@ export function domainFeatures(image: RgbImage): Float64Array {
     const g = data[i + 1];
     const b = data[i + 2];
     if (r === 255 || g === 255 || b === 255) clipped++;
-    if (
-      Math.abs(r - br) > FOREGROUND_LEVEL ||
-      Math.abs(g - bg) > FOREGROUND_LEVEL ||
-      Math.abs(b - bb) > FOREGROUND_LEVEL
-    ) {
+    if (abs(r - br) > FOREGROUND_LEVEL || abs(g - bg) > FOREGROUND_LEVEL || abs(b - bb) > FOREGROUND_LEVEL) {
       mask[p] = 1;
       foreground++;
     }
@@ -163,8 +163,8 @@ export function domainFeatures(image: RgbImage): Float64Array {
     const total = r + g + b;
     sumRed += total > 0 ? r / total : 1 / 3;
     sumBlue += total > 0 ? b / total : 1 / 3;
-    const max = Math.max(r, g, b);
-    sumSaturation += max > 0 ? (max - Math.min(r, g, b)) / max : 0;
+    const brightest = max(r, g, b);
+    sumSaturation += brightest > 0 ? (brightest - min(r, g, b)) / brightest : 0;
   }
   const mean = (sum: number) => (cellArea > 0 ? sum / cellArea : 0);
 
