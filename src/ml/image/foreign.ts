@@ -23,7 +23,10 @@ export const FOREIGN_KINDS = [
 ] as const;
 export type ForeignKind = (typeof FOREIGN_KINDS)[number];
 
-const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
+// Read once for the per-pixel loops: inside a sandboxed global (Jest's vm context) each lookup of the
+// global Math is about 200 times slower than a local.
+const { round, min, max } = Math;
+const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : round(v));
 
 /**
  * Something photographed that is not a cell: a lit gradient, noise at several scales (1/f-like, as
@@ -108,10 +111,10 @@ export function severalCells(cells: RgbImage[], size = 450): RgbImage {
       if (!mask[p]) continue;
       const x = p % cell.width;
       const y = (p - x) / cell.width;
-      x0 = Math.min(x0, x);
-      y0 = Math.min(y0, y);
-      x1 = Math.max(x1, x);
-      y1 = Math.max(y1, y);
+      x0 = min(x0, x);
+      y0 = min(y0, y);
+      x1 = max(x1, x);
+      y1 = max(y1, y);
     }
     if (x1 < 0) return;
     // Centre the cell's bounding box in its slot.

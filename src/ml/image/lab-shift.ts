@@ -42,13 +42,17 @@ export async function applyLabShift(img: RgbImage, shift: LabShift): Promise<Rgb
   }
 }
 
+// Read once for the per-pixel loop: inside a sandboxed global (Jest's vm context) each lookup of the
+// global Math is about 200 times slower than a local.
+const { round } = Math;
+
 function recolour(img: RgbImage, matrix: readonly number[], gains: number[]): RgbImage {
   // Plain loops: TypedArray.from with a map function is several times slower on a 450x450 image.
   const pixels = new Float32Array(img.data.length);
   for (let i = 0; i < pixels.length; i++) pixels[i] = img.data[i] / 255;
   applyColour(pixels, matrix, gains);
   const data = new Uint8Array(pixels.length);
-  for (let i = 0; i < data.length; i++) data[i] = Math.round(pixels[i] * 255);
+  for (let i = 0; i < data.length; i++) data[i] = round(pixels[i] * 255);
   return { width: img.width, height: img.height, data };
 }
 
