@@ -1,10 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { buildConsole } from '../../console/build';
-import { startLocalStack, type LocalStack } from '../../src/local/stack';
-import { launchChromium } from '../helpers/browser';
+import type { LocalStack } from '../../src/local/stack';
+import { startConsoleInBrowser } from '../helpers/browser';
 
 const ADMIN_KEY = 'lsk_explorer_e2e_admin_key_0123456789abcdef';
 
@@ -48,42 +44,25 @@ async function run(page: Page, expected: string): Promise<unknown> {
  * stack with nothing from the internet.
  */
 describe('the offline GraphQL explorer in a real browser', () => {
-  let dir: string;
+  let ui: Awaited<ReturnType<typeof startConsoleInBrowser>>;
   let stack: LocalStack;
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
   let page: Page;
+  let pageErrors: string[];
   const blocked: string[] = [];
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-explorer-'));
-    const { outDir } = await buildConsole(path.join(dir, 'console'));
-    [stack, browser] = await Promise.all([
-      startLocalStack({
-        dataDir: dir,
-        adminKey: ADMIN_KEY,
-        demoModel: false,
-        logLevel: 'warn',
-        consoleDir: outDir,
-      }),
-      launchChromium(),
-    ]);
-    await browser.context.route('**/*', (route) => {
+    ui = await startConsoleInBrowser('explorer', ADMIN_KEY);
+    ({ stack, page, pageErrors } = ui);
+    await ui.browser.context.route('**/*', (route) => {
       const { hostname, protocol } = new URL(route.request().url());
       if (protocol === 'data:' || hostname === '127.0.0.1' || hostname === 'localhost')
         return route.continue();
       blocked.push(route.request().url());
       return route.abort('internetdisconnected');
     });
-    page = await browser.context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(String(error)));
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await stack?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => ui?.stop());
 
   it('is linked from the landing page and runs the default health query offline', async () => {
     await page.goto(new URL('/', stack.url).toString());

@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { buildConsole } from '../../console/build';
 import { labelFromName } from '../../console/src/upload';
-import { startLocalStack, type LocalStack } from '../../src/local/stack';
-import { launchChromium } from '../helpers/browser';
+import type { LocalStack } from '../../src/local/stack';
+import { startConsoleInBrowser } from '../helpers/browser';
 import { graphqlClient, ok } from '../helpers/graphql';
 import { SAMPLE_DIR } from '../helpers/sample';
 
@@ -26,41 +23,24 @@ describe('labelFromName', () => {
  * file picker through presigned uploads into a dataset; MANIFEST.csv is skipped with a note.
  */
 describe('uploading images in the console', () => {
-  let dir: string;
+  let ui: Awaited<ReturnType<typeof startConsoleInBrowser>>;
   let stack: LocalStack;
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
   let page: Page;
+  let pageErrors: string[];
   let datasetId: string;
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-console-upload-'));
-    const { outDir } = await buildConsole(path.join(dir, 'console'));
-    [stack, browser] = await Promise.all([
-      startLocalStack({
-        dataDir: dir,
-        adminKey: ADMIN_KEY,
-        demoModel: false,
-        logLevel: 'warn',
-        consoleDir: outDir,
-      }),
-      launchChromium(),
-    ]);
+    ui = await startConsoleInBrowser('console-upload', ADMIN_KEY);
+    ({ stack, page, pageErrors } = ui);
     datasetId = ok(
       await graphqlClient(
         stack.url,
         ADMIN_KEY,
       )('mutation { createDataset(input: { name: "from the console" }) { id } }'),
     ).createDataset.id;
-    page = await browser.context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(String(error)));
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await stack?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => ui?.stop());
 
   it('adds picked cells to the chosen dataset with labels from their names, skipping what is not an image', async () => {
     await page.goto(stack.consoleUrl);

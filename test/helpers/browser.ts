@@ -45,3 +45,43 @@ export async function launchChromium(
     },
   };
 }
+
+/**
+ * A local stack (no demo model) serving a console built into a temporary directory, and Chromium with one
+ * page whose uncaught errors are collected in `pageErrors`. `stop` closes both and removes the directory.
+ */
+export async function startConsoleInBrowser(
+  name: string,
+  adminKey: string,
+): Promise<{
+  dir: string;
+  stack: import('../../src/local/stack').LocalStack;
+  browser: Awaited<ReturnType<typeof launchChromium>>;
+  page: import('playwright-core').Page;
+  pageErrors: string[];
+  stop(): Promise<void>;
+}> {
+  const { buildConsole } = await import('../../console/build');
+  const { startLocalStack } = await import('../../src/local/stack');
+  const dir = await mkdtemp(path.join(os.tmpdir(), `lymphoscope-${name}-`));
+  const { outDir } = await buildConsole(path.join(dir, 'console'));
+  const [stack, browser] = await Promise.all([
+    startLocalStack({ dataDir: dir, adminKey, demoModel: false, logLevel: 'warn', consoleDir: outDir }),
+    launchChromium(),
+  ]);
+  const page = await browser.context.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  return {
+    dir,
+    stack,
+    browser,
+    page,
+    pageErrors,
+    async stop() {
+      await browser.close();
+      await stack.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
