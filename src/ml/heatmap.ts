@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { RgbImage } from './image/types';
 import { JET } from './jet-scale';
+import { layersAfter } from './layers/chain';
 
 export interface GradCamResult {
   /** The model's output for the input, from the same forward pass. */
@@ -14,26 +15,13 @@ export interface GradCamResult {
 }
 
 /**
- * The layers from `from` (exclusive) to the model's output, in order. Grad-CAM needs the output as a
- * function of the conv maps; re-applying the layers after the conv layer gives that function, which is
- * only well defined when they form a chain (true of every architecture in architectures.ts).
+ * The layers after the conv layer, which Grad-CAM re-applies to the conv maps: only well defined when they
+ * form a chain (true of every architecture in architectures.ts).
  */
-function layersAfter(model: tf.LayersModel, from: tf.layers.Layer): tf.layers.Layer[] {
-  const outputLayer = model.outputs[0].sourceLayer;
-  const chain: tf.layers.Layer[] = [];
-  let current = from;
-  while (current !== outputLayer) {
-    const consumers = model.layers.filter((layer) =>
-      layer.inboundNodes[0]?.inboundLayers.some((inbound) => inbound === current),
-    );
-    if (consumers.length !== 1 || consumers[0].inboundNodes[0].inboundLayers.length !== 1) {
-      throw badInput(
-        `Grad-CAM needs a chain of layers after '${from.name}'; '${current.name}' feeds ${consumers.length} layers.`,
-      );
-    }
-    current = consumers[0];
-    chain.push(current);
-  }
+function headAfter(model: tf.LayersModel, from: tf.layers.Layer): tf.layers.Layer[] {
+  const chain = layersAfter(model, from);
+  if (typeof chain === 'string')
+    throw badInput(`Grad-CAM needs a chain of layers after '${from.name}'; ${chain}`);
   return chain;
 }
 
@@ -79,7 +67,7 @@ export function gradCam(
   if (batch !== 1) throw badInput(`Grad-CAM explains one image at a time; got a batch of ${batch}.`);
   const convLayer = model.layers.find((layer) => layer.name === layerName);
   if (!convLayer) throw badInput(`The model has no layer named '${layerName}' to explain.`);
-  const { score, isLogit } = headOf(layersAfter(model, convLayer));
+  const { score, isLogit } = headOf(headAfter(model, convLayer));
   const convOutput = convLayer.output as tf.SymbolicTensor;
 
   return tf.tidy(() => {
