@@ -216,6 +216,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
     inputSize: config.inputSize,
     trainedOnBackend: runtime.backend,
     trainingRuntime: fitted.final.trainingRuntime,
+    ...(fitted.final.trainingFallback ? { trainingFallback: fitted.final.trainingFallback } : {}),
     config: { ...config, validationFraction: 0, testFraction },
     testTimeAugmentation: config.testTimeAugmentation,
     fusion: fitted.fusion,

@@ -137,6 +137,8 @@ export interface TrainArgs {
   shouldPause?: () => boolean | Promise<boolean>;
   /** Applied to each training image when config.augment; default identity. */
   augment?: Augment;
+  /** Hears, once and before the first batch, why this run trains on TF.js rather than onnxruntime. */
+  onTrainingFallback?: (reason: string) => void;
 }
 
 export interface TrainResult {
@@ -151,6 +153,11 @@ export interface TrainResult {
   checkpoint?: TrainingCheckpoint;
   /** What computed the forward and backward passes: onnxruntime where it loads, else the TF.js backend. */
   trainingRuntime: 'onnxruntime' | 'tfjs';
+  /**
+   * Why the run fell back to TF.js (about 5.6x slower) though onnxruntime was asked for: a layer the
+   * training graph lacks (src/ml/layers/registry.ts) or onnxruntime failing. Absent otherwise.
+   */
+  trainingFallback?: string;
 }
 
 export const MAX_EXAMPLES = 200_000;
@@ -223,7 +230,15 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   const optimizer = createOptimizer(config.architecture, config.learningRate);
   let keepModel = false;
   // Forward and backward passes in onnxruntime where it can (src/ml/onnx/trainer.ts, docs/PERFORMANCE.md).
-  const accelerator = await acceleratedTrainer(model);
+  let fallback: string | undefined;
+  const accelerator = await acceleratedTrainer(model, (reason) => {
+    fallback = reason;
+    args.onTrainingFallback?.(reason);
+  });
+  const runtime = (): Pick<TrainResult, 'trainingRuntime' | 'trainingFallback'> => ({
+    trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+    ...(fallback ? { trainingFallback: fallback } : {}),
+  });
   try {
     if (cp) await restoreOptimizer(optimizer, cp.optimizerWeights);
     const rng = cp ? Rng.fromState(cp.rngState) : new Rng(config.seed);
@@ -251,7 +266,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
             history,
             bestEpoch: best?.epoch ?? 0,
             stoppedEarly: false,
-            trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+            ...runtime(),
           };
         }
         const batchStart = performance.now();
@@ -323,7 +338,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
           bestEpoch: best.epoch,
           stoppedEarly: false,
           checkpoint,
-          trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+          ...runtime(),
         };
       }
     }
@@ -348,7 +363,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
       bestEpoch: best?.epoch ?? 0,
       stoppedEarly,
       checkpoint,
-      trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
+      ...runtime(),
     };
   } finally {
     await accelerator?.dispose();

@@ -27,6 +27,8 @@ export interface ModelCard {
   trainedOnBackend: string;
   /** What computed the training steps (absent on cards written before it was recorded). */
   trainingRuntime?: 'onnxruntime' | 'tfjs';
+  /** Why training ran on TF.js (about 5.6x slower) though onnxruntime was asked for; absent when it did not. */
+  trainingFallback?: string;
   config: (TrainingConfig & { validationFraction: number; testFraction: number }) | null;
   /** Serve the mean probability over the cell's 8 flips and quarter turns (absent on older cards: off). */
   testTimeAugmentation?: boolean;

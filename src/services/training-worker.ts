@@ -294,6 +294,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       validation: data.validation,
       resumeFrom,
       augment: augmenterFor(job.config),
+      onTrainingFallback: (reason) => log.warn('training falls back to TF.js', { reason }),
       onProgress: (p) => {
         lastProgress = p;
         if (Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
@@ -351,6 +352,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
         inputSize: job.config.inputSize,
         trainedOnBackend: runtime.backend,
         trainingRuntime: result.trainingRuntime,
+        ...(result.trainingFallback ? { trainingFallback: result.trainingFallback } : {}),
         config: job.config,
         testTimeAugmentation: job.config.testTimeAugmentation === true,
         fusion: decided.fusion,
