@@ -33,7 +33,7 @@ import { morphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import { initRuntime } from '../ml/runtime';
 import { splitBySubject } from '../ml/splits';
-import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../ml/train';
+import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF, type TrainingConfig } from '../ml/train';
 import { PREPROCESSING, type ModelCard, type NewModelCard } from '../services/models';
 import { listFolder, loadFolder, type FolderImage } from './folder';
 import { overlapWithTraining, reviewFigures, type ScoredCell } from './self-report';
@@ -51,12 +51,6 @@ const num = (flags: Flags, name: string, fallback: number): number => {
   return n;
 };
 
-/** Every lever of the recipe off: the plain CNN the levers are measured against. */
-export const PLAIN_RECIPE: Pick<
-  TrainingConfig,
-  'colourJitter' | 'recomputeBatchNorm' | 'testTimeAugmentation' | 'fusion'
-> = { colourJitter: 0, recomputeBatchNorm: false, testTimeAugmentation: false, fusion: 'none' };
-
 const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = ['none', 'morphology-blend', 'morphology-stack'];
 
 /**
@@ -68,7 +62,7 @@ export function configFromFlags(flags: Flags): TrainingConfig {
   if (recipe !== 'default' && recipe !== 'plain') throw new Error('--recipe must be default or plain.');
   const base: TrainingConfig = {
     ...DEFAULT_TRAINING_CONFIG,
-    ...(recipe === 'plain' ? PLAIN_RECIPE : {}),
+    ...(recipe === 'plain' ? RECIPE_LEVERS_OFF : {}),
   };
   const arch = String(flags.arch ?? base.architecture);
   if (!isArchitecture(arch))

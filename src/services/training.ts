@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
-import { ARCHITECTURES, type Architecture } from '../ml/architectures';
+import { ARCHITECTURES, type Architecture, MAX_INPUT_SIZE, MIN_INPUT_SIZE } from '../ml/architectures';
 import { splitBySubject } from '../ml/splits';
-import type { EpochRecord, TrainingConfig } from '../ml/train';
+import { type EpochRecord, MAX_BATCH_SIZE, type TrainingConfig } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
@@ -133,9 +133,9 @@ export function resolveJobConfig(
   };
   if (!ARCHITECTURES.includes(config.architecture))
     throw badInput(`Unknown architecture ${config.architecture}.`);
-  intIn('inputSize', 32, 256);
+  intIn('inputSize', MIN_INPUT_SIZE, MAX_INPUT_SIZE);
   intIn('epochs', 1, maxEpochs);
-  intIn('batchSize', 1, 256);
+  intIn('batchSize', 1, MAX_BATCH_SIZE);
   numIn('learningRate', 1e-6, 1);
   numIn('colourJitter', 0, 1);
   intIn('patience', 1, 1000);

@@ -3,8 +3,8 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { configFromFlags, PLAIN_RECIPE, readCvSummary } from '../../src/cli/commands';
-import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/train';
+import { configFromFlags, readCvSummary } from '../../src/cli/commands';
+import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF } from '../../src/ml/train';
 import { sampleImages } from '../helpers/sample';
 
 const run = promisify(execFile);
@@ -13,7 +13,10 @@ const BIN = path.join(__dirname, '..', '..', 'bin', 'lymphoscope.js');
 describe('configFromFlags', () => {
   it('starts from the default recipe, or with --recipe plain from the same with every lever off', () => {
     expect(configFromFlags({})).toEqual(DEFAULT_TRAINING_CONFIG);
-    expect(configFromFlags({ recipe: 'plain' })).toEqual({ ...DEFAULT_TRAINING_CONFIG, ...PLAIN_RECIPE });
+    expect(configFromFlags({ recipe: 'plain' })).toEqual({
+      ...DEFAULT_TRAINING_CONFIG,
+      ...RECIPE_LEVERS_OFF,
+    });
   });
 
   it('sets each lever from its flag, on top of the recipe', () => {
