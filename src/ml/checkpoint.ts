@@ -1,6 +1,28 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelBundle } from './model-io';
-import type { TrainingCheckpoint } from './train';
+import type { RngState } from './rng';
+import type { TrainingConfig } from './training-config';
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  seconds: number;
+}
+
+export interface TrainingCheckpoint {
+  /** Epochs completed. */
+  epoch: number;
+  model: ModelBundle;
+  optimizerWeights: OptimizerState;
+  best: { epoch: number; valLoss: number; model: ModelBundle };
+  epochsWithoutImprovement: number;
+  history: EpochRecord[];
+  rngState: RngState;
+  config: TrainingConfig;
+}
 
 /** Optimizer slots (moments, iteration count) as a tf.io weights manifest and its data. */
 export interface OptimizerState {

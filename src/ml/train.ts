@@ -3,15 +3,21 @@ import { badInput } from '../errors';
 import { buildModel, createOptimizer } from './architectures';
 import { recomputeBatchNormStatistics } from './batch-norm';
 import { acceleratedStep, acceleratedTrainer } from './onnx/accelerated-training';
-import { loadModel, type ModelBundle, serializeModel } from './model-io';
-import { Rng, type RngState } from './rng';
+import { loadModel, serializeModel } from './model-io';
+import { Rng } from './rng';
 import { initRuntime } from './runtime';
-import { decodeCheckpoint, type OptimizerState, restoreOptimizer, saveOptimizer } from './checkpoint';
+import {
+  decodeCheckpoint,
+  type EpochRecord,
+  restoreOptimizer,
+  saveOptimizer,
+  type TrainingCheckpoint,
+} from './checkpoint';
 
 import { type TrainingConfig, validateTrainingConfig } from './training-config';
 
 export { serializeCheckpoint } from './checkpoint';
-export type { OptimizerState } from './checkpoint';
+export type { EpochRecord, OptimizerState, TrainingCheckpoint } from './checkpoint';
 export {
   DEFAULT_TRAINING_CONFIG,
   MAX_BATCH_SIZE,
@@ -25,27 +31,6 @@ export interface Example {
   pixels: Float32Array;
   /** 1 = ALL (blast), 0 = normal (hem). */
   label: 0 | 1;
-}
-
-export interface EpochRecord {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  valLoss: number;
-  valAccuracy: number;
-  seconds: number;
-}
-
-export interface TrainingCheckpoint {
-  /** Epochs completed. */
-  epoch: number;
-  model: ModelBundle;
-  optimizerWeights: OptimizerState;
-  best: { epoch: number; valLoss: number; model: ModelBundle };
-  epochsWithoutImprovement: number;
-  history: EpochRecord[];
-  rngState: RngState;
-  config: TrainingConfig;
 }
 
 export interface TrainProgress {
