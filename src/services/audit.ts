@@ -2,7 +2,7 @@ import { ulid } from 'ulid';
 import { layout } from '../storage/layout';
 import type { JsonDocuments } from '../storage/json-documents';
 import type { ObjectStore } from '../storage/object-store';
-import type { Caller } from './auth';
+import type { Caller } from './caller';
 import { pageOf, type Page } from './pagination';
 
 /**

@@ -6,14 +6,9 @@ import type { JsonDocuments } from '../storage/json-documents';
 import type { ObjectStore } from '../storage/object-store';
 import type { AuditLog } from './audit';
 
-export type Role = 'PARTNER' | 'SCIENTIST' | 'ADMIN';
+import type { Caller, Role } from './caller';
 
-/** Who is calling. partnerId scopes predictions: every key is its own partner. */
-export interface Caller {
-  keyId: string;
-  role: Role;
-  partnerId: string;
-}
+export type { Caller, Role };
 
 export interface ApiKeyRecord {
   id: string;
