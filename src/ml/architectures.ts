@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { badInput } from '../errors';
+import { badInput, UnreachableCaseError } from '../errors';
 
 /**
  * The networks a training job may choose. 'majority' and 'vanilla' are the original study's baselines,
@@ -45,6 +45,9 @@ export function buildModel(
   const seeds = new LayerSeeds(seed);
   const input = tf.input({ shape: [inputSize, inputSize, 3], name: 'image' });
   let output: tf.SymbolicTensor;
+  if (!isArchitecture(arch)) {
+    throw badInput(`Unknown architecture '${arch as string}'; expected one of ${ARCHITECTURES.join(', ')}.`);
+  }
   switch (arch) {
     case 'majority':
       output = majority(input, opts.prior ?? 0.5);
@@ -59,9 +62,7 @@ export function buildModel(
       output = lymphonet(input, seeds);
       break;
     default:
-      throw badInput(
-        `Unknown architecture '${arch as string}'; expected one of ${ARCHITECTURES.join(', ')}.`,
-      );
+      throw new UnreachableCaseError(arch);
   }
   return tf.model({ inputs: input, outputs: output, name: arch });
 }

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { badInput } from '../../errors';
+import { badInput, UnreachableCaseError } from '../../errors';
 import { segmentCell } from '../morphology';
 import { mulberry32 } from '../rng';
 import { applyLabShift, LAB_SHIFTS, zoom } from './lab-shift';
@@ -157,6 +157,9 @@ export async function defocus(img: RgbImage, sigma: number): Promise<RgbImage> {
  * start from (zoom-1.5 uses the first; several-cells takes 2-4 of them, as many as the seed says).
  */
 export async function foreignImage(kind: ForeignKind, seed: number, cells: RgbImage[]): Promise<RgbImage> {
+  if (!(FOREIGN_KINDS as readonly string[]).includes(kind)) {
+    throw badInput(`Unknown foreign image kind '${kind as string}'.`);
+  }
   switch (kind) {
     case 'zoom-1.5':
       return zoom(cells[0], 1.5);
@@ -169,10 +172,8 @@ export async function foreignImage(kind: ForeignKind, seed: number, cells: RgbIm
       return emptyField(seed, kind);
     case 'several-cells':
       return severalCells(cells.slice(0, 2 + (seed % 3)));
-    default: {
-      const unknown: never = kind;
-      throw badInput(`Unknown foreign image kind '${unknown as string}'.`);
-    }
+    default:
+      throw new UnreachableCaseError(kind);
   }
 }
 

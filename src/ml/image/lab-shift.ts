@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { badInput } from '../../errors';
+import { badInput, UnreachableCaseError } from '../../errors';
 import { applyColour, hueSaturationMatrix } from './colour';
 import type { RgbImage } from './types';
 
@@ -24,6 +24,9 @@ const BLACK = 8;
 
 /** Returns a new image; the input is not changed. */
 export async function applyLabShift(img: RgbImage, shift: LabShift): Promise<RgbImage> {
+  if (!isLabShift(shift)) {
+    throw badInput(`Unknown lab shift '${shift as string}'; expected one of ${LAB_SHIFTS.join(', ')}.`);
+  }
   switch (shift) {
     case 'hue':
       // A stain that came out 40 degrees away in hue: purple nuclei turn bluer, pink cytoplasm redder.
@@ -38,7 +41,7 @@ export async function applyLabShift(img: RgbImage, shift: LabShift): Promise<Rgb
     case 'zoom-1.25':
       return zoom(img, 1.25);
     default:
-      throw badInput(`Unknown lab shift '${shift as string}'; expected one of ${LAB_SHIFTS.join(', ')}.`);
+      throw new UnreachableCaseError(shift);
   }
 }
 
