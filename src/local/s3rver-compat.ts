@@ -169,11 +169,22 @@ export function serialisedConditionalRequests(
     if (!target) return next();
     const query = new URLSearchParams(ctx.querystring);
     if (target.key === undefined) {
-      if (ctx.method === 'GET' && query.get('list-type') === '2')
-        return listObjectsV2(ctx, store, target.bucket, query);
-      if (ctx.method === 'GET' && query.has('versions'))
-        return listObjectVersions(ctx, store, target.bucket, query);
-      return next();
+      const listing =
+        ctx.method !== 'GET'
+          ? undefined
+          : query.get('list-type') === '2'
+            ? listObjectsV2
+            : query.has('versions')
+              ? listObjectVersions
+              : undefined;
+      if (!listing) return next();
+      if (!(await store.getBucket(target.bucket))) {
+        respondWithError(ctx, 404, 'NoSuchBucket', 'The specified bucket does not exist', {
+          BucketName: target.bucket,
+        });
+        return;
+      }
+      return listing(ctx, store, target.bucket, query);
     }
     // s3rver maps keys to file paths with path.join: a '..' segment would reach outside its directory.
     if (target.key.split('/').some((segment) => segment === '.' || segment === '..')) {
@@ -244,44 +255,53 @@ export function deleteTagsWithObjects(store: S3rver.Store): void {
   };
 }
 
-/**
- * ListObjectVersions for a server without versions: each object is its only version, `null`, latest.
- * Pagination uses the key marker alone (a key has one version here).
- */
-async function listObjectVersions(
+/** A bucket listing this module answers itself, for a bucket that exists. */
+type Listing = (
   ctx: S3rver.Context,
   store: S3rver.Store,
   bucket: string,
   query: URLSearchParams,
-): Promise<void> {
-  if (!(await store.getBucket(bucket))) {
-    respondWithError(ctx, 404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
-    return;
-  }
+) => Promise<void>;
+
+type ListedObject = Awaited<ReturnType<S3rver.Store['listObjects']>>['objects'][number];
+
+/** The fields S3 lists for an object, in its order. */
+const objectFields = (o: ListedObject) => ({
+  Key: o.key,
+  LastModified: o.lastModifiedDate.toISOString(),
+  ETag: o.metadata.etag,
+  Size: o.size,
+  StorageClass: 'STANDARD',
+});
+
+/** A 200 with an S3 XML document `<root xmlns=...>body</root>`. */
+function respondXml(ctx: S3rver.Context, root: string, body: string): void {
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<${root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${body}</${root}>`;
+}
+
+/**
+ * ListObjectVersions for a server without versions: each object is its only version, `null`, latest.
+ * Pagination uses the key marker alone (a key has one version here).
+ */
+const listObjectVersions: Listing = async (ctx, store, bucket, query) => {
   const maxKeys = Math.max(1, Math.min(1000, Number(query.get('max-keys') ?? '1000') || 1000));
   const prefix = query.get('prefix') ?? '';
   const keyMarker = query.get('key-marker') ?? '';
   const result = await store.listObjects(bucket, { prefix, startAfter: keyMarker, maxKeys });
   const last = result.objects[result.objects.length - 1]?.key;
   const versions = result.objects
-    .map(
-      (o) =>
-        `<Version>${xmlFields({
-          Key: o.key,
-          VersionId: 'null',
-          IsLatest: true,
-          LastModified: o.lastModifiedDate.toISOString(),
-          ETag: o.metadata.etag,
-          Size: o.size,
-          StorageClass: 'STANDARD',
-        })}</Version>`,
-    )
+    .map((o) => {
+      const { Key, ...rest } = objectFields(o);
+      return `<Version>${xmlFields({ Key, VersionId: 'null', IsLatest: true, ...rest })}</Version>`;
+    })
     .join('');
-  ctx.status = 200;
-  ctx.type = 'application/xml';
-  ctx.body =
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    '<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+  respondXml(
+    ctx,
+    'ListVersionsResult',
     xmlFields({
       Name: bucket,
       Prefix: prefix,
@@ -291,25 +311,15 @@ async function listObjectVersions(
       IsTruncated: result.isTruncated,
       NextKeyMarker: result.isTruncated ? last : undefined,
       NextVersionIdMarker: result.isTruncated ? 'null' : undefined,
-    }) +
-    versions +
-    '</ListVersionsResult>';
-}
+    }) + versions,
+  );
+};
 
 const encodeToken = (lastKey: string) => Buffer.from(lastKey, 'utf8').toString('base64url');
 const decodeToken = (token: string) => Buffer.from(token, 'base64url').toString('utf8');
 
 /** ListObjectsV2 with opaque tokens that are simply the last key returned, base64url-encoded. */
-async function listObjectsV2(
-  ctx: S3rver.Context,
-  store: S3rver.Store,
-  bucket: string,
-  query: URLSearchParams,
-): Promise<void> {
-  if (!(await store.getBucket(bucket))) {
-    respondWithError(ctx, 404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
-    return;
-  }
+const listObjectsV2: Listing = async (ctx, store, bucket, query) => {
   const maxKeysParam = query.get('max-keys') ?? '1000';
   if (!/^\d+$/.test(maxKeysParam)) {
     respondWithError(
@@ -336,26 +346,13 @@ async function listObjectsV2(
       : await store.listObjects(bucket, { prefix, delimiter, startAfter, maxKeys });
   const lastKey = [...result.objects.map((o) => o.key), ...result.commonPrefixes].sort().pop();
 
-  const contents = result.objects
-    .map(
-      (o) =>
-        `<Contents>${xmlFields({
-          Key: o.key,
-          LastModified: o.lastModifiedDate.toISOString(),
-          ETag: o.metadata.etag,
-          Size: o.size,
-          StorageClass: 'STANDARD',
-        })}</Contents>`,
-    )
-    .join('');
+  const contents = result.objects.map((o) => `<Contents>${xmlFields(objectFields(o))}</Contents>`).join('');
   const commonPrefixes = result.commonPrefixes
     .map((p) => `<CommonPrefixes>${xmlFields({ Prefix: p })}</CommonPrefixes>`)
     .join('');
-  ctx.status = 200;
-  ctx.type = 'application/xml';
-  ctx.body =
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+  respondXml(
+    ctx,
+    'ListBucketResult',
     xmlFields({
       Name: bucket,
       Prefix: prefix,
@@ -367,10 +364,10 @@ async function listObjectsV2(
       Delimiter: delimiter,
       IsTruncated: result.isTruncated,
     }) +
-    contents +
-    commonPrefixes +
-    '</ListBucketResult>';
-}
+      contents +
+      commonPrefixes,
+  );
+};
 
 async function readAll(content: NodeJS.ReadableStream | Buffer): Promise<Buffer> {
   if (Buffer.isBuffer(content)) return content;
