@@ -1,5 +1,5 @@
 import type { GraphBuilder } from '../onnx/graph';
-import { UnsupportedLayerError, type Value } from './types';
+import { type TrainedLayer, UnsupportedLayerError, type Value } from './types';
 
 /**
  * TF.js activations by their config name: the forward nodes, and the derivative from the activation's
@@ -104,4 +104,33 @@ export function activationBackward(
     );
   }
   return backward(b, g, y, hint);
+}
+
+/**
+ * A Conv2D's or Dense's fused activation at inference: its output, with the pre-activation kept for
+ * Grad-CAM when there is an activation.
+ */
+export function fusedActivation(b: GraphBuilder, pre: Value, config: Record<string, unknown>, hint: string) {
+  const output = activation(b, pre, String(config.activation ?? 'linear'), hint);
+  return output === pre ? { output } : { output, preActivation: pre };
+}
+
+/**
+ * A Conv2D's or Dense's fused activation in training: its forward nodes, and a backward that hands
+ * `backwardFromPre` the gradient with respect to the pre-activation.
+ */
+export function trainFusedActivation(
+  b: GraphBuilder,
+  pre: Value,
+  config: Record<string, unknown>,
+  hint: string,
+  backwardFromPre: (gPre: string, first: boolean) => string,
+): TrainedLayer {
+  const act = String(config.activation ?? 'linear');
+  const output = activation(b, pre, act, hint);
+  return {
+    output,
+    activation: act,
+    backward: (g, first) => backwardFromPre(activationBackward(b, g, output.name, act, hint), first),
+  };
 }

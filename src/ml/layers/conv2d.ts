@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GraphBuilder } from '../onnx/graph';
-import { activation, activationBackward } from './activations';
+import { fusedActivation, trainFusedActivation } from './activations';
 import { exampleModel, expectMaps, outputShapeOf, pair, requireWeight, tfPads, weight } from './shared';
 import { type LayerModule, UnsupportedLayerError, type Value } from './types';
 
@@ -32,9 +32,7 @@ export const conv2d: LayerModule = {
         pads: tfPads(String(config.padding), [input.shape[1], input.shape[2]], [kh, kw], strides, dilation),
       },
     );
-    const pre: Value = { name: conv, ...outputShapeOf(layer) };
-    const post = activation(b, pre, String(config.activation ?? 'linear'), name);
-    return post === pre ? { output: post } : { output: post, preActivation: pre };
+    return fusedActivation(b, { name: conv, ...outputShapeOf(layer) }, config, name);
   },
 
   train(ctx) {
@@ -58,24 +56,17 @@ export const conv2d: LayerModule = {
     const conv = b.op('Conv', inputs, name, { kernel_shape: [kh, kw], pads });
     const shape = (layer.outputShape as number[]).slice(1);
     const pre: Value = { name: conv, layout: 'NCHW', shape: [cout, shape[0], shape[1]] };
-    const act = String(config.activation ?? 'linear');
-    const output = activation(b, pre, act, name);
-    return {
-      output,
-      activation: act,
-      backward(g, first) {
-        const gPre = activationBackward(b, g, output.name, act, name);
-        if (bias) {
-          const db = b.op('ReduceSum', [gPre, b.int64s(`${name}/baxes`, [0, 2, 3])], `${name}_db`, {
-            keepdims: 0,
-          });
-          b.output(db, bias.gradient, [cout]);
-        }
-        b.output(kernelGradient(b, name, x.name, gPre, dims, pre, pads), kernel.gradient, dims);
-        if (first) return '';
-        return b.op('ConvTranspose', [gPre, weightOnnx], `${name}_dx`, { pads });
-      },
-    };
+    return trainFusedActivation(b, pre, config, name, (gPre, first) => {
+      if (bias) {
+        const db = b.op('ReduceSum', [gPre, b.int64s(`${name}/baxes`, [0, 2, 3])], `${name}_db`, {
+          keepdims: 0,
+        });
+        b.output(db, bias.gradient, [cout]);
+      }
+      b.output(kernelGradient(b, name, x.name, gPre, dims, pre, pads), kernel.gradient, dims);
+      if (first) return '';
+      return b.op('ConvTranspose', [gPre, weightOnnx], `${name}_dx`, { pads });
+    });
   },
 
   example: (size) =>

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { activation, activationBackward } from './activations';
+import { activationBackward, fusedActivation, trainFusedActivation } from './activations';
 import { exampleModel, expectFlat, gradCamSeed, requireWeight, weight } from './shared';
 import type { LayerModule, Value } from './types';
 
@@ -15,9 +15,12 @@ export const dense: LayerModule = {
     const bias = config.useBias === false ? null : weight(layer, 'bias');
     const inputs = [input.name, b.floats(`${name}/kernel`, kernel.shape, kernel.values)];
     if (bias) inputs.push(b.floats(`${name}/bias`, bias.shape, bias.values));
-    const pre: Value = { name: b.op('Gemm', inputs, name), layout: 'NC', shape: [kernel.shape[1]] };
-    const post = activation(b, pre, String(config.activation ?? 'linear'), name);
-    return post === pre ? { output: post } : { output: post, preActivation: pre };
+    return fusedActivation(
+      b,
+      { name: b.op('Gemm', inputs, name), layout: 'NC', shape: [kernel.shape[1]] },
+      config,
+      name,
+    );
   },
 
   train(ctx) {
@@ -29,23 +32,16 @@ export const dense: LayerModule = {
     const units = Number(config.units);
     const inputs = [x.name, kernel.input, ...(bias ? [bias.input] : [])];
     const pre: Value = { name: b.op('Gemm', inputs, name), layout: 'NC', shape: [units] };
-    const act = String(config.activation ?? 'linear');
-    const output = activation(b, pre, act, name);
-    return {
-      output,
-      activation: act,
-      backward(g, first) {
-        const gPre = activationBackward(b, g, output.name, act, name);
-        if (bias) {
-          const db = b.op('ReduceSum', [gPre, b.int64s(`${name}/baxes`, [0])], `${name}_db`, { keepdims: 0 });
-          b.output(db, bias.gradient, [units]);
-        }
-        const dK = b.op('Gemm', [x.name, gPre], `${name}_dK`, { transA: 1 });
-        b.output(dK, kernel.gradient, [x.shape[0], units]);
-        if (first) return '';
-        return b.op('Gemm', [gPre, kernel.input], `${name}_dx`, { transB: 1 });
-      },
-    };
+    return trainFusedActivation(b, pre, config, name, (gPre, first) => {
+      if (bias) {
+        const db = b.op('ReduceSum', [gPre, b.int64s(`${name}/baxes`, [0])], `${name}_db`, { keepdims: 0 });
+        b.output(db, bias.gradient, [units]);
+      }
+      const dK = b.op('Gemm', [x.name, gPre], `${name}_dK`, { transA: 1 });
+      b.output(dK, kernel.gradient, [x.shape[0], units]);
+      if (first) return '';
+      return b.op('Gemm', [gPre, kernel.input], `${name}_dx`, { transB: 1 });
+    });
   },
 
   gradCam(b, t, g) {
