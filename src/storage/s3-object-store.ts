@@ -6,6 +6,7 @@ import {
   GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectCommand,
@@ -161,6 +162,22 @@ function tagging(tags: Record<string, string>): string {
 }
 
 /** CopySource is `bucket/key`, URL-encoded, with the slashes of the key kept. */
+/** What GetObject and HeadObject say about an object; `size` when S3 gives no length. */
+function objectInfo(
+  key: string,
+  out: Pick<HeadObjectCommandOutput, 'ContentLength' | 'ETag' | 'LastModified' | 'ContentType' | 'Metadata'>,
+  size: number,
+): ObjectInfo {
+  return {
+    key,
+    size: out.ContentLength ?? size,
+    etag: out.ETag ?? '',
+    lastModified: out.LastModified,
+    contentType: out.ContentType,
+    metadata: out.Metadata ?? {},
+  };
+}
+
 function copySource(bucket: string, key: string): string {
   return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
 }
@@ -215,17 +232,7 @@ class S3ObjectStore implements ObjectStore {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
       const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      return {
-        body,
-        info: {
-          key,
-          size: out.ContentLength ?? body.length,
-          etag: out.ETag ?? '',
-          lastModified: out.LastModified,
-          contentType: out.ContentType,
-          metadata: out.Metadata ?? {},
-        },
-      };
+      return { body, info: objectInfo(key, out, body.length) };
     } catch (err) {
       if (isMissingKey(err)) return null;
       throw translate(err, 'GetObject', key);
@@ -236,14 +243,7 @@ class S3ObjectStore implements ObjectStore {
     checkKey(key);
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return {
-        key,
-        size: out.ContentLength ?? 0,
-        etag: out.ETag ?? '',
-        lastModified: out.LastModified,
-        contentType: out.ContentType,
-        metadata: out.Metadata ?? {},
-      };
+      return objectInfo(key, out, 0);
     } catch (err) {
       if (isMissingKey(err)) return null;
       throw translate(err, 'HeadObject', key);
