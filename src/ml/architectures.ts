@@ -138,14 +138,7 @@ function seed2x2x1x1(input: tf.SymbolicTensor, seeds: LayerSeeds): tf.SymbolicTe
     x = tf.layers.maxPooling2d({ poolSize: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
   });
   x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers
-    .dense({
-      units: 256,
-      activation: 'relu',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: seeds.next() }),
-      name: 'dense',
-    })
-    .apply(x) as tf.SymbolicTensor;
+  x = dense(x, 256, 'relu', 'dense', seeds);
   return sigmoidHead(x, seeds);
 }
 
@@ -208,12 +201,22 @@ function conv(
 }
 
 function sigmoidHead(x: tf.SymbolicTensor, seeds: LayerSeeds): tf.SymbolicTensor {
+  return dense(x, 1, 'sigmoid', 'probability_all', seeds);
+}
+
+function dense(
+  x: tf.SymbolicTensor,
+  units: number,
+  activation: 'relu' | 'sigmoid',
+  name: string,
+  seeds: LayerSeeds,
+): tf.SymbolicTensor {
   return tf.layers
     .dense({
-      units: 1,
-      activation: 'sigmoid',
+      units,
+      activation,
       kernelInitializer: tf.initializers.glorotUniform({ seed: seeds.next() }),
-      name: 'probability_all',
+      name,
     })
     .apply(x) as tf.SymbolicTensor;
 }
