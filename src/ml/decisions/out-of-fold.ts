@@ -7,9 +7,8 @@ import { kFoldBySubject, splitBySubject } from '../splits';
 import {
   train,
   validateTrainingConfig,
-  type TrainingCheckpoint,
+  type TrainArgs,
   type TrainingConfig,
-  type TrainProgress,
   type TrainResult,
 } from '../train';
 import type { DomainApi, DomainModel, DomainScores } from './domain';
@@ -91,13 +90,23 @@ export function planFolds(cells: RecipeCell[], config: TrainingConfig, options: 
   return tasks;
 }
 
-export interface FoldHooks {
-  onProgress?: (p: TrainProgress) => void;
-  resumeFrom?: TrainingCheckpoint;
-  onCheckpoint?: (cp: TrainingCheckpoint) => Promise<void>;
-  shouldCancel?: () => boolean | Promise<boolean>;
-  shouldPause?: () => boolean | Promise<boolean>;
+/** train()'s hooks, passed through as they are, and the out-of-domain scorer. */
+export interface FoldHooks extends TrainHooks {
   domain?: DomainApi | null;
+}
+
+type TrainHooks = Pick<
+  TrainArgs,
+  'onProgress' | 'resumeFrom' | 'onCheckpoint' | 'shouldCancel' | 'shouldPause' | 'onTrainingFallback'
+>;
+
+/** train() with the recipe's augmentation and the caller's hooks. */
+function trainWithHooks(
+  config: TrainingConfig,
+  examples: Pick<TrainArgs, 'train' | 'validation'>,
+  { domain: _domain, ...hooks }: FoldHooks,
+): Promise<TrainResult> {
+  return train({ config, ...examples, augment: augmenterFor(config), ...hooks });
 }
 
 export type FoldRun = { status: 'completed'; output: FoldOutput } | { status: 'paused' | 'cancelled' };
@@ -128,17 +137,11 @@ export async function runFold(
   });
   const started = performance.now();
   const toExample = (c: RecipeCell) => ({ pixels: c.pixels, label: c.label });
-  const result = await train({
+  const result = await trainWithHooks(
     config,
-    train: inner.train.map(toExample),
-    validation: inner.validation.map(toExample),
-    augment: augmenterFor(config),
-    onProgress: hooks.onProgress,
-    resumeFrom: hooks.resumeFrom,
-    onCheckpoint: hooks.onCheckpoint,
-    shouldCancel: hooks.shouldCancel,
-    shouldPause: hooks.shouldPause,
-  });
+    { train: inner.train.map(toExample), validation: inner.validation.map(toExample) },
+    hooks,
+  );
   if (result.status !== 'completed') return { status: result.status };
   const model = result.model!;
   try {
@@ -227,17 +230,7 @@ export async function trainFinal(
 ): Promise<TrainResult> {
   const config = { ...validateTrainingConfig(configIn), epochs, patience: epochs };
   const examples = cells.map((c) => ({ pixels: c.pixels, label: c.label }));
-  return train({
-    config,
-    train: examples,
-    validation: examples,
-    augment: augmenterFor(config),
-    onProgress: hooks.onProgress,
-    resumeFrom: hooks.resumeFrom,
-    onCheckpoint: hooks.onCheckpoint,
-    shouldCancel: hooks.shouldCancel,
-    shouldPause: hooks.shouldPause,
-  });
+  return trainWithHooks(config, { train: examples, validation: examples }, hooks);
 }
 
 /**
