@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { badInput, UnreachableCaseError } from '../../errors';
 import { segmentCell } from '../morphology';
 import { mulberry32 } from '../rng';
-import { applyLabShift, LAB_SHIFTS, zoom } from './lab-shift';
+import { applyLabShift, fromRaw, LAB_SHIFTS, zoom } from './lab-shift';
 import type { RgbImage } from './types';
 import { valueNoise } from '../synthetic';
 
@@ -145,11 +145,7 @@ export async function defocus(img: RgbImage, sigma: number): Promise<RgbImage> {
     .blur(sigma)
     .raw()
     .toBuffer();
-  return {
-    width: img.width,
-    height: img.height,
-    data: new Uint8Array(out.buffer, out.byteOffset, out.length),
-  };
+  return fromRaw(img.width, img.height, out);
 }
 
 /**

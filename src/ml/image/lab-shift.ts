@@ -22,6 +22,11 @@ export const GREY_BACKGROUND = 96;
 /** A channel at or below this is background in a C-NMC image (see FOREGROUND_LEVEL in morphology.ts). */
 const BLACK = 8;
 
+/** An RgbImage over sharp's raw RGB output, without a copy. */
+export function fromRaw(width: number, height: number, raw: Buffer): RgbImage {
+  return { width, height, data: new Uint8Array(raw.buffer, raw.byteOffset, raw.length) };
+}
+
 /** Returns a new image; the input is not changed. */
 export async function applyLabShift(img: RgbImage, shift: LabShift): Promise<RgbImage> {
   if (!isLabShift(shift)) {
@@ -106,9 +111,5 @@ export async function zoom(img: RgbImage, factor: number): Promise<RgbImage> {
       .raw()
       .toBuffer();
   }
-  return {
-    width: img.width,
-    height: img.height,
-    data: new Uint8Array(out.buffer, out.byteOffset, out.length),
-  };
+  return fromRaw(img.width, img.height, out);
 }
