@@ -1,4 +1,8 @@
+import path from 'node:path';
 import { z } from 'zod';
+
+/** The trained demo model shipped in the repository (data/demo-model): the local stack's and the CLI's default. */
+export const DEMO_MODEL_DIR = path.join(__dirname, '..', 'data', 'demo-model');
 
 /**
  * All configuration, read once from the environment and validated. The names match serverless.yml;

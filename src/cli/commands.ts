@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
+import { DEMO_MODEL_DIR } from '../config';
 import { isArchitecture } from '../ml/architectures';
 import {
   crossValidate,
@@ -38,8 +39,6 @@ import { PREPROCESSING, type ModelCard, type NewModelCard } from '../services/mo
 import { listFolder, loadFolder, type FolderImage } from './folder';
 import { overlapWithTraining, reviewFigures, type ScoredCell } from './self-report';
 import { Progress } from './progress';
-
-export const DEFAULT_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -354,7 +353,7 @@ export async function evaluateCommand(flags: Flags): Promise<void> {
   if (!data) throw new Error('Usage: lymphoscope evaluate [--model <dir>] --data <dir> [--json] [--tta]');
   const entries = await listFolder(data);
   await initRuntime();
-  const { model, card } = await readModelDir(String(flags.model ?? DEFAULT_MODEL_DIR));
+  const { model, card } = await readModelDir(String(flags.model ?? DEMO_MODEL_DIR));
   // The card's serving rule (TTA, morphology stack); --tta adds TTA to a card that lacks it.
   const rule = { ...card, testTimeAugmentation: card.testTimeAugmentation === true || Boolean(flags.tta) };
   const probabilities: number[] = [];
@@ -446,7 +445,7 @@ const pct = (share: number) => (Number.isFinite(share) ? `${(share * 100).toFixe
 export async function predictCommand(flags: Flags, files: string[]): Promise<void> {
   if (files.length === 0) throw new Error('Usage: lymphoscope predict [--model <dir>] [--json] <image>...');
   await initRuntime();
-  const { model, card } = await readModelDir(String(flags.model ?? DEFAULT_MODEL_DIR));
+  const { model, card } = await readModelDir(String(flags.model ?? DEMO_MODEL_DIR));
   const f = (v: number) => v.toFixed(2);
   const band =
     card.reviewLow < card.reviewHigh

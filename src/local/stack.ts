@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DEMO_MODEL_DIR } from '../config';
 import type { ModelBundle } from '../ml/model-io';
 import { createLogger } from '../observability/log';
 import type { ModelCard, NewModelCard } from '../services/models';
@@ -12,7 +13,6 @@ import type { StoreRepair } from './s3-repair';
 import { startLocalS3, type LocalS3, type LocalS3Credentials } from './s3-server';
 import { landingPage } from './static-files';
 
-export const DEMO_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 /** Where console/build.ts puts the review console; the stack serves it at /console/. */
 export const CONSOLE_DIST_DIR = path.join(__dirname, '..', '..', 'console', 'dist');
 const WORKER_FUNCTION = 'lymphoscope-local-trainWorker';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DEMO_MODEL_DIR } from '../../src/local/stack';
+import { DEMO_MODEL_DIR } from '../../src/config';
 import type { ModelCard, NewModelCard } from '../../src/services/models';
 import type { PredictionRecord } from '../../src/services/predictions';
 import { layout } from '../../src/storage/layout';
