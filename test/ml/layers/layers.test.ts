@@ -1,12 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { gradCam } from '../../../src/ml/heatmap';
-import { decodeImage } from '../../../src/ml/image/decode';
-import { toModelInput } from '../../../src/ml/image/preprocess';
 import { LAYER_MODULES } from '../../../src/ml/layers/registry';
 import { exportOnnx, OnnxClassifier, UnsupportedLayerError } from '../../../src/ml/onnx';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
-import { sampleImages } from '../../helpers/sample';
+import {
+  realBatch,
+  type ReferenceBatch,
+  relativeError,
+  setTrainingState,
+  tfjsGradients,
+} from '../../helpers/tfjs-reference';
 
 /**
  * Each layer module checks itself against TF.js, on 8 real C-NMC cells (data/cnmc-sample) at 16 x 16,
@@ -17,63 +21,18 @@ import { sampleImages } from '../../helpers/sample';
  */
 const SIZE = 16;
 const COUNT = 8;
-const EPSILON = 1e-7;
 
-let pixels: Float32Array;
-let labels: Float32Array;
-let weights: Float32Array;
+let batch: ReferenceBatch;
 
 beforeAll(async () => {
   await initRuntime();
-  const samples = sampleImages()
-    .filter((_, i) => i % Math.floor(63 / COUNT) === 0)
-    .slice(0, COUNT);
-  pixels = new Float32Array(COUNT * SIZE * SIZE * 3);
-  labels = new Float32Array(COUNT);
-  weights = new Float32Array(COUNT);
-  for (const [i, s] of samples.entries()) {
-    pixels.set(await toModelInput(await decodeImage(s.bytes), SIZE), i * SIZE * SIZE * 3);
-    labels[i] = s.label === 'ALL' ? 1 : 0;
-    weights[i] = s.label === 'ALL' ? 0.9 : 1.1;
-  }
+  batch = await realBatch(SIZE, COUNT);
 });
 
 function largestDifference(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
   let largest = 0;
   for (let i = 0; i < expected.length; i++) largest = Math.max(largest, Math.abs(expected[i] - actual[i]));
   return largest;
-}
-
-function relativeError(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
-  let difference = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    difference += (expected[i] - actual[i]) ** 2;
-    norm += expected[i] ** 2;
-  }
-  return Math.sqrt(difference / Math.max(norm, 1e-20));
-}
-
-/** The same training state on both models: a fixed dropout seed and momentum. */
-function setTrainingState(model: tf.LayersModel): void {
-  for (const layer of model.layers) {
-    if (layer.getClassName() === 'Dropout') (layer as unknown as { seed: number }).seed = 4242;
-    if (layer.getClassName() === 'BatchNormalization')
-      (layer as unknown as { momentum: number }).momentum = 0.5;
-  }
-}
-
-/** train.ts's objective, differentiated by TF.js. */
-function tfjsGradients(model: tf.LayersModel) {
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  return tf.variableGrads(() => {
-    const x = tf.tensor4d(pixels, [COUNT, SIZE, SIZE, 3]);
-    const y = tf.tensor2d(labels, [COUNT, 1]);
-    const w = tf.tensor2d(weights, [COUNT, 1]);
-    const p = tf.clipByValue(model.apply(x, { training: true }) as tf.Tensor, EPSILON, 1 - EPSILON);
-    const crossEntropy = tf.neg(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))));
-    return tf.mean(tf.mul(crossEntropy, w)) as tf.Scalar;
-  }, variables);
 }
 
 describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('%s', (_name, module) => {
@@ -86,16 +45,16 @@ describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('
       const expected = tf.tidy(
         () =>
           (
-            model.predict(tf.tensor4d(pixels, [COUNT, SIZE, SIZE, 3])) as tf.Tensor
+            model.predict(tf.tensor4d(batch.pixels, [COUNT, SIZE, SIZE, 3])) as tf.Tensor
           ).dataSync() as Float32Array,
       );
-      expect(largestDifference(expected, await onnx.predict(pixels, COUNT))).toBeLessThan(1e-4);
+      expect(largestDifference(expected, await onnx.predict(batch.pixels, COUNT))).toBeLessThan(1e-4);
       // The example's other layers (conv, flatten, dense) all pass back: the module decides.
       expect(exported.gradCam).toBe(module.gradCam !== undefined);
       if (!exported.gradCam) return;
       let heatmapDiff = 0;
       for (let i = 0; i < COUNT; i++) {
-        const cell = pixels.slice(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3);
+        const cell = batch.pixels.slice(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3);
         const input = tf.tensor4d(cell, [1, SIZE, SIZE, 3]);
         const reference = gradCam(model, input);
         input.dispose();
@@ -121,9 +80,9 @@ describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('
       setTrainingState(accelerated);
       const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
       try {
-        const expected = tfjsGradients(reference);
+        const expected = tfjsGradients(reference, batch, SIZE);
         const variables = accelerated.trainableWeights.map((w) => w.read() as tf.Variable);
-        const actual = await trainer.gradients({ pixels, labels, weights, size: COUNT }, variables);
+        const actual = await trainer.gradients(batch, variables);
         expect(actual.loss).toBeCloseTo(expected.value.dataSync()[0], 5);
         const errors = reference.trainableWeights.map((w, i) => ({
           weight: w.originalName,

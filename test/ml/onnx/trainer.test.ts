@@ -1,12 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/architectures';
-import { decodeImage } from '../../../src/ml/image/decode';
-import { toModelInput } from '../../../src/ml/image/preprocess';
 import { acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
 import { DEFAULT_TRAINING_CONFIG, train } from '../../../src/ml/train';
-import { sampleImages } from '../../helpers/sample';
+import { realBatch, relativeError, setTrainingState, tfjsGradients } from '../../helpers/tfjs-reference';
 
 /**
  * Training in onnxruntime must compute what TF.js computes: the same loss, the same gradients for every
@@ -14,61 +12,6 @@ import { sampleImages } from '../../helpers/sample';
  * Two models built from one seed start with identical weights; one goes through tf.variableGrads (what
  * train.ts's optimizer.minimize differentiates), the other through the ONNX training graph.
  */
-const EPSILON = 1e-7;
-
-interface Batch {
-  pixels: Float32Array;
-  labels: Float32Array;
-  weights: Float32Array;
-  size: number;
-}
-
-async function realBatch(size: number, count: number): Promise<Batch> {
-  const samples = sampleImages()
-    .filter((_, i) => i % Math.floor(63 / count) === 0)
-    .slice(0, count);
-  const pixels = new Float32Array(count * size * size * 3);
-  const labels = new Float32Array(count);
-  const weights = new Float32Array(count);
-  for (const [i, s] of samples.entries()) {
-    pixels.set(await toModelInput(await decodeImage(s.bytes), size), i * size * size * 3);
-    labels[i] = s.label === 'ALL' ? 1 : 0;
-    weights[i] = s.label === 'ALL' ? 0.9 : 1.1;
-  }
-  return { pixels, labels, weights, size: count };
-}
-
-/** train.ts's objective, differentiated by TF.js. */
-function tfjsGradients(model: tf.LayersModel, batch: Batch, inputSize: number) {
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  return tf.variableGrads(() => {
-    const x = tf.tensor4d(batch.pixels, [batch.size, inputSize, inputSize, 3]);
-    const y = tf.tensor2d(batch.labels, [batch.size, 1]);
-    const w = tf.tensor2d(batch.weights, [batch.size, 1]);
-    const p = tf.clipByValue(model.apply(x, { training: true }) as tf.Tensor, EPSILON, 1 - EPSILON);
-    const crossEntropy = tf.neg(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))));
-    return tf.mean(tf.mul(crossEntropy, w)) as tf.Scalar;
-  }, variables);
-}
-
-function relativeError(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
-  let difference = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    difference += (expected[i] - actual[i]) ** 2;
-    norm += expected[i] ** 2;
-  }
-  return Math.sqrt(difference / Math.max(norm, 1e-20));
-}
-
-function setTrainingState(model: tf.LayersModel): void {
-  for (const layer of model.layers) {
-    if (layer.getClassName() === 'Dropout') (layer as unknown as { seed: number }).seed = 4242;
-    if (layer.getClassName() === 'BatchNormalization')
-      (layer as unknown as { momentum: number }).momentum = 0.5;
-  }
-}
-
 beforeAll(async () => {
   await initRuntime();
 });
