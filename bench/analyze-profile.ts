@@ -11,6 +11,7 @@ import { OnnxClassifier } from '../src/ml/onnx/session';
 import { analyzeCell, type DecisionRule } from '../src/ml/predictor';
 import { initRuntime } from '../src/ml/runtime';
 import { sampleImages } from '../test/helpers/sample';
+import { benchEndToEnd } from './end-to-end';
 import { percentile, round } from './stats';
 
 async function main() {
@@ -27,6 +28,8 @@ async function main() {
   const stages: Record<string, number[]> = {};
   const push = (k: string, v: number) => (stages[k] ??= []).push(v);
   await analyzeCell(model, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
+  const cpu = process.cpuUsage();
+  const wall = performance.now();
   for (let pass = 0; pass < passes; pass++) {
     for (const s of samples) {
       const start = performance.now();
@@ -37,11 +40,25 @@ async function main() {
       push('total', performance.now() - start);
     }
   }
+  const used = process.cpuUsage(cpu);
+  const cells = passes * samples.length;
+  // On a shared machine wall-clock stages stretch with the load; CPU time per cell (every thread of
+  // this process: onnxruntime's and libvips' included) does much less.
+  console.log(
+    `CPU ms per cell ${round((used.user + used.system) / 1000 / cells)}, wall ms per cell ${round((performance.now() - wall) / cells)}`,
+  );
   console.log(
     `${samples.length} real C-NMC cells x ${passes}, demo model, outOfDomain ${rule.outOfDomain ? 'on' : 'off'}, tta ${rule.testTimeAugmentation}`,
   );
   for (const [k, v] of Object.entries(stages)) console.log(k.padEnd(14), round(percentile(v, 50)));
   await onnx.dispose();
+  if (process.argv.includes('--e2e'))
+    console.table(
+      await benchEndToEnd(
+        samples.map((s) => s.bytes),
+        1,
+      ),
+    );
 }
 
 main().catch((e) => {
