@@ -12,6 +12,11 @@ export interface EndToEndRow {
   requests: number;
   p50Ms: number;
   p90Ms: number;
+  /**
+   * CPU time of this process per request (user + system, every thread): the handler's, but also the HTTP
+   * client's and the local S3 server's, which run in the same process, so an upper bound on the API's.
+   */
+  cpuMsPerRequest: number;
 }
 
 /**
@@ -51,18 +56,30 @@ export async function benchEndToEnd(cells: Buffer[], passes: number): Promise<En
     const encoded = cells.map((c) => c.toString('base64'));
     // Warm-up: the first request loads the model into the API's registry (cold start is measured apart).
     for (const imageBase64 of encoded.slice(0, 4)) await post(PREDICT, { input: { imageBase64 } });
+    const cpuMs = (since: NodeJS.CpuUsage) => {
+      const used = process.cpuUsage(since);
+      return (used.user + used.system) / 1000;
+    };
     const predict: number[] = [];
+    let cpu = process.cpuUsage();
     for (let pass = 0; pass < passes; pass++)
       for (const imageBase64 of encoded) predict.push(await post(PREDICT, { input: { imageBase64 } }));
+    const predictCpuMs = cpuMs(cpu);
     const health: number[] = [];
+    cpu = process.cpuUsage();
     for (let i = 0; i < 50; i++) health.push(await post('{ health { status storageReachable } }'));
-    const row = (what: string, ms: number[]) => ({
+    const healthCpuMs = cpuMs(cpu);
+    const row = (what: string, ms: number[], cpuTotalMs: number): EndToEndRow => ({
       what,
       requests: ms.length,
       p50Ms: round(percentile(ms, 50)),
       p90Ms: round(percentile(ms, 90)),
+      cpuMsPerRequest: round(cpuTotalMs / ms.length),
     });
-    return [row('predict, one at a time, heat map on', predict), row('health', health)];
+    return [
+      row('predict, one at a time, heat map on', predict, predictCpuMs),
+      row('health', health, healthCpuMs),
+    ];
   } finally {
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
