@@ -70,7 +70,7 @@ async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Prom
  * images: the recipe holds out 20% of subjects for validation and 20% for test, so 10,000 training
  * images come with about 3,333 validation images. Two epochs; the second (warm) epoch is the figure.
  */
-async function userEpoch(batches: number): Promise<TrainingRow & { epochOf10000Seconds: number }> {
+export async function userEpoch(batches: number): Promise<TrainingRow & { epochOf10000Seconds: number }> {
   const count = BATCH * batches;
   const examples = syntheticExamples(count, SIZE, 1);
   const validation = syntheticExamples(Math.round(count / 3), SIZE, 10_000);
