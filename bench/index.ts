@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the performance figures of issue 6, each beside its reference measured in the same run.
+ * `npm run bench`: the performance figures of issues 6 and 15, each beside its reference measured in the same run.
  *
  *   npm run bench               # about 3 minutes on 2 cores
  *   npm run bench -- --quick    # fewer repetitions, for a smoke run
@@ -42,7 +42,7 @@ const DEMO_DIR = path.join(ROOT, 'data', 'demo-model');
 function table(rows: Array<Record<string, unknown>>): void {
   if (rows.length === 0) return;
   const keys = Object.keys(rows[0]);
-  const cells = rows.map((r) => keys.map((k) => String(r[k])));
+  const cells = rows.map((r) => keys.map((k) => String(r[k] ?? '')));
   const widths = keys.map((k, i) => Math.max(k.length, ...cells.map((c) => c[i].length)));
   console.log('  ' + keys.map((k, i) => k.padEnd(widths[i])).join('  '));
   for (const c of cells) console.log('  ' + c.map((v, i) => v.padEnd(widths[i])).join('  '));
@@ -115,7 +115,7 @@ async function main() {
 
   const samples = sampleImages();
   section(
-    'Single-image latency by stage, ms (decode BMP, resize to 96, predict + Grad-CAM, heat-map PNG, morphology)',
+    'Single-image latency by stage, ms (decode BMP, resize to 96, predict + Grad-CAM, heat-map PNG, morphology, out-of-domain)',
     `the ${samples.length} real C-NMC cells of data/cnmc-sample (450x450 BMP), demo model`,
   );
   const passes = quick ? 1 : 3;
@@ -182,7 +182,7 @@ async function main() {
   ];
   table(growth as unknown as Array<Record<string, unknown>>);
 
-  // The goals of issue 6, each against its reference from this run.
+  // The goals of issues 6 and 15, each against its reference from this run.
   const served = latency[0];
   const find = (model: string, rt: string, threads: number, batch: number) =>
     inference.find(
@@ -283,7 +283,7 @@ async function main() {
   ];
   const peakRssMb = round(process.resourceUsage().maxRSS / 1024);
   const seconds = round((performance.now() - started) / 1000);
-  console.log('\nGoals (issue 6), each against its reference measured above');
+  console.log('\nGoals (issues 6 and 15), each against its reference measured above');
   table(goals);
   console.log(`\npeak RSS of this process ${peakRssMb} MB; bench took ${seconds} s`);
 
