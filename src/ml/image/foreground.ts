@@ -99,6 +99,14 @@ function find(parent: Int32Array, i: number): number {
   return i;
 }
 
+/** Joins the sets of `a` and `b`; the smaller root stays root. */
+function union(parent: Int32Array, a: number, b: number): void {
+  const ra = find(parent, a);
+  const rb = find(parent, b);
+  if (ra < rb) parent[rb] = ra;
+  else if (rb < ra) parent[ra] = rb;
+}
+
 /**
  * The foreground, its runs and its 8-connected components, in one pass over the pixels and one over
  * the runs. Never throws for a well-formed RgbImage.
@@ -162,10 +170,7 @@ export function findForeground(img: RgbImage): Foreground {
       for (let b = current; b < end; b++) {
         while (a < current && runEnd[a] < runStart[b]) a++;
         for (let c = a; c < current && runStart[c] <= runEnd[b]; c++) {
-          const ra = find(parent, c);
-          const rb = find(parent, b);
-          if (ra < rb) parent[rb] = ra;
-          else if (rb < ra) parent[ra] = rb;
+          union(parent, c, b);
         }
       }
     }
@@ -269,10 +274,7 @@ export function cellRegion(fg: Foreground): CellRegion {
     if (rowFirstGap[y - 1] === undefined || rowFirstGap[y - 1] < 0) continue;
     for (let c = above; c < gaps && gapRow[c] === y - 1; c++) {
       if (gapStart[c] < gapEnd[g] && gapStart[g] < gapEnd[c]) {
-        const a = find(parent, c);
-        const b = find(parent, g);
-        if (a < b) parent[b] = a;
-        else if (b < a) parent[a] = b;
+        union(parent, c, g);
       }
     }
   }
