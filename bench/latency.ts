@@ -4,7 +4,15 @@ import type { OnnxClassifier } from '../src/ml/onnx/session';
 import { analyzeCell, type DecisionRule } from '../src/ml/predictor';
 import { percentile, round } from './stats';
 
-export const STAGES = ['decode', 'resize', 'predict', 'heatmap', 'morphology', 'total'] as const;
+export const STAGES = [
+  'decode',
+  'resize',
+  'predict',
+  'heatmap',
+  'morphology',
+  'outOfDomain',
+  'total',
+] as const;
 export type Stage = (typeof STAGES)[number];
 export type StageLatency = Record<Stage, { p50: number; p99: number }>;
 export interface LatencyRow {
@@ -15,8 +23,9 @@ export interface LatencyRow {
 
 /**
  * Single-image latency by stage over real C-NMC cells, the way PredictionService runs them: decode, then
- * analyzeCell with a heat map (resize, predict + Grad-CAM, morphology, heat-map PNG). `predict` includes
- * Grad-CAM; `heatmap` is rendering the PNG. Each cell goes through every runtime in turn, so load from
+ * analyzeCell with a heat map (resize, predict + Grad-CAM, heat-map PNG, morphology, out-of-domain score).
+ * `predict` includes Grad-CAM; `heatmap` is drawing the overlay plus whatever of its PNG encode (on the
+ * thread pool, overlapped with morphology) is left when the cell is measured. Each cell goes through every runtime in turn, so load from
  * other processes on a shared machine falls on all of them alike.
  */
 export async function benchLatency(
@@ -40,13 +49,14 @@ export async function benchLatency(
         const decodeMs = performance.now() - start;
         const analysis = await analyzeCell(model, rule, image, { explain: true, onnx });
         names[r] = analysis.runtime;
-        const { resizeMs, predictMs, heatmapMs, morphologyMs } = analysis.timings;
+        const { resizeMs, predictMs, heatmapMs, morphologyMs, outOfDomainMs } = analysis.timings;
         const t = times[r];
         t.decode.push(decodeMs);
         t.resize.push(resizeMs);
         t.predict.push(predictMs);
         t.heatmap.push(heatmapMs);
         t.morphology.push(morphologyMs);
+        t.outOfDomain.push(outOfDomainMs);
         t.total.push(performance.now() - start);
       }
     }

@@ -284,7 +284,7 @@ export type Health = {
   stage: Scalars['String']['output'];
   /** ok when storage answers, degraded otherwise. */
   status: Scalars['String']['output'];
-  /** Whether object storage answered a HEAD on the bucket. */
+  /** Whether object storage answered the read of the production alias (a GET; no HeadBucket on every call). */
   storageReachable: Scalars['Boolean']['output'];
   /** The TensorFlow.js backend loaded beside it (tensorflow or wasm): what serves where onnxruntime cannot load. */
   tfjsBackend: Scalars['String']['output'];

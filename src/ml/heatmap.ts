@@ -98,7 +98,11 @@ export function gradCam(
 
 export { JET };
 
-const JET_FLAT = JET.flat();
+const JET_FLAT = Float64Array.from(JET.flat());
+
+// Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
+// about 200 times more, and the overlay below runs per pixel.
+const { floor, max, min, round } = Math;
 
 /**
  * Bilinear sampling positions along one axis of a `size`-long map for `length` output pixels, at
@@ -112,9 +116,9 @@ function axisSamples(length: number, size: number) {
   const weight = new Float64Array(length);
   const scale = size / length;
   for (let i = 0; i < length; i++) {
-    const c = Math.min(size - 1, Math.max(0, (i + 0.5) * scale - 0.5));
-    lower[i] = Math.floor(c);
-    upper[i] = Math.min(size - 1, lower[i] + 1);
+    const c = min(size - 1, max(0, (i + 0.5) * scale - 0.5));
+    lower[i] = floor(c);
+    upper[i] = min(size - 1, lower[i] + 1);
     weight[i] = c - lower[i];
   }
   return { lower, upper, weight };
@@ -138,47 +142,71 @@ export async function renderHeatmapPng(
       `A ${heatmapSize}x${heatmapSize} heat map has ${heatmapSize ** 2} values; got ${heatmap.length}.`,
     );
   }
-  let brightest = 1;
+  const { width, height } = img;
   const pixels = img.data;
+  let brightest = 1;
   for (let i = 0; i < pixels.length; i++) if (pixels[i] > brightest) brightest = pixels[i];
-  const gain = Math.min(3, 255 / brightest);
-  const brightened = Float64Array.from({ length: 256 }, (_, v) => Math.min(255, v * gain));
-  const out = Buffer.alloc(img.data.length);
-  const columns = axisSamples(img.width, heatmapSize);
-  const rows = axisSamples(img.height, heatmapSize);
+  const gain = min(3, 255 / brightest);
+  const brightened = Float64Array.from({ length: 256 }, (_, v) => min(255, v * gain));
+  // The same, rounded: where there is no heat, a pixel is a table lookup.
+  const plain = Uint8Array.from(brightened, (v) => round(v));
+  const out = Buffer.allocUnsafe(pixels.length);
+  const columns = axisSamples(width, heatmapSize);
+  const rows = axisSamples(height, heatmapSize);
   const stops = JET.length - 1;
-  for (let y = 0; y < img.height; y++) {
+  // The map interpolated between the two rows around an image row: the bilinear sample is then a
+  // blend of two neighbours of this line, and a line of zeros (the background) is skipped whole.
+  const line = new Float64Array(heatmapSize);
+  for (let y = 0; y < height; y++) {
     const top = rows.lower[y] * heatmapSize;
     const bottom = rows.upper[y] * heatmapSize;
     const fy = rows.weight[y];
-    for (let x = 0; x < img.width; x++) {
-      const x0 = columns.lower[x];
-      const x1 = columns.upper[x];
+    let hot = false;
+    for (let j = 0; j < heatmapSize; j++) {
+      const value = heatmap[top + j] * (1 - fy) + heatmap[bottom + j] * fy;
+      line[j] = value;
+      if (value !== 0) hot = true;
+    }
+    const rowStart = y * width * 3;
+    if (!hot) {
+      for (let i = rowStart, end = rowStart + width * 3; i < end; i++) out[i] = plain[pixels[i]];
+      continue;
+    }
+    for (let x = 0, i = rowStart; x < width; x++, i += 3) {
       const fx = columns.weight[x];
-      const upper = heatmap[top + x0] * (1 - fx) + heatmap[top + x1] * fx;
-      const lower = heatmap[bottom + x0] * (1 - fx) + heatmap[bottom + x1] * fx;
-      const heat = Math.min(1, Math.max(0, upper * (1 - fy) + lower * fy));
-      const i = (y * img.width + x) * 3;
-      if (heat === 0) {
+      let heat = line[columns.lower[x]] * (1 - fx) + line[columns.upper[x]] * fx;
+      heat = heat > 1 ? 1 : heat;
+      if (!(heat > 0)) {
         // No evidence here (most of a cell, all of the background): the brightened cell alone.
-        out[i] = Math.round(brightened[pixels[i]]);
-        out[i + 1] = Math.round(brightened[pixels[i + 1]]);
-        out[i + 2] = Math.round(brightened[pixels[i + 2]]);
+        out[i] = plain[pixels[i]];
+        out[i + 1] = plain[pixels[i + 1]];
+        out[i + 2] = plain[pixels[i + 2]];
         continue;
       }
       const alpha = 0.6 * heat;
       // The jet colour: linear between the two stops around the heat.
       const position = heat * stops;
-      const stop = Math.min(stops - 1, Math.floor(position));
+      const stop = min(stops - 1, floor(position));
       const f = position - stop;
-      for (let c = 0; c < 3; c++) {
-        const from = JET_FLAT[stop * 3 + c];
-        const colour = from + (JET_FLAT[stop * 3 + 3 + c] - from) * f;
-        out[i + c] = Math.round((1 - alpha) * brightened[pixels[i + c]] + alpha * colour);
-      }
+      const k = stop * 3;
+      // Values are in [0, 255]: a typed array store truncates, so + 0.5 rounds as Math.round does.
+      out[i] =
+        (1 - alpha) * brightened[pixels[i]] +
+        alpha * (JET_FLAT[k] + (JET_FLAT[k + 3] - JET_FLAT[k]) * f) +
+        0.5;
+      out[i + 1] =
+        (1 - alpha) * brightened[pixels[i + 1]] +
+        alpha * (JET_FLAT[k + 1] + (JET_FLAT[k + 4] - JET_FLAT[k + 1]) * f) +
+        0.5;
+      out[i + 2] =
+        (1 - alpha) * brightened[pixels[i + 2]] +
+        alpha * (JET_FLAT[k + 2] + (JET_FLAT[k + 5] - JET_FLAT[k + 2]) * f) +
+        0.5;
     }
   }
-  return sharp(out, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .png()
+  // zlib level 3 instead of sharp's 6: on the demo model's overlays of the 63 C-NMC cells, 116 KB instead
+  // of 113 KB for a third less CPU (6.0 against 8.8 ms a cell, same run); the pixels are the same.
+  return sharp(out, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 3 })
     .toBuffer();
 }

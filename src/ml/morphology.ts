@@ -1,5 +1,13 @@
-import { badInput } from '../errors';
+import {
+  backgroundColour,
+  cellRegion,
+  findForeground,
+  FOREGROUND_LEVEL,
+  type Foreground,
+} from './image/foreground';
 import type { RgbImage } from './image/types';
+
+export { backgroundColour };
 
 /**
  * Shape and texture of the one cell in an image, the features a hematologist reads off a blast: size
@@ -23,112 +31,11 @@ export interface Morphology {
   meanRgb: [number, number, number];
 }
 
-/** A channel above this is cell. C-NMC backgrounds are 0; the darkest cytoplasm edges are about 15. */
-const FOREGROUND_LEVEL = 8;
-
 const luma = (data: Uint8Array, i: number) => 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
 
-function checkImage(img: RgbImage): void {
-  if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
-    throw badInput(`Expected an RGB image of ${img.width}x${img.height}; got ${img.data.length} bytes.`);
-  }
-}
-
-/** Labels the largest 8-connected component of `mask` (in place: everything else becomes 0). */
-function keepLargestComponent(mask: Uint8Array, width: number, height: number): void {
-  const component = new Int32Array(mask.length);
-  const stack = new Int32Array(mask.length);
-  let best = 0;
-  let bestSize = 0;
-  let next = 0;
-  for (let start = 0; start < mask.length; start++) {
-    if (!mask[start] || component[start]) continue;
-    const id = ++next;
-    let size = 0;
-    let top = 0;
-    stack[top++] = start;
-    component[start] = id;
-    while (top > 0) {
-      const p = stack[--top];
-      size++;
-      const x = p % width;
-      const y = (p - x) / width;
-      for (let dy = -1; dy <= 1; dy++) {
-        const ny = y + dy;
-        if (ny < 0 || ny >= height) continue;
-        for (let dx = -1; dx <= 1; dx++) {
-          const nx = x + dx;
-          if (nx < 0 || nx >= width) continue;
-          const q = ny * width + nx;
-          if (mask[q] && !component[q]) {
-            component[q] = id;
-            stack[top++] = q;
-          }
-        }
-      }
-    }
-    if (size > bestSize) {
-      bestSize = size;
-      best = id;
-    }
-  }
-  for (let p = 0; p < mask.length; p++) mask[p] = component[p] === best && best !== 0 ? 1 : 0;
-}
-
-/** Fills holes: background not 4-connected to the border (vacuoles, pale nucleoli) becomes cell. */
-function fillHoles(mask: Uint8Array, width: number, height: number): void {
-  const outside = new Uint8Array(mask.length);
-  const stack = new Int32Array(mask.length);
-  let top = 0;
-  const push = (p: number) => {
-    if (!mask[p] && !outside[p]) {
-      outside[p] = 1;
-      stack[top++] = p;
-    }
-  };
-  for (let x = 0; x < width; x++) {
-    push(x);
-    push((height - 1) * width + x);
-  }
-  for (let y = 0; y < height; y++) {
-    push(y * width);
-    push(y * width + width - 1);
-  }
-  while (top > 0) {
-    const p = stack[--top];
-    const x = p % width;
-    if (x > 0) push(p - 1);
-    if (x < width - 1) push(p + 1);
-    if (p >= width) push(p - width);
-    if (p < mask.length - width) push(p + width);
-  }
-  for (let p = 0; p < mask.length; p++) mask[p] = outside[p] ? 0 : 1;
-}
-
-/**
- * The background colour: the per-channel median of the image's outermost pixels. A single cell sits in
- * the middle of its crop, so the frame is background: black for C-NMC, grey or white for a slide
- * photographed without masking.
- */
-export function backgroundColour(img: RgbImage): [number, number, number] {
-  checkImage(img);
-  const { width, height, data } = img;
-  const channels: [number[], number[], number[]] = [[], [], []];
-  const add = (x: number, y: number) => {
-    const i = (y * width + x) * 3;
-    for (let c = 0; c < 3; c++) channels[c].push(data[i + c]);
-  };
-  for (let x = 0; x < width; x++) {
-    add(x, 0);
-    if (height > 1) add(x, height - 1);
-  }
-  for (let y = 1; y < height - 1; y++) {
-    add(0, y);
-    if (width > 1) add(width - 1, y);
-  }
-  const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1];
-  return [median(channels[0]), median(channels[1]), median(channels[2])];
-}
+// Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
+// about 200 times more.
+const { abs, max, sqrt, PI } = Math;
 
 /**
  * The cell's mask, 1 inside and 0 outside, row-major. A pixel is cell when some channel differs from
@@ -138,21 +45,7 @@ export function backgroundColour(img: RgbImage): [number, number, number] {
  * go), and holes are filled so vacuoles count as cell. All zeros when there is no cell.
  */
 export function segmentCell(img: RgbImage): Uint8Array {
-  checkImage(img);
-  const { width, height, data } = img;
-  const [r, g, b] = backgroundColour(img);
-  const mask = new Uint8Array(width * height);
-  for (let p = 0, i = 0; p < mask.length; p++, i += 3) {
-    mask[p] =
-      Math.abs(data[i] - r) > FOREGROUND_LEVEL ||
-      Math.abs(data[i + 1] - g) > FOREGROUND_LEVEL ||
-      Math.abs(data[i + 2] - b) > FOREGROUND_LEVEL
-        ? 1
-        : 0;
-  }
-  keepLargestComponent(mask, width, height);
-  if (mask.some((v) => v === 1)) fillHoles(mask, width, height);
-  return mask;
+  return cellRegion(findForeground(img)).mask;
 }
 
 /**
@@ -235,7 +128,7 @@ function perimeterOf(mask: Uint8Array, width: number, height: number, start: num
     else odd++;
     if (code !== codes[(i + 1) % codes.length]) corners++;
   });
-  return 0.98 * even + 1.406 * odd - 0.091 * corners + Math.PI;
+  return 0.98 * even + 1.406 * odd - 0.091 * corners + PI;
 }
 
 function cross(o: [number, number], a: [number, number], b: [number, number]): number {
@@ -247,19 +140,13 @@ function cross(o: [number, number], a: [number, number], b: [number, number]): n
  * compared with: a disc's solidity then comes out near 1, not above it. Only each row's outermost
  * corners can be on the hull, so the hull is built from 4 points per row (monotone chain).
  */
-function convexHullArea(mask: Uint8Array, width: number, height: number): number {
+function convexHullArea(rowStart: Int32Array, rowEnd: Int32Array): number {
   const points: Array<[number, number]> = [];
-  for (let y = 0; y < height; y++) {
-    let first = -1;
-    let last = -1;
-    for (let x = 0; x < width; x++) {
-      if (mask[y * width + x]) {
-        if (first < 0) first = x;
-        last = x;
-      }
-    }
+  for (let y = 0; y < rowStart.length; y++) {
+    const first = rowStart[y];
     if (first < 0) continue;
-    points.push([first, y], [first, y + 1], [last + 1, y], [last + 1, y + 1]);
+    const end = rowEnd[y];
+    points.push([first, y], [first, y + 1], [end, y], [end, y + 1]);
   }
   points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   const hull: Array<[number, number]> = [];
@@ -278,37 +165,45 @@ function convexHullArea(mask: Uint8Array, width: number, height: number): number
     const [x2, y2] = hull[(i + 1) % hull.length];
     twiceArea += x1 * y2 - x2 * y1;
   }
-  return Math.abs(twiceArea) / 2;
+  return abs(twiceArea) / 2;
 }
 
 /**
  * Measures the cell found by segmentCell. With no cell in the image the area is 0 and every other
  * feature is NaN (JSON null): there is nothing to measure, and 0 would read as a real value.
+ *
+ * `foreground` is findForeground(img) when the caller already has it (analyzeCell shares it with the
+ * out-of-domain statistics); the loops visit only each row's extent of the cell, in raster order, so
+ * the sums are those of a loop over every pixel.
  */
-export function measureMorphology(img: RgbImage): Morphology {
-  const mask = segmentCell(img);
+export function measureMorphology(img: RgbImage, foreground: Foreground = findForeground(img)): Morphology {
+  const { mask, rowStart, rowEnd } = cellRegion(foreground);
   const { width, height, data } = img;
   let area = 0;
   let sumX = 0;
   let sumY = 0;
   let sumI = 0;
   let sumI2 = 0;
-  const sumRgb: [number, number, number] = [0, 0, 0];
+  let sumR = 0;
+  let sumG = 0;
+  let sumB = 0;
   let start = -1;
-  for (let p = 0; p < mask.length; p++) {
-    if (!mask[p]) continue;
-    if (start < 0) start = p;
-    const x = p % width;
-    const y = (p - x) / width;
-    area++;
-    sumX += x;
-    sumY += y;
-    const intensity = luma(data, p * 3);
-    sumI += intensity;
-    sumI2 += intensity * intensity;
-    sumRgb[0] += data[p * 3];
-    sumRgb[1] += data[p * 3 + 1];
-    sumRgb[2] += data[p * 3 + 2];
+  for (let y = 0; y < height; y++) {
+    if (rowStart[y] < 0) continue;
+    for (let x = rowStart[y], p = y * width + x, end = rowEnd[y]; x < end; x++, p++) {
+      if (!mask[p]) continue;
+      if (start < 0) start = p;
+      area++;
+      sumX += x;
+      sumY += y;
+      const i = p * 3;
+      const intensity = luma(data, i);
+      sumI += intensity;
+      sumI2 += intensity * intensity;
+      sumR += data[i];
+      sumG += data[i + 1];
+      sumB += data[i + 2];
+    }
   }
   if (area === 0) {
     return {
@@ -328,17 +223,20 @@ export function measureMorphology(img: RgbImage): Morphology {
   let sxx = 0;
   let syy = 0;
   let sxy = 0;
-  for (let p = 0; p < mask.length; p++) {
-    if (!mask[p]) continue;
-    const dx = (p % width) - cx;
-    const dy = Math.floor(p / width) - cy;
-    sxx += dx * dx;
-    syy += dy * dy;
-    sxy += dx * dy;
+  for (let y = 0; y < height; y++) {
+    if (rowStart[y] < 0) continue;
+    const dy = y - cy;
+    for (let x = rowStart[y], p = y * width + x, end = rowEnd[y]; x < end; x++, p++) {
+      if (!mask[p]) continue;
+      const dx = x - cx;
+      sxx += dx * dx;
+      syy += dy * dy;
+      sxy += dx * dy;
+    }
   }
   // Eigenvalues of the covariance matrix are the squared semi-axes of the equivalent ellipse, up to a factor.
   const half = (sxx + syy) / 2;
-  const spread = Math.sqrt(((sxx - syy) / 2) ** 2 + sxy * sxy);
+  const spread = sqrt(((sxx - syy) / 2) ** 2 + sxy * sxy);
   const major = half + spread;
   const minor = half - spread;
   const perimeterPx = perimeterOf(mask, width, height, start);
@@ -346,13 +244,13 @@ export function measureMorphology(img: RgbImage): Morphology {
   return {
     areaPx: area,
     perimeterPx,
-    circularity: perimeterPx > 0 ? (4 * Math.PI * area) / (perimeterPx * perimeterPx) : NaN,
-    solidity: area / convexHullArea(mask, width, height),
-    eccentricity: major > 0 ? Math.sqrt(Math.max(0, 1 - minor / major)) : 0,
-    equivalentDiameterPx: Math.sqrt((4 * area) / Math.PI),
+    circularity: perimeterPx > 0 ? (4 * PI * area) / (perimeterPx * perimeterPx) : NaN,
+    solidity: area / convexHullArea(rowStart, rowEnd),
+    eccentricity: major > 0 ? sqrt(max(0, 1 - minor / major)) : 0,
+    equivalentDiameterPx: sqrt((4 * area) / PI),
     meanIntensity,
-    intensityStd: Math.sqrt(Math.max(0, sumI2 / area - meanIntensity * meanIntensity)),
-    meanRgb: [sumRgb[0] / area, sumRgb[1] / area, sumRgb[2] / area],
+    intensityStd: sqrt(max(0, sumI2 / area - meanIntensity * meanIntensity)),
+    meanRgb: [sumR / area, sumG / area, sumB / area],
   };
 }
 

@@ -1,6 +1,6 @@
 import { badInput } from '../errors';
 import type { RgbImage } from './image/types';
-import { backgroundColour } from './morphology';
+import { findForeground, type Foreground } from './image/foreground';
 import { kFoldBySubject, type SplitItem } from './splits';
 
 /**
@@ -61,12 +61,9 @@ const SCALE_FLOOR: Readonly<Record<DomainFeature, number>> = {
   clippedShare: 0.002,
 };
 
-/** A channel further than this from the background colour is foreground (as in morphology.ts). */
-const FOREGROUND_LEVEL = 8;
-
 // Read once: the per-pixel loops below call these 200,000 times an image, and inside a sandboxed global
 // (Jest's vm context) every lookup of the global `Math` goes through an interceptor, about 200 times slower.
-const { abs, max, min } = Math;
+const { max, min } = Math;
 /** Foreground components smaller than this (in pixels) are specks, not cells. */
 const MIN_COMPONENT_PX = 40;
 
@@ -75,27 +72,15 @@ const MIN_COMPONENT_PX = 40;
  * statistics of the cell it lacks, which is far from any real cell. Linear in the pixel count (a few ms
  * for 450x450); never throws for a well-formed RgbImage.
  */
-export function domainFeatures(image: RgbImage): Float64Array {
+export function domainFeatures(image: RgbImage, fg: Foreground = findForeground(image)): Float64Array {
   const { width, height, data } = image;
   const n = width * height;
   if (width < 1 || height < 1 || data.length !== n * 3)
     throw badInput(`Expected an RGB image of ${width}x${height}; got ${data.length} bytes.`);
-  const [br, bg, bb] = backgroundColour(image);
-
-  // Foreground mask and the clipped share in one pass.
-  const mask = new Uint8Array(n);
-  let foreground = 0;
-  let clipped = 0;
-  for (let p = 0, i = 0; p < n; p++, i += 3) {
-    const r = data[i];
-    const g = data[i + 1];
-    const b = data[i + 2];
-    if (r === 255 || g === 255 || b === 255) clipped++;
-    if (abs(r - br) > FOREGROUND_LEVEL || abs(g - bg) > FOREGROUND_LEVEL || abs(b - bb) > FOREGROUND_LEVEL) {
-      mask[p] = 1;
-      foreground++;
-    }
-  }
+  if (fg.width !== width || fg.height !== height)
+    throw new Error('The foreground passed to domainFeatures belongs to another image.');
+  const [br, bg, bb] = fg.background;
+  const { mask, foregroundPixels: foreground, clippedPixels: clipped } = fg;
   let borderPixels = 0;
   let borderForeground = 0;
   const border = (p: number) => {
@@ -111,60 +96,33 @@ export function domainFeatures(image: RgbImage): Float64Array {
     if (width > 1) border(y * width + width - 1);
   }
 
-  // 8-connected components of the foreground: sizes, and which one is the cell.
-  const label = new Int32Array(n);
-  const stack = new Int32Array(Math.max(1, foreground));
-  const sizes: number[] = [0];
-  for (let start = 0; start < n; start++) {
-    if (!mask[start] || label[start]) continue;
-    const id = sizes.length;
-    let size = 0;
-    let top = 0;
-    stack[top++] = start;
-    label[start] = id;
-    while (top > 0) {
-      const p = stack[--top];
-      size++;
-      const x = p % width;
-      const y0 = (p - x) / width;
-      for (let dy = -1; dy <= 1; dy++) {
-        const y = y0 + dy;
-        if (y < 0 || y >= height) continue;
-        for (let dx = -1; dx <= 1; dx++) {
-          const nx = x + dx;
-          if (nx < 0 || nx >= width) continue;
-          const q = y * width + nx;
-          if (mask[q] && !label[q]) {
-            label[q] = id;
-            stack[top++] = q;
-          }
-        }
-      }
-    }
-    sizes.push(size);
-  }
-  let cell = 0;
-  for (let id = 1; id < sizes.length; id++) if (sizes[id] > sizes[cell]) cell = id;
-  const cellArea = sizes[cell];
-  const minComponent = Math.max(MIN_COMPONENT_PX, 0.02 * cellArea);
-  const components = sizes.filter((s, id) => id > 0 && s >= minComponent).length;
+  // 8-connected components of the foreground (findForeground): sizes, and which one is the cell.
+  const { cell, componentSize, runComponent, runRow, runStart, runEnd } = fg;
+  const cellArea = cell >= 0 ? componentSize[cell] : 0;
+  const minComponent = max(MIN_COMPONENT_PX, 0.02 * cellArea);
+  let components = 0;
+  for (let r = 0; r < runComponent.length; r++)
+    if (runComponent[r] === r && componentSize[r] >= minComponent) components++;
 
-  // Colour inside the cell.
+  // Colour inside the cell, its runs in raster order.
   let sumLuma = 0;
   let sumRed = 0;
   let sumBlue = 0;
   let sumSaturation = 0;
-  for (let p = 0, i = 0; p < n; p++, i += 3) {
-    const r = data[i];
-    const g = data[i + 1];
-    const b = data[i + 2];
-    if (cell === 0 || label[p] !== cell) continue;
-    sumLuma += 0.299 * r + 0.587 * g + 0.114 * b;
-    const total = r + g + b;
-    sumRed += total > 0 ? r / total : 1 / 3;
-    sumBlue += total > 0 ? b / total : 1 / 3;
-    const brightest = max(r, g, b);
-    sumSaturation += brightest > 0 ? (brightest - min(r, g, b)) / brightest : 0;
+  for (let run = max(cell, 0); cell >= 0 && run < runComponent.length; run++) {
+    if (runComponent[run] !== cell) continue;
+    const row = runRow[run] * width;
+    for (let i = (row + runStart[run]) * 3, end = (row + runEnd[run]) * 3; i < end; i += 3) {
+      const r = data[i];
+      const g = data[i + 1];
+      const b = data[i + 2];
+      sumLuma += 0.299 * r + 0.587 * g + 0.114 * b;
+      const total = r + g + b;
+      sumRed += total > 0 ? r / total : 1 / 3;
+      sumBlue += total > 0 ? b / total : 1 / 3;
+      const brightest = max(r, g, b);
+      sumSaturation += brightest > 0 ? (brightest - min(r, g, b)) / brightest : 0;
+    }
   }
   const mean = (sum: number) => (cellArea > 0 ? sum / cellArea : 0);
 

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { gradCam, renderHeatmapPng } from './heatmap';
 import type { RgbImage } from './image/decode';
 import { fuse, isMorphologyStack, type MorphologyStack } from './fusion';
-import { dihedralVariants, toModelInput } from './image/preprocess';
+import { findForeground } from './image/foreground';
+import { otherDihedralViews, toModelInput } from './image/preprocess';
 import { measureMorphology, type Morphology } from './morphology';
 import type { OnnxClassifier } from './onnx/session';
 import { reviewReasons, type ReviewReason } from './decision';
@@ -96,18 +97,27 @@ export async function analyzeCell(
   }
   if (rule.testTimeAugmentation) {
     // The heat map stays that of the cell as given; the probability is the mean over all 8 views.
-    const others = dihedralVariants(pixels, rule.inputSize).slice(1);
-    const flat = new Float32Array(others.length * pixels.length);
-    others.forEach((view, i) => flat.set(view, i * pixels.length));
+    const others = otherDihedralViews(pixels, rule.inputSize);
+    const count = others.length / pixels.length;
     const rest = useOnnx
-      ? await onnx.predict(flat, others.length)
-      : await predictBatchWithTfjs(model, flat, others.length, rule.inputSize);
-    probabilityAll = (probabilityAll + rest.reduce((a, b) => a + b, 0)) / (others.length + 1);
+      ? await onnx.predict(others, count)
+      : await predictBatchWithTfjs(model, others, count, rule.inputSize);
+    probabilityAll = (probabilityAll + rest.reduce((a, b) => a + b, 0)) / (count + 1);
   }
   const predictMs = performance.now() - t;
 
+  // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while this thread
+  // measures the cell: the two overlap wherever there is a second core.
   t = performance.now();
-  const morphology = measureMorphology(image);
+  const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize) : null;
+  // Not awaited until the end: a rejection must not go unhandled meanwhile.
+  heatmapPng?.catch(() => undefined);
+  let heatmapMs = performance.now() - t;
+
+  // One segmentation for the morphology and the out-of-domain statistics (src/ml/image/foreground.ts).
+  t = performance.now();
+  const foreground = findForeground(image);
+  const morphology = measureMorphology(image, foreground);
   const morphologyMs = performance.now() - t;
   const networkProbability = probabilityAll;
   if (rule.fusion) {
@@ -120,17 +130,16 @@ export async function analyzeCell(
   probabilityAll = applyCalibration(rule.calibration, probabilityAll);
 
   t = performance.now();
-  const heatmapPng = heatmap ? await renderHeatmapPng(image, heatmap, rule.inputSize) : null;
-  const heatmapMs = performance.now() - t;
-
-  t = performance.now();
   // Scored on the image as given: another lab's grey background or magnification is exactly what
   // must be seen, so never on the blackened or resized copy the network gets.
   const domain = rule.outOfDomain;
   if (domain && !Number.isFinite(domain.threshold))
     throw new Error('The model card holds an out-of-domain model without a finite threshold.');
-  const outOfDomainScore = domain ? domainScore(domain, domainFeatures(image)) : null;
+  const outOfDomainScore = domain ? domainScore(domain, domainFeatures(image, foreground)) : null;
   const outOfDomainMs = domain ? performance.now() - t : 0;
+  t = performance.now();
+  const png = heatmapPng ? await heatmapPng : null;
+  heatmapMs += performance.now() - t;
   const outOfDomain = domain != null && outOfDomainScore !== null && outOfDomainScore > domain.threshold;
   const reasons = reviewReasons(rule, probabilityAll, outOfDomain);
   return {
@@ -141,7 +150,7 @@ export async function analyzeCell(
     reviewReasons: reasons,
     outOfDomainScore,
     morphology,
-    heatmapPng,
+    heatmapPng: png,
     timings: { resizeMs, predictMs, morphologyMs, heatmapMs, outOfDomainMs },
     runtime: useOnnx ? 'onnxruntime' : 'tfjs',
   };

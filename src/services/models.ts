@@ -189,7 +189,7 @@ export class ModelRegistry {
   }
 
   /**
-   * The ONNX twin served by onnxruntime (about 25x TF.js wasm per image, docs/PERFORMANCE.md). Like the
+   * The ONNX twin served by onnxruntime (faster than TF.js wasm: `npm run bench` measures by how much). Like the
    * charts it is an optimisation: a model the exporter cannot translate is logged and served by TF.js.
    */
   private async exportOnnx(bundle: ModelBundle, card: NewModelCard): Promise<Uint8Array | null> {

@@ -69,29 +69,68 @@ export function dihedral(pixels: Float32Array, size: number, variant: number): F
   checkSquare(pixels, size);
   if (!Number.isInteger(variant) || variant < 0 || variant > 7)
     throw badInput(`variant must be 0-7; got ${variant}.`);
+  const out = new Float32Array(pixels.length);
+  dihedralInto(pixels, size, variant, out, 0);
+  return out;
+}
+
+/**
+ * dihedral() written into `out` from `offset` on (test-time augmentation fills one batch buffer).
+ * Where source pixel (x, y) lands: mirror (u = last - x), then each clockwise quarter turn maps (u, v)
+ * to (last - v, u); the four cases below are those turns composed.
+ */
+function dihedralInto(
+  pixels: Float32Array,
+  size: number,
+  variant: number,
+  out: Float32Array,
+  offset: number,
+) {
   const turns = variant % 4;
   const mirror = variant >= 4;
-  const out = new Float32Array(pixels.length);
   const last = size - 1;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      // Where does source pixel (x, y) land? Mirror, then turn clockwise `turns` times.
-      let u = mirror ? last - x : x;
-      let v = y;
-      for (let t = 0; t < turns; t++) [u, v] = [last - v, u];
-      const src = (y * size + x) * 3;
-      const dst = (v * size + u) * 3;
+  for (let y = 0, src = 0; y < size; y++) {
+    for (let x = 0; x < size; x++, src += 3) {
+      const u = mirror ? last - x : x;
+      let dx: number;
+      let dy: number;
+      if (turns === 0) {
+        dx = u;
+        dy = y;
+      } else if (turns === 1) {
+        dx = last - y;
+        dy = u;
+      } else if (turns === 2) {
+        dx = last - u;
+        dy = last - y;
+      } else {
+        dx = y;
+        dy = last - u;
+      }
+      const dst = offset + (dy * size + dx) * 3;
       out[dst] = pixels[src];
       out[dst + 1] = pixels[src + 1];
       out[dst + 2] = pixels[src + 2];
     }
   }
-  return out;
 }
 
 /** All 8 flips and rotations of a square image, identity first: test-time augmentation averages over them. */
 export function dihedralVariants(pixels: Float32Array, size: number): Float32Array[] {
   return Array.from({ length: 8 }, (_, variant) => dihedral(pixels, size, variant));
+}
+
+/**
+ * The 7 views of test-time augmentation besides the image itself (variants 1-7 of dihedral), one after
+ * the other in one batch buffer: 7 x size x size x 3 values.
+ */
+export function otherDihedralViews(pixels: Float32Array, size: number): Float32Array {
+  checkSquare(pixels, size);
+  const view = pixels.length;
+  const out = new Float32Array(7 * view);
+  for (let variant = 1; variant < 8; variant++)
+    dihedralInto(pixels, size, variant, out, (variant - 1) * view);
+  return out;
 }
 
 export interface AugmentOptions {

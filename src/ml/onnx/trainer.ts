@@ -22,7 +22,7 @@ export interface TrainingBatch {
 
 /**
  * Training steps of a TF.js model with the forward and backward passes in onnxruntime (native MLAS
- * kernels on every core) instead of TF.js wasm: about an order of magnitude faster on our CNNs. What a
+ * kernels on every core) instead of TF.js wasm (`npm run bench` prints both). What a
  * step changes is exactly what TF.js' optimizer.minimize on model.apply(x, { training: true }) changes:
  * the weights, through the same tf.Optimizer (applyGradients with the gradients computed here), and the
  * batch-norm moving statistics, with the layer's current momentum. Dropout masks come from tf.dropout

@@ -17,7 +17,7 @@ beforeAll(async () => {
   const all = sampleImages();
   const picked = [all.find((s) => s.label === 'ALL')!, all.find((s) => s.label === 'NORMAL')!];
   cells = await Promise.all(picked.map((s) => decodeImage(s.bytes)));
-  measured = cells.map(measureMorphology);
+  measured = cells.map((image) => measureMorphology(image));
 });
 
 const relative = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);

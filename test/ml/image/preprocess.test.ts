@@ -6,6 +6,7 @@ import {
   augment,
   dihedral,
   dihedralVariants,
+  otherDihedralViews,
   resizeToModelInput,
   toModelInput,
 } from '../../../src/ml/image/preprocess';
@@ -100,6 +101,28 @@ describe('dihedral variants', () => {
     for (const v of variants) {
       expect(new Set(dihedralVariants(v, size).map((w) => Array.from(w).join()))).toEqual(new Set(keys));
     }
+  });
+
+  it('turns k quarter turns as k single turns, after the mirror for variants 4-7', () => {
+    const turn = (pixels: Float32Array, times: number) => {
+      let out = pixels;
+      for (let t = 0; t < times; t++) out = dihedral(out, size, 1);
+      return Array.from(out);
+    };
+    const mirrored = dihedral(image, size, 4);
+    for (let k = 0; k < 4; k++) {
+      expect(Array.from(dihedral(image, size, k))).toEqual(turn(image, k));
+      expect(Array.from(dihedral(image, size, 4 + k))).toEqual(turn(mirrored, k));
+    }
+  });
+
+  it('lays the 7 other views of test-time augmentation out one after the other, variants 1 to 7', () => {
+    const views = otherDihedralViews(image, size);
+    const expected = dihedralVariants(image, size).slice(1);
+    expect(views).toHaveLength(7 * image.length);
+    expected.forEach((view, i) =>
+      expect(Array.from(views.subarray(i * image.length, (i + 1) * image.length))).toEqual(Array.from(view)),
+    );
   });
 });
 
