@@ -25,6 +25,7 @@ import {
   type RecipeCell,
 } from '../ml/decisions';
 import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
+import { FUSION_KINDS } from '../ml/fusion';
 import { decodeImage } from '../ml/image/decode';
 import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../ml/image/lab-shift';
 import { computeMetrics, prCurve, rocCurve, type BinaryMetrics } from '../ml/metrics';
@@ -57,7 +58,7 @@ export const PLAIN_RECIPE: Pick<
   'colourJitter' | 'recomputeBatchNorm' | 'testTimeAugmentation' | 'fusion'
 > = { colourJitter: 0, recomputeBatchNorm: false, testTimeAugmentation: false, fusion: 'none' };
 
-const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = ['none', 'morphology-blend', 'morphology-stack'];
+const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = FUSION_KINDS;
 
 /**
  * The training config the flags ask for: DEFAULT_TRAINING_CONFIG (or, with --recipe plain, the same
@@ -179,6 +180,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
         testIds: o.testIds,
         testLabels: o.testLabels,
         probabilities: o.probabilities.map((p) => Number(p.toFixed(6))),
+        networkProbabilities: o.networkProbabilities.map((p) => Number(p.toFixed(6))),
         domainScores: o.domainScores,
       });
       await mkdir(out, { recursive: true });

@@ -1,5 +1,6 @@
 import { badInput } from '../errors';
 import type { RgbImage } from './image/types';
+import { measureTexture, type Texture } from './texture';
 
 /**
  * Shape and texture of the one cell in an image, the features a hematologist reads off a blast: size
@@ -21,6 +22,8 @@ export interface Morphology {
   /** Standard deviation of intensity inside the cell: coarse, clumped chromatin scores higher. */
   intensityStd: number;
   meanRgb: [number, number, number];
+  /** Chromatin texture (texture.ts); absent in records made before it was measured. */
+  texture?: Texture;
 }
 
 /** A channel above this is cell. C-NMC backgrounds are 0; the darkest cytoplasm edges are about 15. */
@@ -321,6 +324,7 @@ export function measureMorphology(img: RgbImage): Morphology {
       meanIntensity: NaN,
       intensityStd: NaN,
       meanRgb: [NaN, NaN, NaN],
+      texture: measureTexture(img, mask),
     };
   }
   const cx = sumX / area;
@@ -353,6 +357,7 @@ export function measureMorphology(img: RgbImage): Morphology {
     meanIntensity,
     intensityStd: Math.sqrt(Math.max(0, sumI2 / area - meanIntensity * meanIntensity)),
     meanRgb: [sumRgb[0] / area, sumRgb[1] / area, sumRgb[2] / area],
+    texture: measureTexture(img, mask),
   };
 }
 

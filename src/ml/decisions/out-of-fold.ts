@@ -1,7 +1,14 @@
 import { badInput } from '../../errors';
 import type { CvItem } from '../cross-validation';
 import { predictProbabilities } from '../evaluate';
-import { blendStack, fitMorphologyStack, fuse, type MorphologyStack } from '../fusion';
+import {
+  blendStack,
+  fitFusion,
+  fitMorphologyStack,
+  fuse,
+  fusionFeatures,
+  type MorphologyStack,
+} from '../fusion';
 import { augmenterFor } from '../image/preprocess';
 import { kFoldBySubject, splitBySubject } from '../splits';
 import {
@@ -146,14 +153,10 @@ export async function runFold(
     const network = await predictProbabilities(model, test, config.inputSize, tta);
     let probabilities = network;
     if (config.fusion !== 'none') {
-      const stack =
-        config.fusion === 'morphology-blend'
-          ? blendStack(inner.train)
-          : fitMorphologyStack(
-              inner.train,
-              inner.validation,
-              await predictProbabilities(model, inner.validation, config.inputSize, tta),
-            );
+      const stack = await fitFusion(config.fusion, inner.train, async () => ({
+        cells: inner.validation,
+        cnn: await predictProbabilities(model, inner.validation, config.inputSize, tta),
+      }));
       probabilities = test.map((c, i) => fuse(stack, network[i], c.morphology));
     }
     let domainScores: number[] | null = null;
@@ -241,7 +244,7 @@ export async function trainFinal(
 }
 
 /**
- * The morphology stack the final model serves with: the blend is fixed; the stack's combiner is fitted on
+ * The morphology stack the final model serves with: a blend's combiner is fixed; the stack's combiner is fitted on
  * the out-of-fold network probabilities of the first seed (cells the networks never saw), its morphology
  * model on all cells.
  */
@@ -251,7 +254,7 @@ export function finalFusion(
   outputs: FoldOutput[],
 ): MorphologyStack | null {
   if (config.fusion === 'none') return null;
-  if (config.fusion === 'morphology-blend') return blendStack(cells);
+  if (config.fusion !== 'morphology-stack') return blendStack(cells, fusionFeatures(config.fusion));
   const seed = Math.min(...outputs.map((o) => o.seed));
   const network = new Map<string, number>();
   for (const o of outputs.filter((x) => x.seed === seed))
