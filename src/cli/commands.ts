@@ -267,8 +267,9 @@ function printDecisions(d: DecisionReport): void {
     `out of fold (${d.cells} cells, ${d.blasts} blasts, seeds ${d.seeds.join(',')}): ROC AUC ${s(d.outOfFold.rocAuc)}, ` +
       `ECE ${fmt(d.ece.before)} -> ${fmt(d.ece.after)} (${d.calibration ? 'Platt' : 'not calibrated'})\n` +
       `threshold ${fmt(d.threshold)}, review band [${fmt(d.reviewLow)}, ${fmt(d.reviewHigh)}): blasts ALL or review ` +
-      `${s(d.outOfFold.allOrReviewSensitivity)}, flagged ${s(d.outOfFold.flaggedShare)}, review rate ${s(d.outOfFold.reviewRate)}\n` +
-      `bound: ${g.blastsBelowEdge}/${g.blasts} blasts below the band; at ${g.confidence} confidence at most ` +
+      `${s(d.outOfFold.allOrReviewSensitivity)}, flagged ${s(d.outOfFold.flaggedShare)}, review rate ${s(d.outOfFold.reviewRate)} ` +
+      `(out of domain ${s(d.outOfFold.outOfDomainRate)})\n` +
+      `bound: ${g.blastsBelowEdge}/${g.blasts} blasts below the band (${g.caughtOutOfDomain} caught out of domain); at ${g.confidence} confidence at most ` +
       `${fmt(g.achievedBound)} of blasts fall below it (asked ${g.alpha}${g.attained ? ', attained' : `, needs ${g.blastsNeeded} blasts`})\n`,
   );
 }

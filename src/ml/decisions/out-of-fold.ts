@@ -19,7 +19,7 @@ import {
   type TrainProgress,
   type TrainResult,
 } from '../train';
-import type { DomainApi, DomainModel, DomainScores } from './domain';
+import { heldOutDomainFlags, type DomainApi, type DomainModel, type DomainScores } from './domain';
 import type { OofScores } from './rule';
 
 /** A training cell as the recipe needs it; domainFeatures when the build has the out-of-domain detector. */
@@ -186,18 +186,24 @@ export async function runFold(
   }
 }
 
-/** Each seed's folds pooled into one out-of-fold score per cell. */
+/**
+ * Each seed's folds pooled into one out-of-fold score per cell, with each cell's out-of-domain flag judged
+ * against its fold's held-out threshold when every fold of the seed has domain scores.
+ */
 export function pooledScores(outputs: FoldOutput[]): OofScores[] {
   const seeds = [...new Set(outputs.map((o) => o.seed))].sort((a, b) => a - b);
   return seeds.map((seed) => {
     const mine = outputs.filter((o) => o.seed === seed).sort((a, b) => a.fold - b.fold);
-    return {
+    const scores: OofScores = {
       seed,
       ids: mine.flatMap((o) => o.testIds),
       labels: mine.flatMap((o) => o.testLabels),
       folds: mine.flatMap((o) => o.testIds.map(() => o.fold)),
       probabilities: mine.flatMap((o) => o.probabilities),
     };
+    const flags = mine.every((o) => o.domainScores !== null) ? heldOutDomainFlags(domainScoresOf(mine)) : [];
+    if (flags.length > 0 && flags.every((f) => f !== null)) scores.outOfDomain = flags.flat() as boolean[];
+    return scores;
   });
 }
 
