@@ -45,6 +45,7 @@ export const TEXTURE_FEATURES = [
   'darkShare',
   'nucleusShare',
 ] as const satisfies ReadonlyArray<keyof Texture>;
+export type TextureFeature = (typeof TEXTURE_FEATURES)[number];
 
 const GRAY_LEVELS = 16;
 const GLCM_DISTANCE = 2;
