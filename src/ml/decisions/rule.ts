@@ -59,7 +59,10 @@ export interface DecisionReport {
   cells: number;
   blasts: number;
   calibration: PlattCalibration | null;
-  /** Expected calibration error of the pooled out-of-fold scores, raw and after Platt scaling fitted on the other folds. */
+  /**
+   * Expected calibration error of the pooled out-of-fold scores, raw and after Platt scaling fitted on the
+   * other folds. `calibration` is null (the raw score serves) unless `after` is the lower.
+   */
   ece: { before: number; after: number };
   threshold: number;
   reviewLow: number;
@@ -95,7 +98,8 @@ export interface DecisionReport {
 
 /**
  * Fits the decisions a model serves with from out-of-fold scores of one or more seeds:
- * 1. Platt calibration on all seeds' scores pooled (null when it cannot be fitted, see fitPlatt);
+ * 1. Platt calibration on all seeds' scores pooled; null when it cannot be fitted (see fitPlatt) or when,
+ *    cross-fitted, it does not lower the out-of-fold calibration error (`ece.after` >= `ece.before`);
  * 2. the threshold maximising balanced accuracy on the calibrated pooled scores;
  * 3. the review band [low, threshold): low from conformalLowerEdge on each blast's LOWEST calibrated
  *    score over the seeds, so a blast that any seed's fold model scored low holds the edge down; a seed
@@ -121,14 +125,17 @@ export function fitDecisions(
   const labels = runs.flatMap((r) => r.labels);
   const raw = runs.flatMap((r) => r.probabilities);
   const groups = runs.flatMap((r, i) => r.folds.map((f) => i * 1000 + f));
-  const calibration = fitPlatt(labels, raw);
-  const calibrate = (p: number) => applyCalibration(calibration, p);
-  const calibrated = raw.map(calibrate);
+  const fitted = fitPlatt(labels, raw);
   const crossFitted = crossFittedCalibration(labels, raw, groups);
   const ece = {
     before: computeMetrics(labels, raw, 0.5).ece,
-    after: computeMetrics(labels, calibration ? crossFitted : raw, 0.5).ece,
+    after: computeMetrics(labels, fitted ? crossFitted : raw, 0.5).ece,
   };
+  // Platt scaling serves only where it lowers the calibration error on folds it was not fitted on: a fit
+  // that only helps the scores it saw would make "0.8" mean less, not more.
+  const calibration = fitted && ece.after < ece.before ? fitted : null;
+  const calibrate = (p: number) => applyCalibration(calibration, p);
+  const calibrated = raw.map(calibrate);
   const threshold = chooseThreshold(labels, calibrated);
 
   const lowestByBlast = new Map<string, number>();
@@ -168,7 +175,8 @@ export function fitDecisions(
   return {
     rule:
       'Out-of-fold scores of subject-grouped k-fold cross-validation over all training cells, one run per seed: ' +
-      'Platt calibration on the pooled scores; threshold maximising balanced accuracy on them; review band ' +
+      'Platt calibration on the pooled scores, kept only if, fitted on the other folds, it lowers the ' +
+      'calibration error of each fold; threshold maximising balanced accuracy on them; review band ' +
       '[reviewLow, threshold) whose lower edge is the lowest edge keeping the one-sided Clopper-Pearson bound on ' +
       'blasts below it within alpha, or, where that is out of reach with this many blasts, the lower of one ' +
       'lower-tail spacing (in log-odds) below the lowest blast and the one-sided normal tolerance limit of the ' +

@@ -88,6 +88,28 @@ describe('fitDecisions', () => {
     expect(d.ece.after).toBeLessThan(0.15);
   });
 
+  it('keeps Platt scaling only where it lowers the calibration error on folds it was not fitted on', () => {
+    // Scores that are already probabilities: each cell is a blast with exactly its score's chance.
+    const random = mulberry32(21);
+    const n = 400;
+    const probabilities = Array.from({ length: n }, () => 0.05 + 0.9 * random());
+    const honest: OofScores = {
+      seed: 1,
+      ids: probabilities.map((_, i) => `cell${i}`),
+      labels: probabilities.map((p) => (random() < p ? 1 : 0)),
+      folds: probabilities.map((_, i) => i % 5),
+      probabilities,
+    };
+    const d = fitDecisions([honest]);
+    expect(d.ece.after).toBeGreaterThanOrEqual(d.ece.before);
+    expect(d.calibration).toBeNull();
+    // Over-confident scores of the same cells: there a fit on the other folds helps, and it serves.
+    const sharp = { ...honest, probabilities: probabilities.map((p) => sigmoid(4 * Math.log(p / (1 - p)))) };
+    const s = fitDecisions([sharp]);
+    expect(s.ece.after).toBeLessThan(s.ece.before);
+    expect(s.calibration!.slope).toBeLessThan(0.5);
+  });
+
   it('refuses mismatched scores', () => {
     expect(() => fitDecisions([])).toThrow(/at least one seed/);
     expect(() => fitDecisions([{ ...run(1), folds: [0] }])).toThrow(/mismatched/);
