@@ -12,7 +12,17 @@ const FEATURE_NAMES: Record<string, string> = {
   eccentricity: 'Eccentricity',
   equivalentDiameterPx: 'Diameter (px)',
   meanIntensity: 'Mean intensity',
-  intensityStd: 'Texture (intensity SD)',
+  intensityStd: 'Intensity SD',
+  glcmContrast: 'Chromatin contrast (GLCM)',
+  glcmHomogeneity: 'Chromatin homogeneity (GLCM)',
+  glcmEnergy: 'Chromatin uniformity (GLCM energy)',
+  glcmEntropy: 'Chromatin entropy (GLCM)',
+  glcmCorrelation: 'Chromatin correlation (GLCM)',
+  lbpUniform: 'Edges and spots (LBP uniform share)',
+  lbpFlat: 'Flat chromatin (LBP flat share)',
+  lumaSpread: 'Intensity spread (P90 - P10)',
+  darkShare: 'Dark clumps (share)',
+  nucleusShare: 'Nucleus share (Otsu)',
 };
 
 /** Why the cell is in the queue, as a reviewer reads it (a Record: a new reason is a compile error here). */

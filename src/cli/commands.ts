@@ -26,6 +26,7 @@ import {
   type RecipeCell,
 } from '../ml/decisions';
 import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
+import { FUSION_KINDS } from '../ml/fusion';
 import { decodeImage } from '../ml/image/decode';
 import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../ml/image/lab-shift';
 import { computeMetrics, prCurve, rocCurve, type BinaryMetrics } from '../ml/metrics';
@@ -50,7 +51,7 @@ const num = (flags: Flags, name: string, fallback: number): number => {
   return n;
 };
 
-const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = ['none', 'morphology-blend', 'morphology-stack'];
+const FUSIONS: ReadonlyArray<TrainingConfig['fusion']> = FUSION_KINDS;
 
 /**
  * The training config the flags ask for: DEFAULT_TRAINING_CONFIG (or, with --recipe plain, the same
@@ -172,6 +173,7 @@ export async function trainCommand(flags: Flags): Promise<void> {
         testIds: o.testIds,
         testLabels: o.testLabels,
         probabilities: o.probabilities.map((p) => Number(p.toFixed(6))),
+        networkProbabilities: o.networkProbabilities.map((p) => Number(p.toFixed(6))),
         domainScores: o.domainScores,
       });
       await mkdir(out, { recursive: true });
@@ -259,8 +261,9 @@ function printDecisions(d: DecisionReport): void {
     `out of fold (${d.cells} cells, ${d.blasts} blasts, seeds ${d.seeds.join(',')}): ROC AUC ${s(d.outOfFold.rocAuc)}, ` +
       `ECE ${fmt(d.ece.before)} -> ${fmt(d.ece.after)} (${d.calibration ? 'Platt' : 'not calibrated'})\n` +
       `threshold ${fmt(d.threshold)}, review band [${fmt(d.reviewLow)}, ${fmt(d.reviewHigh)}): blasts ALL or review ` +
-      `${s(d.outOfFold.allOrReviewSensitivity)}, flagged ${s(d.outOfFold.flaggedShare)}, review rate ${s(d.outOfFold.reviewRate)}\n` +
-      `bound: ${g.blastsBelowEdge}/${g.blasts} blasts below the band; at ${g.confidence} confidence at most ` +
+      `${s(d.outOfFold.allOrReviewSensitivity)}, flagged ${s(d.outOfFold.flaggedShare)}, review rate ${s(d.outOfFold.reviewRate)} ` +
+      `(out of domain ${s(d.outOfFold.outOfDomainRate)})\n` +
+      `bound: ${g.blastsBelowEdge}/${g.blasts} blasts below the band (${g.caughtOutOfDomain} caught out of domain); at ${g.confidence} confidence at most ` +
       `${fmt(g.achievedBound)} of blasts fall below it (asked ${g.alpha}${g.attained ? ', attained' : `, needs ${g.blastsNeeded} blasts`})\n`,
   );
 }

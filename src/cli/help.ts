@@ -24,7 +24,7 @@ const TRAINING_FLAGS = `Training flags (defaults: the recipe in DEFAULT_TRAINING
   --colour-jitter X               hue, saturation and gain jitter, 0 (off) to 1
   --bn-recompute / --no-bn-recompute
   --tta / --no-tta                serve the mean over the 8 flips and quarter turns
-  --fusion none|morphology-blend|morphology-stack`;
+  --fusion none|morphology-blend|morphology-stack|texture-blend`;
 
 const FOLDER =
   '<dir> holds all/ (ALL blasts) and hem/ or normal/ (normal cells), as data/cnmc-sample does (C-NMC 2019);\n' +

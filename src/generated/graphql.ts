@@ -213,7 +213,7 @@ export type DatasetEdge = {
 /** Decisions fitted on out-of-fold scores of subject-grouped cross-validation (docs/ML.md). */
 export type DecisionReport = {
   __typename?: 'DecisionReport';
-  /** Share of blasts that come back ALL or for review. */
+  /** Share of blasts that come back ALL or for review (inside the band, or out of domain). */
   allOrReviewSensitivity: Spread;
   blasts: Scalars['Int']['output'];
   /** Training cells, each scored once per seed by a network that never saw its subject. */
@@ -228,7 +228,9 @@ export type DecisionReport = {
   guarantee: ReviewBandGuarantee;
   /** Share of in-domain cells of held-out subjects flagged OUT_OF_DOMAIN; null without a detector. */
   outOfDomainFalseAlarmRate?: Maybe<Scalars['Float']['output']>;
-  /** Share of all cells inside the review band. */
+  /** Share of all cells out of domain against their fold's held-out threshold; null for models made before it was recorded. */
+  outOfDomainRate?: Maybe<Spread>;
+  /** Share of all cells sent to review: inside the band, or out of domain (models made before 2026-11-27: inside the band). */
   reviewRate: Spread;
   /** Out-of-fold figures of the served rule, mean and spread over the seeds. */
   rocAuc: Spread;
@@ -271,8 +273,14 @@ export type Fusion =
   | 'MORPHOLOGY_BLEND'
   /** A logistic combiner of both log-odds, fitted on the validation split. */
   | 'MORPHOLOGY_STACK'
-  /** The network alone (the default: in cross-validation at 96 pixels fusion added nothing, see docs/ML.md). */
-  | 'NONE';
+  /** The network alone. */
+  | 'NONE'
+  /**
+   * The blend whose morphology model also reads the cell's chromatin texture (grey-level co-occurrence,
+   * local binary patterns, nucleus share): in subject-grouped cross-validation it ranked blasts better than
+   * the network alone (docs/ML.md). The default.
+   */
+  | 'TEXTURE_BLEND';
 
 export type Health = {
   __typename?: 'Health';
@@ -969,6 +977,11 @@ export type ReviewBandGuarantee = {
   blastsBelowEdge: Scalars['Int']['output'];
   /** Blasts needed, none below the edge, for the bound to reach alpha. */
   blastsNeeded: Scalars['Int']['output'];
+  /**
+   * Blasts out of domain in every seed (judged out of fold): sent to review whatever their score, they count
+   * among the blasts the bound is on but do not hold the edge down. Null for models made before it was recorded.
+   */
+  caughtOutOfDomain?: Maybe<Scalars['Int']['output']>;
   confidence: Scalars['Float']['output'];
   /** Split-conformal bound, in expectation over training sets: (blastsBelowEdge + 1) / (blasts + 1). */
   conformalBound: Scalars['Float']['output'];
@@ -1514,6 +1527,7 @@ export type DecisionReportResolvers<ContextType = RequestContext, ParentType ext
   folds?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   guarantee?: Resolver<ResolversTypes['ReviewBandGuarantee'], ParentType, ContextType>;
   outOfDomainFalseAlarmRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  outOfDomainRate?: Resolver<Maybe<ResolversTypes['Spread']>, ParentType, ContextType>;
   reviewRate?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
   rocAuc?: Resolver<ResolversTypes['Spread'], ParentType, ContextType>;
   rule?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1835,6 +1849,7 @@ export type ReviewBandGuaranteeResolvers<ContextType = RequestContext, ParentTyp
   blasts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   blastsBelowEdge?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   blastsNeeded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  caughtOutOfDomain?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   confidence?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   conformalBound?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 }>;

@@ -1,6 +1,13 @@
 import { badInput } from '../errors';
 import { predictProbabilities } from './evaluate';
-import { blendStack, fitMorphologyModel, fitMorphologyStack, fuse, morphologyProbability } from './fusion';
+import {
+  blendStack,
+  fitMorphologyModel,
+  fitMorphologyStack,
+  fuse,
+  morphologyProbability,
+  TEXTURE_FUSION_FEATURES,
+} from './fusion';
 import { augmenterFor } from './image/preprocess';
 import { chooseThreshold, computeMetrics, type BinaryMetrics } from './metrics';
 import type { Morphology } from './morphology';
@@ -20,7 +27,9 @@ export interface CvItem extends SplitItem {
  * - morphology: a ridge logistic regression on the measured features alone, no pixels;
  * - cnn / cnn-tta: the network, on the cell as given / averaged over its 8 flips and quarter turns;
  * - stack / stack-tta: the network and the morphology model fused by a combiner fitted on validation;
- * - blend / blend-tta: the mean of the two log-odds, nothing fitted on validation.
+ * - blend / blend-tta: the mean of the two log-odds, nothing fitted on validation;
+ * - texture: a ridge logistic regression on the measured features and the chromatin texture, no pixels;
+ * - texture-blend / texture-blend-tta: the blend with that model in place of the morphology model.
  * Every scorer's threshold is chosen on the fold's validation part; the test fold chooses nothing.
  */
 export const SCORERS = [
@@ -32,6 +41,9 @@ export const SCORERS = [
   'stack-tta',
   'blend',
   'blend-tta',
+  'texture',
+  'texture-blend',
+  'texture-blend-tta',
 ] as const;
 export type Scorer = (typeof SCORERS)[number];
 
@@ -40,6 +52,7 @@ export function recipeScorer(config: Pick<TrainingConfig, 'fusion' | 'testTimeAu
   const tta = config.testTimeAugmentation;
   if (config.fusion === 'morphology-stack') return tta ? 'stack-tta' : 'stack';
   if (config.fusion === 'morphology-blend') return tta ? 'blend-tta' : 'blend';
+  if (config.fusion === 'texture-blend') return tta ? 'texture-blend-tta' : 'texture-blend';
   return tta ? 'cnn-tta' : 'cnn';
 }
 
@@ -215,6 +228,7 @@ async function runFold(
     const prior = split.train.filter((i) => i.label === 1).length / split.train.length;
     const morphologyModel = fitMorphologyModel(split.train);
     const blend = blendStack(split.train);
+    const textureBlend = blendStack(split.train, TEXTURE_FUSION_FEATURES);
     const probabilitiesOf = async (cells: CvItem[]) => {
       const cnn = await predictProbabilities(model, cells, config.inputSize);
       const cnnTta = await predictProbabilities(model, cells, config.inputSize, { tta: true });
@@ -232,6 +246,9 @@ async function runFold(
       'stack-tta': p.cells.map((c, i) => fuse(stackTta, p.cnnTta[i], c.morphology)),
       blend: p.cells.map((c, i) => fuse(blend, p.cnn[i], c.morphology)),
       'blend-tta': p.cells.map((c, i) => fuse(blend, p.cnnTta[i], c.morphology)),
+      texture: p.cells.map((c) => morphologyProbability(textureBlend.morphology, c.morphology)),
+      'texture-blend': p.cells.map((c, i) => fuse(textureBlend, p.cnn[i], c.morphology)),
+      'texture-blend-tta': p.cells.map((c, i) => fuse(textureBlend, p.cnnTta[i], c.morphology)),
     });
     const validationScores = score(validation);
     const validationLabels = split.validation.map((i) => i.label);

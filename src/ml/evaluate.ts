@@ -8,7 +8,7 @@ import {
   rocCurve,
   type BinaryMetrics,
 } from './metrics';
-import { blendStack, fitMorphologyStack, fuse, type MorphologyStack } from './fusion';
+import { fitFusion, fuse, type MorphologyStack } from './fusion';
 import type { Morphology } from './morphology';
 import type { Example, TrainingConfig } from './train';
 import { applyCalibration, type PlattCalibration } from './decisions/calibration';
@@ -115,10 +115,11 @@ export async function evaluateRecipe(
   let testProbs = await predictProbabilities(model, splits.test, config.inputSize, options);
   let fusion: MorphologyStack | null = null;
   if (config.fusion !== 'none') {
-    const stack =
-      config.fusion === 'morphology-blend'
-        ? blendStack(splits.train)
-        : fitMorphologyStack(splits.train, splits.validation, validationProbs);
+    const validation = validationProbs;
+    const stack = await fitFusion(config.fusion, splits.train, async () => ({
+      cells: splits.validation,
+      cnn: validation,
+    }));
     validationProbs = splits.validation.map((e, i) => fuse(stack, validationProbs[i], e.morphology));
     testProbs = splits.test.map((e, i) => fuse(stack, testProbs[i], e.morphology));
     fusion = stack;

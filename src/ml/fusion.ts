@@ -1,6 +1,7 @@
 import { badInput } from '../errors';
 import { fitLogistic, logit, logitOf, sigmoid, type LogisticModel } from './logistic';
 import type { Morphology } from './morphology';
+import { TEXTURE_FEATURES, type Texture } from './texture';
 
 /**
  * Morphology beside pixels. A CNN trained on a few dozen cells ranks them barely better than chance,
@@ -39,21 +40,47 @@ export const FUSION_FEATURES = [
 export const MORPHOLOGY_L2 = 4;
 export const COMBINER_L2 = 2;
 
-/** One row of FUSION_FEATURES; an unmeasurable cell (no foreground) gives NaNs, read as "average". */
-export function morphologyVector(m: Morphology): number[] {
-  const log = (v: number) => (v > 0 ? Math.log(v) : NaN);
-  return [
-    log(m.areaPx),
-    log(m.perimeterPx),
-    m.circularity,
-    m.solidity,
-    m.eccentricity,
-    m.meanIntensity,
-    m.intensityStd,
-    m.meanRgb[0],
-    m.meanRgb[1],
-    m.meanRgb[2],
-  ];
+/** Every measured feature a fusion model may read, by name; log for the sizes, which are skewed and scale-dependent. */
+const FEATURE_VALUES: Record<string, (m: Morphology) => number> = {
+  logArea: (m) => (m.areaPx > 0 ? Math.log(m.areaPx) : NaN),
+  logPerimeter: (m) => (m.perimeterPx > 0 ? Math.log(m.perimeterPx) : NaN),
+  circularity: (m) => m.circularity,
+  solidity: (m) => m.solidity,
+  eccentricity: (m) => m.eccentricity,
+  meanIntensity: (m) => m.meanIntensity,
+  intensityStd: (m) => m.intensityStd,
+  meanRed: (m) => m.meanRgb[0],
+  meanGreen: (m) => m.meanRgb[1],
+  meanBlue: (m) => m.meanRgb[2],
+  // A record measured before texture was: NaN, which the logistic model reads as "average".
+  ...Object.fromEntries(
+    TEXTURE_FEATURES.map((name) => [name, (m: Morphology) => m.texture?.[name as keyof Texture] ?? NaN]),
+  ),
+};
+
+/** Morphology and chromatin texture together: what the texture blend reads. */
+export const TEXTURE_FUSION_FEATURES = [...FUSION_FEATURES, ...TEXTURE_FEATURES] as const;
+
+/**
+ * How a recipe fuses the network with the measured cell: 'morphology-blend' averages the two log-odds,
+ * 'morphology-stack' weighs them with a combiner fitted on the validation split, 'texture-blend' is the
+ * blend whose morphology model also reads the chromatin texture (texture.ts).
+ */
+export const FUSION_KINDS = ['none', 'morphology-blend', 'morphology-stack', 'texture-blend'] as const;
+export type FusionKind = (typeof FUSION_KINDS)[number];
+
+/** The features of a fusion kind's morphology model. */
+export function fusionFeatures(fusion: Exclude<FusionKind, 'none'>): readonly string[] {
+  return fusion === 'texture-blend' ? TEXTURE_FUSION_FEATURES : FUSION_FEATURES;
+}
+
+/** One row of `features` (FUSION_FEATURES by default); an unmeasurable cell (no foreground) gives NaNs, read as "average". */
+export function morphologyVector(m: Morphology, features: readonly string[] = FUSION_FEATURES): number[] {
+  return features.map((name) => {
+    const value = FEATURE_VALUES[name];
+    if (!value) throw badInput(`Unknown fusion feature '${name}'.`);
+    return value(m);
+  });
 }
 
 export interface FusionExample {
@@ -61,18 +88,22 @@ export interface FusionExample {
   morphology: Morphology;
 }
 
-/** The morphology-only baseline: a balanced ridge logistic regression on FUSION_FEATURES. */
-export function fitMorphologyModel(train: FusionExample[]): LogisticModel {
+/** The morphology-only baseline: a balanced ridge logistic regression on `features` (FUSION_FEATURES). */
+export function fitMorphologyModel(
+  train: FusionExample[],
+  features: readonly string[] = FUSION_FEATURES,
+): LogisticModel {
   return fitLogistic(
-    train.map((e) => morphologyVector(e.morphology)),
+    train.map((e) => morphologyVector(e.morphology, features)),
     train.map((e) => e.label),
-    [...FUSION_FEATURES],
+    [...features],
     { l2: MORPHOLOGY_L2, balanced: true },
   );
 }
 
+/** The model's probability of ALL; it reads the features it was fitted on, by name. */
 export function morphologyProbability(model: LogisticModel, m: Morphology): number {
-  return sigmoid(logitOf(model, morphologyVector(m)));
+  return sigmoid(logitOf(model, morphologyVector(m, model.features)));
 }
 
 /**
@@ -92,7 +123,7 @@ export function fitMorphologyStack(
   const morphology = fitMorphologyModel(train);
   const rows = validation.map((e, i) => [
     logit(validationCnn[i]),
-    logitOf(morphology, morphologyVector(e.morphology)),
+    logitOf(morphology, morphologyVector(e.morphology, morphology.features)),
   ]);
   const combiner = fitLogistic(
     rows,
@@ -107,10 +138,13 @@ export function fitMorphologyStack(
  * The zero-parameter alternative to a fitted combiner: the mean of the two log-odds, in the same
  * representation (so serving does not care which one a card holds).
  */
-export function blendStack(train: FusionExample[]): MorphologyStack {
+export function blendStack(
+  train: FusionExample[],
+  features: readonly string[] = FUSION_FEATURES,
+): MorphologyStack {
   return {
     kind: 'morphology-stack',
-    morphology: fitMorphologyModel(train),
+    morphology: fitMorphologyModel(train, features),
     combiner: {
       features: ['cnnLogit', 'morphologyLogit'],
       mean: [0, 0],
@@ -123,7 +157,7 @@ export function blendStack(train: FusionExample[]): MorphologyStack {
 
 /** The fused probability of ALL for one cell. Never throws on an unmeasurable cell: it falls back to average features. */
 export function fuse(stack: MorphologyStack, probabilityCnn: number, morphology: Morphology): number {
-  const morphologyLogit = logitOf(stack.morphology, morphologyVector(morphology));
+  const morphologyLogit = logitOf(stack.morphology, morphologyVector(morphology, stack.morphology.features));
   return sigmoid(logitOf(stack.combiner, [logit(probabilityCnn), morphologyLogit]));
 }
 
@@ -140,7 +174,41 @@ export function isMorphologyStack(value: unknown): value is MorphologyStack {
   return (
     !!v &&
     v.kind === 'morphology-stack' &&
-    isModel(v.morphology, FUSION_FEATURES.length) &&
+    (sameFeatures(v.morphology?.features, FUSION_FEATURES) ||
+      sameFeatures(v.morphology?.features, TEXTURE_FUSION_FEATURES)) &&
+    isModel(v.morphology, v.morphology.features.length) &&
     isModel(v.combiner, 2)
   );
+}
+
+function sameFeatures(features: unknown, expected: readonly string[]): boolean {
+  return (
+    Array.isArray(features) &&
+    features.length === expected.length &&
+    features.every((name, i) => name === expected[i])
+  );
+}
+
+/**
+ * The stack a fusion kind serves with, its morphology model fitted on `train`; the stack's combiner also
+ * needs the network's probabilities on cells it did not train on (`validation`, asked for only then).
+ */
+export async function fitFusion(
+  fusion: Exclude<FusionKind, 'none'>,
+  train: FusionExample[],
+  validation: () => Promise<{ cells: FusionExample[]; cnn: number[] }>,
+): Promise<MorphologyStack> {
+  switch (fusion) {
+    case 'morphology-blend':
+    case 'texture-blend':
+      return blendStack(train, fusionFeatures(fusion));
+    case 'morphology-stack': {
+      const { cells, cnn } = await validation();
+      return fitMorphologyStack(train, cells, cnn);
+    }
+    default: {
+      const never: never = fusion;
+      throw new Error(`Unhandled fusion '${String(never)}'.`);
+    }
+  }
 }

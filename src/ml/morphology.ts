@@ -6,6 +6,7 @@ import {
   type Foreground,
 } from './image/foreground';
 import type { RgbImage } from './image/types';
+import { measureTexture, TEXTURE_FEATURES, type Texture, type TextureFeature } from './texture';
 
 export { backgroundColour };
 
@@ -29,6 +30,8 @@ export interface Morphology {
   /** Standard deviation of intensity inside the cell: coarse, clumped chromatin scores higher. */
   intensityStd: number;
   meanRgb: [number, number, number];
+  /** Chromatin texture (texture.ts); absent in records made before it was measured. */
+  texture?: Texture;
 }
 
 const luma = (data: Uint8Array, i: number) => 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
@@ -216,6 +219,7 @@ export function measureMorphology(img: RgbImage, foreground: Foreground = findFo
       meanIntensity: NaN,
       intensityStd: NaN,
       meanRgb: [NaN, NaN, NaN],
+      texture: measureTexture(img, mask),
     };
   }
   const cx = sumX / area;
@@ -251,6 +255,7 @@ export function measureMorphology(img: RgbImage, foreground: Foreground = findFo
     meanIntensity,
     intensityStd: sqrt(max(0, sumI2 / area - meanIntensity * meanIntensity)),
     meanRgb: [sumR / area, sumG / area, sumB / area],
+    texture: measureTexture(img, mask),
   };
 }
 
@@ -267,10 +272,21 @@ export const MORPHOLOGY_FEATURES = [
 ] as const;
 export type MorphologyFeature = (typeof MORPHOLOGY_FEATURES)[number];
 
+/** What a cell is compared with the class norms on: its shape, then its chromatin texture. */
+export const COMPARED_FEATURES = [...MORPHOLOGY_FEATURES, ...TEXTURE_FEATURES] as const;
+export type ComparedFeature = MorphologyFeature | TextureFeature;
+
+/** A compared feature's value; NaN for texture of a record measured before texture was. */
+export function featureValue(m: Morphology, feature: ComparedFeature): number {
+  return (MORPHOLOGY_FEATURES as readonly string[]).includes(feature)
+    ? m[feature as MorphologyFeature]
+    : (m.texture?.[feature as TextureFeature] ?? NaN);
+}
+
 export interface ClassNorm {
   n: number;
-  mean: Partial<Record<MorphologyFeature, number>>;
-  std: Partial<Record<MorphologyFeature, number>>;
+  mean: Partial<Record<ComparedFeature, number>>;
+  std: Partial<Record<ComparedFeature, number>>;
 }
 
 export interface MorphologyNorms {
@@ -286,8 +302,8 @@ export function morphologyNorms(list: Array<{ m: Morphology; label: 0 | 1 }>): M
   const of = (label: 0 | 1): ClassNorm => {
     const members = list.filter((entry) => entry.label === label).map((entry) => entry.m);
     const norm: ClassNorm = { n: members.length, mean: {}, std: {} };
-    for (const feature of MORPHOLOGY_FEATURES) {
-      const values = members.map((m) => m[feature]).filter(Number.isFinite);
+    for (const feature of COMPARED_FEATURES) {
+      const values = members.map((m) => featureValue(m, feature)).filter(Number.isFinite);
       if (values.length === 0) continue;
       const mean = values.reduce((a, b) => a + b, 0) / values.length;
       const variance =
@@ -301,7 +317,7 @@ export function morphologyNorms(list: Array<{ m: Morphology; label: 0 | 1 }>): M
 }
 
 export interface FeatureComparison {
-  feature: MorphologyFeature;
+  feature: ComparedFeature;
   value: number;
   /** value / class mean: 1.3 reads "30% above the typical ALL blast". NaN when the mean is 0 or unknown. */
   ratioToAll: number;
@@ -332,8 +348,12 @@ export function compareToNorms(
   const ratio = (value: number, mean: number | undefined) => (mean ? value / mean : NaN);
   const z = (value: number, mean: number | undefined, std: number | undefined) =>
     mean !== undefined && std !== undefined && std > 0 ? (value - mean) / std : NaN;
-  return MORPHOLOGY_FEATURES.map((feature) => {
-    const value = m[feature];
+  // Texture is compared when the cell has it (a record from before texture has none to show).
+  const compared = COMPARED_FEATURES.filter(
+    (f) => (MORPHOLOGY_FEATURES as readonly string[]).includes(f) || Number.isFinite(featureValue(m, f)),
+  );
+  return compared.map((feature) => {
+    const value = featureValue(m, feature);
     const zAll = z(value, all.mean[feature], all.std[feature]);
     const zHem = z(value, hem.mean[feature], hem.std[feature]);
     const ratioToAll = ratio(value, all.mean[feature]);

@@ -1,5 +1,6 @@
 import { badInput } from '../errors';
 import { type Architecture, isArchitecture, MAX_INPUT_SIZE, MIN_INPUT_SIZE } from './architectures';
+import { FUSION_KINDS, type FusionKind } from './fusion';
 
 /**
  * The largest training batch, for the API (services/training.ts) and train() alike: batch norm and the
@@ -25,11 +26,8 @@ export interface TrainingConfig {
   recomputeBatchNorm: boolean;
   /** Serve (and evaluate) the mean probability over the 8 flips and quarter turns of the cell. */
   testTimeAugmentation: boolean;
-  /**
-   * Fuse the CNN's output with the measured cell features (fusion.ts): 'morphology-blend' averages the
-   * two log-odds, 'morphology-stack' weighs them with a combiner fitted on the validation split.
-   */
-  fusion: 'none' | 'morphology-blend' | 'morphology-stack';
+  /** Fuse the CNN's output with the measured cell features (FUSION_KINDS in fusion.ts). */
+  fusion: FusionKind;
 }
 
 /**
@@ -50,8 +48,9 @@ export const RECIPE_LEVERS_OFF: Pick<
 /**
  * The recipe every training job starts from: what won in subject-grouped cross-validation on the real
  * C-NMC sample (`lymphoscope cv`, figures and the levers that lost in docs/ML.md). Colour jitter buys
- * robustness to other labs' stains, test-time augmentation a steadier call; batch-norm recomputation and
- * morphology fusion added nothing there and stay off (each is a flag away).
+ * robustness to other labs' stains, test-time augmentation a steadier call, the texture blend (the network's
+ * log-odds averaged with a ridge model of the cell's morphology and chromatin texture) a better ranking of
+ * blasts; batch-norm recomputation and the morphology-only fusions added nothing there and stay off.
  */
 export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   architecture: 'lymphonet',
@@ -68,7 +67,7 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   colourJitter: 0.2,
   recomputeBatchNorm: false,
   testTimeAugmentation: true,
-  fusion: 'none',
+  fusion: 'texture-blend',
 };
 
 /** Checks every field's range; returns a copy so later mutation of the input cannot change a run. */
@@ -98,9 +97,9 @@ export function validateTrainingConfig(config: TrainingConfig): TrainingConfig {
   if (typeof c.recomputeBatchNorm !== 'boolean') throw badInput('recomputeBatchNorm must be true or false.');
   if (typeof c.testTimeAugmentation !== 'boolean')
     throw badInput('testTimeAugmentation must be true or false.');
-  if (!['none', 'morphology-blend', 'morphology-stack'].includes(c.fusion)) {
+  if (!(FUSION_KINDS as readonly string[]).includes(c.fusion)) {
     throw badInput(
-      `fusion must be 'none', 'morphology-blend' or 'morphology-stack', got '${String(c.fusion)}'.`,
+      `fusion must be one of ${FUSION_KINDS.map((k) => `'${k}'`).join(', ')}, got '${String(c.fusion)}'.`,
     );
   }
   return c;

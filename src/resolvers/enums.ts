@@ -24,6 +24,7 @@ const FUSION: Record<Fusion, TrainingConfig['fusion']> = {
   NONE: 'none',
   MORPHOLOGY_BLEND: 'morphology-blend',
   MORPHOLOGY_STACK: 'morphology-stack',
+  TEXTURE_BLEND: 'texture-blend',
 };
 
 const invert = <K extends string, V extends string>(map: Record<K, V>) =>

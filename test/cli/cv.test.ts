@@ -97,12 +97,19 @@ describe('lymphoscope cv', () => {
     );
     const lines = stdout.trim().split('\n');
     expect(lines.filter((l) => /^repeat \d fold \d/.test(l))).toHaveLength(4);
-    expect(stdout).toMatch(/cnn-tta \(recipe\)/);
+    expect(stdout).toMatch(/texture-blend-tta \(recipe\)/);
     const summary = JSON.parse(lines.at(-1)!);
-    expect(summary).toMatchObject({ n: 16, subjects: 8, folds: 2, repeats: 2, recipeScorer: 'cnn-tta' });
+    expect(summary).toMatchObject({
+      n: 16,
+      subjects: 8,
+      folds: 2,
+      repeats: 2,
+      recipeScorer: 'texture-blend-tta',
+    });
     expect(summary.config.testTimeAugmentation).toBe(true);
     expect(summary.perFold).toHaveLength(4);
     expect(summary.summary.morphology.rocAuc.n).toBeGreaterThan(0);
+    expect(summary.summary.texture.rocAuc.n).toBeGreaterThan(0);
     expect(summary.summary.majority.rocAuc.mean).toBe(0.5);
 
     // `train --cv-summary` puts it into the card, for the same recipe only.
@@ -110,8 +117,8 @@ describe('lymphoscope cv', () => {
     await writeFile(file, stdout);
     const same = configFromFlags({ 'input-size': '32', epochs: '1', tta: true, seed: '9' });
     const card = await readCvSummary(file, same);
-    expect(card).toMatchObject({ n: 16, subjects: 8, folds: 2, repeats: 2, scorer: 'cnn-tta' });
-    expect(card.metrics.rocAuc).toEqual(summary.summary['cnn-tta'].rocAuc);
+    expect(card).toMatchObject({ n: 16, subjects: 8, folds: 2, repeats: 2, scorer: 'texture-blend-tta' });
+    expect(card.metrics.rocAuc).toEqual(summary.summary['texture-blend-tta'].rocAuc);
     expect(card.baselines.morphology.weightedF1).toEqual(summary.summary.morphology.weightedF1);
     await expect(readCvSummary(file, { ...same, inputSize: 48 })).rejects.toThrow(/inputSize/);
     await expect(readCvSummary(file, { ...same, testTimeAugmentation: false })).rejects.toThrow(

@@ -1,16 +1,19 @@
 import {
   blendStack,
+  fitFusion,
   fitMorphologyStack,
   FUSION_FEATURES,
   fuse,
   isMorphologyStack,
   morphologyVector,
+  TEXTURE_FUSION_FEATURES,
   type FusionExample,
   type MorphologyStack,
 } from '../../src/ml/fusion';
 import { logit, logitOf, sigmoid } from '../../src/ml/logistic';
 import type { Morphology } from '../../src/ml/morphology';
 import { Rng } from '../../src/ml/rng';
+import { TEXTURE_FEATURES, type Texture } from '../../src/ml/texture';
 
 function cell(areaPx: number, extra: Partial<Morphology> = {}): Morphology {
   return {
@@ -119,5 +122,67 @@ describe('morphology stack', () => {
     expect(isMorphologyStack({ ...stack, kind: 'other' })).toBe(false);
     expect(isMorphologyStack({ ...stack, combiner: { ...stack.combiner, weights: [1] } })).toBe(false);
     expect(isMorphologyStack(null)).toBe(false);
+  });
+});
+
+/** A texture whose nucleus share carries the label; everything else is constant. */
+function textured(label: 0 | 1, rng: Rng): Morphology {
+  const texture = Object.fromEntries(TEXTURE_FEATURES.map((name) => [name, 0.5])) as unknown as Texture;
+  texture.nucleusShare = (label ? 0.8 : 0.6) + 0.1 * rng.next();
+  // Area says nothing here: the same spread for both classes.
+  return { ...cell(20000 + 10000 * rng.next()), texture };
+}
+
+describe('texture blend', () => {
+  const rng = new Rng(11);
+  const train: FusionExample[] = Array.from({ length: 60 }, (_, i) => {
+    const label: 0 | 1 = i % 2 ? 1 : 0;
+    return { label, morphology: textured(label, rng) };
+  });
+
+  it('reads the chromatin texture beside the morphology, by feature name', async () => {
+    const stack = await fitFusion('texture-blend', train, () => Promise.reject(new Error('not asked')));
+    expect(stack.morphology.features).toEqual([...TEXTURE_FUSION_FEATURES]);
+    expect(isMorphologyStack(JSON.parse(JSON.stringify(stack)))).toBe(true);
+    const blast = textured(1, new Rng(1));
+    const normal = { ...blast, texture: { ...blast.texture!, nucleusShare: 0.55 } };
+    expect(fuse(stack, 0.5, blast)).toBeGreaterThan(fuse(stack, 0.5, normal) + 0.1);
+    // The morphology-only blend cannot see it.
+    const plain = await fitFusion('morphology-blend', train, () => Promise.reject(new Error('not asked')));
+    expect(plain.morphology.features).toEqual([...FUSION_FEATURES]);
+    expect(Math.abs(fuse(plain, 0.5, blast) - fuse(plain, 0.5, normal))).toBeLessThan(1e-9);
+  });
+
+  it('serves a record measured before texture was, reading its texture as average', async () => {
+    const stack = await fitFusion('texture-blend', train, () => Promise.reject(new Error('not asked')));
+    const old = cell(25000);
+    expect(old.texture).toBeUndefined();
+    const p = fuse(stack, 0.7, old);
+    expect(p).toBeGreaterThan(0);
+    expect(p).toBeLessThan(1);
+  });
+
+  it('asks for the network on validation cells only for a fitted combiner', async () => {
+    const validation = cells(10, 12);
+    let asked = 0;
+    const stack = await fitFusion('morphology-stack', cells(20, 13), async () => {
+      asked++;
+      return { cells: validation, cnn: validation.map(() => 0.5) };
+    });
+    expect(asked).toBe(1);
+    expect(stack.combiner.weights).toHaveLength(2);
+  });
+
+  it('refuses a stack whose morphology model reads features it does not know', () => {
+    const stack = blendStack(train, TEXTURE_FUSION_FEATURES);
+    const renamed = {
+      ...stack,
+      morphology: {
+        ...stack.morphology,
+        features: stack.morphology.features.map((f, i) => (i === 12 ? 'mystery' : f)),
+      },
+    };
+    expect(isMorphologyStack(renamed)).toBe(false);
+    expect(() => morphologyVector(cell(1000), ['mystery'])).toThrow(/Unknown fusion feature 'mystery'/);
   });
 });

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { decodeImage } from '../../src/ml/image/decode';
 import type { RgbImage } from '../../src/ml/image/types';
 import {
+  COMPARED_FEATURES,
   compareToNorms,
+  MORPHOLOGY_FEATURES,
   measureMorphology,
   morphologyNorms,
   segmentCell,
@@ -178,6 +180,22 @@ describe('real C-NMC cells', () => {
     expect(bare.zAll).toBeNaN();
     expect(bare.ratioToHem).toBeCloseTo(area.ratioToHem, 12);
     expect(bare.closerTo).toBe('all');
+  });
+
+  it('compares the chromatin texture too, and leaves it out for a record measured before texture', () => {
+    const norms = morphologyNorms(measured);
+    const cell = measured[0].m;
+    const comparisons = compareToNorms(cell, norms);
+    const nucleus = comparisons.find((c) => c.feature === 'nucleusShare')!;
+    expect(nucleus.value).toBe(cell.texture!.nucleusShare);
+    expect(norms.all.n).toBe(31);
+    expect(nucleus.zAll).toBeCloseTo(
+      (cell.texture!.nucleusShare - norms.all.mean.nucleusShare!) / norms.all.std.nucleusShare!,
+      12,
+    );
+    expect(comparisons.map((c) => c.feature)).toEqual([...COMPARED_FEATURES]);
+    const old = compareToNorms({ ...cell, texture: undefined }, norms);
+    expect(old.map((c) => c.feature)).toEqual([...MORPHOLOGY_FEATURES]);
   });
 });
 

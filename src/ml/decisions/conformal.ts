@@ -132,13 +132,20 @@ export interface LowerEdge {
  * 1 - alpha of blasts at the stated confidence if their log-odds are normal: the promise, under that
  * assumption, that the order statistics of so few blasts cannot make. The bound achieved without the
  * assumption is recorded either way.
+ *
+ * `caught` blasts were sent to review whatever their score (out of domain, judged out of fold): they count
+ * among the n blasts the bound is on, never below the edge, and take no part in placing it.
  */
 export function conformalLowerEdge(
   blastScores: number[],
-  options: { alpha: number; confidence: number; tail?: number },
+  options: { alpha: number; confidence: number; tail?: number; caught?: number },
 ): LowerEdge {
-  const n = blastScores.length;
-  if (n === 0) throw badInput('The review band needs at least one blast scored out of fold.');
+  const caught = options.caught ?? 0;
+  if (!(Number.isInteger(caught) && caught >= 0))
+    throw badInput(`caught must be a whole number of blasts; got ${caught}.`);
+  const n = blastScores.length + caught;
+  if (blastScores.length === 0)
+    throw badInput('The review band needs at least one blast scored out of fold and in domain.');
   if (!(options.alpha > 0 && options.alpha < 1))
     throw badInput(`alpha must be in (0, 1); got ${options.alpha}.`);
   blastScores.forEach((p, i) => {
@@ -146,7 +153,7 @@ export function conformalLowerEdge(
   });
   const sorted = [...blastScores].sort((a, b) => a - b);
   let k = -1;
-  while (k + 1 < n && clopperPearsonUpper(k + 1, n, options.confidence) <= options.alpha) k++;
+  while (k + 1 < sorted.length && clopperPearsonUpper(k + 1, n, options.confidence) <= options.alpha) k++;
   if (k >= 0) {
     // Ties at the edge count as above it (the band is [low, high)), so step over equal scores.
     let below = k;
@@ -163,13 +170,15 @@ export function conformalLowerEdge(
       binding: 'clopper-pearson',
     };
   }
+  // The margin comes from the blasts that placed it (the caught ones have no say in where the tail lies).
   const logits = sorted.map(logit);
-  const tail = Math.min(Math.max(2, options.tail ?? 5), n);
-  const spacing = n >= 2 ? (logits[tail - 1] - logits[0]) / (tail - 1) : 1;
+  const m = logits.length;
+  const tail = Math.min(Math.max(2, options.tail ?? 5), m);
+  const spacing = m >= 2 ? (logits[tail - 1] - logits[0]) / (tail - 1) : 1;
   const spacingEdge = logits[0] - spacing;
-  const factor = toleranceFactor(n, 1 - options.alpha, options.confidence);
-  const mean = logits.reduce((a, b) => a + b, 0) / n;
-  const sd = Math.sqrt(logits.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, n - 1));
+  const factor = toleranceFactor(m, 1 - options.alpha, options.confidence);
+  const mean = logits.reduce((a, b) => a + b, 0) / m;
+  const sd = Math.sqrt(logits.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, m - 1));
   const toleranceEdge = Number.isFinite(factor) ? mean - factor * sd : Infinity;
   const edgeLogit = Math.min(spacingEdge, toleranceEdge);
   return {

@@ -74,15 +74,10 @@ export function fitDomainThreshold(
 ): { threshold: number; report: OutOfDomainReport } {
   const all = folds.flatMap((f) => f.scores);
   const threshold = conformalQuantile(all, rate);
-  let alarms = 0;
-  let total = 0;
-  for (const fold of folds) {
-    const others = folds.filter((f) => f.seed === fold.seed && f.fold !== fold.fold).flatMap((f) => f.scores);
-    if (others.length === 0) continue;
-    const t = conformalQuantile(others, rate);
-    alarms += fold.scores.filter((s) => s > t).length;
-    total += fold.scores.length;
-  }
+  const flags = heldOutDomainFlags(folds, rate);
+  const judged = flags.filter((f): f is boolean[] => f !== null).flat();
+  const alarms = judged.filter(Boolean).length;
+  const total = judged.length;
   return {
     threshold,
     report: {
@@ -94,4 +89,21 @@ export function fitDomainThreshold(
         `(1 - ${rate}) quantile of those out-of-fold scores; the domain model served is fitted on all training cells.`,
     },
   };
+}
+
+/**
+ * For each fold, whether each of its cells is out of domain against a threshold chosen on the other folds
+ * of the same seed (so the threshold never saw the cells it judges); null for a fold with no other fold to
+ * choose from. In `folds`' order.
+ */
+export function heldOutDomainFlags(
+  folds: DomainScores[],
+  rate = TARGET_FALSE_ALARM_RATE,
+): Array<boolean[] | null> {
+  return folds.map((fold) => {
+    const others = folds.filter((f) => f.seed === fold.seed && f.fold !== fold.fold).flatMap((f) => f.scores);
+    if (others.length === 0) return null;
+    const t = conformalQuantile(others, rate);
+    return fold.scores.map((s) => s > t);
+  });
 }

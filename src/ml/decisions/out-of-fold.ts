@@ -1,7 +1,14 @@
 import { badInput } from '../../errors';
 import type { CvItem } from '../cross-validation';
 import { predictProbabilities } from '../evaluate';
-import { blendStack, fitMorphologyStack, fuse, type MorphologyStack } from '../fusion';
+import {
+  blendStack,
+  fitFusion,
+  fitMorphologyStack,
+  fuse,
+  fusionFeatures,
+  type MorphologyStack,
+} from '../fusion';
 import { augmenterFor } from '../image/preprocess';
 import { kFoldBySubject, splitBySubject } from '../splits';
 import {
@@ -11,7 +18,7 @@ import {
   type TrainingConfig,
   type TrainResult,
 } from '../train';
-import type { DomainApi, DomainModel, DomainScores } from './domain';
+import { heldOutDomainFlags, type DomainApi, type DomainModel, type DomainScores } from './domain';
 import type { OofScores } from './rule';
 
 /** A training cell as the recipe needs it; domainFeatures when the build has the out-of-domain detector. */
@@ -149,14 +156,10 @@ export async function runFold(
     const network = await predictProbabilities(model, test, config.inputSize, tta);
     let probabilities = network;
     if (config.fusion !== 'none') {
-      const stack =
-        config.fusion === 'morphology-blend'
-          ? blendStack(inner.train)
-          : fitMorphologyStack(
-              inner.train,
-              inner.validation,
-              await predictProbabilities(model, inner.validation, config.inputSize, tta),
-            );
+      const stack = await fitFusion(config.fusion, inner.train, async () => ({
+        cells: inner.validation,
+        cnn: await predictProbabilities(model, inner.validation, config.inputSize, tta),
+      }));
       probabilities = test.map((c, i) => fuse(stack, network[i], c.morphology));
     }
     let domainScores: number[] | null = null;
@@ -186,18 +189,24 @@ export async function runFold(
   }
 }
 
-/** Each seed's folds pooled into one out-of-fold score per cell. */
+/**
+ * Each seed's folds pooled into one out-of-fold score per cell, with each cell's out-of-domain flag judged
+ * against its fold's held-out threshold when every fold of the seed has domain scores.
+ */
 export function pooledScores(outputs: FoldOutput[]): OofScores[] {
   const seeds = [...new Set(outputs.map((o) => o.seed))].sort((a, b) => a - b);
   return seeds.map((seed) => {
     const mine = outputs.filter((o) => o.seed === seed).sort((a, b) => a.fold - b.fold);
-    return {
+    const scores: OofScores = {
       seed,
       ids: mine.flatMap((o) => o.testIds),
       labels: mine.flatMap((o) => o.testLabels),
       folds: mine.flatMap((o) => o.testIds.map(() => o.fold)),
       probabilities: mine.flatMap((o) => o.probabilities),
     };
+    const flags = mine.every((o) => o.domainScores !== null) ? heldOutDomainFlags(domainScoresOf(mine)) : [];
+    if (flags.length > 0 && flags.every((f) => f !== null)) scores.outOfDomain = flags.flat() as boolean[];
+    return scores;
   });
 }
 
@@ -234,7 +243,7 @@ export async function trainFinal(
 }
 
 /**
- * The morphology stack the final model serves with: the blend is fixed; the stack's combiner is fitted on
+ * The morphology stack the final model serves with: a blend's combiner is fixed; the stack's combiner is fitted on
  * the out-of-fold network probabilities of the first seed (cells the networks never saw), its morphology
  * model on all cells.
  */
@@ -244,7 +253,7 @@ export function finalFusion(
   outputs: FoldOutput[],
 ): MorphologyStack | null {
   if (config.fusion === 'none') return null;
-  if (config.fusion === 'morphology-blend') return blendStack(cells);
+  if (config.fusion !== 'morphology-stack') return blendStack(cells, fusionFeatures(config.fusion));
   const seed = Math.min(...outputs.map((o) => o.seed));
   const network = new Map<string, number>();
   for (const o of outputs.filter((x) => x.seed === seed))

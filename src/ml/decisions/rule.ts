@@ -13,6 +13,11 @@ export interface OofScores {
   folds: number[];
   /** What serving would decide on before calibration: the network (TTA per recipe), fused when the recipe fuses. */
   probabilities: number[];
+  /**
+   * Whether each cell was out of domain under its fold's held-out threshold (outOfFoldDomainFlags): such a
+   * cell goes to review whatever its score. Absent without an out-of-domain detector.
+   */
+  outOfDomain?: boolean[];
 }
 
 export interface DecisionOptions {
@@ -35,9 +40,11 @@ export interface OofFigures {
   rocAuc: Spread;
   /** Share of all cells that come back ALL or inside the band. */
   flaggedShare: Spread;
-  /** Share of all cells inside the band. */
+  /** Share of all cells sent to review: inside the band, or out of domain. */
   reviewRate: Spread;
-  /** Share of blasts that come back ALL or inside the band. */
+  /** Share of all cells out of domain (judged out of fold); 0 without a detector. */
+  outOfDomainRate: Spread;
+  /** Share of blasts that come back ALL or for review (inside the band, or out of domain). */
   allOrReviewSensitivity: Spread;
   sensitivity: Spread;
   specificity: Spread;
@@ -52,7 +59,10 @@ export interface DecisionReport {
   cells: number;
   blasts: number;
   calibration: PlattCalibration | null;
-  /** Expected calibration error of the pooled out-of-fold scores, raw and after Platt scaling fitted on the other folds. */
+  /**
+   * Expected calibration error of the pooled out-of-fold scores, raw and after Platt scaling fitted on the
+   * other folds. `calibration` is null (the raw score serves) unless `after` is the lower.
+   */
   ece: { before: number; after: number };
   threshold: number;
   reviewLow: number;
@@ -62,6 +72,11 @@ export interface DecisionReport {
     confidence: number;
     /** Distinct blasts the bound rests on (each at its lowest out-of-fold score over the seeds). */
     blasts: number;
+    /**
+     * Of those, blasts out of domain in every seed (judged out of fold): sent to review whatever their
+     * score, so they count for the bound but do not hold the edge down.
+     */
+    caughtOutOfDomain: number;
     blastsBelowEdge: number;
     attained: boolean;
     /** One-sided Clopper-Pearson upper bound achieved on the share of blasts below the edge. */
@@ -83,10 +98,13 @@ export interface DecisionReport {
 
 /**
  * Fits the decisions a model serves with from out-of-fold scores of one or more seeds:
- * 1. Platt calibration on all seeds' scores pooled (null when it cannot be fitted, see fitPlatt);
+ * 1. Platt calibration on all seeds' scores pooled; null when it cannot be fitted (see fitPlatt) or when,
+ *    cross-fitted, it does not lower the out-of-fold calibration error (`ece.after` >= `ece.before`);
  * 2. the threshold maximising balanced accuracy on the calibrated pooled scores;
  * 3. the review band [low, threshold): low from conformalLowerEdge on each blast's LOWEST calibrated
- *    score over the seeds, so a blast that any seed's fold model scored low holds the edge down.
+ *    score over the seeds, so a blast that any seed's fold model scored low holds the edge down; a seed
+ *    in which the blast was out of domain (held out, `outOfDomain`) does not count, since it went to review
+ *    there whatever its score, and a blast out of domain in every seed is `caught`.
  * The figures are then those of this rule on each seed's scores, reported as a spread over seeds.
  */
 export function fitDecisions(
@@ -96,36 +114,57 @@ export function fitDecisions(
   if (runs.length === 0) throw badInput('Decisions need out-of-fold scores of at least one seed.');
   for (const run of runs) {
     const n = run.ids.length;
-    if (run.labels.length !== n || run.folds.length !== n || run.probabilities.length !== n)
+    if (
+      run.labels.length !== n ||
+      run.folds.length !== n ||
+      run.probabilities.length !== n ||
+      (run.outOfDomain && run.outOfDomain.length !== n)
+    )
       throw badInput(`The out-of-fold scores of seed ${run.seed} have mismatched lengths.`);
   }
   const labels = runs.flatMap((r) => r.labels);
   const raw = runs.flatMap((r) => r.probabilities);
   const groups = runs.flatMap((r, i) => r.folds.map((f) => i * 1000 + f));
-  const calibration = fitPlatt(labels, raw);
-  const calibrate = (p: number) => applyCalibration(calibration, p);
-  const calibrated = raw.map(calibrate);
+  const fitted = fitPlatt(labels, raw);
   const crossFitted = crossFittedCalibration(labels, raw, groups);
   const ece = {
     before: computeMetrics(labels, raw, 0.5).ece,
-    after: computeMetrics(labels, calibration ? crossFitted : raw, 0.5).ece,
+    after: computeMetrics(labels, fitted ? crossFitted : raw, 0.5).ece,
   };
+  // Platt scaling serves only where it lowers the calibration error on folds it was not fitted on: a fit
+  // that only helps the scores it saw would make "0.8" mean less, not more.
+  const calibration = fitted && ece.after < ece.before ? fitted : null;
+  const calibrate = (p: number) => applyCalibration(calibration, p);
+  const calibrated = raw.map(calibrate);
   const threshold = chooseThreshold(labels, calibrated);
 
   const lowestByBlast = new Map<string, number>();
+  const blastIds = new Set<string>();
   for (const run of runs) {
     run.ids.forEach((id, i) => {
       if (run.labels[i] !== 1) return;
+      blastIds.add(id);
+      if (run.outOfDomain?.[i]) return;
       const p = calibrate(run.probabilities[i]);
       lowestByBlast.set(id, Math.min(p, lowestByBlast.get(id) ?? Infinity));
     });
   }
-  const edge = conformalLowerEdge([...lowestByBlast.values()], options);
+  // Should every blast have been out of domain somewhere, the edge rests on all of them as if in domain.
+  if (lowestByBlast.size === 0) {
+    for (const run of runs)
+      run.ids.forEach((id, i) => {
+        if (run.labels[i] !== 1) return;
+        const p = calibrate(run.probabilities[i]);
+        lowestByBlast.set(id, Math.min(p, lowestByBlast.get(id) ?? Infinity));
+      });
+  }
+  const caught = blastIds.size - lowestByBlast.size;
+  const edge = conformalLowerEdge([...lowestByBlast.values()], { ...options, caught });
   const reviewLow = Math.min(edge.edge, threshold);
   const reviewHigh = threshold;
 
   const perSeed = runs.map((run) =>
-    figuresOf(run.labels, run.probabilities.map(calibrate), threshold, reviewLow),
+    figuresOf(run.labels, run.probabilities.map(calibrate), run.outOfDomain, threshold, reviewLow),
   );
   const outOfFold = Object.fromEntries(
     (Object.keys(perSeed[0]) as Array<keyof OofFigures>).map((key) => [
@@ -136,15 +175,17 @@ export function fitDecisions(
   return {
     rule:
       'Out-of-fold scores of subject-grouped k-fold cross-validation over all training cells, one run per seed: ' +
-      'Platt calibration on the pooled scores; threshold maximising balanced accuracy on them; review band ' +
+      'Platt calibration on the pooled scores, kept only if, fitted on the other folds, it lowers the ' +
+      'calibration error of each fold; threshold maximising balanced accuracy on them; review band ' +
       '[reviewLow, threshold) whose lower edge is the lowest edge keeping the one-sided Clopper-Pearson bound on ' +
       'blasts below it within alpha, or, where that is out of reach with this many blasts, the lower of one ' +
       'lower-tail spacing (in log-odds) below the lowest blast and the one-sided normal tolerance limit of the ' +
-      "blasts' log-odds (1 - alpha coverage at the stated confidence); each blast at its lowest score over the seeds.",
+      "blasts' log-odds (1 - alpha coverage at the stated confidence); each blast at its lowest score over the " +
+      'seeds in which it was in domain (out of domain, judged out of fold, it goes to review whatever its score).',
     folds: new Set(runs[0].folds).size,
     seeds: runs.map((r) => r.seed),
     cells: runs[0].ids.length,
-    blasts: lowestByBlast.size,
+    blasts: blastIds.size,
     calibration,
     ece,
     threshold,
@@ -154,6 +195,7 @@ export function fitDecisions(
       alpha: options.alpha,
       confidence: options.confidence,
       blasts: edge.blasts,
+      caughtOutOfDomain: caught,
       blastsBelowEdge: edge.blastsBelow,
       attained: edge.attained,
       achievedBound: edge.achievedBound,
@@ -172,17 +214,21 @@ export function fitDecisions(
 function figuresOf(
   labels: Array<0 | 1>,
   probabilities: number[],
+  outOfDomain: boolean[] | undefined,
   threshold: number,
   reviewLow: number,
 ): Record<keyof OofFigures, number> {
   const metrics = computeMetrics(labels, probabilities, threshold);
-  const flagged = probabilities.map((p) => p >= reviewLow);
-  const inBand = probabilities.filter((p) => p >= reviewLow && p < threshold).length;
+  const ood = (i: number) => outOfDomain?.[i] === true;
+  const review = probabilities.map((p, i) => (p >= reviewLow && p < threshold) || ood(i));
+  const flagged = probabilities.map((p, i) => p >= threshold || review[i]);
   const blasts = labels.filter((l) => l === 1).length;
+  const share = (marks: boolean[]) => marks.filter(Boolean).length / labels.length;
   return {
     rocAuc: metrics.rocAuc,
-    flaggedShare: flagged.filter(Boolean).length / labels.length,
-    reviewRate: inBand / labels.length,
+    flaggedShare: share(flagged),
+    reviewRate: share(review),
+    outOfDomainRate: share(labels.map((_, i) => ood(i))),
     allOrReviewSensitivity: blasts ? labels.filter((l, i) => l === 1 && flagged[i]).length / blasts : NaN,
     sensitivity: metrics.sensitivity,
     specificity: metrics.specificity,

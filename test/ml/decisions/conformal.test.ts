@@ -91,6 +91,21 @@ describe('conformalLowerEdge', () => {
     expect(edge.marginLogit).toBe(0);
   });
 
+  it('counts blasts caught out of domain towards the bound, but not towards where the edge lies', () => {
+    const scores = blasts(30);
+    const alone = conformalLowerEdge(scores, { alpha: 0.02, confidence: 0.95 });
+    const withLow = conformalLowerEdge([0.001, ...scores], { alpha: 0.02, confidence: 0.95 });
+    const caught = conformalLowerEdge(scores, { alpha: 0.02, confidence: 0.95, caught: 1 });
+    // The caught blast's low score no longer drags the edge down...
+    expect(withLow.edge).toBeLessThan(0.001);
+    expect(caught.edge).toBeCloseTo(alone.edge, 12);
+    // ...and the bound is on all 31 blasts, none of them missed.
+    expect(caught.blasts).toBe(31);
+    expect(caught.achievedBound).toBeCloseTo(withLow.achievedBound, 12);
+    expect(caught.achievedBound).toBeLessThan(alone.achievedBound);
+    expect(() => conformalLowerEdge(scores, { alpha: 0.02, confidence: 0.95, caught: -1 })).toThrow(/caught/);
+  });
+
   it('refuses an empty or out-of-range set', () => {
     expect(() => conformalLowerEdge([], { alpha: 0.02, confidence: 0.95 })).toThrow(/at least one blast/);
     expect(() => conformalLowerEdge([1.2], { alpha: 0.02, confidence: 0.95 })).toThrow(/\[0, 1\]/);

@@ -1,5 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadFolder } from '../../../src/cli/folder';
+import { domainApi } from '../../../src/ml/decisions/domain';
+import { decodeImage } from '../../../src/ml/image/decode';
 import { applyCalibration } from '../../../src/ml/decisions/calibration';
 import {
   planFolds,
@@ -28,11 +31,16 @@ let cells: RecipeCell[];
 let outputs: FoldOutput[];
 beforeAll(async () => {
   await initRuntime();
-  cells = await loadFolder(SAMPLE, config.inputSize);
+  const domain = domainApi();
+  cells = [];
+  for (const image of await loadFolder(SAMPLE, config.inputSize)) {
+    const decoded = await decodeImage(await readFile(image.file));
+    cells.push({ ...image, domainFeatures: domain.domainFeatures(decoded) });
+  }
   const byId = new Map(cells.map((c) => [c.id, c]));
   outputs = [];
   for (const task of planFolds(cells, config, { folds: 5, seeds: 1 })) {
-    const run = await runFold(task, byId, config);
+    const run = await runFold(task, byId, config, { domain });
     if (run.status !== 'completed') throw new Error('fold did not complete');
     outputs.push(run.output);
   }
@@ -57,8 +65,12 @@ describe('decisions from out-of-fold scores, on the real C-NMC sample', () => {
     const rule = fitDecisions(runs);
     const [oof] = runs;
     const blasts = oof.ids.filter((_, i) => oof.labels[i] === 1);
+    // ALL or review: at or above the band's edge, or out of domain against its fold's held-out threshold.
+    expect(oof.outOfDomain).toHaveLength(cells.length);
     const caught = oof.probabilities.filter(
-      (p, i) => oof.labels[i] === 1 && applyCalibration(rule.calibration, p) >= rule.reviewLow,
+      (p, i) =>
+        oof.labels[i] === 1 &&
+        (applyCalibration(rule.calibration, p) >= rule.reviewLow || oof.outOfDomain![i]),
     ).length;
     expect(blasts).toHaveLength(cells.filter((c) => c.label === 1).length);
     expect(caught / blasts.length).toBeGreaterThanOrEqual(0.98);
@@ -82,11 +94,14 @@ describe('decisions from out-of-fold scores, on the real C-NMC sample', () => {
         labels: oof.labels.filter((_, i) => keep(i)),
         folds: oof.folds.filter((_, i) => keep(i)),
         probabilities: oof.probabilities.filter((_, i) => keep(i)),
+        outOfDomain: oof.outOfDomain!.filter((_, i) => keep(i)),
       };
       const rule = fitDecisions([rest]);
       oof.ids.forEach((_, i) => {
         if (keep(i)) return;
-        const allOrReview = applyCalibration(rule.calibration, oof.probabilities[i]) >= rule.reviewLow;
+        // Its out-of-domain flag is judged against a threshold fitted on the other folds only.
+        const allOrReview =
+          applyCalibration(rule.calibration, oof.probabilities[i]) >= rule.reviewLow || oof.outOfDomain![i];
         if (oof.labels[i] !== 1) return;
         blasts++;
         if (allOrReview) caught++;

@@ -1,5 +1,5 @@
 import { fitDecisions, type OofScores } from '../../../src/ml/decisions/rule';
-import { conformalQuantile, fitDomainThreshold } from '../../../src/ml/decisions/domain';
+import { conformalQuantile, fitDomainThreshold, heldOutDomainFlags } from '../../../src/ml/decisions/domain';
 import { chooseThreshold } from '../../../src/ml/metrics';
 import { applyCalibration } from '../../../src/ml/decisions/calibration';
 import { mulberry32 } from '../../../src/ml/rng';
@@ -57,6 +57,29 @@ describe('fitDecisions', () => {
     expect(applyCalibration(both.calibration, 0.001)).toBeGreaterThanOrEqual(both.reviewLow);
   });
 
+  it('lets a blast out of domain (held out) leave the edge alone: it goes to review whatever its score', () => {
+    const base = run(1);
+    const blast = base.labels.indexOf(1);
+    const low = { ...base, probabilities: base.probabilities.map((p, i) => (i === blast ? 0.001 : p)) };
+    const flags = base.ids.map((_, i) => i === blast);
+    const ignored = fitDecisions([low]);
+    const caught = fitDecisions([{ ...low, outOfDomain: flags }]);
+    expect(caught.reviewLow).toBeGreaterThan(ignored.reviewLow);
+    expect(caught.guarantee.caughtOutOfDomain).toBe(1);
+    expect(caught.guarantee.blasts).toBe(ignored.guarantee.blasts);
+    // Every blast still comes back ALL or for review, the caught one through its out-of-domain flag...
+    expect(caught.outOfFold.allOrReviewSensitivity.mean).toBe(1);
+    expect(caught.outOfFold.outOfDomainRate.mean).toBeCloseTo(1 / base.ids.length, 12);
+    // ...which it would not without it.
+    const unflagged = fitDecisions([{ ...low, outOfDomain: base.ids.map(() => false) }]);
+    expect(unflagged.reviewLow).toBe(ignored.reviewLow);
+    // A blast out of domain in one seed only still holds the edge down through the other seed.
+    const other = { ...low, seed: 2 };
+    const oneSeed = fitDecisions([{ ...low, outOfDomain: flags }, other]);
+    expect(oneSeed.reviewLow).toBe(fitDecisions([low, other]).reviewLow);
+    expect(oneSeed.guarantee.caughtOutOfDomain).toBe(0);
+  });
+
   it('reports the calibration error before and after, the latter cross-fitted', () => {
     const d = fitDecisions([run(5, 300)]);
     expect(d.calibration).not.toBeNull();
@@ -65,9 +88,32 @@ describe('fitDecisions', () => {
     expect(d.ece.after).toBeLessThan(0.15);
   });
 
+  it('keeps Platt scaling only where it lowers the calibration error on folds it was not fitted on', () => {
+    // Scores that are already probabilities: each cell is a blast with exactly its score's chance.
+    const random = mulberry32(21);
+    const n = 400;
+    const probabilities = Array.from({ length: n }, () => 0.05 + 0.9 * random());
+    const honest: OofScores = {
+      seed: 1,
+      ids: probabilities.map((_, i) => `cell${i}`),
+      labels: probabilities.map((p) => (random() < p ? 1 : 0)),
+      folds: probabilities.map((_, i) => i % 5),
+      probabilities,
+    };
+    const d = fitDecisions([honest]);
+    expect(d.ece.after).toBeGreaterThanOrEqual(d.ece.before);
+    expect(d.calibration).toBeNull();
+    // Over-confident scores of the same cells: there a fit on the other folds helps, and it serves.
+    const sharp = { ...honest, probabilities: probabilities.map((p) => sigmoid(4 * Math.log(p / (1 - p)))) };
+    const s = fitDecisions([sharp]);
+    expect(s.ece.after).toBeLessThan(s.ece.before);
+    expect(s.calibration!.slope).toBeLessThan(0.5);
+  });
+
   it('refuses mismatched scores', () => {
     expect(() => fitDecisions([])).toThrow(/at least one seed/);
     expect(() => fitDecisions([{ ...run(1), folds: [0] }])).toThrow(/mismatched/);
+    expect(() => fitDecisions([{ ...run(1), outOfDomain: [true] }])).toThrow(/mismatched/);
   });
 });
 
@@ -96,5 +142,12 @@ describe('the out-of-domain threshold', () => {
     expect(report.outOfFoldFalseAlarmRate).toBeGreaterThan(0.1);
     expect(report.targetFalseAlarmRate).toBe(0.05);
     expect(report.n).toBe(200);
+    // The flags the band's rule reads are the same judgement, cell by cell.
+    const flags = heldOutDomainFlags(folds, 0.05);
+    const others = folds.slice(0, 4).flatMap((f) => f.scores);
+    expect(flags[4]).toEqual(folds[4].scores.map((v) => v > conformalQuantile(others, 0.05)));
+    const judged = flags.flat() as boolean[];
+    expect(report.outOfFoldFalseAlarmRate).toBeCloseTo(judged.filter(Boolean).length / judged.length, 12);
+    expect(heldOutDomainFlags([folds[0]])).toEqual([null]);
   });
 });
