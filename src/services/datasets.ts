@@ -13,6 +13,7 @@ import { pageOf, type Page } from './pagination';
 import type { AuditLog } from './audit';
 import type { Caller } from './auth';
 import { Pseudonyms } from './pseudonyms';
+import { runBounded } from '../concurrency/run-bounded';
 
 export interface DatasetRecord {
   id: string;
@@ -580,22 +581,4 @@ function validateFilename(filename: string): string {
     throw badInput('filename must be 1-200 printable characters.', { field: 'filename' });
   }
   return base;
-}
-
-/** Runs tasks with at most `limit` in flight; the first failure rejects after in-flight tasks settle. */
-export async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
-  let next = 0;
-  let failure: unknown = null;
-  const lane = async () => {
-    while (failure === null && next < tasks.length) {
-      const task = tasks[next++];
-      try {
-        await task();
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
-  if (failure !== null) throw failure;
 }

@@ -30,7 +30,7 @@ import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
-import { runBounded } from './datasets';
+import { runBounded } from '../concurrency/run-bounded';
 import { PREPROCESSING, type ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
 
