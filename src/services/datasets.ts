@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage, type ImageFormat, type ImageLimits } from '../ml/image/decode';
-import { currentPixelBudget, outsidePixelBudget } from './work-budget';
+import { decodeImage, type ImageFormat } from '../ml/image/decode';
+import { outsidePixelBudget } from './work-budget';
+import { imageLimits, type ImageLimitsConfig } from './image-limits';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
@@ -61,14 +62,6 @@ export interface UploadRecord {
   createdBy: string;
   createdAt: string;
   expiresAt: string;
-}
-
-export interface ImageLimitsConfig {
-  inlineImageBytes: number;
-  uploadBytes: number;
-  imageSide: number;
-  importFiles: number;
-  pageSize: number;
 }
 
 const CONTENT_TYPES: Record<string, ImageFormat> = {
@@ -185,24 +178,6 @@ export class DatasetService {
     return { ref, bytes: object.body };
   }
 
-  /** Decodes base64 strictly: garbage is refused instead of silently producing other bytes. */
-  decodeBase64(imageBase64: string, field = 'imageBase64'): Buffer {
-    const maxChars = Math.ceil((this.limits.inlineImageBytes * 4) / 3) + 4;
-    if (imageBase64.length > maxChars) {
-      throw tooLarge(
-        `${field} is over the inline limit of ${this.limits.inlineImageBytes} bytes; use createImageUpload.`,
-        {
-          limit: this.limits.inlineImageBytes,
-        },
-      );
-    }
-    const compact = imageBase64.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
-    if (compact.length === 0 || compact.length % 4 === 1 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) {
-      throw badInput(`${field} is not valid base64.`, { field });
-    }
-    return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
-  }
-
   /**
    * Validates the bytes as an image, then stores them once per dataset. The SHA-256 marker is created
    * first with If-None-Match, so two concurrent adds of the same bytes store one image; a marker left
@@ -223,7 +198,7 @@ export class DatasetService {
     const subjectId = this.subjectAtTheDoor(input.subjectId, input.filename);
     // A file name only tells the subject (C-NMC names do); it is not stored, logged or put in metadata.
     const filename = null;
-    const decoded = await decodeImage(input.bytes, this.imageLimits(this.limits.uploadBytes));
+    const decoded = await decodeImage(input.bytes, imageLimits(this.limits, this.limits.uploadBytes));
     const sha256 = sha256Hex(input.bytes);
     const imageId = imageIdFor(sha256);
     const key = layout.image(
@@ -330,16 +305,6 @@ export class DatasetService {
     return this.pseudonyms.subject(given ?? (name ? (parseCnmcFilename(name)?.subjectId ?? null) : null));
   }
 
-  imageLimits(maxBytes: number): ImageLimits {
-    return {
-      maxBytes,
-      maxWidth: this.limits.imageSide,
-      maxHeight: this.limits.imageSide,
-      // Within a request, every decoded image is charged to its pixel budget (work-budget.ts).
-      beforeDecode: ({ width, height }) => currentPixelBudget()?.spend(width * height),
-    };
-  }
-
   // ------------------------------------------------------------ presigned uploads
 
   async createUpload(
@@ -433,7 +398,7 @@ export class DatasetService {
       const bytes = await this.readUploadedBytes(upload);
       if (!upload.datasetId) {
         // An upload for predict(uploadId): validate now so predict can trust it.
-        const decoded = await decodeImage(bytes, this.imageLimits(this.limits.uploadBytes));
+        const decoded = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
         const sha256 = sha256Hex(bytes);
         return {
           duplicate: false,
