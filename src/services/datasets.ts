@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
-import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
+import { badInput, LymphoscopeError, notFound, tooLarge } from '../errors';
 import { decodeImage, type ImageFormat } from '../ml/image/decode';
 import { outsidePixelBudget } from './work-budget';
 import { imageLimits, type ImageLimitsConfig } from './image-limits';
@@ -14,6 +14,7 @@ import { pageOf, type Page } from './pagination';
 import type { AuditLog } from './audit';
 import type { Caller } from './auth';
 import { Pseudonyms } from './pseudonyms';
+import { checkUploadContentType, UploadService, type UploadRecord } from './uploads';
 import { runBounded } from '../concurrency/run-bounded';
 
 export interface DatasetRecord {
@@ -52,25 +53,6 @@ interface ShaMarker {
   key: string;
 }
 
-export interface UploadRecord {
-  uploadId: string;
-  datasetId: string | null;
-  label: CellLabel | null;
-  filename: string | null;
-  subjectId: string | null;
-  contentType: string;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string;
-}
-
-const CONTENT_TYPES: Record<string, ImageFormat> = {
-  'image/bmp': 'bmp',
-  'image/x-ms-bmp': 'bmp',
-  'image/png': 'png',
-  'image/jpeg': 'jpeg',
-  'image/tiff': 'tiff',
-};
 const EXT: Record<ImageFormat, string> = { bmp: 'bmp', png: 'png', jpeg: 'jpg', tiff: 'tif' };
 const IMPORTABLE = /\.(bmp|png|jpe?g|tiff?)$/i;
 
@@ -87,7 +69,12 @@ export class DatasetService {
     private readonly log: Logger,
     /** Subject ids become keyed hashes at the door (docs/DATA.md); by hand-built services: a per-process key. */
     private readonly pseudonyms: Pseudonyms = Pseudonyms.ephemeral(),
-  ) {}
+  ) {
+    this.uploads = new UploadService(store, docs, limits);
+  }
+
+  /** The uploads/ prefix; stateless, so each service that reads uploads keeps its own view. */
+  private readonly uploads: UploadService;
 
   async create(caller: Caller, name: string, description?: string | null): Promise<DatasetRecord> {
     const trimmed = name.trim();
@@ -318,84 +305,29 @@ export class DatasetService {
     },
     ttlSeconds: number,
   ): Promise<{ upload: UploadRecord; url: string; fields: Record<string, string> }> {
-    if (!CONTENT_TYPES[input.contentType]) {
-      throw badInput(`contentType must be one of ${Object.keys(CONTENT_TYPES).join(', ')}.`, {
-        field: 'contentType',
-      });
-    }
+    checkUploadContentType(input.contentType);
     if (input.datasetId) {
       await this.require(input.datasetId);
       if (!input.label) throw badInput('label is required when datasetId is given.', { field: 'label' });
     }
-    const now = Date.now();
-    const upload: UploadRecord = {
-      uploadId: `up-${ulid().toLowerCase()}`,
+    const intent = {
       datasetId: input.datasetId ?? null,
       label: input.label ?? null,
-      filename: null,
       subjectId: this.subjectAtTheDoor(input.subjectId, input.filename),
       contentType: input.contentType,
-      createdBy: caller.keyId,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
     };
-    await this.docs.create(layout.upload(upload.uploadId), upload);
-    // A POST policy rather than a presigned PUT: a PUT URL signs only the method, key and type, so
-    // storage would take a body of any size (1 GB reached the local S3); the policy bounds it.
-    const { url, fields } = await this.store.presignPost(layout.uploadObject(upload.uploadId), {
-      expiresInSeconds: ttlSeconds,
-      contentType: input.contentType,
-      maxBytes: this.limits.uploadBytes,
-    });
-    return { upload, url, fields };
-  }
-
-  async getUpload(caller: Caller, uploadId: string): Promise<UploadRecord> {
-    const found = await this.docs.get<UploadRecord>(layout.upload(uploadId));
-    // Another caller's upload is reported as missing: ids must not leak across keys.
-    if (!found || (found.value.createdBy !== caller.keyId && caller.role === 'PARTNER'))
-      throw notFound('Upload', uploadId);
-    return found.value;
-  }
-
-  /** Reads and validates what arrived at the presigned URL; refuses anything over the limit before reading it. */
-  async readUploadedBytes(upload: UploadRecord): Promise<Buffer> {
-    const key = layout.uploadObject(upload.uploadId);
-    const info = await this.store.head(key);
-    if (!info)
-      throw badInput(
-        `Nothing was uploaded for ${upload.uploadId} yet: POST the file with the upload's form first.`,
-      );
-    if (info.size > this.limits.uploadBytes) {
-      await this.store.delete(key);
-      throw tooLarge(`The upload is ${info.size} bytes; the limit is ${this.limits.uploadBytes}.`, {
-        limit: this.limits.uploadBytes,
-      });
-    }
-    const object = await this.store.get(key);
-    if (!object) throw badInput(`Nothing was uploaded for ${upload.uploadId} yet.`);
-    return object.body;
+    return this.uploads.create(caller, intent, ttlSeconds);
   }
 
   /**
-   * Exactly one confirmation wins: the confirmation marker is created with If-None-Match. A failed
-   * validation removes the uploaded bytes and the marker, so nothing invalid stays behind.
+   * Exactly one confirmation wins (UploadService.claimConfirmation). A failed validation removes the
+   * uploaded bytes and the marker, so nothing invalid stays behind.
    */
   async confirmUpload(caller: Caller, uploadId: string): Promise<{ image: ImageRecord; duplicate: boolean }> {
-    const upload = await this.getUpload(caller, uploadId);
+    const upload = await this.uploads.get(caller, uploadId);
+    await this.uploads.claimConfirmation(caller, uploadId);
     try {
-      await this.docs.create(layout.uploadConfirmation(uploadId), {
-        by: caller.keyId,
-        at: new Date().toISOString(),
-      });
-    } catch (error) {
-      if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
-        throw conflict(`Upload ${uploadId} was already confirmed.`);
-      }
-      throw error;
-    }
-    try {
-      const bytes = await this.readUploadedBytes(upload);
+      const bytes = await this.uploads.readBytes(upload);
       if (!upload.datasetId) {
         // An upload for predict(uploadId): validate now so predict can trust it.
         const decoded = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
@@ -425,26 +357,15 @@ export class DatasetService {
         subjectId: upload.subjectId,
         source: `upload:${uploadId}`,
       });
-      await this.store.delete(layout.uploadObject(uploadId));
+      await this.uploads.deleteBytes(uploadId);
       return result;
     } catch (error) {
       if (error instanceof LymphoscopeError && error.code !== 'UNAVAILABLE') {
-        await this.store.delete(layout.uploadObject(uploadId)).catch(() => undefined);
+        await this.uploads.deleteBytes(uploadId).catch(() => undefined);
       }
-      await this.store.delete(layout.uploadConfirmation(uploadId)).catch(() => undefined);
+      await this.uploads.releaseConfirmation(uploadId).catch(() => undefined);
       throw error;
     }
-  }
-
-  /** Bytes of a confirmed upload without a dataset, for predict(uploadId). */
-  async readConfirmedUpload(caller: Caller, uploadId: string): Promise<Buffer> {
-    const upload = await this.getUpload(caller, uploadId);
-    if (upload.datasetId)
-      throw badInput(`Upload ${uploadId} went to a dataset; predict it with datasetId and imageId.`);
-    if (!(await this.store.head(layout.uploadConfirmation(uploadId)))) {
-      throw badInput(`Upload ${uploadId} is not confirmed yet: call confirmImageUpload first.`);
-    }
-    return this.readUploadedBytes(upload);
   }
 
   // ------------------------------------------------------------ bulk import

@@ -16,6 +16,7 @@ import type { RetentionPolicy } from './retention';
 import { pageOf, type Page } from './pagination';
 import { currentPixelBudget } from './work-budget';
 import { decodeBase64, imageLimits } from './image-limits';
+import { UploadService } from './uploads';
 
 export interface ReviewRecord {
   label: CellLabel;
@@ -107,7 +108,12 @@ export class PredictionService {
     private readonly log: Logger,
     /** Tags the image and heat map with their retention class (docs/DATA.md); absent: untagged. */
     private readonly retention?: RetentionPolicy,
-  ) {}
+  ) {
+    this.uploads = new UploadService(store, docs, limits);
+  }
+
+  /** Confirmed uploads for predict(uploadId); stateless over the uploads/ prefix. */
+  private readonly uploads: UploadService;
 
   private async resolveImage(
     caller: Caller,
@@ -120,7 +126,7 @@ export class PredictionService {
     if (input.imageBase64) return { bytes: decodeBase64(input.imageBase64, this.limits), source: 'inline' };
     if (input.uploadId) {
       return {
-        bytes: await this.datasets.readConfirmedUpload(caller, input.uploadId),
+        bytes: await this.uploads.readConfirmed(caller, input.uploadId),
         source: `upload:${input.uploadId}`,
       };
     }
