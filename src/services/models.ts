@@ -9,6 +9,7 @@ import type { BinaryMetrics } from '../ml/metrics';
 import { loadModel, type ModelBundle } from '../ml/model-io';
 import { exportBundle, OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx';
 import type { MorphologyNorms } from '../ml/morphology';
+import { PREPROCESSING } from '../ml/preprocessing';
 import type { EpochRecord, TrainingConfig } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -85,23 +86,6 @@ interface Alias {
   /** The audit record of the promote that wrote this alias (absent on aliases older than that). */
   auditId?: string;
 }
-
-/**
- * Exact enough to reproduce the API's probabilities to 1e-4 (test/e2e/models.test.ts does, with its own
- * BMP reader and sharp): the resampling filter matters, a bilinear resize does not get there.
- */
-export const PREPROCESSING =
-  'Decode to 8-bit RGB; if the background is not black (the per-channel median of the outermost pixels is above 8 ' +
-  'in some channel), set every pixel outside the segmented cell to black (blackenBackground in src/ml/morphology.ts; ' +
-  'C-NMC images are left as they are); resize the whole image to inputSize x inputSize with a Lanczos-3 filter, stretching ' +
-  '(no crop, no padding; sharp: resize(inputSize, inputSize, { fit: "fill", kernel: "lanczos3" })); divide by 255 ' +
-  'to get float32 in [0, 1]; shape [1, inputSize, inputSize, 3] (NHWC, RGB order). The single output is the ' +
-  "network's probability of ALL. A version with testTimeAugmentation averages it over the 8 flips and quarter " +
-  "turns of the input (the API's networkProbability); a version whose fusion is not NONE then combines it with " +
-  "the cell's measured morphology (card.fusion, docs/ML.md) into probabilityAll. Call ALL at or above the " +
-  "version's threshold, and ask for a human review inside [reviewLow, reviewHigh), both on probabilityAll. A version " +
-  'with a calibration (Platt scaling fitted on out-of-fold scores) applies it last: probabilityAll = ' +
-  '1 / (1 + exp(-(slope * logit(p) + intercept))), with p clamped to [1e-6, 1 - 1e-6].';
 
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;

@@ -18,6 +18,7 @@ import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
 import { computeMetrics, prCurve, rocCurve } from '../ml/metrics';
 import { measureMorphology, morphologyNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { serializeModel } from '../ml/model-io';
+import { PREPROCESSING } from '../ml/preprocessing';
 import { initRuntime } from '../ml/runtime';
 import {
   deserializeCheckpoint,
@@ -31,7 +32,7 @@ import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
 import { runBounded } from '../concurrency/run-bounded';
-import { PREPROCESSING, type ModelRegistry } from './models';
+import type { ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
 
 export interface WorkerInvocation {
