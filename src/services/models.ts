@@ -87,6 +87,37 @@ interface Alias {
   auditId?: string;
 }
 
+/** The test metrics compareModels sets side by side, in the order the API lists them. */
+const COMPARED: Array<keyof BinaryMetrics> = [
+  'accuracy',
+  'balancedAccuracy',
+  'sensitivity',
+  'specificity',
+  'precision',
+  'f1',
+  'weightedF1',
+  'rocAuc',
+  'prAuc',
+  'brier',
+  'ece',
+];
+
+export interface MetricDelta {
+  metric: keyof BinaryMetrics;
+  a: number | null;
+  b: number | null;
+  /** b - a; null unless both were tested on the same split and both figures are finite. */
+  delta: number | null;
+}
+
+export interface ModelComparison {
+  a: ModelCard;
+  b: ModelCard;
+  /** True when both were tested on the same split, so the deltas mean something. */
+  sameTestSplit: boolean;
+  deltas: MetricDelta[];
+}
+
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
 
@@ -212,6 +243,24 @@ export class ModelRegistry {
     const card = await this.get(version);
     if (!card) throw notFound('Model version', version);
     return card;
+  }
+  /** Two versions' test metrics side by side; deltas only when both were tested on the same split. */
+  async compare(a: string, b: string): Promise<ModelComparison> {
+    const [cardA, cardB] = await Promise.all([this.require(a), this.require(b)]);
+    const sameTestSplit =
+      cardA.lineage.testSplitId !== null && cardA.lineage.testSplitId === cardB.lineage.testSplitId;
+    // NaN (e.g. AUC on a one-class split) is no figure to compare: it becomes null.
+    const finite = (v: number | undefined) => (v == null || !Number.isFinite(v) ? null : v);
+    return {
+      a: cardA,
+      b: cardB,
+      sameTestSplit,
+      deltas: COMPARED.map((metric) => {
+        const va = finite(cardA.testMetrics?.[metric] as number | undefined);
+        const vb = finite(cardB.testMetrics?.[metric] as number | undefined);
+        return { metric, a: va, b: vb, delta: sameTestSplit && va !== null && vb !== null ? vb - va : null };
+      }),
+    };
   }
 
   /** Newest first. */
