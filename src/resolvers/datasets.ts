@@ -57,7 +57,7 @@ export const datasetResolvers: Resolvers = {
     },
     importImages: async (_r, { input }, ctx) => {
       const caller = await ctx.require('SCIENTIST');
-      return ctx.services.datasets.importFolder(caller, input.datasetId, input.s3Prefix);
+      return ctx.services.folderImport.run(caller, input.datasetId, input.s3Prefix);
     },
     removeImage: async (_r, { datasetId, imageId }, ctx) => {
       const caller = await ctx.require('SCIENTIST');

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
-import { badInput, LymphoscopeError, notFound, tooLarge } from '../errors';
+import { badInput, LymphoscopeError, notFound } from '../errors';
 import { decodeImage, type ImageFormat } from '../ml/image/decode';
-import { outsidePixelBudget } from './work-budget';
 import { imageLimits, type ImageLimitsConfig } from './image-limits';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
@@ -15,7 +14,6 @@ import type { AuditLog } from './audit';
 import type { Caller } from './auth';
 import { Pseudonyms } from './pseudonyms';
 import { checkUploadContentType, UploadService, type UploadRecord } from './uploads';
-import { runBounded } from '../concurrency/run-bounded';
 
 export interface DatasetRecord {
   id: string;
@@ -54,7 +52,6 @@ interface ShaMarker {
 }
 
 const EXT: Record<ImageFormat, string> = { bmp: 'bmp', png: 'png', jpeg: 'jpg', tiff: 'tif' };
-const IMPORTABLE = /\.(bmp|png|jpe?g|tiff?)$/i;
 
 export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 /** 128 bits of the content hash: unique per dataset in practice, short enough for URLs. */
@@ -366,92 +363,6 @@ export class DatasetService {
       await this.uploads.releaseConfirmation(uploadId).catch(() => undefined);
       throw error;
     }
-  }
-
-  // ------------------------------------------------------------ bulk import
-
-  /** Imports <prefix>/all/* and <prefix>/hem/* from the bucket, with a report per file. */
-  async importFolder(
-    caller: Caller,
-    datasetId: string,
-    s3Prefix: string,
-  ): Promise<{
-    accepted: number;
-    duplicates: number;
-    rejected: Array<{ key: string; code: string; reason: string }>;
-  }> {
-    await this.require(datasetId);
-    const prefix = s3Prefix.replace(/^\/+/, '').replace(/\/?$/, '/');
-    if (prefix === '/' || prefix.includes('..') || prefix.length > 512) {
-      throw badInput('s3Prefix must name a folder in the bucket, e.g. "imports/cnmc-sample".', {
-        field: 's3Prefix',
-      });
-    }
-    if (
-      /^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners|data-jobs|exports|retention)\//.test(
-        prefix,
-      )
-    ) {
-      throw badInput("s3Prefix must not point inside Lymphoscope's own data.", { field: 's3Prefix' });
-    }
-    const objects = await this.store.listAll(prefix, { limit: this.limits.importFiles + 1 });
-    if (objects.length > this.limits.importFiles) {
-      throw tooLarge(`The prefix holds more than ${this.limits.importFiles} files; import it in parts.`, {
-        limit: this.limits.importFiles,
-      });
-    }
-    if (objects.length === 0) throw badInput(`No files under "${prefix}".`, { field: 's3Prefix' });
-    const report = {
-      accepted: 0,
-      duplicates: 0,
-      rejected: [] as Array<{ key: string; code: string; reason: string }>,
-    };
-    const work = objects.map((o) => async () => {
-      const relative = o.key.slice(prefix.length);
-      const [folder, ...rest] = relative.split('/');
-      const label = folderToLabel(folder);
-      const filename = rest.join('/');
-      if (!label || rest.length !== 1 || !IMPORTABLE.test(filename)) {
-        report.rejected.push({
-          key: o.key,
-          code: 'BAD_USER_INPUT',
-          reason: 'not an image under all/ or hem/',
-        });
-        return;
-      }
-      try {
-        if (o.size > this.limits.uploadBytes)
-          throw tooLarge(`${o.size} bytes is over the ${this.limits.uploadBytes} limit.`);
-        const object = await this.store.get(o.key);
-        if (!object) throw notFound('Object', o.key);
-        const parsed = parseCnmcFilename(filename);
-        const result = await this.addImageBytes(caller, {
-          datasetId,
-          label,
-          bytes: object.body,
-          filename,
-          subjectId: parsed?.subjectId ?? null,
-          // Not the key: lab file names carry patient names and record numbers.
-          source: 'import',
-        });
-        if (result.duplicate) report.duplicates += 1;
-        else report.accepted += 1;
-      } catch (error) {
-        if (!(error instanceof LymphoscopeError) || error.code === 'UNAVAILABLE') throw error;
-        report.rejected.push({ key: o.key, code: error.code, reason: error.message });
-      }
-    });
-    // A bulk import is bounded by LYMPHOSCOPE_MAX_IMPORT_FILES and the size of each file, not by the
-    // request's pixel budget, which is sized for predictions (63 C-NMC cells would nearly spend it).
-    await outsidePixelBudget(() => runBounded(work, 4));
-    this.log.info('import finished', {
-      datasetId,
-      prefix,
-      accepted: report.accepted,
-      duplicates: report.duplicates,
-      rejected: report.rejected.length,
-    });
-    return report;
   }
 }
 
