@@ -27,14 +27,14 @@ import {
 import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
 import { decodeImage } from '../ml/image/decode';
 import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../ml/image/lab-shift';
-import { computeMetrics, prCurve, rocCurve, type BinaryMetrics } from '../ml/metrics';
+import { computeMetrics, type BinaryMetrics } from '../ml/metrics';
 import { loadModel, serializeModel } from '../ml/model-io';
 import { morphologyNorms } from '../ml/morphology';
 import { analyzeCell } from '../ml/predictor';
 import { initRuntime } from '../ml/runtime';
 import { splitBySubject } from '../ml/splits';
 import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../ml/train';
-import { PREPROCESSING } from '../ml/preprocessing';
+import { buildModelCard } from '../services/model-card';
 import type { ModelCard, NewModelCard } from '../services/models';
 import { listFolder, loadFolder, type FolderImage } from './folder';
 import { overlapWithTraining, reviewFigures, type ScoredCell } from './self-report';
@@ -211,48 +211,25 @@ export async function trainCommand(flags: Flags): Promise<void> {
     testMetrics = computeMetrics(curveLabels, curveScores, decisions.threshold);
     printMetrics('test (final model)', testMetrics);
   }
-  const finite = (t: number) => (Number.isFinite(t) ? t : null);
-  const card: NewModelCard = {
-    architecture: config.architecture,
-    inputSize: config.inputSize,
-    trainedOnBackend: runtime.backend,
-    trainingRuntime: fitted.final.trainingRuntime,
+  const card = buildModelCard({
     config: { ...config, validationFraction: 0, testFraction },
-    testTimeAugmentation: config.testTimeAugmentation,
-    fusion: fitted.fusion,
+    trainedOnBackend: runtime.backend,
+    training: fitted.final,
+    recipe: fitted,
     crossValidation,
-    threshold: decisions.threshold,
-    reviewLow: decisions.reviewLow,
-    reviewHigh: decisions.reviewHigh,
-    calibration: decisions.calibration,
-    decisions,
-    outOfDomain: fitted.outOfDomain,
-    outOfDomainReport: fitted.outOfDomainReport,
-    trainingImageSha256: [...hashes].sort(),
+    trainingImageSha256: hashes,
     testMetrics,
     validationMetrics,
-    history: fitted.final.history,
-    bestEpoch: fitted.final.bestEpoch,
     lineage: { jobId: null, datasetId: null, snapshotId: null, parentVersion: null, testSplitId: null },
-    rocCurve: rocCurve(curveLabels, curveScores).map((p) => ({
-      x: p.fpr,
-      y: p.tpr,
-      threshold: finite(p.threshold),
-    })),
-    prCurve: prCurve(curveLabels, curveScores).map((p) => ({
-      x: p.recall,
-      y: p.precision,
-      threshold: finite(p.threshold),
-    })),
+    curve: { labels: curveLabels, probabilities: curveScores },
     morphologyNorms: morphologyNorms(cells.map((i) => ({ m: i.morphology, label: i.label }))),
-    preprocessing: PREPROCESSING,
     notes:
       `Trained by \`lymphoscope train --data ${path.relative(process.cwd(), data) || data}\` on ${cells.length} of ` +
       `${images.length} images (${subjects} subjects). Decisions from out-of-fold scores of ${recipe.folds}-fold ` +
       `subject-grouped cross-validation x ${recipe.seeds} seeds; the served network is trained on all ` +
       `${cells.length} training cells for ${fitted.finalEpochs} epochs (median best epoch of the folds). ` +
       `validationMetrics and the curves are ${split.test.length > 0 ? 'out-of-fold (first seed) and the test split respectively' : 'out of fold (first seed, calibrated): there is no test split'}.`,
-  };
+  });
   await writeModelDir(out, model, card);
   model.dispose();
   process.stdout.write(`Model written to ${out}\n`);
