@@ -29,6 +29,7 @@ import { decodeImage } from '../src/ml/image/decode';
 import { analyzeCell } from '../src/ml/predictor';
 import { initRuntime } from '../src/ml/runtime';
 import { createServices } from '../src/services';
+import { imageLimits } from '../src/services/image-limits';
 import { runScoringInvocation } from '../src/services/scoring-worker';
 
 const copies = process.argv.includes('--quick') ? 2 : 4;
@@ -78,10 +79,13 @@ async function main() {
       store: services.store,
       docs: services.docs,
       models: services.models,
-      datasets: services.datasets,
       dispatcher: { dispatch: async (e: ScoringWorkerEvent) => void events.push(e) },
       log: services.log,
-      limits: { uploadBytes: config.limits.uploadBytes, scoringImages: config.scoring.maxImages },
+      limits: {
+        uploadBytes: config.limits.uploadBytes,
+        imageSide: config.limits.imageSide,
+        scoringImages: config.scoring.maxImages,
+      },
       safetyMs: 0,
     };
     const chunkSeconds: number[] = [];
@@ -114,7 +118,7 @@ async function main() {
       (warm.length * cells.length) / chunkCpuSeconds.slice(1).reduce((a, b) => a + b, 0);
 
     const { model, card: loadedCard, onnx } = await services.models.load(card.version);
-    const limits = services.datasets.imageLimits(config.limits.uploadBytes);
+    const limits = imageLimits(config.limits, config.limits.uploadBytes);
     const computeStart = performance.now();
     const computeCpu = process.cpuUsage();
     for (const cell of cells) {

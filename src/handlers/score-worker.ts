@@ -20,10 +20,13 @@ export async function handler(event: ScoringWorkerEvent, context: Context) {
       store: services.store,
       docs: services.docs,
       models: services.models,
-      datasets: services.datasets,
       dispatcher: services.scoringDispatcher,
       log: services.log,
-      limits: { uploadBytes: config.limits.uploadBytes, scoringImages: config.scoring.maxImages },
+      limits: {
+        uploadBytes: config.limits.uploadBytes,
+        imageSide: config.limits.imageSide,
+        scoringImages: config.scoring.maxImages,
+      },
       safetyMs: config.workerSafetyMs,
     },
     {

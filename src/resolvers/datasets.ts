@@ -1,4 +1,5 @@
 import type { Resolvers } from '../generated/graphql';
+import { decodeBase64 } from '../services/image-limits';
 import { pageSize, decodeCursor } from '../services/pagination';
 import { connection } from './connection';
 import type { RequestContext } from './context';
@@ -30,7 +31,7 @@ export const datasetResolvers: Resolvers = {
       return datasets.addImageBytes(caller, {
         datasetId: input.datasetId,
         label: input.label,
-        bytes: datasets.decodeBase64(input.imageBase64),
+        bytes: decodeBase64(input.imageBase64, ctx.services.config.limits),
         filename: input.filename,
         subjectId: input.subjectId,
         source: 'inline',
@@ -56,7 +57,7 @@ export const datasetResolvers: Resolvers = {
     },
     importImages: async (_r, { input }, ctx) => {
       const caller = await ctx.require('SCIENTIST');
-      return ctx.services.datasets.importFolder(caller, input.datasetId, input.s3Prefix);
+      return ctx.services.folderImport.run(caller, input.datasetId, input.s3Prefix);
     },
     removeImage: async (_r, { datasetId, imageId }, ctx) => {
       const caller = await ctx.require('SCIENTIST');

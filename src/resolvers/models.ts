@@ -4,20 +4,6 @@ import { decodeCursor, pageSize } from '../services/pagination';
 import { architectureFromMl, configToGraphql, fusionFromMl } from './enums';
 import { connection } from './connection';
 
-const COMPARED: Array<keyof BinaryMetrics> = [
-  'accuracy',
-  'balancedAccuracy',
-  'sensitivity',
-  'specificity',
-  'precision',
-  'f1',
-  'weightedF1',
-  'rocAuc',
-  'prAuc',
-  'brier',
-  'ece',
-];
-
 /** NaN (e.g. AUC on a one-class split) is not valid JSON: it becomes null. */
 const finite = (v: number | null | undefined) => (v == null || !Number.isFinite(v) ? null : v);
 
@@ -63,27 +49,7 @@ export const modelResolvers: Resolvers = {
     },
     compareModels: async (_r, { a, b }, ctx) => {
       await ctx.require('SCIENTIST');
-      const [cardA, cardB] = await Promise.all([
-        ctx.services.models.require(a),
-        ctx.services.models.require(b),
-      ]);
-      const sameTestSplit =
-        cardA.lineage.testSplitId !== null && cardA.lineage.testSplitId === cardB.lineage.testSplitId;
-      return {
-        a: cardA,
-        b: cardB,
-        sameTestSplit,
-        deltas: COMPARED.map((metric) => {
-          const va = finite(cardA.testMetrics?.[metric] as number | undefined);
-          const vb = finite(cardB.testMetrics?.[metric] as number | undefined);
-          return {
-            metric,
-            a: va,
-            b: vb,
-            delta: sameTestSplit && va !== null && vb !== null ? vb - va : null,
-          };
-        }),
-      };
+      return ctx.services.models.compare(a, b);
     },
   },
   Mutation: {

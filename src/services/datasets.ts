@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
-import { badInput, conflict, LymphoscopeError, notFound, tooLarge } from '../errors';
-import { decodeImage, type ImageFormat, type ImageLimits } from '../ml/image/decode';
-import { currentPixelBudget, outsidePixelBudget } from './work-budget';
+import { badInput, LymphoscopeError, notFound } from '../errors';
+import { decodeImage, type ImageFormat } from '../ml/image/decode';
+import { imageLimits, type ImageLimitsConfig } from './image-limits';
 import { parseCnmcFilename } from '../ml/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
@@ -13,6 +13,7 @@ import { pageOf, type Page } from './pagination';
 import type { AuditLog } from './audit';
 import type { Caller } from './auth';
 import { Pseudonyms } from './pseudonyms';
+import { checkUploadContentType, UploadService, type UploadRecord } from './uploads';
 
 export interface DatasetRecord {
   id: string;
@@ -50,35 +51,7 @@ interface ShaMarker {
   key: string;
 }
 
-export interface UploadRecord {
-  uploadId: string;
-  datasetId: string | null;
-  label: CellLabel | null;
-  filename: string | null;
-  subjectId: string | null;
-  contentType: string;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string;
-}
-
-export interface ImageLimitsConfig {
-  inlineImageBytes: number;
-  uploadBytes: number;
-  imageSide: number;
-  importFiles: number;
-  pageSize: number;
-}
-
-const CONTENT_TYPES: Record<string, ImageFormat> = {
-  'image/bmp': 'bmp',
-  'image/x-ms-bmp': 'bmp',
-  'image/png': 'png',
-  'image/jpeg': 'jpeg',
-  'image/tiff': 'tiff',
-};
 const EXT: Record<ImageFormat, string> = { bmp: 'bmp', png: 'png', jpeg: 'jpg', tiff: 'tif' };
-const IMPORTABLE = /\.(bmp|png|jpe?g|tiff?)$/i;
 
 export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 /** 128 bits of the content hash: unique per dataset in practice, short enough for URLs. */
@@ -93,7 +66,12 @@ export class DatasetService {
     private readonly log: Logger,
     /** Subject ids become keyed hashes at the door (docs/DATA.md); by hand-built services: a per-process key. */
     private readonly pseudonyms: Pseudonyms = Pseudonyms.ephemeral(),
-  ) {}
+  ) {
+    this.uploads = new UploadService(store, docs, limits);
+  }
+
+  /** The uploads/ prefix; stateless, so each service that reads uploads keeps its own view. */
+  private readonly uploads: UploadService;
 
   async create(caller: Caller, name: string, description?: string | null): Promise<DatasetRecord> {
     const trimmed = name.trim();
@@ -184,24 +162,6 @@ export class DatasetService {
     return { ref, bytes: object.body };
   }
 
-  /** Decodes base64 strictly: garbage is refused instead of silently producing other bytes. */
-  decodeBase64(imageBase64: string, field = 'imageBase64'): Buffer {
-    const maxChars = Math.ceil((this.limits.inlineImageBytes * 4) / 3) + 4;
-    if (imageBase64.length > maxChars) {
-      throw tooLarge(
-        `${field} is over the inline limit of ${this.limits.inlineImageBytes} bytes; use createImageUpload.`,
-        {
-          limit: this.limits.inlineImageBytes,
-        },
-      );
-    }
-    const compact = imageBase64.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
-    if (compact.length === 0 || compact.length % 4 === 1 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) {
-      throw badInput(`${field} is not valid base64.`, { field });
-    }
-    return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
-  }
-
   /**
    * Validates the bytes as an image, then stores them once per dataset. The SHA-256 marker is created
    * first with If-None-Match, so two concurrent adds of the same bytes store one image; a marker left
@@ -222,7 +182,7 @@ export class DatasetService {
     const subjectId = this.subjectAtTheDoor(input.subjectId, input.filename);
     // A file name only tells the subject (C-NMC names do); it is not stored, logged or put in metadata.
     const filename = null;
-    const decoded = await decodeImage(input.bytes, this.imageLimits(this.limits.uploadBytes));
+    const decoded = await decodeImage(input.bytes, imageLimits(this.limits, this.limits.uploadBytes));
     const sha256 = sha256Hex(input.bytes);
     const imageId = imageIdFor(sha256);
     const key = layout.image(
@@ -329,16 +289,6 @@ export class DatasetService {
     return this.pseudonyms.subject(given ?? (name ? (parseCnmcFilename(name)?.subjectId ?? null) : null));
   }
 
-  imageLimits(maxBytes: number): ImageLimits {
-    return {
-      maxBytes,
-      maxWidth: this.limits.imageSide,
-      maxHeight: this.limits.imageSide,
-      // Within a request, every decoded image is charged to its pixel budget (work-budget.ts).
-      beforeDecode: ({ width, height }) => currentPixelBudget()?.spend(width * height),
-    };
-  }
-
   // ------------------------------------------------------------ presigned uploads
 
   async createUpload(
@@ -352,87 +302,32 @@ export class DatasetService {
     },
     ttlSeconds: number,
   ): Promise<{ upload: UploadRecord; url: string; fields: Record<string, string> }> {
-    if (!CONTENT_TYPES[input.contentType]) {
-      throw badInput(`contentType must be one of ${Object.keys(CONTENT_TYPES).join(', ')}.`, {
-        field: 'contentType',
-      });
-    }
+    checkUploadContentType(input.contentType);
     if (input.datasetId) {
       await this.require(input.datasetId);
       if (!input.label) throw badInput('label is required when datasetId is given.', { field: 'label' });
     }
-    const now = Date.now();
-    const upload: UploadRecord = {
-      uploadId: `up-${ulid().toLowerCase()}`,
+    const intent = {
       datasetId: input.datasetId ?? null,
       label: input.label ?? null,
-      filename: null,
       subjectId: this.subjectAtTheDoor(input.subjectId, input.filename),
       contentType: input.contentType,
-      createdBy: caller.keyId,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
     };
-    await this.docs.create(layout.upload(upload.uploadId), upload);
-    // A POST policy rather than a presigned PUT: a PUT URL signs only the method, key and type, so
-    // storage would take a body of any size (1 GB reached the local S3); the policy bounds it.
-    const { url, fields } = await this.store.presignPost(layout.uploadObject(upload.uploadId), {
-      expiresInSeconds: ttlSeconds,
-      contentType: input.contentType,
-      maxBytes: this.limits.uploadBytes,
-    });
-    return { upload, url, fields };
-  }
-
-  async getUpload(caller: Caller, uploadId: string): Promise<UploadRecord> {
-    const found = await this.docs.get<UploadRecord>(layout.upload(uploadId));
-    // Another caller's upload is reported as missing: ids must not leak across keys.
-    if (!found || (found.value.createdBy !== caller.keyId && caller.role === 'PARTNER'))
-      throw notFound('Upload', uploadId);
-    return found.value;
-  }
-
-  /** Reads and validates what arrived at the presigned URL; refuses anything over the limit before reading it. */
-  async readUploadedBytes(upload: UploadRecord): Promise<Buffer> {
-    const key = layout.uploadObject(upload.uploadId);
-    const info = await this.store.head(key);
-    if (!info)
-      throw badInput(
-        `Nothing was uploaded for ${upload.uploadId} yet: POST the file with the upload's form first.`,
-      );
-    if (info.size > this.limits.uploadBytes) {
-      await this.store.delete(key);
-      throw tooLarge(`The upload is ${info.size} bytes; the limit is ${this.limits.uploadBytes}.`, {
-        limit: this.limits.uploadBytes,
-      });
-    }
-    const object = await this.store.get(key);
-    if (!object) throw badInput(`Nothing was uploaded for ${upload.uploadId} yet.`);
-    return object.body;
+    return this.uploads.create(caller, intent, ttlSeconds);
   }
 
   /**
-   * Exactly one confirmation wins: the confirmation marker is created with If-None-Match. A failed
-   * validation removes the uploaded bytes and the marker, so nothing invalid stays behind.
+   * Exactly one confirmation wins (UploadService.claimConfirmation). A failed validation removes the
+   * uploaded bytes and the marker, so nothing invalid stays behind.
    */
   async confirmUpload(caller: Caller, uploadId: string): Promise<{ image: ImageRecord; duplicate: boolean }> {
-    const upload = await this.getUpload(caller, uploadId);
+    const upload = await this.uploads.get(caller, uploadId);
+    await this.uploads.claimConfirmation(caller, uploadId);
     try {
-      await this.docs.create(layout.uploadConfirmation(uploadId), {
-        by: caller.keyId,
-        at: new Date().toISOString(),
-      });
-    } catch (error) {
-      if (error instanceof LymphoscopeError && error.code === 'CONFLICT') {
-        throw conflict(`Upload ${uploadId} was already confirmed.`);
-      }
-      throw error;
-    }
-    try {
-      const bytes = await this.readUploadedBytes(upload);
+      const bytes = await this.uploads.readBytes(upload);
       if (!upload.datasetId) {
         // An upload for predict(uploadId): validate now so predict can trust it.
-        const decoded = await decodeImage(bytes, this.imageLimits(this.limits.uploadBytes));
+        const decoded = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
         const sha256 = sha256Hex(bytes);
         return {
           duplicate: false,
@@ -459,112 +354,15 @@ export class DatasetService {
         subjectId: upload.subjectId,
         source: `upload:${uploadId}`,
       });
-      await this.store.delete(layout.uploadObject(uploadId));
+      await this.uploads.deleteBytes(uploadId);
       return result;
     } catch (error) {
       if (error instanceof LymphoscopeError && error.code !== 'UNAVAILABLE') {
-        await this.store.delete(layout.uploadObject(uploadId)).catch(() => undefined);
+        await this.uploads.deleteBytes(uploadId).catch(() => undefined);
       }
-      await this.store.delete(layout.uploadConfirmation(uploadId)).catch(() => undefined);
+      await this.uploads.releaseConfirmation(uploadId).catch(() => undefined);
       throw error;
     }
-  }
-
-  /** Bytes of a confirmed upload without a dataset, for predict(uploadId). */
-  async readConfirmedUpload(caller: Caller, uploadId: string): Promise<Buffer> {
-    const upload = await this.getUpload(caller, uploadId);
-    if (upload.datasetId)
-      throw badInput(`Upload ${uploadId} went to a dataset; predict it with datasetId and imageId.`);
-    if (!(await this.store.head(layout.uploadConfirmation(uploadId)))) {
-      throw badInput(`Upload ${uploadId} is not confirmed yet: call confirmImageUpload first.`);
-    }
-    return this.readUploadedBytes(upload);
-  }
-
-  // ------------------------------------------------------------ bulk import
-
-  /** Imports <prefix>/all/* and <prefix>/hem/* from the bucket, with a report per file. */
-  async importFolder(
-    caller: Caller,
-    datasetId: string,
-    s3Prefix: string,
-  ): Promise<{
-    accepted: number;
-    duplicates: number;
-    rejected: Array<{ key: string; code: string; reason: string }>;
-  }> {
-    await this.require(datasetId);
-    const prefix = s3Prefix.replace(/^\/+/, '').replace(/\/?$/, '/');
-    if (prefix === '/' || prefix.includes('..') || prefix.length > 512) {
-      throw badInput('s3Prefix must name a folder in the bucket, e.g. "imports/cnmc-sample".', {
-        field: 's3Prefix',
-      });
-    }
-    if (
-      /^(datasets|models|jobs|keys|audit|predictions|reviews|uploads|prediction-owners|data-jobs|exports|retention)\//.test(
-        prefix,
-      )
-    ) {
-      throw badInput("s3Prefix must not point inside Lymphoscope's own data.", { field: 's3Prefix' });
-    }
-    const objects = await this.store.listAll(prefix, { limit: this.limits.importFiles + 1 });
-    if (objects.length > this.limits.importFiles) {
-      throw tooLarge(`The prefix holds more than ${this.limits.importFiles} files; import it in parts.`, {
-        limit: this.limits.importFiles,
-      });
-    }
-    if (objects.length === 0) throw badInput(`No files under "${prefix}".`, { field: 's3Prefix' });
-    const report = {
-      accepted: 0,
-      duplicates: 0,
-      rejected: [] as Array<{ key: string; code: string; reason: string }>,
-    };
-    const work = objects.map((o) => async () => {
-      const relative = o.key.slice(prefix.length);
-      const [folder, ...rest] = relative.split('/');
-      const label = folderToLabel(folder);
-      const filename = rest.join('/');
-      if (!label || rest.length !== 1 || !IMPORTABLE.test(filename)) {
-        report.rejected.push({
-          key: o.key,
-          code: 'BAD_USER_INPUT',
-          reason: 'not an image under all/ or hem/',
-        });
-        return;
-      }
-      try {
-        if (o.size > this.limits.uploadBytes)
-          throw tooLarge(`${o.size} bytes is over the ${this.limits.uploadBytes} limit.`);
-        const object = await this.store.get(o.key);
-        if (!object) throw notFound('Object', o.key);
-        const parsed = parseCnmcFilename(filename);
-        const result = await this.addImageBytes(caller, {
-          datasetId,
-          label,
-          bytes: object.body,
-          filename,
-          subjectId: parsed?.subjectId ?? null,
-          // Not the key: lab file names carry patient names and record numbers.
-          source: 'import',
-        });
-        if (result.duplicate) report.duplicates += 1;
-        else report.accepted += 1;
-      } catch (error) {
-        if (!(error instanceof LymphoscopeError) || error.code === 'UNAVAILABLE') throw error;
-        report.rejected.push({ key: o.key, code: error.code, reason: error.message });
-      }
-    });
-    // A bulk import is bounded by LYMPHOSCOPE_MAX_IMPORT_FILES and the size of each file, not by the
-    // request's pixel budget, which is sized for predictions (63 C-NMC cells would nearly spend it).
-    await outsidePixelBudget(() => runBounded(work, 4));
-    this.log.info('import finished', {
-      datasetId,
-      prefix,
-      accepted: report.accepted,
-      duplicates: report.duplicates,
-      rejected: report.rejected.length,
-    });
-    return report;
   }
 }
 
@@ -580,22 +378,4 @@ function validateFilename(filename: string): string {
     throw badInput('filename must be 1-200 printable characters.', { field: 'filename' });
   }
   return base;
-}
-
-/** Runs tasks with at most `limit` in flight; the first failure rejects after in-flight tasks settle. */
-export async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
-  let next = 0;
-  let failure: unknown = null;
-  const lane = async () => {
-    while (failure === null && next < tasks.length) {
-      const task = tasks[next++];
-      try {
-        await task();
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
-  if (failure !== null) throw failure;
 }

@@ -13,6 +13,7 @@ import { PatientDataService } from './patient-data';
 import { Pseudonyms } from './pseudonyms';
 import { RetentionPolicy, RetentionSweep } from './retention';
 import { DatasetService } from './datasets';
+import { FolderImport } from './folder-import';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
 import { ReviewService } from './reviews';
@@ -27,6 +28,7 @@ export interface Services {
   audit: AuditLog;
   auth: AuthService;
   datasets: DatasetService;
+  folderImport: FolderImport;
   training: TrainingService;
   models: ModelRegistry;
   predictions: PredictionService;
@@ -87,6 +89,7 @@ export function createServices(
     audit,
     auth: new AuthService(store, docs, audit),
     datasets,
+    folderImport: new FolderImport(store, datasets, config.limits, log),
     training: new TrainingService(
       store,
       docs,

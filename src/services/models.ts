@@ -9,6 +9,7 @@ import type { BinaryMetrics } from '../ml/metrics';
 import { loadModel, type ModelBundle } from '../ml/model-io';
 import { exportBundle, OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx';
 import type { MorphologyNorms } from '../ml/morphology';
+import { PREPROCESSING } from '../ml/preprocessing';
 import type { EpochRecord, TrainingConfig } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -88,22 +89,36 @@ interface Alias {
   auditId?: string;
 }
 
-/**
- * Exact enough to reproduce the API's probabilities to 1e-4 (test/e2e/models.test.ts does, with its own
- * BMP reader and sharp): the resampling filter matters, a bilinear resize does not get there.
- */
-export const PREPROCESSING =
-  'Decode to 8-bit RGB; if the background is not black (the per-channel median of the outermost pixels is above 8 ' +
-  'in some channel), set every pixel outside the segmented cell to black (blackenBackground in src/ml/morphology.ts; ' +
-  'C-NMC images are left as they are); resize the whole image to inputSize x inputSize with a Lanczos-3 filter, stretching ' +
-  '(no crop, no padding; sharp: resize(inputSize, inputSize, { fit: "fill", kernel: "lanczos3" })); divide by 255 ' +
-  'to get float32 in [0, 1]; shape [1, inputSize, inputSize, 3] (NHWC, RGB order). The single output is the ' +
-  "network's probability of ALL. A version with testTimeAugmentation averages it over the 8 flips and quarter " +
-  "turns of the input (the API's networkProbability); a version whose fusion is not NONE then combines it with " +
-  "the cell's measured morphology (card.fusion, docs/ML.md) into probabilityAll. Call ALL at or above the " +
-  "version's threshold, and ask for a human review inside [reviewLow, reviewHigh), both on probabilityAll. A version " +
-  'with a calibration (Platt scaling fitted on out-of-fold scores) applies it last: probabilityAll = ' +
-  '1 / (1 + exp(-(slope * logit(p) + intercept))), with p clamped to [1e-6, 1 - 1e-6].';
+/** The test metrics compareModels sets side by side, in the order the API lists them. */
+const COMPARED: Array<keyof BinaryMetrics> = [
+  'accuracy',
+  'balancedAccuracy',
+  'sensitivity',
+  'specificity',
+  'precision',
+  'f1',
+  'weightedF1',
+  'rocAuc',
+  'prAuc',
+  'brier',
+  'ece',
+];
+
+export interface MetricDelta {
+  metric: keyof BinaryMetrics;
+  a: number | null;
+  b: number | null;
+  /** b - a; null unless both were tested on the same split and both figures are finite. */
+  delta: number | null;
+}
+
+export interface ModelComparison {
+  a: ModelCard;
+  b: ModelCard;
+  /** True when both were tested on the same split, so the deltas mean something. */
+  sameTestSplit: boolean;
+  deltas: MetricDelta[];
+}
 
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
@@ -230,6 +245,24 @@ export class ModelRegistry {
     const card = await this.get(version);
     if (!card) throw notFound('Model version', version);
     return card;
+  }
+  /** Two versions' test metrics side by side; deltas only when both were tested on the same split. */
+  async compare(a: string, b: string): Promise<ModelComparison> {
+    const [cardA, cardB] = await Promise.all([this.require(a), this.require(b)]);
+    const sameTestSplit =
+      cardA.lineage.testSplitId !== null && cardA.lineage.testSplitId === cardB.lineage.testSplitId;
+    // NaN (e.g. AUC on a one-class split) is no figure to compare: it becomes null.
+    const finite = (v: number | undefined) => (v == null || !Number.isFinite(v) ? null : v);
+    return {
+      a: cardA,
+      b: cardB,
+      sameTestSplit,
+      deltas: COMPARED.map((metric) => {
+        const va = finite(cardA.testMetrics?.[metric] as number | undefined);
+        const vb = finite(cardB.testMetrics?.[metric] as number | undefined);
+        return { metric, a: va, b: vb, delta: sameTestSplit && va !== null && vb !== null ? vb - va : null };
+      }),
+    };
   }
 
   /** Newest first. */

@@ -15,6 +15,8 @@ import type { ModelRegistry } from './models';
 import type { RetentionPolicy } from './retention';
 import { pageOf, type Page } from './pagination';
 import { currentPixelBudget } from './work-budget';
+import { decodeBase64, imageLimits } from './image-limits';
+import { UploadService } from './uploads';
 
 export interface ReviewRecord {
   label: CellLabel;
@@ -97,11 +99,21 @@ export class PredictionService {
     private readonly docs: JsonDocuments,
     private readonly models: ModelRegistry,
     private readonly datasets: DatasetService,
-    private readonly limits: { batchSize: number; inlineImageBytes: number; uploadBytes: number },
+    private readonly limits: {
+      batchSize: number;
+      inlineImageBytes: number;
+      uploadBytes: number;
+      imageSide: number;
+    },
     private readonly log: Logger,
     /** Tags the image and heat map with their retention class (docs/DATA.md); absent: untagged. */
     private readonly retention?: RetentionPolicy,
-  ) {}
+  ) {
+    this.uploads = new UploadService(store, docs, limits);
+  }
+
+  /** Confirmed uploads for predict(uploadId); stateless over the uploads/ prefix. */
+  private readonly uploads: UploadService;
 
   private async resolveImage(
     caller: Caller,
@@ -111,10 +123,10 @@ export class PredictionService {
       (v) => v != null && v !== '',
     ).length;
     if (given !== 1) throw badInput('Give exactly one of imageBase64, imageId (with datasetId) or uploadId.');
-    if (input.imageBase64) return { bytes: this.datasets.decodeBase64(input.imageBase64), source: 'inline' };
+    if (input.imageBase64) return { bytes: decodeBase64(input.imageBase64, this.limits), source: 'inline' };
     if (input.uploadId) {
       return {
-        bytes: await this.datasets.readConfirmedUpload(caller, input.uploadId),
+        bytes: await this.uploads.readConfirmed(caller, input.uploadId),
         source: `upload:${input.uploadId}`,
       };
     }
@@ -126,7 +138,7 @@ export class PredictionService {
 
   /** Reads the image's header (format, size, enough data for that size) before any costly work. */
   private admit(resolved: { bytes: Buffer }): ImageInfo {
-    return sniffImage(resolved.bytes, this.datasets.imageLimits(this.limits.uploadBytes));
+    return sniffImage(resolved.bytes, imageLimits(this.limits, this.limits.uploadBytes));
   }
 
   async predict(caller: Caller, input: PredictInput): Promise<PredictionRecord> {
@@ -150,7 +162,7 @@ export class PredictionService {
     }
     const { model, card, onnx } = await this.models.load(version);
     const decodeStarted = performance.now();
-    const image = await decodeImage(bytes, this.datasets.imageLimits(this.limits.uploadBytes));
+    const image = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
     const decodeMs = performance.now() - decodeStarted;
     const analysis = await analyzeCell(model, card, image, { explain: input.explain !== false, onnx });
 

@@ -8,7 +8,7 @@ import type { Logger } from '../observability/log';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
 import { PreconditionFailed, type ObjectStore } from '../storage/object-store';
-import type { DatasetService } from './datasets';
+import { imageLimits } from './image-limits';
 import { classToLabel } from './labels';
 import type { ModelRegistry } from './models';
 import {
@@ -24,10 +24,9 @@ export interface ScoringWorkerDeps {
   store: ObjectStore;
   docs: JsonDocuments;
   models: ModelRegistry;
-  datasets: DatasetService;
   dispatcher: ScoringDispatcher;
   log: Logger;
-  limits: { uploadBytes: number; scoringImages: number };
+  limits: { uploadBytes: number; imageSide: number; scoringImages: number };
   /** Time kept back before a chunk hands itself to a fresh invocation (LYMPHOSCOPE_WORKER_SAFETY_MS). */
   safetyMs: number;
 }
@@ -258,7 +257,7 @@ async function scoreImage(
   const object = await deps.store.get(key);
   if (!object) return failed('NOT_FOUND');
   try {
-    const image = await decodeImage(object.body, deps.datasets.imageLimits(deps.limits.uploadBytes));
+    const image = await decodeImage(object.body, imageLimits(deps.limits, deps.limits.uploadBytes));
     const analysis = await analyzeCell(model, card, image, { explain: false, onnx });
     return {
       key,

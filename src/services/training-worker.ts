@@ -15,7 +15,7 @@ import {
   type RecipeOptions,
 } from '../ml/decisions';
 import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
-import { computeMetrics, prCurve, rocCurve } from '../ml/metrics';
+import { computeMetrics } from '../ml/metrics';
 import { measureMorphology, morphologyNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
 import { serializeModel } from '../ml/model-io';
 import { initRuntime } from '../ml/runtime';
@@ -30,8 +30,9 @@ import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
-import { runBounded } from './datasets';
-import { PREPROCESSING, type ModelRegistry } from './models';
+import { runBounded } from '../concurrency/run-bounded';
+import { buildModelCard } from './model-card';
+import type { ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
 
 export interface WorkerInvocation {
@@ -344,53 +345,32 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       };
       const test = await metricsOn(data.test);
       const validation = await metricsOn(data.validation);
-      const finite = (t: number) => (Number.isFinite(t) ? t : null);
       const bundle = await serializeModel(model);
       const parentVersion = await deps.models.productionVersion();
-      const card = await deps.models.register(bundle, {
-        architecture: job.config.architecture,
-        inputSize: job.config.inputSize,
-        trainedOnBackend: runtime.backend,
-        trainingRuntime: result.trainingRuntime,
-        ...(result.trainingFallback ? { trainingFallback: result.trainingFallback } : {}),
-        config: job.config,
-        testTimeAugmentation: job.config.testTimeAugmentation === true,
-        fusion: decided.fusion,
-        threshold: decisions.threshold,
-        reviewLow: decisions.reviewLow,
-        reviewHigh: decisions.reviewHigh,
-        calibration: decisions.calibration,
-        decisions,
-        outOfDomain: decided.outOfDomain,
-        outOfDomainReport: decided.outOfDomainReport,
-        trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!).sort(),
-        testMetrics: test.metrics,
-        validationMetrics: validation.metrics,
-        history: result.history,
-        bestEpoch: result.bestEpoch,
-        lineage: {
-          jobId: job.id,
-          datasetId: job.datasetId,
-          snapshotId: job.snapshotId,
-          parentVersion,
-          testSplitId: testSplitId(snapshot),
-        },
-        rocCurve: rocCurve(test.labels, test.probabilities).map((p) => ({
-          x: p.fpr,
-          y: p.tpr,
-          threshold: finite(p.threshold),
-        })),
-        prCurve: prCurve(test.labels, test.probabilities).map((p) => ({
-          x: p.recall,
-          y: p.precision,
-          threshold: finite(p.threshold),
-        })),
-        morphologyNorms: data.norms,
-        preprocessing: PREPROCESSING,
-        notes: data.rejected.length
-          ? `${data.rejected.length} snapshot images could not be read and were skipped.`
-          : null,
-      });
+      const card = await deps.models.register(
+        bundle,
+        buildModelCard({
+          config: job.config,
+          trainedOnBackend: runtime.backend,
+          training: result,
+          recipe: decided,
+          trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!),
+          testMetrics: test.metrics,
+          validationMetrics: validation.metrics,
+          lineage: {
+            jobId: job.id,
+            datasetId: job.datasetId,
+            snapshotId: job.snapshotId,
+            parentVersion,
+            testSplitId: testSplitId(snapshot),
+          },
+          curve: test,
+          morphologyNorms: data.norms,
+          notes: data.rejected.length
+            ? `${data.rejected.length} snapshot images could not be read and were skipped.`
+            : null,
+        }),
+      );
       await writeJob((j) => ({
         ...j,
         status: 'SUCCEEDED',

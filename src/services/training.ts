@@ -3,7 +3,7 @@ import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
 import { ARCHITECTURES, type Architecture, MAX_INPUT_SIZE, MIN_INPUT_SIZE } from '../ml/architectures';
-import { splitBySubject } from '../ml/splits';
+import { splitBySubject, type Split } from '../ml/splits';
 import { type EpochRecord, MAX_BATCH_SIZE, type TrainingConfig } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -148,6 +148,84 @@ export function resolveJobConfig(
   return config;
 }
 
+/** A dataset image as startTraining splits it. */
+interface SplitCandidate {
+  id: string;
+  key: string;
+  imageId: string;
+  label: 0 | 1;
+  subjectId: string | null;
+}
+
+/** The idempotency marker of a caller's clientToken; null without one. Refuses a token out of bounds. */
+function clientTokenKey(caller: Caller, clientToken: string | null | undefined): string | null {
+  if (clientToken == null) return null;
+  if (clientToken.length < 1 || clientToken.length > 200) {
+    throw badInput('clientToken must be 1-200 characters.', { field: 'clientToken' });
+  }
+  return layout.jobByToken(createHash('sha256').update(`${caller.keyId}\n${clientToken}`).digest('hex'));
+}
+
+/** The frozen list and split of one job; its id is the job's. */
+function snapshotOf(jobId: string, datasetId: string, split: Split<SplitCandidate>): Snapshot {
+  const tag = (list: SplitCandidate[], name: SnapshotItem['split']): SnapshotItem[] =>
+    list.map((i) => ({
+      key: i.key,
+      imageId: i.imageId,
+      label: i.label,
+      subjectId: i.subjectId,
+      split: name,
+    }));
+  return {
+    snapshotId: jobId,
+    datasetId,
+    createdAt: new Date().toISOString(),
+    items: [...tag(split.train, 'train'), ...tag(split.validation, 'validation'), ...tag(split.test, 'test')],
+  };
+}
+
+/** The job record as startTraining first writes it. */
+function queuedJob(
+  jobId: string,
+  caller: Caller,
+  datasetId: string,
+  config: JobConfig,
+  split: Split<SplitCandidate>,
+): JobRecord {
+  const subjects = (list: SplitCandidate[]) => new Set(list.map((i) => i.subjectId ?? i.key)).size;
+  const now = new Date().toISOString();
+  return {
+    id: jobId,
+    status: 'QUEUED',
+    datasetId,
+    snapshotId: jobId,
+    config,
+    epoch: 0,
+    progress: 0,
+    etaSeconds: null,
+    imagesPerSecond: null,
+    history: [],
+    split: {
+      train: split.train.length,
+      validation: split.validation.length,
+      test: split.test.length,
+      trainSubjects: subjects(split.train),
+      validationSubjects: subjects(split.validation),
+      testSubjects: subjects(split.test),
+    },
+    modelVersion: null,
+    error: null,
+    attempts: 0,
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    finishedAt: null,
+    cancelRequested: false,
+    createdBy: caller.keyId,
+    lease: null,
+  };
+}
+
 export class TrainingService {
   constructor(
     private readonly store: ObjectStore,
@@ -167,24 +245,50 @@ export class TrainingService {
    * one trains and the other gets its job, and a refused request leaves nothing behind.
    */
   async start(caller: Caller, input: StartTrainingInput): Promise<JobRecord> {
+    // Validation: everything that can refuse the request, before anything is written.
     const config = resolveJobConfig(input, this.defaults, this.limits.epochs);
     await this.datasets.require(input.datasetId);
     const jobId = `job-${ulid().toLowerCase()}`;
-
-    let tokenKey: string | null = null;
-    if (input.clientToken != null) {
-      if (input.clientToken.length < 1 || input.clientToken.length > 200) {
-        throw badInput('clientToken must be 1-200 characters.', { field: 'clientToken' });
-      }
-      tokenKey = layout.jobByToken(
-        createHash('sha256').update(`${caller.keyId}\n${input.clientToken}`).digest('hex'),
-      );
+    const tokenKey = clientTokenKey(caller, input.clientToken);
+    if (tokenKey) {
       const claimed = await this.docs.get<{ jobId: string }>(tokenKey);
       if (claimed) return this.waitForJobDocument(claimed.value.jobId);
     }
+    const split = await this.splitDataset(input.datasetId, config);
 
-    const refs = await this.datasets.imageRefs(input.datasetId);
-    const items = refs.map((r) => ({
+    // The token is claimed only once the request is known to be valid: a refused request leaves nothing
+    // behind, so a retry with the same token (after adding images, say) is not stuck on a job that never was.
+    if (tokenKey) {
+      const winner = await this.claimToken(tokenKey, jobId);
+      if (winner !== jobId) return this.waitForJobDocument(winner);
+    }
+    // Until the job document exists a claimed token points at nothing; a failed write gives it back.
+    const releaseToken = async (error: unknown): Promise<never> => {
+      if (tokenKey) await this.store.delete(tokenKey).catch(() => undefined);
+      throw error;
+    };
+
+    // The dataset snapshot, then the job record, then the dispatch.
+    const snapshot = snapshotOf(jobId, input.datasetId, split);
+    await this.docs
+      .create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot)
+      .catch(releaseToken);
+    const job = queuedJob(jobId, caller, input.datasetId, config, split);
+    await this.docs.create(layout.job(jobId), job).catch(releaseToken);
+    await this.dispatchOrFail(jobId);
+    this.log.info('training queued', {
+      jobId,
+      datasetId: input.datasetId,
+      images: split.train.length + split.validation.length + split.test.length,
+      architecture: config.architecture,
+    });
+    return job;
+  }
+
+  /** The dataset's images split by subject as `config` asks; refuses a dataset too small to train on. */
+  private async splitDataset(datasetId: string, config: JobConfig): Promise<Split<SplitCandidate>> {
+    const refs = await this.datasets.imageRefs(datasetId);
+    const items: SplitCandidate[] = refs.map((r) => ({
       id: r.key,
       key: r.key,
       imageId: r.imageId,
@@ -194,7 +298,7 @@ export class TrainingService {
     const positives = items.filter((i) => i.label === 1).length;
     if (items.length < 10 || positives === 0 || positives === items.length) {
       throw badInput(
-        `Dataset ${input.datasetId} has ${items.length} images (${positives} ALL); training needs at least 10 with both labels.`,
+        `Dataset ${datasetId} has ${items.length} images (${positives} ALL); training needs at least 10 with both labels.`,
       );
     }
     const split = splitBySubject(items, {
@@ -207,76 +311,22 @@ export class TrainingService {
         'The dataset has too few subjects to hold out validation and test subjects; add more subjects.',
       );
     }
-    // The token is claimed only once the request is known to be valid: a refused request leaves nothing
-    // behind, so a retry with the same token (after adding images, say) is not stuck on a job that never was.
-    if (tokenKey) {
-      try {
-        await this.docs.create(tokenKey, { jobId });
-      } catch (error) {
-        if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
-        return this.waitForJobDocument((await this.docs.get<{ jobId: string }>(tokenKey))!.value.jobId);
-      }
-    }
-    // Until the job document exists a claimed token points at nothing; a failed write gives it back.
-    const releaseToken = async (error: unknown): Promise<never> => {
-      if (tokenKey) await this.store.delete(tokenKey).catch(() => undefined);
-      throw error;
-    };
-    const tag = (list: typeof items, name: SnapshotItem['split']): SnapshotItem[] =>
-      list.map((i) => ({
-        key: i.key,
-        imageId: i.imageId,
-        label: i.label,
-        subjectId: i.subjectId,
-        split: name,
-      }));
-    const snapshot: Snapshot = {
-      snapshotId: jobId,
-      datasetId: input.datasetId,
-      createdAt: new Date().toISOString(),
-      items: [
-        ...tag(split.train, 'train'),
-        ...tag(split.validation, 'validation'),
-        ...tag(split.test, 'test'),
-      ],
-    };
-    await this.docs
-      .create(layout.snapshot(input.datasetId, snapshot.snapshotId), snapshot)
-      .catch(releaseToken);
+    return split;
+  }
 
-    const subjects = (list: typeof items) => new Set(list.map((i) => i.subjectId ?? i.key)).size;
-    const now = new Date().toISOString();
-    const job: JobRecord = {
-      id: jobId,
-      status: 'QUEUED',
-      datasetId: input.datasetId,
-      snapshotId: snapshot.snapshotId,
-      config,
-      epoch: 0,
-      progress: 0,
-      etaSeconds: null,
-      imagesPerSecond: null,
-      history: [],
-      split: {
-        train: split.train.length,
-        validation: split.validation.length,
-        test: split.test.length,
-        trainSubjects: subjects(split.train),
-        validationSubjects: subjects(split.validation),
-        testSubjects: subjects(split.test),
-      },
-      modelVersion: null,
-      error: null,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      finishedAt: null,
-      cancelRequested: false,
-      createdBy: caller.keyId,
-      lease: null,
-    };
-    await this.docs.create(layout.job(jobId), job).catch(releaseToken);
+  /** Claims the token for `jobId` (create-once); returns the job id that holds it, this one or another's. */
+  private async claimToken(tokenKey: string, jobId: string): Promise<string> {
+    try {
+      await this.docs.create(tokenKey, { jobId });
+      return jobId;
+    } catch (error) {
+      if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
+      return (await this.docs.get<{ jobId: string }>(tokenKey))!.value.jobId;
+    }
+  }
+
+  /** Hands the job to a worker; a job no worker will ever see is marked FAILED, and the error rethrown. */
+  private async dispatchOrFail(jobId: string): Promise<void> {
     try {
       await this.dispatcher.dispatch({ jobId });
     } catch (error) {
@@ -289,13 +339,6 @@ export class TrainingService {
       }));
       throw error;
     }
-    this.log.info('training queued', {
-      jobId,
-      datasetId: input.datasetId,
-      images: items.length,
-      architecture: config.architecture,
-    });
-    return job;
   }
 
   /** A concurrent request with the same token may not have written its job yet: wait briefly. */

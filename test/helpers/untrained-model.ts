@@ -1,7 +1,8 @@
 import { buildModel, type Architecture } from '../../src/ml/architectures';
 import { serializeModel } from '../../src/ml/model-io';
 import { initRuntime } from '../../src/ml/runtime';
-import { PREPROCESSING, type ModelCard } from '../../src/services/models';
+import { PREPROCESSING } from '../../src/ml/preprocessing';
+import type { ModelCard } from '../../src/services/models';
 import type { Services } from '../../src/services';
 
 /**

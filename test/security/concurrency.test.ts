@@ -1,7 +1,7 @@
 import type { LocalStack } from '../../src/local/stack';
 import { createServices } from '../../src/services';
 import type { Caller } from '../../src/services/auth';
-import { runBounded } from '../../src/services/datasets';
+import { runBounded } from '../../src/concurrency/run-bounded';
 import type { JobRecord } from '../../src/services/training';
 import { runTrainingJob } from '../../src/services/training-worker';
 import { layout } from '../../src/storage/layout';

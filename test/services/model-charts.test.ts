@@ -2,7 +2,8 @@ import { XMLValidator } from 'fast-xml-parser';
 import { computeMetrics, prCurve, rocCurve } from '../../src/ml/metrics';
 import { createLogger } from '../../src/observability/log';
 import { AuditLog } from '../../src/services/audit';
-import { ModelRegistry, PREPROCESSING, type NewModelCard } from '../../src/services/models';
+import { PREPROCESSING } from '../../src/ml/preprocessing';
+import { ModelRegistry, type NewModelCard } from '../../src/services/models';
 import { JsonDocuments } from '../../src/storage/json-documents';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 

@@ -34,10 +34,9 @@ describe('scoring worker: completion and assembly', () => {
       store: services.store,
       docs: services.docs,
       models: services.models,
-      datasets: services.datasets,
       dispatcher: recorder,
       log: services.log,
-      limits: { uploadBytes: 10 << 20, scoringImages: 1000 },
+      limits: { uploadBytes: 10 << 20, imageSide: 4096, scoringImages: 1000 },
       safetyMs: 1000,
     };
   });

@@ -1,0 +1,43 @@
+import { badInput, tooLarge } from '../errors';
+import type { ImageLimits } from '../ml/image/decode';
+import { currentPixelBudget } from './work-budget';
+
+/** The image limits of src/config.ts that every way into the service (inline, upload, import) applies. */
+export interface ImageLimitsConfig {
+  inlineImageBytes: number;
+  uploadBytes: number;
+  imageSide: number;
+  importFiles: number;
+  pageSize: number;
+}
+
+/** What the decoder may accept: at most `maxBytes`, each side at most `imageSide`, pixels charged to the request. */
+export function imageLimits(limits: Pick<ImageLimitsConfig, 'imageSide'>, maxBytes: number): ImageLimits {
+  return {
+    maxBytes,
+    maxWidth: limits.imageSide,
+    maxHeight: limits.imageSide,
+    // Within a request, every decoded image is charged to its pixel budget (work-budget.ts).
+    beforeDecode: ({ width, height }) => currentPixelBudget()?.spend(width * height),
+  };
+}
+
+/** Decodes base64 strictly: garbage is refused instead of silently producing other bytes. */
+export function decodeBase64(
+  imageBase64: string,
+  limits: Pick<ImageLimitsConfig, 'inlineImageBytes'>,
+  field = 'imageBase64',
+): Buffer {
+  const maxChars = Math.ceil((limits.inlineImageBytes * 4) / 3) + 4;
+  if (imageBase64.length > maxChars) {
+    throw tooLarge(
+      `${field} is over the inline limit of ${limits.inlineImageBytes} bytes; use createImageUpload.`,
+      { limit: limits.inlineImageBytes },
+    );
+  }
+  const compact = imageBase64.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
+  if (compact.length === 0 || compact.length % 4 === 1 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) {
+    throw badInput(`${field} is not valid base64.`, { field });
+  }
+  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+}
