@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type * as tf from '@tensorflow/tfjs';
 import { LymphoscopeError } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
 import { decodeImage } from '../ml/image/decode';
@@ -25,13 +26,14 @@ import {
   train,
   type TrainingCheckpoint,
   type TrainProgress,
+  type TrainResult,
 } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
 import { runBounded } from './datasets';
-import { PREPROCESSING, type ModelRegistry } from './models';
+import { PREPROCESSING, type ModelCard, type ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
 
 export interface WorkerInvocation {
@@ -51,8 +53,8 @@ export interface WorkerDeps {
   dispatcher: JobDispatcher;
   log: Logger;
   leaseMs?: number;
-  /** See LYMPHOSCOPE_WORKER_SAFETY_MS and LYMPHOSCOPE_WORKER_LEASE_MS in src/config.ts. */
-  config?: { workerSafetyMs: number; workerLeaseMs?: number };
+  /** See LYMPHOSCOPE_WORKER_SAFETY_MS, _WORKER_LEASE_MS and _FOLD_CONCURRENCY in src/config.ts. */
+  config?: { workerSafetyMs: number; workerLeaseMs?: number; foldConcurrency?: number };
   /** Folds and seeds of the out-of-fold decisions (default DEFAULT_RECIPE_OPTIONS: 5 folds x 3 seeds). */
   recipe?: RecipeOptions;
 }
@@ -64,7 +66,7 @@ export interface WorkerDeps {
 const FOLDS_SHARE = 0.5;
 
 /** The job's recipe options: the deps', else LYMPHOSCOPE_RECIPE_FOLDS / _SEEDS, else the defaults. */
-function recipeOf(deps: WorkerDeps): RecipeOptions {
+export function recipeOf(deps: Pick<WorkerDeps, 'recipe'>): RecipeOptions {
   if (deps.recipe) return validateRecipeOptions(deps.recipe);
   const env = (name: string, fallback: number) => {
     const v = process.env[name];
@@ -76,7 +78,7 @@ function recipeOf(deps: WorkerDeps): RecipeOptions {
   });
 }
 
-type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
+export type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
 
 const now = () => new Date().toISOString();
 const LEASE_MS = 60_000;
@@ -333,62 +335,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
 
     const model = result.model!;
     try {
-      const decided = decideFromFolds(cells, job.config, folds, data.domain);
-      const { decisions } = decided;
-      const rule = { ...job.config, fusion: decided.fusion, calibration: decisions.calibration };
-      const metricsOn = async (split: MeasuredExample[]) => {
-        const labels = split.map((e) => e.label);
-        const probabilities = await servedProbabilities(model, rule, split);
-        return { labels, probabilities, metrics: computeMetrics(labels, probabilities, decisions.threshold) };
-      };
-      const test = await metricsOn(data.test);
-      const validation = await metricsOn(data.validation);
-      const finite = (t: number) => (Number.isFinite(t) ? t : null);
-      const bundle = await serializeModel(model);
-      const parentVersion = await deps.models.productionVersion();
-      const card = await deps.models.register(bundle, {
-        architecture: job.config.architecture,
-        inputSize: job.config.inputSize,
-        trainedOnBackend: runtime.backend,
-        trainingRuntime: result.trainingRuntime,
-        config: job.config,
-        testTimeAugmentation: job.config.testTimeAugmentation === true,
-        fusion: decided.fusion,
-        threshold: decisions.threshold,
-        reviewLow: decisions.reviewLow,
-        reviewHigh: decisions.reviewHigh,
-        calibration: decisions.calibration,
-        decisions,
-        outOfDomain: decided.outOfDomain,
-        outOfDomainReport: decided.outOfDomainReport,
-        trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!).sort(),
-        testMetrics: test.metrics,
-        validationMetrics: validation.metrics,
-        history: result.history,
-        bestEpoch: result.bestEpoch,
-        lineage: {
-          jobId: job.id,
-          datasetId: job.datasetId,
-          snapshotId: job.snapshotId,
-          parentVersion,
-          testSplitId: testSplitId(snapshot),
-        },
-        rocCurve: rocCurve(test.labels, test.probabilities).map((p) => ({
-          x: p.fpr,
-          y: p.tpr,
-          threshold: finite(p.threshold),
-        })),
-        prCurve: prCurve(test.labels, test.probabilities).map((p) => ({
-          x: p.recall,
-          y: p.precision,
-          threshold: finite(p.threshold),
-        })),
-        morphologyNorms: data.norms,
-        preprocessing: PREPROCESSING,
-        notes: data.rejected.length
-          ? `${data.rejected.length} snapshot images could not be read and were skipped.`
-          : null,
-      });
+      const card = await registerTrainedModel(deps, { job, snapshot, data, folds, model, result, runtime });
       await writeJob((j) => ({
         ...j,
         status: 'SUCCEEDED',
@@ -402,8 +349,8 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       }));
       log.info('training succeeded', {
         modelVersion: card.version,
-        testMetrics: test.metrics,
-        outOfFold: decisions.outOfFold,
+        testMetrics: card.testMetrics,
+        outOfFold: card.decisions?.outOfFold,
       });
       return 'succeeded';
     } finally {
@@ -435,19 +382,98 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
   }
 }
 
-class LeaseLost extends Error {
+/** What the version is made of: the served network, the folds' out-of-fold outputs and the loaded snapshot. */
+export interface TrainedParts {
+  job: JobRecord;
+  snapshot: Snapshot;
+  data: LoadedSnapshot;
+  folds: FoldOutput[];
+  model: tf.LayersModel;
+  result: Pick<TrainResult, 'history' | 'bestEpoch' | 'trainingRuntime'>;
+  runtime: { backend: string };
+}
+
+/**
+ * Fits the decisions on the folds' out-of-fold scores (never on the test split, which only reports),
+ * measures the served network on validation and test, and registers the version with its card.
+ */
+export async function registerTrainedModel(
+  deps: Pick<WorkerDeps, 'models'>,
+  { job, snapshot, data, folds, model, result, runtime }: TrainedParts,
+): Promise<ModelCard> {
+  const cells = [...data.train, ...data.validation];
+  const decided = decideFromFolds(cells, job.config, folds, data.domain);
+  const { decisions } = decided;
+  const rule = { ...job.config, fusion: decided.fusion, calibration: decisions.calibration };
+  const metricsOn = async (split: MeasuredExample[]) => {
+    const labels = split.map((e) => e.label);
+    const probabilities = await servedProbabilities(model, rule, split);
+    return { labels, probabilities, metrics: computeMetrics(labels, probabilities, decisions.threshold) };
+  };
+  const test = await metricsOn(data.test);
+  const validation = await metricsOn(data.validation);
+  const finite = (t: number) => (Number.isFinite(t) ? t : null);
+  const bundle = await serializeModel(model);
+  const parentVersion = await deps.models.productionVersion();
+  const card = await deps.models.register(bundle, {
+    architecture: job.config.architecture,
+    inputSize: job.config.inputSize,
+    trainedOnBackend: runtime.backend,
+    trainingRuntime: result.trainingRuntime,
+    config: job.config,
+    testTimeAugmentation: job.config.testTimeAugmentation === true,
+    fusion: decided.fusion,
+    threshold: decisions.threshold,
+    reviewLow: decisions.reviewLow,
+    reviewHigh: decisions.reviewHigh,
+    calibration: decisions.calibration,
+    decisions,
+    outOfDomain: decided.outOfDomain,
+    outOfDomainReport: decided.outOfDomainReport,
+    trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!).sort(),
+    testMetrics: test.metrics,
+    validationMetrics: validation.metrics,
+    history: result.history,
+    bestEpoch: result.bestEpoch,
+    lineage: {
+      jobId: job.id,
+      datasetId: job.datasetId,
+      snapshotId: job.snapshotId,
+      parentVersion,
+      testSplitId: testSplitId(snapshot),
+    },
+    rocCurve: rocCurve(test.labels, test.probabilities).map((p) => ({
+      x: p.fpr,
+      y: p.tpr,
+      threshold: finite(p.threshold),
+    })),
+    prCurve: prCurve(test.labels, test.probabilities).map((p) => ({
+      x: p.recall,
+      y: p.precision,
+      threshold: finite(p.threshold),
+    })),
+    morphologyNorms: data.norms,
+    preprocessing: PREPROCESSING,
+    notes: data.rejected.length
+      ? `${data.rejected.length} snapshot images could not be read and were skipped.`
+      : null,
+  });
+  return card;
+}
+
+export class LeaseLost extends Error {
   constructor(readonly owner: string | null) {
     super(`lease now held by ${owner}`);
   }
 }
 
-class JobCannotSucceed extends Error {}
+export class JobCannotSucceed extends Error {}
 
-function progressOf(p: TrainProgress): number {
+export function progressOf(p: TrainProgress): number {
   return Math.min(1, ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch));
 }
 
-interface LoadedSnapshot {
+export interface LoadedSnapshot {
   train: RecipeCell[];
   validation: RecipeCell[];
   test: RecipeCell[];
@@ -459,7 +485,7 @@ interface LoadedSnapshot {
 }
 
 /** Decodes and resizes every image of the snapshot once, and measures every cell (norms, morphology stack). */
-async function loadSnapshot(
+export async function loadSnapshot(
   store: ObjectStore,
   snapshot: Snapshot,
   inputSize: number,
