@@ -186,9 +186,26 @@ async function fanOut(deps: WorkerDeps, invocation: UnitInvocation): Promise<Uni
   return 'fanned-out';
 }
 
-/** Runs one unit: acquires its lease, trains (resuming from its checkpoint), stores its output. */
-async function runUnit(deps: WorkerDeps, invocation: UnitInvocation, index: number): Promise<UnitOutcome> {
-  const { docs, store } = deps;
+/** What every unit of a job loads first; a worker that goes on with the next unit keeps it. */
+interface LoadedJobData {
+  snapshot: Snapshot;
+  data: LoadedSnapshot;
+  runtime: { backend: string };
+}
+
+/**
+ * Runs one unit: acquires its lease, trains (resuming from its checkpoint), stores its output. Then, while
+ * time is left, goes on with the unit it claimed in the same invocation, as the scoring worker does with
+ * chunks: no new process, no second snapshot load. A retry of this invocation re-runs the same chain,
+ * skipping the units that succeeded.
+ */
+async function runUnit(
+  deps: WorkerDeps,
+  invocation: UnitInvocation,
+  index: number,
+  loaded?: LoadedJobData,
+): Promise<UnitOutcome> {
+  const { docs } = deps;
   const log = deps.log.child({ jobId: invocation.jobId, invocationId: invocation.invocationId, unit: index });
   const leaseMs = deps.leaseMs ?? deps.config?.workerLeaseMs ?? LEASE_MS;
   const safetyMs = deps.config?.workerSafetyMs ?? SAFETY_MS;
@@ -242,6 +259,15 @@ async function runUnit(deps: WorkerDeps, invocation: UnitInvocation, index: numb
     return 'failed';
   }
   if (skip) {
+    // A retry of an invocation that went on with the unit it claimed: go on with it again.
+    const next = unit?.state === 'SUCCEEDED' ? (unit.handoff ?? null) : null;
+    const chained = next !== null ? job.units![next] : null;
+    if (
+      chained &&
+      chained.lease?.owner === me &&
+      (chained.state === 'RUNNING' || chained.state === 'PENDING')
+    )
+      return runUnit(deps, { ...invocation, unit: next! }, next!, loaded);
     // A retry of the invocation that finished the last unit, which died before it registered the version.
     if (
       unit?.state === 'SUCCEEDED' &&
@@ -284,10 +310,7 @@ async function runUnit(deps: WorkerDeps, invocation: UnitInvocation, index: numb
   );
 
   try {
-    const runtime = await initRuntime();
-    const snapshot = (await docs.get<Snapshot>(layout.snapshot(job.datasetId, job.snapshotId)))?.value;
-    if (!snapshot) throw new JobCannotSucceed(`Snapshot ${job.snapshotId} is missing.`);
-    const data = await loadSnapshot(store, snapshot, job.config.inputSize);
+    const { runtime, snapshot, data } = loaded ?? (await loadJobData(deps, job));
 
     let lastCancelCheck = 0;
     let stopRequested = false;
@@ -357,9 +380,14 @@ async function runUnit(deps: WorkerDeps, invocation: UnitInvocation, index: numb
       return { ...j, units, progress: progressOfUnits(units), updatedAt: now() };
     });
     const handoff = done.units![index].handoff;
-    if (handoff != null && done.units![handoff].state === 'PENDING')
-      await deps.dispatcher.dispatch({ jobId: job.id, unit: handoff });
     log.info('training unit finished', { unit: unitName(current), next: handoff });
+    if (handoff != null && done.units![handoff].state === 'PENDING') {
+      if (invocation.remainingMs() > 2 * safetyMs) {
+        clearInterval(heartbeat);
+        return await runUnit(deps, { ...invocation, unit: handoff }, handoff, { snapshot, data, runtime });
+      }
+      await deps.dispatcher.dispatch({ jobId: job.id, unit: handoff });
+    }
     if (done.units!.every((u) => u.state === 'SUCCEEDED'))
       return await finishTrainingJob(deps, invocation, { snapshot, data, runtime });
     return 'unit-finished';
@@ -387,6 +415,13 @@ async function runUnit(deps: WorkerDeps, invocation: UnitInvocation, index: numb
   } finally {
     clearInterval(heartbeat);
   }
+}
+
+async function loadJobData(deps: WorkerDeps, job: JobRecord): Promise<LoadedJobData> {
+  const runtime = await initRuntime();
+  const snapshot = (await deps.docs.get<Snapshot>(layout.snapshot(job.datasetId, job.snapshotId)))?.value;
+  if (!snapshot) throw new JobCannotSucceed(`Snapshot ${job.snapshotId} is missing.`);
+  return { runtime, snapshot, data: await loadSnapshot(deps.store, snapshot, job.config.inputSize) };
 }
 
 /**
@@ -533,7 +568,7 @@ const FINISH_STALL_MS = 15 * 60_000;
 export async function finishTrainingJob(
   deps: WorkerDeps,
   invocation: Pick<WorkerInvocation, 'jobId' | 'invocationId'>,
-  loaded?: { snapshot: Snapshot; data: LoadedSnapshot; runtime: { backend: string } },
+  loaded?: LoadedJobData,
 ): Promise<UnitOutcome> {
   const { docs, store } = deps;
   const log = deps.log.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
