@@ -5,7 +5,7 @@
  *
  *   npm run bench:folds                    # 3 folds x 1 seed + the served network, 2 units at once
  *                                          # each way twice, in the order one, fanned, fanned, one
- *   npm run bench:folds -- --concurrency 4 --folds 5
+ *   npm run bench:folds -- --concurrency 4 --folds 5 --epochs 24
  *
  * Data: seeded synthetic cells (src/ml/synthetic.ts), 24 subjects of 4 cells, half ALL, stored as 64 px
  * BMPs; networks: lymphonet at 48 px, 8 epochs, batch 16 (small, so the bench runs in minutes). Each job
@@ -32,11 +32,11 @@ import { DEFAULT_TRAINING_CONFIG, train, type Example } from '../src/ml/train';
 
 const SUBJECTS = 24;
 const CELLS_PER_SUBJECT = 4;
-const EPOCHS = 8;
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(`--${name}`);
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
 };
+const EPOCHS = arg('epochs', 8);
 
 /** One job in a fresh local stack; prints one JSON line with its wall time. */
 async function runJob(concurrency: number, folds: number, seeds: number): Promise<void> {
@@ -154,7 +154,10 @@ async function main() {
   for (const c of [0, concurrency, concurrency, 0]) {
     const run = spawnSync(
       process.execPath,
-      ['--import', 'tsx', __filename, '--job', String(c), '--folds', String(folds), '--seeds', String(seeds)],
+      [
+        ...['--import', 'tsx', __filename, '--job', String(c)],
+        ...['--folds', String(folds), '--seeds', String(seeds), '--epochs', String(EPOCHS)],
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: process.env },
     );
     const line = run.stdout.trim().split('\n').pop() ?? '';
