@@ -60,6 +60,12 @@ const schema = z.object({
    * process gone): reading it starts a new one.
    */
   LYMPHOSCOPE_WORKER_LEASE_MS: int(60_000),
+  /**
+   * Units of one training job (each cross-validation fold, and the served network) running at once, each
+   * in its own worker invocation (docs/ARCHITECTURE.md, "Training on Lambda"; serverless.yml's
+   * foldConcurrency); 0 runs the folds one after another in the job's own worker.
+   */
+  LYMPHOSCOPE_FOLD_CONCURRENCY: z.coerce.number().int().min(0).max(100).default(4),
   /** Presigned URL lifetimes, in seconds; capped at an hour, since a URL is a bearer grant nobody can revoke. */
   LYMPHOSCOPE_UPLOAD_URL_TTL: int(900).pipe(z.number().max(3600)),
   LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300).pipe(z.number().max(3600)),
@@ -120,6 +126,7 @@ export type Config = Readonly<{
   urlTtlSeconds: Readonly<{ upload: number; download: number }>;
   workerSafetyMs: number;
   workerLeaseMs: number;
+  foldConcurrency: number;
   data: Readonly<{
     pseudonymKey: string | null;
     predictionPixelDays: number;
@@ -182,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
     workerLeaseMs: e.LYMPHOSCOPE_WORKER_LEASE_MS,
+    foldConcurrency: e.LYMPHOSCOPE_FOLD_CONCURRENCY,
     data: Object.freeze({
       pseudonymKey: e.LYMPHOSCOPE_PSEUDONYM_KEY ?? null,
       predictionPixelDays: e.LYMPHOSCOPE_PREDICTION_PIXEL_DAYS,

@@ -256,6 +256,30 @@ export type EpochMetrics = {
   valLoss: Scalars['Float']['output'];
 };
 
+/** Where one cross-validation fold of a training job stands. */
+export type FoldProgress = {
+  __typename?: 'FoldProgress';
+  /** Worker invocations that took the fold up; a fold is retried up to 3 times, then fails the job. */
+  attempts: Scalars['Int']['output'];
+  /** Epochs checkpointed so far. */
+  epoch: Scalars['Int']['output'];
+  /** At most this many (early stopping may end the fold sooner). */
+  epochs: Scalars['Int']['output'];
+  /** The last failure, when the fold failed or is being retried. */
+  error?: Maybe<Scalars['String']['output']>;
+  /** 0-based. */
+  fold: Scalars['Int']['output'];
+  seed: Scalars['Int']['output'];
+  state: FoldState;
+};
+
+export type FoldState =
+  | 'CANCELLED'
+  | 'FAILED'
+  | 'PENDING'
+  | 'RUNNING'
+  | 'SUCCEEDED';
+
 /** One field of an HTML form. */
 export type FormField = {
   __typename?: 'FormField';
@@ -1165,6 +1189,12 @@ export type TrainingJob = {
   /** Estimated seconds to the end, when known. */
   etaSeconds?: Maybe<Scalars['Float']['output']>;
   finishedAt?: Maybe<Scalars['DateTime']['output']>;
+  /**
+   * Each cross-validation fold of each seed, when the job runs its folds as parallel worker invocations
+   * (LYMPHOSCOPE_FOLD_CONCURRENCY above 0; docs/TRAINING.md); empty when one worker runs the whole job.
+   * The served network's progress is the job's own epoch and history.
+   */
+  folds: Array<FoldProgress>;
   history: Array<EpochMetrics>;
   id: Scalars['ID']['output'];
   /** Images per second in the last epoch. */
@@ -1293,6 +1323,8 @@ export type ResolversTypes = ResolversObject<{
   Download: ResolverTypeWrapper<Download>;
   EpochMetrics: ResolverTypeWrapper<EpochMetrics>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
+  FoldProgress: ResolverTypeWrapper<FoldProgress>;
+  FoldState: FoldState;
   FormField: ResolverTypeWrapper<FormField>;
   Fusion: Fusion;
   Health: ResolverTypeWrapper<Health>;
@@ -1373,6 +1405,7 @@ export type ResolversParentTypes = ResolversObject<{
   Download: Download;
   EpochMetrics: EpochMetrics;
   Float: Scalars['Float']['output'];
+  FoldProgress: FoldProgress;
   FormField: FormField;
   Health: Health;
   HttpHeader: HttpHeader;
@@ -1548,6 +1581,16 @@ export type EpochMetricsResolvers<ContextType = RequestContext, ParentType exten
   seconds?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   valAccuracy?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   valLoss?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+}>;
+
+export type FoldProgressResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['FoldProgress'] = ResolversParentTypes['FoldProgress']> = ResolversObject<{
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  epoch?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  epochs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  fold?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  seed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['FoldState'], ParentType, ContextType>;
 }>;
 
 export type FormFieldResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['FormField'] = ResolversParentTypes['FormField']> = ResolversObject<{
@@ -1942,6 +1985,7 @@ export type TrainingJobResolvers<ContextType = RequestContext, ParentType extend
   error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   etaSeconds?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  folds?: Resolver<Array<ResolversTypes['FoldProgress']>, ParentType, ContextType>;
   history?: Resolver<Array<ResolversTypes['EpochMetrics']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   imagesPerSecond?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
@@ -1980,6 +2024,7 @@ export type Resolvers<ContextType = RequestContext> = ResolversObject<{
   DecisionReport?: DecisionReportResolvers<ContextType>;
   Download?: DownloadResolvers<ContextType>;
   EpochMetrics?: EpochMetricsResolvers<ContextType>;
+  FoldProgress?: FoldProgressResolvers<ContextType>;
   FormField?: FormFieldResolvers<ContextType>;
   Health?: HealthResolvers<ContextType>;
   HttpHeader?: HttpHeaderResolvers<ContextType>;

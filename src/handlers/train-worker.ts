@@ -3,7 +3,7 @@ import { loadConfig } from '../config';
 import type { TrainWorkerEvent } from '../dispatch/job-dispatcher';
 import { badInput } from '../errors';
 import { createServices } from '../services';
-import { runTrainingJob } from '../services/training-worker';
+import { runTrainingInvocation } from '../services/training-units';
 import { createMetrics, MetricUnit } from './metrics';
 
 const config = loadConfig();
@@ -11,22 +11,26 @@ const services = createServices(config);
 const metrics = createMetrics(config.stage);
 
 /**
- * The training worker, invoked asynchronously with { jobId }. It returns normally when the job ended,
+ * The training worker, invoked asynchronously with { jobId } (start the job) or { jobId, unit } (run one
+ * cross-validation fold, or the served network, of a fanned-out job). It returns normally when the job ended,
  * was handed to the next invocation, or belongs to another live worker; it throws only for transient
  * failures, so that Lambda's retry resumes the job from its last checkpoint.
  */
 export async function handler(event: TrainWorkerEvent, context: Context) {
   if (!event || typeof event.jobId !== 'string') throw badInput('The worker event needs a jobId.');
+  if (event.unit !== undefined && (!Number.isInteger(event.unit) || event.unit < 0))
+    throw badInput("The worker event's unit must be a non-negative integer.");
   const started = performance.now();
   let failed = true;
   try {
-    const outcome = await runTrainingJob(services, {
+    const outcome = await runTrainingInvocation(services, {
       jobId: event.jobId,
+      unit: event.unit,
       invocationId: context.awsRequestId,
       remainingMs: () => context.getRemainingTimeInMillis(),
     });
     failed = false;
-    return { jobId: event.jobId, outcome };
+    return { jobId: event.jobId, unit: event.unit ?? null, outcome };
   } finally {
     // trainingInvocations, trainingSeconds, and trainingFailures (an invocation Lambda will retry).
     if (metrics) {

@@ -35,5 +35,17 @@ export const trainingResolvers: Resolvers = {
   TrainingJob: {
     config: (job) => configToGraphql(job.config),
     epochs: (job) => job.config.epochs,
+    folds: (job) =>
+      (job.units ?? [])
+        .filter((u) => u.kind === 'FOLD')
+        .map((u) => ({
+          seed: u.seed!,
+          fold: u.fold!,
+          state: u.state,
+          epoch: u.epoch,
+          epochs: u.epochs,
+          attempts: u.attempts,
+          error: u.error,
+        })),
   },
 };

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type * as tf from '@tensorflow/tfjs';
 import { LymphoscopeError } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
 import { decodeImage } from '../ml/image/decode';
@@ -25,6 +26,7 @@ import {
   train,
   type TrainingCheckpoint,
   type TrainProgress,
+  type TrainResult,
 } from '../ml/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
@@ -32,7 +34,7 @@ import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
 import { runBounded } from '../concurrency/run-bounded';
 import { buildModelCard } from './model-card';
-import type { ModelRegistry } from './models';
+import type { ModelCard, ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
 
 export interface WorkerInvocation {
@@ -52,8 +54,8 @@ export interface WorkerDeps {
   dispatcher: JobDispatcher;
   log: Logger;
   leaseMs?: number;
-  /** See LYMPHOSCOPE_WORKER_SAFETY_MS and LYMPHOSCOPE_WORKER_LEASE_MS in src/config.ts. */
-  config?: { workerSafetyMs: number; workerLeaseMs?: number };
+  /** See LYMPHOSCOPE_WORKER_SAFETY_MS, _WORKER_LEASE_MS and _FOLD_CONCURRENCY in src/config.ts. */
+  config?: { workerSafetyMs: number; workerLeaseMs?: number; foldConcurrency?: number };
   /** Folds and seeds of the out-of-fold decisions (default DEFAULT_RECIPE_OPTIONS: 5 folds x 3 seeds). */
   recipe?: RecipeOptions;
 }
@@ -65,7 +67,7 @@ export interface WorkerDeps {
 const FOLDS_SHARE = 0.5;
 
 /** The job's recipe options: the deps', else LYMPHOSCOPE_RECIPE_FOLDS / _SEEDS, else the defaults. */
-function recipeOf(deps: WorkerDeps): RecipeOptions {
+export function recipeOf(deps: Pick<WorkerDeps, 'recipe'>): RecipeOptions {
   if (deps.recipe) return validateRecipeOptions(deps.recipe);
   const env = (name: string, fallback: number) => {
     const v = process.env[name];
@@ -77,7 +79,7 @@ function recipeOf(deps: WorkerDeps): RecipeOptions {
   });
 }
 
-type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
+export type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
 
 const now = () => new Date().toISOString();
 const LEASE_MS = 60_000;
@@ -335,42 +337,7 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
 
     const model = result.model!;
     try {
-      const decided = decideFromFolds(cells, job.config, folds, data.domain);
-      const { decisions } = decided;
-      const rule = { ...job.config, fusion: decided.fusion, calibration: decisions.calibration };
-      const metricsOn = async (split: MeasuredExample[]) => {
-        const labels = split.map((e) => e.label);
-        const probabilities = await servedProbabilities(model, rule, split);
-        return { labels, probabilities, metrics: computeMetrics(labels, probabilities, decisions.threshold) };
-      };
-      const test = await metricsOn(data.test);
-      const validation = await metricsOn(data.validation);
-      const bundle = await serializeModel(model);
-      const parentVersion = await deps.models.productionVersion();
-      const card = await deps.models.register(
-        bundle,
-        buildModelCard({
-          config: job.config,
-          trainedOnBackend: runtime.backend,
-          training: result,
-          recipe: decided,
-          trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!),
-          testMetrics: test.metrics,
-          validationMetrics: validation.metrics,
-          lineage: {
-            jobId: job.id,
-            datasetId: job.datasetId,
-            snapshotId: job.snapshotId,
-            parentVersion,
-            testSplitId: testSplitId(snapshot),
-          },
-          curve: test,
-          morphologyNorms: data.norms,
-          notes: data.rejected.length
-            ? `${data.rejected.length} snapshot images could not be read and were skipped.`
-            : null,
-        }),
-      );
+      const card = await registerTrainedModel(deps, { job, snapshot, data, folds, model, result, runtime });
       await writeJob((j) => ({
         ...j,
         status: 'SUCCEEDED',
@@ -384,8 +351,8 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
       }));
       log.info('training succeeded', {
         modelVersion: card.version,
-        testMetrics: test.metrics,
-        outOfFold: decisions.outOfFold,
+        testMetrics: card.testMetrics,
+        outOfFold: card.decisions?.outOfFold,
       });
       return 'succeeded';
     } finally {
@@ -417,19 +384,78 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
   }
 }
 
-class LeaseLost extends Error {
+/** What the version is made of: the served network, the folds' out-of-fold outputs and the loaded snapshot. */
+export interface TrainedParts {
+  job: JobRecord;
+  snapshot: Snapshot;
+  data: LoadedSnapshot;
+  folds: FoldOutput[];
+  model: tf.LayersModel;
+  result: Pick<TrainResult, 'history' | 'bestEpoch' | 'trainingRuntime'>;
+  runtime: { backend: string };
+}
+
+/**
+ * Fits the decisions on the folds' out-of-fold scores (never on the test split, which only reports),
+ * measures the served network on validation and test, and registers the version with its card.
+ */
+export async function registerTrainedModel(
+  deps: Pick<WorkerDeps, 'models'>,
+  { job, snapshot, data, folds, model, result, runtime }: TrainedParts,
+): Promise<ModelCard> {
+  const cells = [...data.train, ...data.validation];
+  const decided = decideFromFolds(cells, job.config, folds, data.domain);
+  const { decisions } = decided;
+  const rule = { ...job.config, fusion: decided.fusion, calibration: decisions.calibration };
+  const metricsOn = async (split: MeasuredExample[]) => {
+    const labels = split.map((e) => e.label);
+    const probabilities = await servedProbabilities(model, rule, split);
+    return { labels, probabilities, metrics: computeMetrics(labels, probabilities, decisions.threshold) };
+  };
+  const test = await metricsOn(data.test);
+  const validation = await metricsOn(data.validation);
+  const bundle = await serializeModel(model);
+  const parentVersion = await deps.models.productionVersion();
+  const card = await deps.models.register(
+    bundle,
+    buildModelCard({
+      config: job.config,
+      trainedOnBackend: runtime.backend,
+      training: result,
+      recipe: decided,
+      trainingImageSha256: cells.map((c) => data.sha256.get(c.id)!),
+      testMetrics: test.metrics,
+      validationMetrics: validation.metrics,
+      lineage: {
+        jobId: job.id,
+        datasetId: job.datasetId,
+        snapshotId: job.snapshotId,
+        parentVersion,
+        testSplitId: testSplitId(snapshot),
+      },
+      curve: test,
+      morphologyNorms: data.norms,
+      notes: data.rejected.length
+        ? `${data.rejected.length} snapshot images could not be read and were skipped.`
+        : null,
+    }),
+  );
+  return card;
+}
+
+export class LeaseLost extends Error {
   constructor(readonly owner: string | null) {
     super(`lease now held by ${owner}`);
   }
 }
 
-class JobCannotSucceed extends Error {}
+export class JobCannotSucceed extends Error {}
 
-function progressOf(p: TrainProgress): number {
+export function progressOf(p: TrainProgress): number {
   return Math.min(1, ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch));
 }
 
-interface LoadedSnapshot {
+export interface LoadedSnapshot {
   train: RecipeCell[];
   validation: RecipeCell[];
   test: RecipeCell[];
@@ -441,7 +467,7 @@ interface LoadedSnapshot {
 }
 
 /** Decodes and resizes every image of the snapshot once, and measures every cell (norms, morphology stack). */
-async function loadSnapshot(
+export async function loadSnapshot(
   store: ObjectStore,
   snapshot: Snapshot,
   inputSize: number,

@@ -72,6 +72,36 @@ export interface JobRecord {
   /** Such restarts in a row without a new checkpoint, and the epoch they started from. */
   stalledResumes?: number;
   stalledAtEpoch?: number;
+  /**
+   * Set when the job fans out (LYMPHOSCOPE_FOLD_CONCURRENCY > 0): its cross-validation folds and the
+   * served network, each run by its own worker invocation (src/services/training-units.ts). Absent when
+   * one worker runs the whole job.
+   */
+  units?: TrainingUnit[];
+  /** Units running at once, fixed when the job fans out. */
+  unitConcurrency?: number;
+}
+
+export type UnitState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+
+/** One unit of a fanned-out job: a cross-validation fold of one seed, or the served network. */
+export interface TrainingUnit {
+  kind: 'FOLD' | 'FINAL';
+  /** The fold's seed and 0-based index; null for the served network. */
+  seed: number | null;
+  fold: number | null;
+  state: UnitState;
+  /** Epochs this unit has checkpointed, of at most `epochs` (early stopping may end it sooner). */
+  epoch: number;
+  epochs: number;
+  /** Invocations that took the unit up; a failure is retried up to MAX_UNIT_ATTEMPTS. */
+  attempts: number;
+  error: string | null;
+  /** Handed to a worker (events for the first `unitConcurrency` units are sent at once, the rest later). */
+  dispatched: boolean;
+  /** The unit this one's worker started when it finished, so a retry re-sends the same one. */
+  handoff?: number | null;
+  lease: { owner: string; expiresAt: string } | null;
 }
 
 /** A job whose worker vanished this many times in a row without checkpointing an epoch ends FAILED. */
@@ -374,17 +404,20 @@ export class TrainingService {
     const job = found.value;
     const leaseMs = this.options.leaseMs ?? 60_000;
     const longAgo = (iso: string | null | undefined, ms: number) => !iso || Date.parse(iso) < Date.now() - ms;
-    if (
-      job.status !== 'RUNNING' ||
-      !job.lease ||
-      !longAgo(job.lease.expiresAt, leaseMs / 2) ||
-      !longAgo(job.resumeDispatchedAt, leaseMs)
-    ) {
+    // A fanned-out job has no job lease: its units renew theirs in job.json every third of a lease, so
+    // a job.json unchanged for a whole lease has no live unit (the start event re-sends the lost ones).
+    const abandoned = job.units
+      ? longAgo(job.updatedAt, leaseMs)
+      : job.lease !== null && longAgo(job.lease.expiresAt, leaseMs / 2);
+    if (job.status !== 'RUNNING' || !abandoned || !longAgo(job.resumeDispatchedAt, leaseMs)) {
       return job;
     }
     // A worker that cannot resume (it dies, or never starts, every time) would otherwise leave the job
     // RUNNING for good: after a few restarts with no new epoch, the job ends FAILED and says why.
-    const stalledResumes = job.epoch > (job.stalledAtEpoch ?? -1) ? 1 : (job.stalledResumes ?? 0) + 1;
+    const mark = job.units
+      ? job.units.reduce((sum, u) => sum + u.epoch + (u.state === 'SUCCEEDED' ? 1 : 0), 0)
+      : job.epoch;
+    const stalledResumes = mark > (job.stalledAtEpoch ?? -1) ? 1 : (job.stalledResumes ?? 0) + 1;
     const now = new Date().toISOString();
     const marked: JobRecord =
       stalledResumes > MAX_RESUMES_WITHOUT_PROGRESS
@@ -396,7 +429,7 @@ export class TrainingService {
             finishedAt: now,
             updatedAt: now,
           }
-        : { ...job, resumeDispatchedAt: now, stalledResumes, stalledAtEpoch: job.epoch };
+        : { ...job, resumeDispatchedAt: now, stalledResumes, stalledAtEpoch: mark };
     try {
       await this.docs.replace(layout.job(jobId), marked, found.etag);
     } catch (error) {
@@ -408,7 +441,7 @@ export class TrainingService {
       this.log.warn('training job failed: its worker cannot resume', { jobId, epoch: job.epoch });
       return marked;
     }
-    this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease.owner, stalledResumes });
+    this.log.warn('resuming stalled training job', { jobId, leaseOwner: job.lease?.owner, stalledResumes });
     await this.dispatcher
       .dispatch({ jobId })
       .catch((error) => this.log.error('resume dispatch failed', { jobId, error }));

@@ -66,6 +66,11 @@ export const layout = {
     `jobs/${safeId(jobId, 'jobId')}/folds/${Math.trunc(seed)}-${Math.trunc(fold)}.json`,
   jobFoldCheckpoint: (jobId: string, seed: number, fold: number) =>
     `jobs/${safeId(jobId, 'jobId')}/folds/${Math.trunc(seed)}-${Math.trunc(fold)}.checkpoint.bin`,
+  /** A fanned-out job's served network, once trained (src/services/training-units.ts), and its run. */
+  jobFinalModel: (jobId: string, file: 'model.json' | 'weights.bin' | 'result.json') =>
+    `jobs/${safeId(jobId, 'jobId')}/final/${file}`,
+  /** Created once (If-None-Match) by the invocation that fits the decisions and registers the version. */
+  jobFinish: (jobId: string) => `jobs/${safeId(jobId, 'jobId')}/finish.json`,
   jobByToken: (tokenHash: string) => `jobs/by-client-token/${check(tokenHash, SHA256, 'clientToken')}.json`,
 
   // bulk scoring (src/services/scoring.ts): one folder per job, one per chunk (index zero-padded, so

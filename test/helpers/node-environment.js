@@ -8,6 +8,8 @@ const { TestEnvironment } = require('jest-environment-node');
 // with 2 folds x 1 seed (the workers the Lambda emulator spawns inherit this environment).
 process.env.LYMPHOSCOPE_RECIPE_FOLDS ??= '2';
 process.env.LYMPHOSCOPE_RECIPE_SEEDS ??= '1';
+// Most job tests check one worker running a job whole; the parallel-folds tests set their own concurrency.
+process.env.LYMPHOSCOPE_FOLD_CONCURRENCY ??= '0';
 
 const TYPED_ARRAYS = [
   'Int8Array',
