@@ -812,7 +812,11 @@ export type Prediction = {
    * no out-of-domain model, and on predictions made before it was kept.
    */
   outOfDomainScore?: Maybe<Scalars['Float']['output']>;
-  /** The probability of ALL the call is made on: the network's, fused with morphology when the version does so. */
+  /**
+   * The probability of ALL the call is made on: the network's, fused with the cell's morphology (and chromatin
+   * texture) when the version does so, then Platt-scaled when the version's card holds a calibration (kept only
+   * where it lowered the out-of-fold calibration error; the card's decisions.ece gives that error either way).
+   */
   probabilityAll: Scalars['Float']['output'];
   review?: Maybe<Review>;
   /**
