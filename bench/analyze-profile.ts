@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeImage } from '../src/ml/image/decode';
-import { loadModel } from '../src/ml/model-io';
+import { loadModel } from '../src/ml/models/model-io';
 import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier } from '../src/ml/onnx/session';
-import { analyzeCell, type DecisionRule } from '../src/ml/predictor';
+import { analyzeCell, type DecisionRule } from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
 import { sampleImages } from '../test/helpers/sample';
 import { benchEndToEnd } from './end-to-end';

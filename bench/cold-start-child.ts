@@ -11,9 +11,9 @@ async function main() {
   const { readFile } = await import('node:fs/promises');
   const path = await import('node:path');
   const { initRuntime } = await import('../src/ml/runtime');
-  const { loadModel } = await import('../src/ml/model-io');
+  const { loadModel } = await import('../src/ml/models/model-io');
   const { decodeImage } = await import('../src/ml/image/decode');
-  const { analyzeCell } = await import('../src/ml/predictor');
+  const { analyzeCell } = await import('../src/ml/serving/predictor');
   const { OnnxClassifier } = await import('../src/ml/onnx/session');
   marks.imported = performance.now();
   await initRuntime();

@@ -7,7 +7,7 @@
  *                                          # each way twice, in the order one, fanned, fanned, one
  *   npm run bench:folds -- --concurrency 4 --folds 5 --epochs 24
  *
- * Data: seeded synthetic cells (src/ml/synthetic.ts), 24 subjects of 4 cells, half ALL, stored as 64 px
+ * Data: seeded synthetic cells (src/ml/data/synthetic.ts), 24 subjects of 4 cells, half ALL, stored as 64 px
  * BMPs; networks: lymphonet at 48 px, 8 epochs, batch 16 (small, so the bench runs in minutes). Each job
  * runs in a fresh local stack (S3 on 127.0.0.1, the API, the emulator's child processes) started by a child
  * process of this script, one after another: first with fold concurrency 0 (one worker runs every fold,
@@ -27,8 +27,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startLocalStack } from '../src/local/stack';
 import { toModelInput } from '../src/ml/image/preprocess';
-import { encodeBmp, syntheticCell } from '../src/ml/synthetic';
-import { DEFAULT_TRAINING_CONFIG, train, type Example } from '../src/ml/train';
+import { encodeBmp, syntheticCell } from '../src/ml/data/synthetic';
+import { DEFAULT_TRAINING_CONFIG, train, type Example } from '../src/ml/training/train';
 
 const SUBJECTS = 24;
 const CELLS_PER_SUBJECT = 4;
@@ -167,7 +167,7 @@ async function main() {
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const perCore = await perCoreThroughput();
   const figures = {
-    data: `synthetic cells (src/ml/synthetic.ts): ${SUBJECTS} subjects x ${CELLS_PER_SUBJECT}, 64 px BMP`,
+    data: `synthetic cells (src/ml/data/synthetic.ts): ${SUBJECTS} subjects x ${CELLS_PER_SUBJECT}, 64 px BMP`,
     job: `lymphonet 48 px, ${EPOCHS} epochs, ${folds} folds x ${seeds} seed(s) + the served network`,
     sequentialSeconds: wall[0],
     parallelSeconds: wall[concurrency],

@@ -16,14 +16,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { estimateFlops } from '../src/ml/architectures';
+import { estimateFlops } from '../src/ml/models/architectures';
 import { decodeImage } from '../src/ml/image/decode';
-import { loadModel } from '../src/ml/model-io';
+import { loadModel } from '../src/ml/models/model-io';
 import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier, onnxRuntime } from '../src/ml/onnx/session';
-import type { DecisionRule } from '../src/ml/predictor';
+import type { DecisionRule } from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
-import { encodeBmp } from '../src/ml/synthetic';
+import { encodeBmp } from '../src/ml/data/synthetic';
 import { sampleImages } from '../test/helpers/sample';
 import { benchColdStart } from './cold-start';
 import { benchEndToEnd } from './end-to-end';
@@ -160,7 +160,10 @@ async function main() {
   table(endToEnd as unknown as Array<Record<string, unknown>>);
   console.log(`  the analysis alone (decode .. morphology, above): p50 ${latency[0].stages.total.p50} ms`);
 
-  section('Training throughput, 96x96, batch 32', 'synthetic cells (src/ml/synthetic.ts) and random pixels');
+  section(
+    'Training throughput, 96x96, batch 32',
+    'synthetic cells (src/ml/data/synthetic.ts) and random pixels',
+  );
   const training = await benchTraining(quick);
   table(training as unknown as Array<Record<string, unknown>>);
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { estimateFlops } from '../src/ml/architectures';
+import { estimateFlops } from '../src/ml/models/architectures';
 import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier } from '../src/ml/onnx/session';
 import { randomImages, round, timeAsync } from './stats';

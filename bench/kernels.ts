@@ -8,8 +8,13 @@
  * (forward, backward, optimizer update) at 96x96, batch 32, on random images.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type Architecture, buildModel, createOptimizer, estimateFlops } from '../src/ml/architectures';
-import { wasmTrainingKernelNames, withShippedKernel } from '../src/ml/kernels';
+import {
+  type Architecture,
+  buildModel,
+  createOptimizer,
+  estimateFlops,
+} from '../src/ml/models/architectures';
+import { wasmTrainingKernelNames, withShippedKernel } from '../src/ml/training/kernels';
 import { initRuntime } from '../src/ml/runtime';
 
 const INPUT_SIZE = 96;

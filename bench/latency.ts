@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { decodeImage } from '../src/ml/image/decode';
 import type { OnnxClassifier } from '../src/ml/onnx/session';
-import { analyzeCell, type DecisionRule } from '../src/ml/predictor';
+import { analyzeCell, type DecisionRule } from '../src/ml/serving/predictor';
 import { percentile, round } from './stats';
 
 export const STAGES = [

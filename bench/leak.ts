@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { RgbImage } from '../src/ml/image/types';
 import type { OnnxClassifier } from '../src/ml/onnx/session';
-import { analyzeCell, type DecisionRule } from '../src/ml/predictor';
+import { analyzeCell, type DecisionRule } from '../src/ml/serving/predictor';
 import { liveTensors } from '../src/ml/runtime';
 import { round } from './stats';
 

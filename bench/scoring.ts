@@ -26,7 +26,7 @@ import type { ScoringWorkerEvent } from '../src/dispatch/scoring-dispatcher';
 import { startLocalS3 } from '../src/local/s3-server';
 import { installDemoModel } from '../src/local/stack';
 import { decodeImage } from '../src/ml/image/decode';
-import { analyzeCell } from '../src/ml/predictor';
+import { analyzeCell } from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
 import { createServices } from '../src/services';
 import { imageLimits } from '../src/services/image-limits';

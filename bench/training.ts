@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { buildModel, estimateFlops } from '../src/ml/architectures';
+import { buildModel, estimateFlops } from '../src/ml/models/architectures';
 import { defaultOnnxThreads } from '../src/ml/onnx/session';
 import { OnnxTrainer } from '../src/ml/onnx/trainer';
 import { augmenterFor } from '../src/ml/image/preprocess';
-import { syntheticCell } from '../src/ml/synthetic';
-import { DEFAULT_TRAINING_CONFIG, type Example, train } from '../src/ml/train';
+import { syntheticCell } from '../src/ml/data/synthetic';
+import { DEFAULT_TRAINING_CONFIG, type Example, train } from '../src/ml/training/train';
 import { trainingStepOf } from './kernels';
 import { buildReferenceNet } from './reference-net';
 import { randomValues, round, timeAsync } from './stats';
@@ -20,7 +20,7 @@ export interface TrainingRow {
   gflopsPerSecond: number;
 }
 
-/** Synthetic C-NMC-like cells drawn at the model's input size (src/ml/synthetic.ts), half of each class. */
+/** Synthetic C-NMC-like cells drawn at the model's input size (src/ml/data/synthetic.ts), half of each class. */
 export function syntheticExamples(count: number, size: number, firstSeed: number): Example[] {
   return Array.from({ length: count }, (_, i) => {
     const label = (i % 2) as 0 | 1;
@@ -54,7 +54,7 @@ async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Prom
       // train()'s onnxruntime session uses every core the process may use.
       threads: runtime === 'tfjs' ? 1 : defaultOnnxThreads(),
       how: `train(), 1 epoch of ${batches} batches of ${BATCH}`,
-      data: 'synthetic cells (src/ml/synthetic.ts) at 96x96',
+      data: 'synthetic cells (src/ml/data/synthetic.ts) at 96x96',
       imagesPerSecond: round(imagesPerSecond),
       gflopsPerSecond: round(imagesPerSecond * 3 * gflop),
     };
@@ -85,7 +85,7 @@ export async function userEpoch(batches: number): Promise<TrainingRow & { epochO
     runtime: process.env.LYMPHOSCOPE_TRAIN_RUNTIME ?? 'onnxruntime',
     threads: defaultOnnxThreads(),
     how: `train(), the default recipe's epoch: ${count} images augmented + ${validation.length} validated`,
-    data: 'synthetic cells (src/ml/synthetic.ts) at 96x96',
+    data: 'synthetic cells (src/ml/data/synthetic.ts) at 96x96',
     imagesPerSecond: round(imagesPerSecond),
     gflopsPerSecond: round(imagesPerSecond * 3 * gflop),
     epochOf10000Seconds: round((seconds * 10_000) / count),
@@ -128,7 +128,7 @@ async function onnxSteps(
 
 /**
  * Training throughput at 96x96, batch 32: first a user's epoch of the default recipe (userEpoch); then
- * the product's loop alone, train() in src/ml/train.ts (batch assembly, forward, backward, optimizer,
+ * the product's loop alone, train() in src/ml/training/train.ts (batch assembly, forward, backward, optimizer,
  * batch-norm bookkeeping; no augmentation, validation excluded), on lymphonet with each training runtime; then bare steps of lymphonet and of the issue's reference network in TF.js and in
  * onnxruntime with 1 and 2 threads.
  */

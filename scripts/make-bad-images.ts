@@ -12,7 +12,7 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { decodeBmp } from '../src/ml/image/bmp';
 import { DEFAULT_IMAGE_LIMITS } from '../src/ml/image/types';
-import { encodeBmp } from '../src/ml/synthetic';
+import { encodeBmp } from '../src/ml/data/synthetic';
 
 const root = path.join(__dirname, '..');
 const outDir = path.join(root, 'test/fixtures/bad-images');

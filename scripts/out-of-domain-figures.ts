@@ -12,9 +12,9 @@ import sharp from 'sharp';
 import { decodeImage } from '../src/ml/image/decode';
 import { outOfDomainImages, OUT_OF_DOMAIN_KINDS } from '../src/ml/image/foreign';
 import type { RgbImage } from '../src/ml/image/types';
-import { domainFeatures } from '../src/ml/out-of-domain';
-import { evaluateDomainDetection } from '../src/ml/out-of-domain-evaluation';
-import { parseCnmcFilename } from '../src/ml/splits';
+import { domainFeatures } from '../src/ml/features/out-of-domain';
+import { evaluateDomainDetection } from '../src/ml/evaluation/out-of-domain-evaluation';
+import { parseCnmcFilename } from '../src/ml/data/splits';
 
 const SAMPLE = path.join(__dirname, '..', 'data', 'cnmc-sample');
 

@@ -1,8 +1,8 @@
-import { JET } from '../../src/ml/jet-scale';
+import { JET } from '../../src/ml/explanation/jet-scale';
 import { h } from './dom';
 
 /**
- * The colour scale of the heat maps the API renders (src/ml/heatmap.ts), from the module both use: from dark
+ * The colour scale of the heat maps the API renders (src/ml/explanation/heatmap.ts), from the module both use: from dark
  * blue (the least evidence shown) to dark red (the most). Where the model saw no evidence the cell is left
  * uncoloured, and the overlay's opacity grows with the evidence.
  */

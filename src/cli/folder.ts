@@ -3,8 +3,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeImage, type RgbImage } from '../ml/image/decode';
 import { toModelInput } from '../ml/image/preprocess';
-import { measureMorphology, type Morphology } from '../ml/morphology';
-import { parseCnmcFilename } from '../ml/splits';
+import { measureMorphology, type Morphology } from '../ml/features/morphology';
+import { parseCnmcFilename } from '../ml/data/splits';
 import { Progress } from './progress';
 
 export interface FolderImage {

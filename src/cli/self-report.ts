@@ -1,4 +1,4 @@
-import type { ReviewReason } from '../ml/decision';
+import type { ReviewReason } from '../ml/serving/decision';
 
 /**
  * What `lymphoscope evaluate` says about its own figures besides the metrics: whether the images were

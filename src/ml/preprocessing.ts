@@ -9,7 +9,7 @@
  */
 export const PREPROCESSING =
   'Decode to 8-bit RGB; if the background is not black (the per-channel median of the outermost pixels is above 8 ' +
-  'in some channel), set every pixel outside the segmented cell to black (blackenBackground in src/ml/morphology.ts; ' +
+  'in some channel), set every pixel outside the segmented cell to black (blackenBackground in src/ml/features/morphology.ts; ' +
   'C-NMC images are left as they are); resize the whole image to inputSize x inputSize with a Lanczos-3 filter, stretching ' +
   '(no crop, no padding; sharp: resize(inputSize, inputSize, { fit: "fill", kernel: "lanczos3" })); divide by 255 ' +
   'to get float32 in [0, 1]; shape [1, inputSize, inputSize, 3] (NHWC, RGB order). The single output is the ' +

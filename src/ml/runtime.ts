@@ -3,7 +3,7 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
-import { registerWasmTrainingKernels } from './kernels';
+import { registerWasmTrainingKernels } from './training/kernels';
 
 /** What the ML core runs on; reported by the `health` query and written into every model card. */
 export interface RuntimeInfo {

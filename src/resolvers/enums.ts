@@ -1,5 +1,5 @@
-import type { Architecture as MlArchitecture } from '../ml/architectures';
-import type { TrainingConfig } from '../ml/train';
+import type { Architecture as MlArchitecture } from '../ml/models/architectures';
+import type { TrainingConfig } from '../ml/training/train';
 import type {
   Architecture,
   ClassBalance,

@@ -1,5 +1,5 @@
 import type { Metrics, Resolvers } from '../generated/graphql';
-import type { BinaryMetrics } from '../ml/metrics';
+import type { BinaryMetrics } from '../ml/evaluation/metrics';
 import { decodeCursor, pageSize } from '../services/pagination';
 import { architectureFromMl, configToGraphql, fusionFromMl } from './enums';
 import { connection } from './connection';

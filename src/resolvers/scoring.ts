@@ -1,5 +1,5 @@
 import type { Resolvers } from '../generated/graphql';
-import { REVIEW_REASONS } from '../ml/decision';
+import { REVIEW_REASONS } from '../ml/serving/decision';
 
 /**
  * Bulk scoring is staff work: a partner key gets FORBIDDEN, so no partner can point a job at a bucket

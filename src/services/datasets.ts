@@ -3,7 +3,7 @@ import { ulid } from 'ulid';
 import { badInput, LymphoscopeError, notFound } from '../errors';
 import { decodeImage, type ImageFormat } from '../ml/image/decode';
 import { imageLimits, type ImageLimitsConfig } from './image-limits';
-import { parseCnmcFilename } from '../ml/splits';
+import { parseCnmcFilename } from '../ml/data/splits';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
 import { PreconditionFailed, type ObjectStore } from '../storage/object-store';

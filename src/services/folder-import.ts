@@ -1,5 +1,5 @@
 import { LymphoscopeError, badInput, notFound, tooLarge } from '../errors';
-import { parseCnmcFilename } from '../ml/splits';
+import { parseCnmcFilename } from '../ml/data/splits';
 import type { Logger } from '../observability/log';
 import type { ObjectStore } from '../storage/object-store';
 import { runBounded } from '../concurrency/run-bounded';

@@ -1,7 +1,7 @@
 import type { Config } from '../config';
 import { LambdaJobDispatcher, type JobDispatcher } from '../dispatch/job-dispatcher';
 import { LambdaScoringDispatcher, type ScoringDispatcher } from '../dispatch/scoring-dispatcher';
-import { DEFAULT_TRAINING_CONFIG } from '../ml/train';
+import { DEFAULT_TRAINING_CONFIG } from '../ml/training/train';
 import { createLogger, type Logger } from '../observability/log';
 import { JsonDocuments } from '../storage/json-documents';
 import type { ObjectStore } from '../storage/object-store';

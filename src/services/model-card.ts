@@ -1,10 +1,10 @@
-import type { CrossValidationSummary } from '../ml/cross-validation';
+import type { CrossValidationSummary } from '../ml/evaluation/cross-validation';
 import type { RecipeDecisions } from '../ml/decisions/recipe';
-import type { BinaryMetrics } from '../ml/metrics';
-import { prCurve, rocCurve } from '../ml/metrics';
-import type { MorphologyNorms } from '../ml/morphology';
+import type { BinaryMetrics } from '../ml/evaluation/metrics';
+import { prCurve, rocCurve } from '../ml/evaluation/metrics';
+import type { MorphologyNorms } from '../ml/features/morphology';
 import { PREPROCESSING } from '../ml/preprocessing';
-import type { TrainResult } from '../ml/train';
+import type { TrainResult } from '../ml/training/train';
 import type { ModelCard, NewModelCard } from './models';
 
 /** What a finished recipe knows that goes into its model's card; the builder derives the rest. */

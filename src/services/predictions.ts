@@ -1,9 +1,9 @@
 import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound, tooLarge } from '../errors';
 import { decodeImage, sniffImage, type ImageInfo } from '../ml/image/decode';
-import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
-import type { ReviewReason } from '../ml/decision';
-import { analyzeCell } from '../ml/predictor';
+import { compareToNorms, type Morphology, type MorphologyNorms } from '../ml/features/morphology';
+import type { ReviewReason } from '../ml/serving/decision';
+import { analyzeCell } from '../ml/serving/predictor';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';

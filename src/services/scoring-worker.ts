@@ -1,8 +1,8 @@
 import { badInput, LymphoscopeError } from '../errors';
 import type { ScoringDispatcher } from '../dispatch/scoring-dispatcher';
-import { REVIEW_REASONS } from '../ml/decision';
+import { REVIEW_REASONS } from '../ml/serving/decision';
 import { decodeImage } from '../ml/image/decode';
-import { analyzeCell } from '../ml/predictor';
+import { analyzeCell } from '../ml/serving/predictor';
 import { initRuntime } from '../ml/runtime';
 import type { Logger } from '../observability/log';
 import type { JsonDocuments } from '../storage/json-documents';

@@ -1,7 +1,7 @@
 import { ulid } from 'ulid';
 import { badInput, conflict, ErrorCode, LymphoscopeError, notFound } from '../errors';
 import type { ScoringDispatcher } from '../dispatch/scoring-dispatcher';
-import type { ReviewReason } from '../ml/decision';
+import type { ReviewReason } from '../ml/serving/decision';
 import type { Logger } from '../observability/log';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';

@@ -1,9 +1,9 @@
 import { LymphoscopeError } from '../errors';
 import { planFolds, runFold, type FoldOutput } from '../ml/decisions';
 import { augmenterFor } from '../ml/image/preprocess';
-import { loadModel, serializeModel, type ModelBundle } from '../ml/model-io';
+import { loadModel, serializeModel, type ModelBundle } from '../ml/models/model-io';
 import { initRuntime } from '../ml/runtime';
-import { deserializeCheckpoint, serializeCheckpoint, train, type TrainResult } from '../ml/train';
+import { deserializeCheckpoint, serializeCheckpoint, train, type TrainResult } from '../ml/training/train';
 import { layout } from '../storage/layout';
 import { FINAL_STATUSES, type JobRecord, type Snapshot, type TrainingUnit } from './training';
 import {

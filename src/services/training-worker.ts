@@ -15,10 +15,15 @@ import {
   type RecipeCell,
   type RecipeOptions,
 } from '../ml/decisions';
-import { servedProbabilities, type MeasuredExample } from '../ml/evaluate';
-import { computeMetrics } from '../ml/metrics';
-import { measureMorphology, morphologyNorms, type Morphology, type MorphologyNorms } from '../ml/morphology';
-import { serializeModel } from '../ml/model-io';
+import { servedProbabilities, type MeasuredExample } from '../ml/evaluation/evaluate';
+import { computeMetrics } from '../ml/evaluation/metrics';
+import {
+  measureMorphology,
+  morphologyNorms,
+  type Morphology,
+  type MorphologyNorms,
+} from '../ml/features/morphology';
+import { serializeModel } from '../ml/models/model-io';
 import { initRuntime } from '../ml/runtime';
 import {
   deserializeCheckpoint,
@@ -27,7 +32,7 @@ import {
   type TrainingCheckpoint,
   type TrainProgress,
   type TrainResult,
-} from '../ml/train';
+} from '../ml/training/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';

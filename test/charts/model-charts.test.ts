@@ -1,6 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { renderModelCharts, type ChartSource } from '../../src/charts/model-charts';
-import { computeMetrics, prCurve, rocCurve } from '../../src/ml/metrics';
+import { computeMetrics, prCurve, rocCurve } from '../../src/ml/evaluation/metrics';
 
 /** The hand-computed case of metrics.test.ts: 6 ALL, 4 normal, threshold 0.5 (tp 4, fp 1, tn 3, fn 2). */
 const labels = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];

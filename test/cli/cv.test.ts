@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { configFromFlags, readCvSummary } from '../../src/cli/commands';
-import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF } from '../../src/ml/train';
+import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF } from '../../src/ml/training/train';
 import { sampleImages } from '../helpers/sample';
 
 const run = promisify(execFile);

@@ -1,5 +1,5 @@
 import { JET_STOPS, legendGradient } from '../../console/src/heatmap-legend';
-import { JET } from '../../src/ml/heatmap';
+import { JET } from '../../src/ml/explanation/heatmap';
 
 describe("the console's heat-map legend", () => {
   it('shows the very colour stops the API renders its heat maps with', () => {

@@ -1,5 +1,5 @@
 import { layout } from '../../src/storage/layout';
-import { encodeBmp, syntheticCell } from '../../src/ml/synthetic';
+import { encodeBmp, syntheticCell } from '../../src/ml/data/synthetic';
 import type { ScoringRow } from '../../src/services/scoring';
 import { errorCode, FINAL, startE2eStack, type E2eStack } from '../helpers/e2e-stack';
 import { graphqlClient, ok, waitFor } from '../helpers/graphql';
@@ -8,7 +8,7 @@ import { registerUntrainedModel } from '../helpers/untrained-model';
 /**
  * Bulk scoring through the real stack: the GraphQL handler behind HTTP, the scoring worker in child
  * processes of the Lambda emulator (two at once), S3 on 127.0.0.1. The cells are seeded synthetic ones
- * (src/ml/synthetic.ts, 128 px) and the model an untrained one: these tests are about the fan-out, not
+ * (src/ml/data/synthetic.ts, 128 px) and the model an untrained one: these tests are about the fan-out, not
  * about what the numbers say.
  */
 const CELLS = 200;

@@ -1,4 +1,4 @@
-import { encodeBmp, syntheticCell } from '../../src/ml/synthetic';
+import { encodeBmp, syntheticCell } from '../../src/ml/data/synthetic';
 import type { ModelCard } from '../../src/services/models';
 import type { JobRecord } from '../../src/services/training';
 import { finishTrainingJob } from '../../src/services/training-units';
@@ -9,7 +9,7 @@ import { ok, waitFor } from '../helpers/graphql';
 /**
  * Parallel folds (issue 16) through the real stack: the API behind HTTP, each cross-validation fold and
  * the served network in its own child process of the Lambda emulator (three may run, the job allows two
- * at once), S3 on 127.0.0.1. The cells are seeded synthetic ones (src/ml/synthetic.ts, 64 px, 16 subjects
+ * at once), S3 on 127.0.0.1. The cells are seeded synthetic ones (src/ml/data/synthetic.ts, 64 px, 16 subjects
  * of 4 cells, half ALL), the recipe 2 folds x 1 seed (test/helpers/node-environment.js), the networks
  * tiny: these tests are about the fan-out, not about what the figures say.
  */

@@ -5,7 +5,7 @@ import { sampleImages } from './sample';
 
 /**
  * What the ONNX graphs are checked against: TF.js itself, on the same weights and the same real cells.
- * Shared by test/ml/layers (one layer type at a time) and test/ml/onnx (whole architectures).
+ * Shared by test/ml/models/layers (one layer type at a time) and test/ml/onnx (whole architectures).
  */
 export interface ReferenceBatch {
   pixels: Float32Array;

@@ -1,5 +1,5 @@
-import { buildModel, type Architecture } from '../../src/ml/architectures';
-import { serializeModel } from '../../src/ml/model-io';
+import { buildModel, type Architecture } from '../../src/ml/models/architectures';
+import { serializeModel } from '../../src/ml/models/model-io';
 import { initRuntime } from '../../src/ml/runtime';
 import { PREPROCESSING } from '../../src/ml/preprocessing';
 import type { ModelCard } from '../../src/services/models';

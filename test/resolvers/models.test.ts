@@ -1,4 +1,4 @@
-import { computeMetrics } from '../../src/ml/metrics';
+import { computeMetrics } from '../../src/ml/evaluation/metrics';
 import type { ModelCard } from '../../src/services/models';
 import { layout } from '../../src/storage/layout';
 import { startResolverHarness, type ResolverHarness } from '../helpers/resolvers';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { rocCurve } from '../../src/ml/metrics';
+import { rocCurve } from '../../src/ml/evaluation/metrics';
 import { buildModelCard, type ModelCardInput } from '../../src/services/model-card';
 import type { ModelCard } from '../../src/services/models';
 

@@ -1,5 +1,5 @@
 import { XMLValidator } from 'fast-xml-parser';
-import { computeMetrics, prCurve, rocCurve } from '../../src/ml/metrics';
+import { computeMetrics, prCurve, rocCurve } from '../../src/ml/evaluation/metrics';
 import { createLogger } from '../../src/observability/log';
 import { AuditLog } from '../../src/services/audit';
 import { PREPROCESSING } from '../../src/ml/preprocessing';

@@ -1,5 +1,5 @@
 import { ErrorCode } from '../../src/errors';
-import { computeMetrics } from '../../src/ml/metrics';
+import { computeMetrics } from '../../src/ml/evaluation/metrics';
 import { createLogger } from '../../src/observability/log';
 import { AuditLog } from '../../src/services/audit';
 import { ModelRegistry, type ModelCard } from '../../src/services/models';

@@ -1,6 +1,6 @@
 import { loadConfig } from '../../src/config';
 import type { JobDispatcher, TrainWorkerEvent } from '../../src/dispatch/job-dispatcher';
-import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/train';
+import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/training/train';
 import { createServices, type Services } from '../../src/services';
 import type { JobRecord } from '../../src/services/training';
 import { runTrainingInvocation } from '../../src/services/training-units';

@@ -1,6 +1,6 @@
 import { runBounded } from '../../src/concurrency/run-bounded';
 import { ErrorCode } from '../../src/errors';
-import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/train';
+import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/training/train';
 import { createLogger } from '../../src/observability/log';
 import { AuditLog } from '../../src/services/audit';
 import type { Caller } from '../../src/services/auth';

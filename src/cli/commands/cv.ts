@@ -8,16 +8,16 @@ import {
   type CvShift,
   type Spread,
   type SummaryMetric,
-} from '../../ml/cross-validation';
+} from '../../ml/evaluation/cross-validation';
 import { applyLabShift, isLabShift, LAB_SHIFTS, type LabShift } from '../../ml/image/lab-shift';
-import type { BinaryMetrics } from '../../ml/metrics';
+import type { BinaryMetrics } from '../../ml/evaluation/metrics';
 import { initRuntime } from '../../ml/runtime';
 import { loadFolder } from '../folder';
 import { Progress } from '../progress';
 import { num, configFromFlags, type Flags } from './flags';
 import { fmt } from './print';
 
-/** `lymphoscope cv`: repeated subject-grouped k-fold cross-validation of a recipe; see src/ml/cross-validation.ts. */
+/** `lymphoscope cv`: repeated subject-grouped k-fold cross-validation of a recipe; see src/ml/evaluation/cross-validation.ts. */
 export async function cvCommand(flags: Flags): Promise<void> {
   const data = String(flags.data ?? '');
   if (!data)

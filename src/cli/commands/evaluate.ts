@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { decodeImage } from '../../ml/image/decode';
-import { computeMetrics } from '../../ml/metrics';
-import { analyzeCell } from '../../ml/predictor';
+import { computeMetrics } from '../../ml/evaluation/metrics';
+import { analyzeCell } from '../../ml/serving/predictor';
 import { initRuntime } from '../../ml/runtime';
 import { listFolder } from '../folder';
 import { overlapWithTraining, reviewFigures, type ScoredCell } from '../self-report';

@@ -1,6 +1,6 @@
-import { isArchitecture } from '../../ml/architectures';
-import { FUSION_KINDS } from '../../ml/fusion';
-import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF, type TrainingConfig } from '../../ml/train';
+import { isArchitecture } from '../../ml/models/architectures';
+import { FUSION_KINDS } from '../../ml/features/fusion';
+import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF, type TrainingConfig } from '../../ml/training/train';
 
 export type Flags = Record<string, string | boolean | undefined>;
 

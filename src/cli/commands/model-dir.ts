@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { loadModel, serializeModel } from '../../ml/model-io';
+import { loadModel, serializeModel } from '../../ml/models/model-io';
 import type { ModelCard, NewModelCard } from '../../services/models';
 
 /** A model directory as `lymphoscope train` writes it: model.json, weights.bin and card.json. */

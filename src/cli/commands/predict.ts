@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { decodeImage } from '../../ml/image/decode';
-import { analyzeCell } from '../../ml/predictor';
+import { analyzeCell } from '../../ml/serving/predictor';
 import { initRuntime } from '../../ml/runtime';
 import type { Flags } from './flags';
 import { DEMO_MODEL_DIR } from '../../config';

@@ -1,4 +1,4 @@
-import type { BinaryMetrics } from '../../ml/metrics';
+import type { BinaryMetrics } from '../../ml/evaluation/metrics';
 
 /** One line of a model's test figures, with the majority baseline beside accuracy. */
 export function printMetrics(title: string, m: BinaryMetrics): void {

@@ -6,7 +6,7 @@ import {
   type CvReport,
   type CrossValidationSummary,
   type Spread,
-} from '../../ml/cross-validation';
+} from '../../ml/evaluation/cross-validation';
 import {
   applyCalibration,
   domainApi,
@@ -16,13 +16,13 @@ import {
   type DecisionReport,
   type RecipeCell,
 } from '../../ml/decisions';
-import { servedProbabilities, type MeasuredExample } from '../../ml/evaluate';
+import { servedProbabilities, type MeasuredExample } from '../../ml/evaluation/evaluate';
 import { decodeImage } from '../../ml/image/decode';
-import { computeMetrics, type BinaryMetrics } from '../../ml/metrics';
-import { morphologyNorms } from '../../ml/morphology';
+import { computeMetrics, type BinaryMetrics } from '../../ml/evaluation/metrics';
+import { morphologyNorms } from '../../ml/features/morphology';
 import { initRuntime } from '../../ml/runtime';
-import { splitBySubject } from '../../ml/splits';
-import type { TrainingConfig } from '../../ml/train';
+import { splitBySubject } from '../../ml/data/splits';
+import type { TrainingConfig } from '../../ml/training/train';
 import { buildModelCard } from '../../services/model-card';
 import { loadFolder, type FolderImage } from '../folder';
 import { Progress } from '../progress';

@@ -1,5 +1,5 @@
 import { badInput } from '../../errors';
-import { fitLogistic, logit, sigmoid } from '../logistic';
+import { fitLogistic, logit, sigmoid } from '../features/logistic';
 
 /**
  * Platt scaling: p' = sigmoid(slope * logit(p) + intercept), fitted by maximum likelihood on scores a

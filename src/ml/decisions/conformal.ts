@@ -1,5 +1,5 @@
 import { badInput } from '../../errors';
-import { logit, sigmoid } from '../logistic';
+import { logit, sigmoid } from '../features/logistic';
 
 /**
  * Finite-sample bounds on the share of blasts that fall below a review band's lower edge.

@@ -1,10 +1,10 @@
 import { badInput } from '../../errors';
 import type { RgbImage } from '../image/decode';
 
-import * as detector from '../out-of-domain';
+import * as detector from '../features/out-of-domain';
 
 /**
- * The one place training reaches the out-of-domain detector (src/ml/out-of-domain.ts). Training only
+ * The one place training reaches the out-of-domain detector (src/ml/features/out-of-domain.ts). Training only
  * needs three functions of it, so they are named here as an interface: the fitting below is written
  * against that interface and tested with any implementation of it.
  */

@@ -1,6 +1,6 @@
 import { badInput } from '../../errors';
-import type { CvItem } from '../cross-validation';
-import { predictProbabilities } from '../evaluate';
+import type { CvItem } from '../evaluation/cross-validation';
+import { predictProbabilities } from '../evaluation/evaluate';
 import {
   blendStack,
   fitFusion,
@@ -8,16 +8,16 @@ import {
   fuse,
   fusionFeatures,
   type MorphologyStack,
-} from '../fusion';
+} from '../features/fusion';
 import { augmenterFor } from '../image/preprocess';
-import { kFoldBySubject, splitBySubject } from '../splits';
+import { kFoldBySubject, splitBySubject } from '../data/splits';
 import {
   train,
   validateTrainingConfig,
   type TrainArgs,
   type TrainingConfig,
   type TrainResult,
-} from '../train';
+} from '../training/train';
 import { heldOutDomainFlags, type DomainApi, type DomainModel, type DomainScores } from './domain';
 import type { OofScores } from './rule';
 

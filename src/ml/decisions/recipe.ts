@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { MorphologyStack } from '../fusion';
-import type { TrainingConfig, TrainProgress, TrainResult } from '../train';
+import type { MorphologyStack } from '../features/fusion';
+import type { TrainingConfig, TrainProgress, TrainResult } from '../training/train';
 import { fitDomainThreshold, type DomainApi, type DomainModel, type OutOfDomainReport } from './domain';
 import {
   DEFAULT_RECIPE_OPTIONS,

@@ -1,6 +1,6 @@
 import { badInput } from '../../errors';
-import { spread, type Spread } from '../cross-validation';
-import { chooseThreshold, computeMetrics } from '../metrics';
+import { spread, type Spread } from '../evaluation/cross-validation';
+import { chooseThreshold, computeMetrics } from '../evaluation/metrics';
 import { applyCalibration, crossFittedCalibration, fitPlatt, type PlattCalibration } from './calibration';
 import { blastsNeeded, conformalLowerEdge } from './conformal';
 

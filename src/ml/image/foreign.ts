@@ -1,10 +1,10 @@
 import sharp from 'sharp';
 import { badInput, UnreachableCaseError } from '../../errors';
-import { segmentCell } from '../morphology';
+import { segmentCell } from '../features/morphology';
 import { mulberry32 } from '../rng';
 import { applyLabShift, fromRaw, LAB_SHIFTS, zoom } from './lab-shift';
 import type { RgbImage } from './types';
-import { valueNoise } from '../synthetic';
+import { valueNoise } from '../data/synthetic';
 
 /**
  * Images that are not a C-NMC cell, made in code and seeded, for testing out-of-domain detection:

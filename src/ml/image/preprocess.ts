@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { badInput } from '../../errors';
-import { blackenBackground } from '../morphology';
+import { blackenBackground } from '../features/morphology';
 import { applyColour, hueSaturationMatrix } from './colour';
 import type { RgbImage } from './types';
 

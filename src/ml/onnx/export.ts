@@ -1,8 +1,8 @@
 import type * as tf from '@tensorflow/tfjs';
-import { LAST_CONV_LAYER } from '../architectures';
-import { layersAfter } from '../layers/chain';
-import { layerModule } from '../layers/registry';
-import { type LayerTrace, UnsupportedLayerError, type Value } from '../layers/types';
+import { LAST_CONV_LAYER } from '../models/architectures';
+import { layersAfter } from '../models/layers/chain';
+import { layerModule } from '../models/layers/registry';
+import { type LayerTrace, UnsupportedLayerError, type Value } from '../models/layers/types';
 import { appendGradCam } from './grad-cam-graph';
 import { GraphBuilder } from './graph';
 

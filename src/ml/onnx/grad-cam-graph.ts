@@ -1,5 +1,5 @@
-import { layerModule } from '../layers/registry';
-import { type LayerTrace, UnsupportedLayerError } from '../layers/types';
+import { layerModule } from '../models/layers/registry';
+import { type LayerTrace, UnsupportedLayerError } from '../models/layers/types';
 import type { GraphBuilder } from './graph';
 
 /**
@@ -7,7 +7,7 @@ import type { GraphBuilder } from './graph';
  * map. onnxruntime has no automatic differentiation at inference, so the gradient of the ALL logit with
  * respect to the conv maps is written out layer by layer, backwards through the head (the layers after
  * the conv layer), each by its module's gradCam (../layers/registry.ts). It is the same quantity
- * src/ml/heatmap.ts gets from tf.grad, and the same map afterwards: channel weights = mean gradient,
+ * src/ml/explanation/heatmap.ts gets from tf.grad, and the same map afterwards: channel weights = mean gradient,
  * ReLU of the weighted sum of maps, bilinear upsampling as tf.image.resizeBilinear does it (asymmetric
  * coordinates, no corner alignment). The final division by the maximum is left to the caller.
  *

@@ -1,4 +1,4 @@
-import { loadModel, type ModelBundle } from '../model-io';
+import { loadModel, type ModelBundle } from '../models/model-io';
 import { initRuntime } from '../runtime';
 import { exportOnnx, type OnnxExport } from './export';
 

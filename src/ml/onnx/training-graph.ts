@@ -1,13 +1,13 @@
 import type * as tf from '@tensorflow/tfjs';
-import { layersAfter } from '../layers/chain';
-import { layerModule } from '../layers/registry';
+import { layersAfter } from '../models/layers/chain';
+import { layerModule } from '../models/layers/registry';
 import {
   type TrainedLayer,
   type TrainingGraph,
   type TrainingGraphParameter,
   UnsupportedLayerError,
   type Value,
-} from '../layers/types';
+} from '../models/layers/types';
 import type { GraphBuilder } from './graph';
 
 export type { TrainingGraph, TrainingGraphParameter };

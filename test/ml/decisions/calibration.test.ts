@@ -1,6 +1,6 @@
 import { applyCalibration, crossFittedCalibration, fitPlatt } from '../../../src/ml/decisions/calibration';
-import { logit, sigmoid } from '../../../src/ml/logistic';
-import { computeMetrics } from '../../../src/ml/metrics';
+import { logit, sigmoid } from '../../../src/ml/features/logistic';
+import { computeMetrics } from '../../../src/ml/evaluation/metrics';
 import { mulberry32 } from '../../../src/ml/rng';
 
 /** Scores of an over-confident model: the true log-odds z, reported as sigmoid(3 z + 1). */

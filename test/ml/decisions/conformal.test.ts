@@ -7,7 +7,7 @@ import {
   normalQuantile,
   toleranceFactor,
 } from '../../../src/ml/decisions/conformal';
-import { logit } from '../../../src/ml/logistic';
+import { logit } from '../../../src/ml/features/logistic';
 
 describe('the normal distribution', () => {
   it('has the familiar quantiles', () => {

@@ -13,7 +13,7 @@ import {
 } from '../../../src/ml/decisions/out-of-fold';
 import { fitDecisions, type OofScores } from '../../../src/ml/decisions/rule';
 import { initRuntime } from '../../../src/ml/runtime';
-import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../../../src/ml/train';
+import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../../../src/ml/training/train';
 
 const SAMPLE = path.join(__dirname, '..', '..', '..', 'data', 'cnmc-sample');
 // Small and fast, but a real network on the real 63 sample cells: the claim is about the rule, which must

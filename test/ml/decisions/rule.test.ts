@@ -1,9 +1,9 @@
 import { fitDecisions, type OofScores } from '../../../src/ml/decisions/rule';
 import { conformalQuantile, fitDomainThreshold, heldOutDomainFlags } from '../../../src/ml/decisions/domain';
-import { chooseThreshold } from '../../../src/ml/metrics';
+import { chooseThreshold } from '../../../src/ml/evaluation/metrics';
 import { applyCalibration } from '../../../src/ml/decisions/calibration';
 import { mulberry32 } from '../../../src/ml/rng';
-import { sigmoid } from '../../../src/ml/logistic';
+import { sigmoid } from '../../../src/ml/features/logistic';
 
 /** Out-of-fold scores of a model with some skill: blasts' log-odds ~ +1, normals' ~ -1, plus noise. */
 function run(seed: number, n = 60): OofScores {

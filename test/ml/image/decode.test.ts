@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { ErrorCode, LymphoscopeError } from '../../../src/errors';
 import { decodeImage, DEFAULT_IMAGE_LIMITS, sniffImage, type RgbImage } from '../../../src/ml/image/decode';
-import { encodeBmp, syntheticCell } from '../../../src/ml/synthetic';
+import { encodeBmp, syntheticCell } from '../../../src/ml/data/synthetic';
 
 const SAMPLE = path.join(__dirname, '../../../data/cnmc-sample');
 const ALL_CELL = path.join(SAMPLE, 'all/UID_11_1_1_all.bmp');

@@ -7,7 +7,7 @@ import {
   blackenBackground,
   measureMorphology,
   type Morphology,
-} from '../../../src/ml/morphology';
+} from '../../../src/ml/features/morphology';
 import { sampleImages } from '../../helpers/sample';
 
 /** A blast and a normal cell of the real C-NMC sample, with their measured morphology. */

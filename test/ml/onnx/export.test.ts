@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Architecture, buildModel } from '../../../src/ml/architectures';
-import { gradCam } from '../../../src/ml/heatmap';
+import { type Architecture, buildModel } from '../../../src/ml/models/architectures';
+import { gradCam } from '../../../src/ml/explanation/heatmap';
 import { decodeImage } from '../../../src/ml/image/decode';
 import { toModelInput } from '../../../src/ml/image/preprocess';
-import { loadModel } from '../../../src/ml/model-io';
+import { loadModel } from '../../../src/ml/models/model-io';
 import { exportBundle, exportOnnx, OnnxClassifier, UnsupportedLayerError } from '../../../src/ml/onnx';
 import { initRuntime } from '../../../src/ml/runtime';
 import { sampleImages } from '../../helpers/sample';

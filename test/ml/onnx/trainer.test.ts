@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/architectures';
+import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/models/architectures';
 import { acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
-import { DEFAULT_TRAINING_CONFIG, train } from '../../../src/ml/train';
+import { DEFAULT_TRAINING_CONFIG, train } from '../../../src/ml/training/train';
 import { realBatch, relativeError, setTrainingState, tfjsGradients } from '../../helpers/tfjs-reference';
 
 /**

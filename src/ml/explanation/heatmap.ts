@@ -1,0 +1,212 @@
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { badInput } from '../../errors';
+import type { RgbImage } from '../image/types';
+import { JET } from './jet-scale';
+import { layersAfter } from '../models/layers/chain';
+
+export interface GradCamResult {
+  /** The model's output for the input, from the same forward pass. */
+  probabilityAll: number;
+  /** size x size values in [0, 1], row-major: 1 where the evidence for `target` is strongest. */
+  heatmap: Float32Array;
+  /** The class whose evidence the map shows. */
+  target: 'all' | 'hem';
+}
+
+/**
+ * The layers after the conv layer, which Grad-CAM re-applies to the conv maps: only well defined when they
+ * form a chain (true of every architecture in architectures.ts).
+ */
+function headAfter(model: tf.LayersModel, from: tf.layers.Layer): tf.layers.Layer[] {
+  const chain = layersAfter(model, from);
+  if (typeof chain === 'string')
+    throw badInput(`Grad-CAM needs a chain of layers after '${from.name}'; ${chain}`);
+  return chain;
+}
+
+/**
+ * Re-applies the head of the network to conv maps. For the usual dense sigmoid output it returns the
+ * logit rather than the probability: a confident prediction saturates the sigmoid, and its gradient
+ * underflows to 0 in float32 long before the logit's does. Grad-CAM's final normalisation removes the
+ * positive factor p(1 - p) between the two, so the maps are otherwise identical.
+ */
+function headOf(chain: tf.layers.Layer[]): { score: (maps: tf.Tensor) => tf.Tensor; isLogit: boolean } {
+  const last = chain[chain.length - 1];
+  const config = last?.getConfig() as { activation?: string; useBias?: boolean } | undefined;
+  const isLogit = last?.getClassName() === 'Dense' && config?.activation === 'sigmoid';
+  const body = isLogit ? chain.slice(0, -1) : chain;
+  const score = (maps: tf.Tensor) => {
+    let x = maps;
+    for (const layer of body) x = layer.apply(x) as tf.Tensor;
+    if (!isLogit) return x;
+    const [kernel, bias] = last.getWeights();
+    const logit = tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D);
+    return config?.useBias === false ? logit : tf.add(logit, bias);
+  };
+  return { score, isLogit };
+}
+
+/**
+ * Grad-CAM (Selvaraju et al., 2017) for a model with one sigmoid output, the probability of ALL: the
+ * conv layer's maps, weighted by the mean gradient of the output's logit with respect to each map,
+ * summed, passed through ReLU (only evidence *for* the target), bilinearly upsampled to the input size
+ * and divided by its maximum. `target` 'hem' flips the gradient's sign, showing what argued for normal.
+ * A map with no positive evidence comes back all zeros.
+ *
+ * `input` is [1, size, size, 3]. Inference mode (dropout off, batch-norm moving statistics). Every
+ * intermediate tensor is released; `input` stays the caller's.
+ */
+export function gradCam(
+  model: tf.LayersModel,
+  input: tf.Tensor4D,
+  layerName = 'last_conv',
+  target: 'all' | 'hem' = 'all',
+): GradCamResult {
+  const [batch, height, width] = input.shape;
+  if (batch !== 1) throw badInput(`Grad-CAM explains one image at a time; got a batch of ${batch}.`);
+  const convLayer = model.layers.find((layer) => layer.name === layerName);
+  if (!convLayer) throw badInput(`The model has no layer named '${layerName}' to explain.`);
+  const { score, isLogit } = headOf(headAfter(model, convLayer));
+  const convOutput = convLayer.output as tf.SymbolicTensor;
+
+  return tf.tidy(() => {
+    const maps = model.execute(input, convOutput.name) as tf.Tensor4D;
+    const sign = target === 'all' ? 1 : -1;
+    const outputs: tf.Tensor[] = [];
+    const gradients = tf.grad((a: tf.Tensor) => {
+      const value = score(a);
+      outputs.push(tf.keep(value.clone()));
+      return tf.mul(tf.sum(value), sign);
+    })(maps);
+    const value = outputs[0].dataSync()[0];
+    outputs.forEach((t) => t.dispose());
+    const probabilityAll = isLogit ? 1 / (1 + Math.exp(-value)) : value;
+
+    const weights = tf.mean(gradients, [1, 2], true); // [1, 1, 1, channels]
+    const cam = tf.relu(tf.sum(tf.mul(maps, weights), -1, true)) as tf.Tensor4D; // [1, h', w', 1]
+    const upsampled = tf.image.resizeBilinear(cam, [height, width]);
+    const peak = tf.max(upsampled).dataSync()[0];
+    const heatmap = new Float32Array(height * width);
+    if (peak > 0) {
+      const values = upsampled.dataSync();
+      for (let i = 0; i < heatmap.length; i++) heatmap[i] = Math.min(1, values[i] / peak);
+    }
+    return { probabilityAll, heatmap, target };
+  });
+}
+
+export { JET };
+
+const JET_FLAT = Float64Array.from(JET.flat());
+
+// Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
+// about 200 times more, and the overlay below runs per pixel.
+const { floor, max, min, round } = Math;
+
+/**
+ * Bilinear sampling positions along one axis of a `size`-long map for `length` output pixels, at
+ * pixel-centre coordinates: lower index, upper index and weight of the upper one. Computed once per
+ * axis rather than per pixel: the overlay loop runs 200,000 times for a C-NMC cell, within a
+ * latency budget of milliseconds.
+ */
+function axisSamples(length: number, size: number) {
+  const lower = new Int32Array(length);
+  const upper = new Int32Array(length);
+  const weight = new Float64Array(length);
+  const scale = size / length;
+  for (let i = 0; i < length; i++) {
+    const c = min(size - 1, max(0, (i + 0.5) * scale - 0.5));
+    lower[i] = floor(c);
+    upper[i] = min(size - 1, lower[i] + 1);
+    weight[i] = c - lower[i];
+  }
+  return { lower, upper, weight };
+}
+
+/**
+ * A PNG of the cell at its own resolution with the heat map laid over it in the jet colour map. The
+ * overlay's opacity follows the heat (up to 60%), so where the model saw nothing the cell shows
+ * untouched. C-NMC cells are dark (channel values around 80), so the cell is brightened for display,
+ * by at most 3x, until its brightest channel value reaches 255.
+ */
+export async function renderHeatmapPng(
+  img: RgbImage,
+  heatmap: Float32Array,
+  heatmapSize: number,
+): Promise<Buffer> {
+  if (img.data.length !== img.width * img.height * 3)
+    throw badInput('The image data does not match its size.');
+  if (heatmap.length !== heatmapSize * heatmapSize) {
+    throw badInput(
+      `A ${heatmapSize}x${heatmapSize} heat map has ${heatmapSize ** 2} values; got ${heatmap.length}.`,
+    );
+  }
+  const { width, height } = img;
+  const pixels = img.data;
+  let brightest = 1;
+  for (let i = 0; i < pixels.length; i++) if (pixels[i] > brightest) brightest = pixels[i];
+  const gain = min(3, 255 / brightest);
+  const brightened = Float64Array.from({ length: 256 }, (_, v) => min(255, v * gain));
+  // The same, rounded: where there is no heat, a pixel is a table lookup.
+  const plain = Uint8Array.from(brightened, (v) => round(v));
+  const out = Buffer.allocUnsafe(pixels.length);
+  const columns = axisSamples(width, heatmapSize);
+  const rows = axisSamples(height, heatmapSize);
+  const stops = JET.length - 1;
+  // The map interpolated between the two rows around an image row: the bilinear sample is then a
+  // blend of two neighbours of this line, and a line of zeros (the background) is skipped whole.
+  const line = new Float64Array(heatmapSize);
+  for (let y = 0; y < height; y++) {
+    const top = rows.lower[y] * heatmapSize;
+    const bottom = rows.upper[y] * heatmapSize;
+    const fy = rows.weight[y];
+    let hot = false;
+    for (let j = 0; j < heatmapSize; j++) {
+      const value = heatmap[top + j] * (1 - fy) + heatmap[bottom + j] * fy;
+      line[j] = value;
+      if (value !== 0) hot = true;
+    }
+    const rowStart = y * width * 3;
+    if (!hot) {
+      for (let i = rowStart, end = rowStart + width * 3; i < end; i++) out[i] = plain[pixels[i]];
+      continue;
+    }
+    for (let x = 0, i = rowStart; x < width; x++, i += 3) {
+      const fx = columns.weight[x];
+      let heat = line[columns.lower[x]] * (1 - fx) + line[columns.upper[x]] * fx;
+      heat = heat > 1 ? 1 : heat;
+      if (!(heat > 0)) {
+        // No evidence here (most of a cell, all of the background): the brightened cell alone.
+        out[i] = plain[pixels[i]];
+        out[i + 1] = plain[pixels[i + 1]];
+        out[i + 2] = plain[pixels[i + 2]];
+        continue;
+      }
+      const alpha = 0.6 * heat;
+      // The jet colour: linear between the two stops around the heat.
+      const position = heat * stops;
+      const stop = min(stops - 1, floor(position));
+      const f = position - stop;
+      const k = stop * 3;
+      // Values are in [0, 255]: a typed array store truncates, so + 0.5 rounds as Math.round does.
+      out[i] =
+        (1 - alpha) * brightened[pixels[i]] +
+        alpha * (JET_FLAT[k] + (JET_FLAT[k + 3] - JET_FLAT[k]) * f) +
+        0.5;
+      out[i + 1] =
+        (1 - alpha) * brightened[pixels[i + 1]] +
+        alpha * (JET_FLAT[k + 1] + (JET_FLAT[k + 4] - JET_FLAT[k + 1]) * f) +
+        0.5;
+      out[i + 2] =
+        (1 - alpha) * brightened[pixels[i + 2]] +
+        alpha * (JET_FLAT[k + 2] + (JET_FLAT[k + 5] - JET_FLAT[k + 2]) * f) +
+        0.5;
+    }
+  }
+  // zlib level 3 instead of sharp's 6: on the demo model's overlays of the 63 C-NMC cells, 116 KB instead
+  // of 113 KB for a third less CPU (6.0 against 8.8 ms a cell, same run); the pixels are the same.
+  return sharp(out, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 3 })
+    .toBuffer();
+}

@@ -1,0 +1,80 @@
+import * as tf from '@tensorflow/tfjs';
+import type { GraphBuilder } from '../../onnx/graph';
+import { exampleModel, expectMaps, gradCamSeed, outputShapeOf, pair, tfPads } from './shared';
+import type { ExportContext, LayerModule, LayerTrace } from './types';
+
+/** MaxPooling2D: exported, trained and passed back through, the gradient going to each window's argmax. */
+export const maxPooling2d: LayerModule = {
+  classNames: ['MaxPooling2D'],
+
+  exportForward: (ctx) => pool(ctx, 'MaxPool', ctx.onGradCamPath),
+
+  train(ctx) {
+    const { b, input } = ctx;
+    const { output, indices } = pool(ctx, 'MaxPool', true);
+    return {
+      output,
+      activation: 'linear',
+      backward: (g) => maxPoolBackward(b, ctx.layer.name, input.name, indices!, g),
+    };
+  },
+
+  gradCam(b, t, g) {
+    if (!t.indices) throw new Error(`MaxPool '${t.layer.name}' was exported without its indices.`);
+    return maxPoolBackward(b, t.layer.name, t.input.name, t.indices, g ?? gradCamSeed(b, t));
+  },
+
+  example: (size) => exampleModel(size, [tf.layers.maxPooling2d({ poolSize: 2 })]),
+};
+
+/** AveragePooling2D: exported only (no backward written). */
+export const averagePooling2d: LayerModule = {
+  classNames: ['AveragePooling2D'],
+  exportForward: (ctx) => pool(ctx, 'AveragePool', false),
+  example: (size) => exampleModel(size, [tf.layers.averagePooling2d({ poolSize: 3, padding: 'same' })]),
+};
+
+function pool(
+  ctx: ExportContext | Omit<ExportContext, 'onGradCamPath'>,
+  op: 'MaxPool' | 'AveragePool',
+  argmax: boolean,
+) {
+  expectMaps(ctx);
+  const { b, layer, config, input } = ctx;
+  const kernel = pair(config.poolSize as number[]);
+  const strides = pair((config.strides as number[] | null) ?? kernel);
+  const attributes = {
+    kernel_shape: kernel,
+    strides,
+    pads: tfPads(String(config.padding), [input.shape[1], input.shape[2]], kernel, strides),
+    // TensorFlow averages over the pixels inside the image only.
+    ...(op === 'AveragePool' ? { count_include_pad: 0 } : {}),
+  };
+  const [out, indices] = b.node(op, [input.name], layer.name, attributes, argmax ? 2 : 1);
+  const output = { name: out, ...outputShapeOf(layer) };
+  return argmax ? ({ output, indices } satisfies Partial<LayerTrace>) : { output };
+}
+
+/**
+ * Each window's gradient goes to its argmax (the first maximum, as in TF.js); the indices count over the
+ * whole N*C*H*W input, so one flat scatter-add rebuilds the input gradient.
+ */
+function maxPoolBackward(b: GraphBuilder, name: string, input: string, indices: string, g: string): string {
+  const flat = b.int64s(`${name}/flat`, [-1]);
+  const zeros = b.op(
+    'ConstantOfShape',
+    [b.op('Shape', [b.op('Reshape', [input, flat], `${name}_in_flat`)], `${name}_numel`)],
+    `${name}_zeros`,
+  );
+  const scattered = b.op(
+    'ScatterElements',
+    [
+      zeros,
+      b.op('Reshape', [indices, flat], `${name}_idx_flat`),
+      b.op('Reshape', [g, flat], `${name}_g_flat`),
+    ],
+    `${name}_scatter`,
+    { axis: 0, reduction: 'add' },
+  );
+  return b.op('Reshape', [scattered, b.op('Shape', [input], `${name}_in_shape`)], `${name}_dx`);
+}

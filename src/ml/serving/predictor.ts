@@ -1,0 +1,191 @@
+import * as tf from '@tensorflow/tfjs';
+import { gradCam, renderHeatmapPng } from '../explanation/heatmap';
+import type { RgbImage } from '../image/decode';
+import { fuse, isMorphologyStack, type MorphologyStack } from '../features/fusion';
+import { findForeground } from '../image/foreground';
+import { otherDihedralViews, toModelInput } from '../image/preprocess';
+import { measureMorphology, type Morphology } from '../features/morphology';
+import type { OnnxClassifier } from '../onnx/session';
+import { reviewReasons, type ReviewReason } from './decision';
+import { domainFeatures, domainScore, type DomainModel } from '../features/out-of-domain';
+import { applyCalibration, type PlattCalibration } from '../decisions/calibration';
+
+/** What serving needs to know about a model besides its weights (from the model card). */
+export interface DecisionRule {
+  inputSize: number;
+  threshold: number;
+  reviewLow: number;
+  reviewHigh: number;
+  /** Average the network over the cell's 8 flips and quarter turns (a card without it: off). */
+  testTimeAugmentation?: boolean;
+  /** Fuse the network's probability with the measured morphology (a card without it: the network alone). */
+  fusion?: MorphologyStack | null;
+  /**
+   * The training images' domain and the score above which an image is OUT_OF_DOMAIN (fitted out of
+   * fold). A card without it: no score, no OUT_OF_DOMAIN reason, nothing else changes.
+   */
+  outOfDomain?: (DomainModel & { threshold: number }) | null;
+  /**
+   * Platt scaling fitted on out-of-fold scores (src/ml/decisions), applied last, so threshold and band are
+   * on the calibrated probability (a card without it: the uncalibrated probability, as before).
+   */
+  calibration?: PlattCalibration | null;
+}
+
+export interface CellAnalysis {
+  /**
+   * What the decision is made on: the network's probability, fused with morphology when the rule says so,
+   * calibrated when the rule carries a calibration.
+   */
+  probabilityAll: number;
+  /** The network's own probability (over 8 views with test-time augmentation), before any fusion. */
+  networkProbability: number;
+  isAll: boolean;
+  /** True exactly when reviewReasons is not empty. */
+  needsReview: boolean;
+  reviewReasons: ReviewReason[];
+  /**
+   * How far the image lies from the training data (larger is further); null when the model card
+   * carries no out-of-domain model.
+   */
+  outOfDomainScore: number | null;
+  morphology: Morphology;
+  /** PNG of the Grad-CAM heat map over the cell; null when not asked for or the net has no conv layer. */
+  heatmapPng: Buffer | null;
+  timings: {
+    resizeMs: number;
+    predictMs: number;
+    morphologyMs: number;
+    heatmapMs: number;
+    /** 0 when the rule carries no out-of-domain model. */
+    outOfDomainMs: number;
+  };
+  /** What ran the network (and Grad-CAM): onnxruntime when the version has an ONNX twin that loaded. */
+  runtime: 'onnxruntime' | 'tfjs';
+}
+
+const hasLayer = (model: tf.LayersModel, name: string) => model.layers.some((l) => l.name === name);
+
+/**
+ * One pass over one cell: resize, predict (with Grad-CAM when asked: the same forward pass gives both),
+ * measure the outline and texture, render the heat map. Every tensor is released before returning.
+ *
+ * With `options.onnx` (the same network exported by src/ml/onnx) the forward pass, and Grad-CAM when its
+ * graph has it, run in onnxruntime; the TF.js model only explains for an export without Grad-CAM.
+ */
+export async function analyzeCell(
+  model: tf.LayersModel,
+  rule: DecisionRule,
+  image: RgbImage,
+  options: { explain: boolean; onnx?: OnnxClassifier | null },
+): Promise<CellAnalysis> {
+  let t = performance.now();
+  const pixels = await toModelInput(image, rule.inputSize);
+  const resizeMs = performance.now() - t;
+
+  t = performance.now();
+  let probabilityAll: number;
+  let heatmap: Float32Array | null = null;
+  const onnx = options.onnx;
+  const explain = options.explain && hasLayer(model, 'last_conv');
+  const useOnnx = onnx != null && (!explain || onnx.explains);
+  if (useOnnx) {
+    if (explain) ({ probabilityAll, heatmap } = await onnx.explain(pixels));
+    else probabilityAll = (await onnx.predict(pixels, 1))[0];
+  } else {
+    ({ probabilityAll, heatmap } = await predictWithTfjs(model, pixels, rule.inputSize, explain));
+  }
+  if (rule.testTimeAugmentation) {
+    // The heat map stays that of the cell as given; the probability is the mean over all 8 views.
+    const others = otherDihedralViews(pixels, rule.inputSize);
+    const count = others.length / pixels.length;
+    const rest = useOnnx
+      ? await onnx.predict(others, count)
+      : await predictBatchWithTfjs(model, others, count, rule.inputSize);
+    probabilityAll = (probabilityAll + rest.reduce((a, b) => a + b, 0)) / (count + 1);
+  }
+  const predictMs = performance.now() - t;
+
+  // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while this thread
+  // measures the cell: the two overlap wherever there is a second core.
+  t = performance.now();
+  const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize) : null;
+  // Not awaited until the end: a rejection must not go unhandled meanwhile.
+  heatmapPng?.catch(() => undefined);
+  let heatmapMs = performance.now() - t;
+
+  // One segmentation for the morphology and the out-of-domain statistics (src/ml/image/foreground.ts).
+  t = performance.now();
+  const foreground = findForeground(image);
+  const morphology = measureMorphology(image, foreground);
+  const morphologyMs = performance.now() - t;
+  const networkProbability = probabilityAll;
+  if (rule.fusion) {
+    // A card is written by our own training; a stack that does not parse means a damaged card, not a
+    // reason to answer with the network alone as if nothing were wrong.
+    if (!isMorphologyStack(rule.fusion))
+      throw new Error('The model card holds a malformed morphology stack.');
+    probabilityAll = fuse(rule.fusion, networkProbability, morphology);
+  }
+  probabilityAll = applyCalibration(rule.calibration, probabilityAll);
+
+  t = performance.now();
+  // Scored on the image as given: another lab's grey background or magnification is exactly what
+  // must be seen, so never on the blackened or resized copy the network gets.
+  const domain = rule.outOfDomain;
+  if (domain && !Number.isFinite(domain.threshold))
+    throw new Error('The model card holds an out-of-domain model without a finite threshold.');
+  const outOfDomainScore = domain ? domainScore(domain, domainFeatures(image, foreground)) : null;
+  const outOfDomainMs = domain ? performance.now() - t : 0;
+  t = performance.now();
+  const png = heatmapPng ? await heatmapPng : null;
+  heatmapMs += performance.now() - t;
+  const outOfDomain = domain != null && outOfDomainScore !== null && outOfDomainScore > domain.threshold;
+  const reasons = reviewReasons(rule, probabilityAll, outOfDomain);
+  return {
+    probabilityAll,
+    networkProbability,
+    isAll: probabilityAll >= rule.threshold,
+    needsReview: reasons.length > 0,
+    reviewReasons: reasons,
+    outOfDomainScore,
+    morphology,
+    heatmapPng: png,
+    timings: { resizeMs, predictMs, morphologyMs, heatmapMs, outOfDomainMs },
+    runtime: useOnnx ? 'onnxruntime' : 'tfjs',
+  };
+}
+
+async function predictWithTfjs(
+  model: tf.LayersModel,
+  pixels: Float32Array,
+  inputSize: number,
+  explain: boolean,
+): Promise<{ probabilityAll: number; heatmap: Float32Array | null }> {
+  const input = tf.tensor4d(pixels, [1, inputSize, inputSize, 3]);
+  try {
+    if (explain) return gradCam(model, input);
+    const output = tf.tidy(() => model.predict(input) as tf.Tensor);
+    const probabilityAll = (await output.data())[0];
+    output.dispose();
+    return { probabilityAll, heatmap: null };
+  } finally {
+    input.dispose();
+  }
+}
+
+async function predictBatchWithTfjs(
+  model: tf.LayersModel,
+  flat: Float32Array,
+  count: number,
+  inputSize: number,
+): Promise<Float32Array> {
+  const output = tf.tidy(
+    () => model.predict(tf.tensor4d(flat, [count, inputSize, inputSize, 3])) as tf.Tensor,
+  );
+  try {
+    return (await output.data()) as Float32Array;
+  } finally {
+    output.dispose();
+  }
+}

@@ -1,0 +1,198 @@
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { LymphoscopeError } from '../../../src/errors';
+import { gradCam, renderHeatmapPng } from '../../../src/ml/explanation/heatmap';
+import type { RgbImage } from '../../../src/ml/image/types';
+
+const SIZE = 16;
+
+/**
+ * A tiny conv net with hand-set weights whose decision depends on red: `last_conv` has a red detector
+ * (channel 0: R - G over 3x3) and a green detector (channel 1: G - R); the head says ALL when there is
+ * red and normal when there is green. With the red spot in one quadrant and green spots in the other
+ * three, the decision depends on that one quadrant, and Grad-CAM must point there.
+ */
+function redDetector(head: 'pool' | 'flatten', scale = 1): tf.LayersModel {
+  const model = tf.sequential();
+  model.add(
+    tf.layers.conv2d({
+      inputShape: [SIZE, SIZE, 3],
+      filters: 2,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      name: 'last_conv',
+    }),
+  );
+  if (head === 'pool') {
+    model.add(tf.layers.batchNormalization({ name: 'bn' }));
+    model.add(tf.layers.globalAveragePooling2d({ name: 'pool' }));
+    model.add(tf.layers.dropout({ rate: 0.5, name: 'dropout' }));
+  } else {
+    model.add(tf.layers.flatten({ name: 'flatten' }));
+  }
+  model.add(tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'probability_all' }));
+
+  const kernel = tf.buffer([3, 3, 3, 2]);
+  for (let y = 0; y < 3; y++) {
+    for (let x = 0; x < 3; x++) {
+      kernel.set(1, y, x, 0, 0);
+      kernel.set(-1, y, x, 1, 0);
+      kernel.set(-1, y, x, 0, 1);
+      kernel.set(1, y, x, 1, 1);
+    }
+  }
+  const conv = model.getLayer('last_conv');
+  conv.setWeights([kernel.toTensor(), tf.zeros([2])]);
+  const dense = model.getLayer('probability_all');
+  const features = head === 'pool' ? 2 : SIZE * SIZE * 2;
+  // Weight +4 per red activation and -1 per green one, averaged over positions for the flatten head.
+  const weights = Array.from(
+    { length: features },
+    (_, i) => ((i % 2 === 0 ? 4 : -1) * scale) / (head === 'pool' ? 1 : 8),
+  );
+  dense.setWeights([tf.tensor2d(weights, [features, 1]), tf.tensor1d([-0.5])]);
+  return model;
+}
+
+type Quadrant = 'topLeft' | 'topRight' | 'bottomLeft' | 'bottomRight';
+const QUADRANTS: Record<Quadrant, [number, number]> = {
+  topLeft: [0, 0],
+  topRight: [8, 0],
+  bottomLeft: [0, 8],
+  bottomRight: [8, 8],
+};
+
+/** Black 16x16 with a 4x4 red spot in `red` and 4x4 green spots in the other quadrants. */
+function spots(red: Quadrant): tf.Tensor4D {
+  const pixels = new Float32Array(SIZE * SIZE * 3);
+  for (const [name, [qx, qy]] of Object.entries(QUADRANTS)) {
+    const channel = name === red ? 0 : 1;
+    for (let y = qy + 2; y < qy + 6; y++)
+      for (let x = qx + 2; x < qx + 6; x++) pixels[(y * SIZE + x) * 3 + channel] = 1;
+  }
+  return tf.tensor4d(pixels, [1, SIZE, SIZE, 3]);
+}
+
+function quadrantMeans(heatmap: Float32Array): Record<Quadrant, number> {
+  const mean = ([qx, qy]: [number, number]) => {
+    let sum = 0;
+    for (let y = qy; y < qy + 8; y++) for (let x = qx; x < qx + 8; x++) sum += heatmap[y * SIZE + x];
+    return sum / 64;
+  };
+  return {
+    topLeft: mean(QUADRANTS.topLeft),
+    topRight: mean(QUADRANTS.topRight),
+    bottomLeft: mean(QUADRANTS.bottomLeft),
+    bottomRight: mean(QUADRANTS.bottomRight),
+  };
+}
+
+const brightest = (means: Record<Quadrant, number>) =>
+  (Object.keys(means) as Quadrant[]).reduce((a, b) => (means[b] > means[a] ? b : a));
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('gradCam', () => {
+  it.each(['pool', 'flatten'] as const)('points at the quadrant that decides (%s head)', (head) => {
+    const model = redDetector(head);
+    for (const quadrant of Object.keys(QUADRANTS) as Quadrant[]) {
+      const input = spots(quadrant);
+      const { heatmap, probabilityAll, target } = gradCam(model, input);
+      expect(target).toBe('all');
+      expect(heatmap).toHaveLength(SIZE * SIZE);
+      expect(Math.min(...heatmap)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...heatmap)).toBeCloseTo(1, 6);
+      const means = quadrantMeans(heatmap);
+      expect(brightest(means)).toBe(quadrant);
+      for (const other of Object.keys(QUADRANTS) as Quadrant[]) {
+        if (other !== quadrant) expect(means[other]).toBeLessThan(means[quadrant] / 3);
+      }
+      const predicted = tf.tidy(() => (model.predict(input) as tf.Tensor).dataSync()[0]);
+      expect(probabilityAll).toBeCloseTo(predicted, 5);
+      input.dispose();
+    }
+    model.dispose();
+  });
+
+  it("with target 'hem' shows the evidence for normal instead: the green spots", () => {
+    const model = redDetector('pool');
+    const input = spots('topLeft');
+    const { heatmap, target } = gradCam(model, input, 'last_conv', 'hem');
+    expect(target).toBe('hem');
+    const means = quadrantMeans(heatmap);
+    expect(means.topLeft).toBeLessThan(0.05);
+    expect(Math.min(means.topRight, means.bottomLeft, means.bottomRight)).toBeGreaterThan(0.2);
+    input.dispose();
+    model.dispose();
+  });
+
+  it('still explains a saturated prediction (p rounds to 1 in float32)', () => {
+    const model = redDetector('pool', 400);
+    const input = spots('bottomRight');
+    const { heatmap, probabilityAll } = gradCam(model, input);
+    expect(probabilityAll).toBeCloseTo(1, 6);
+    expect(brightest(quadrantMeans(heatmap))).toBe('bottomRight');
+    input.dispose();
+    model.dispose();
+  });
+
+  it('leaks no tensors', () => {
+    const model = redDetector('pool');
+    const input = spots('topRight');
+    gradCam(model, input); // warm-up: the first call may create lasting state
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) gradCam(model, input);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(input.isDisposed).toBe(false);
+    input.dispose();
+    model.dispose();
+  });
+
+  it('returns zeros when nothing argues for the target, and refuses unknown layers and batches', () => {
+    const model = redDetector('pool');
+    const greenOnly = tf.tidy(() => spots('topLeft').mul(tf.tensor1d([0, 1, 0])) as tf.Tensor4D);
+    expect(gradCam(model, greenOnly).heatmap.every((v) => v === 0)).toBe(true);
+    expect(() => gradCam(model, greenOnly, 'no_such_layer')).toThrow(LymphoscopeError);
+    const batch = tf.zeros([2, SIZE, SIZE, 3]) as tf.Tensor4D;
+    expect(() => gradCam(model, batch)).toThrow(/one image at a time/);
+    tf.dispose([greenOnly, batch]);
+    model.dispose();
+  });
+});
+
+describe('renderHeatmapPng', () => {
+  const cell: RgbImage = (() => {
+    const width = 40;
+    const data = new Uint8Array(width * width * 3);
+    for (let p = 0; p < width * width; p++) data.set([80, 30, 85], p * 3);
+    return { width, height: width, data };
+  })();
+
+  it('draws the heat over the cell: untouched (brightened) where cold, towards dark red where hot', async () => {
+    const heat = new Float32Array(4 * 4);
+    heat[0] = 1; // the top-left cell of a 4x4 map covers the image's top-left 10x10 pixels
+    const png = await renderHeatmapPng(cell, heat, 4);
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect(info).toMatchObject({ width: 40, height: 40, channels: 3 });
+    const px = (x: number, y: number) => Array.from(data.subarray((y * 40 + x) * 3, (y * 40 + x) * 3 + 3));
+    // Brightened 3x (the cap) where there is no heat.
+    expect(px(39, 39)).toEqual([240, 90, 255]);
+    // Fully hot: 40% cell + 60% jet(1) = dark red (128, 0, 0).
+    expect(px(0, 0)).toEqual([
+      Math.round(0.4 * 240 + 0.6 * 128),
+      Math.round(0.4 * 90),
+      Math.round(0.4 * 255),
+    ]);
+    // In between, the overlay fades with the heat.
+    const [r0] = px(0, 0);
+    const [r5] = px(12, 0);
+    expect(Math.abs(r5 - 240)).toBeLessThan(Math.abs(r0 - 240));
+  });
+
+  it('refuses a heat map of the wrong size', async () => {
+    await expect(renderHeatmapPng(cell, new Float32Array(10), 4)).rejects.toBeInstanceOf(LymphoscopeError);
+  });
+});

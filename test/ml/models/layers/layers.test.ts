@@ -1,0 +1,110 @@
+import * as tf from '@tensorflow/tfjs';
+import { gradCam } from '../../../../src/ml/explanation/heatmap';
+import { LAYER_MODULES } from '../../../../src/ml/models/layers/registry';
+import { exportOnnx, OnnxClassifier, UnsupportedLayerError } from '../../../../src/ml/onnx';
+import { OnnxTrainer } from '../../../../src/ml/onnx/trainer';
+import { initRuntime } from '../../../../src/ml/runtime';
+import {
+  realBatch,
+  type ReferenceBatch,
+  relativeError,
+  setTrainingState,
+  tfjsGradients,
+} from '../../../helpers/tfjs-reference';
+
+/**
+ * Each layer module checks itself against TF.js, on 8 real C-NMC cells (data/cnmc-sample) at 16 x 16,
+ * with the small model its `example` builds: the exported probability (to 1e-4), the ONNX Grad-CAM map
+ * against heatmap.ts' tf.grad one (to 1e-3) where the module passes Grad-CAM back, and the training
+ * graph's loss, gradients and batch-norm moving statistics against tf.variableGrads where it trains.
+ * Where a module says it cannot do something, the graph must refuse, not compute something else.
+ */
+const SIZE = 16;
+const COUNT = 8;
+
+let batch: ReferenceBatch;
+
+beforeAll(async () => {
+  await initRuntime();
+  batch = await realBatch(SIZE, COUNT);
+});
+
+function largestDifference(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
+  let largest = 0;
+  for (let i = 0; i < expected.length; i++) largest = Math.max(largest, Math.abs(expected[i] - actual[i]));
+  return largest;
+}
+
+describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('%s', (_name, module) => {
+  it('exports the probabilities of TF.js, and the Grad-CAM map where it passes back', async () => {
+    const model = module.example(SIZE);
+    const onnx = await OnnxClassifier.create(exportOnnx(model).bytes, SIZE, { threads: 1 });
+    try {
+      expect(model.layers.some((l) => module.classNames.includes(l.getClassName()))).toBe(true);
+      const exported = exportOnnx(model);
+      const expected = tf.tidy(
+        () =>
+          (
+            model.predict(tf.tensor4d(batch.pixels, [COUNT, SIZE, SIZE, 3])) as tf.Tensor
+          ).dataSync() as Float32Array,
+      );
+      expect(largestDifference(expected, await onnx.predict(batch.pixels, COUNT))).toBeLessThan(1e-4);
+      // The example's other layers (conv, flatten, dense) all pass back: the module decides.
+      expect(exported.gradCam).toBe(module.gradCam !== undefined);
+      if (!exported.gradCam) return;
+      let heatmapDiff = 0;
+      for (let i = 0; i < COUNT; i++) {
+        const cell = batch.pixels.slice(i * SIZE * SIZE * 3, (i + 1) * SIZE * SIZE * 3);
+        const input = tf.tensor4d(cell, [1, SIZE, SIZE, 3]);
+        const reference = gradCam(model, input);
+        input.dispose();
+        const explained = await onnx.explain(cell);
+        heatmapDiff = Math.max(heatmapDiff, largestDifference(reference.heatmap, explained.heatmap));
+      }
+      expect(heatmapDiff).toBeLessThan(1e-3);
+    } finally {
+      await onnx.dispose();
+      model.dispose();
+    }
+  });
+
+  it('trains in onnxruntime as TF.js does, or refuses', async () => {
+    const reference = module.example(SIZE);
+    const accelerated = module.example(SIZE);
+    try {
+      if (!module.train) {
+        await expect(OnnxTrainer.create(accelerated, { threads: 1 })).rejects.toThrow(UnsupportedLayerError);
+        return;
+      }
+      setTrainingState(reference);
+      setTrainingState(accelerated);
+      const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
+      try {
+        const expected = tfjsGradients(reference, batch, SIZE);
+        const variables = accelerated.trainableWeights.map((w) => w.read() as tf.Variable);
+        const actual = await trainer.gradients(batch, variables);
+        expect(actual.loss).toBeCloseTo(expected.value.dataSync()[0], 5);
+        const errors = reference.trainableWeights.map((w, i) => ({
+          weight: w.originalName,
+          error: relativeError(
+            expected.grads[(w.read() as tf.Variable).name].dataSync(),
+            actual.gradients[variables[i].name].dataSync(),
+          ),
+        }));
+        expect(errors.filter((e) => !(e.error < 1e-3))).toEqual([]);
+        reference.weights.forEach((w, i) => {
+          if (w.trainable) return;
+          expect(relativeError(w.read().dataSync(), accelerated.weights[i].read().dataSync())).toBeLessThan(
+            1e-4,
+          );
+        });
+        tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(actual.gradients)]);
+      } finally {
+        await trainer.dispose();
+      }
+    } finally {
+      reference.dispose();
+      accelerated.dispose();
+    }
+  });
+});
