@@ -15,7 +15,8 @@ export const PREPROCESSING =
   'to get float32 in [0, 1]; shape [1, inputSize, inputSize, 3] (NHWC, RGB order). The single output is the ' +
   "network's probability of ALL. A version with testTimeAugmentation averages it over the 8 flips and quarter " +
   "turns of the input (the API's networkProbability); a version whose fusion is not NONE then combines it with " +
-  "the cell's measured morphology (card.fusion, docs/ML.md) into probabilityAll. Call ALL at or above the " +
+  "the cell's measured morphology and chromatin texture (card.fusion, docs/ML.md) into probabilityAll. Call ALL at " +
+  'or above the ' +
   "version's threshold, and ask for a human review inside [reviewLow, reviewHigh), both on probabilityAll. A version " +
   'with a calibration (Platt scaling fitted on out-of-fold scores) applies it last: probabilityAll = ' +
   '1 / (1 + exp(-(slope * logit(p) + intercept))), with p clamped to [1e-6, 1 - 1e-6].';

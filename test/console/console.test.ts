@@ -7,6 +7,7 @@ import { startLocalStack, type LocalStack } from '../../src/local/stack';
 import { launchChromium } from '../helpers/browser';
 import { graphqlClient, ok } from '../helpers/graphql';
 import { seedReviewData, type ReviewData } from '../helpers/review-fixture';
+import { COMPARED_FEATURES } from '../../src/ml/features/morphology';
 
 const ADMIN_KEY = 'lsk_console_e2e_admin_key_0123456789abcdef';
 const NOTE = 'vacuoles and a clefted nucleus; heterochromatin';
@@ -90,7 +91,11 @@ describe('the review console in a real browser', () => {
     );
     expect(await page.textContent('#model-label')).toBe(first.label === 'ALL' ? 'ALL' : 'Normal');
     expect(await page.getAttribute('.probability', 'aria-valuenow')).toBe(String(first.probabilityAll));
-    expect(await page.$$eval('.morphology tbody tr', (rows) => rows.length)).toBe(8);
+    // Shape, then chromatin texture, each against the demo model's class norms.
+    const rows = await page.$$eval('.morphology tbody th', (cells) => cells.map((c) => c.textContent));
+    expect(rows).toHaveLength(COMPARED_FEATURES.length);
+    expect(rows).toContain('Area (px²)');
+    expect(rows).toContain('Nucleus share (Otsu)');
     // Why it is in the queue: one chip per reason, as the API gives them (the band covers everything here).
     expect(first.reviewReasons).toContain('UNCERTAIN');
     const chips = await page.$$eval('#review-reasons .badge', (found) =>

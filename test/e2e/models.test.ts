@@ -69,7 +69,8 @@ describe('model versions end to end', () => {
     const started = [
       await startJob(e2e, { ...base, learningRate: 0.001 }),
       await startJob(e2e, { ...base, learningRate: 0.003 }),
-      await startJob(e2e, { ...base, seed: 7, epochs: 2 }),
+      // The network alone (no fusion): what probabilityAll is then, is checked below.
+      await startJob(e2e, { ...base, seed: 7, epochs: 2, fusion: 'NONE' }),
     ];
     [jobA, jobB, jobOtherSplit] = await Promise.all(
       started.map((job) => watchJob(e2e, job.id, (j) => j.status === 'SUCCEEDED', 240_000)),
@@ -249,7 +250,9 @@ describe('model versions end to end', () => {
     const { artifacts, inputSize, testTimeAugmentation } = modelVersion;
     // The default recipe serves the mean over the 8 views, which a client computes from the artifacts too.
     expect(testTimeAugmentation).toBe(true);
-    expect(modelVersion.fusion).toBe('NONE');
+    // ...and fuses it with the cell's morphology and texture, which the artifacts do not carry: a partner app
+    // reproduces networkProbability from them, and reads probabilityAll from the API.
+    expect(modelVersion.fusion).toBe('TEXTURE_BLEND');
     expect(Date.parse(artifacts.expiresAt)).toBeGreaterThan(Date.now());
     expect(artifacts.preprocessing).toMatch(/lanczos/i);
     const [modelJsonResponse, weightsResponse] = await Promise.all([
@@ -306,7 +309,26 @@ describe('model versions end to end', () => {
         );
         expect(predict.modelVersion).toBe(version);
         expect(Math.abs(local - predict.networkProbability)).toBeLessThan(1e-4);
-        // Without fusion the call is made on the network's probability, calibrated with the card's Platt scaling.
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('without fusion makes the call on the network probability, Platt-scaled when the card says so', async () => {
+    const version = jobOtherSplit.modelVersion!;
+    const { modelVersion } = ok(
+      await e2e.gql('query($v: ID!) { modelVersion(version: $v) { fusion } }', { v: version }),
+    );
+    expect(modelVersion.fusion).toBe('NONE');
+    for (const image of [images[0], images[40]]) {
+      const { predict } = ok(
+        await e2e.gql(
+          'mutation($input: PredictInput!) { predict(input: $input) { probabilityAll networkProbability } }',
+          { input: { imageBase64: image.bytes.toString('base64'), modelVersion: version, explain: false } },
+        ),
+      );
+      {
         const { modelVersion: card } = ok(
           await e2e.gql('query($v: ID!) { modelVersion(version: $v) { calibration { slope intercept } } }', {
             v: version,
@@ -318,8 +340,6 @@ describe('model versions end to end', () => {
           : predict.networkProbability;
         expect(predict.probabilityAll).toBeCloseTo(expected, 9);
       }
-    } finally {
-      model.dispose();
     }
   });
 });

@@ -46,7 +46,12 @@ describe('train-worker handler', () => {
     const before = (await docs.get(layout.job('job-done')))!.etag;
     expect(await handler({ jobId: 'job-done' }, lambdaContext('req-2'))).toEqual({
       jobId: 'job-done',
+      unit: null,
       outcome: 'skipped',
+    });
+    // A unit's event names its unit; a bad one is refused before any record is read.
+    await expect(handler({ jobId: 'job-done', unit: -1 }, lambdaContext('req-2b'))).rejects.toMatchObject({
+      code: ErrorCode.BAD_USER_INPUT,
     });
     expect((await docs.get(layout.job('job-done')))!.etag).toBe(before);
   });
