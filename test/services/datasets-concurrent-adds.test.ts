@@ -1,8 +1,6 @@
-import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
+import { datasetServiceOn } from '../helpers/dataset-service';
 import type { Caller } from '../../src/services/auth';
 import { DatasetService } from '../../src/services/datasets';
-import { JsonDocuments } from '../../src/storage/json-documents';
 import type { ObjectStore } from '../../src/storage/object-store';
 import { sampleImages } from '../helpers/sample';
 import { startTestS3, type TestS3 } from '../helpers/s3';
@@ -25,15 +23,7 @@ describe('DatasetService: concurrent adds of the same bytes', () => {
       if (key.includes('/images/')) await new Promise((resolve) => setTimeout(resolve, 100));
       return s3.store.put(key, body, opts);
     };
-    const docs = new JsonDocuments(store);
-    const limits = {
-      inlineImageBytes: 2 << 20,
-      uploadBytes: 10 << 20,
-      imageSide: 4096,
-      importFiles: 100,
-      pageSize: 100,
-    };
-    datasets = new DatasetService(store, docs, limits, new AuditLog(store, docs), createLogger('silent'));
+    ({ datasets } = datasetServiceOn(store));
   });
 
   afterAll(() => s3?.stop());

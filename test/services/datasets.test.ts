@@ -1,9 +1,7 @@
+import { datasetServiceOn } from '../helpers/dataset-service';
 import { ErrorCode } from '../../src/errors';
-import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
 import type { Caller } from '../../src/services/auth';
 import { DatasetService } from '../../src/services/datasets';
-import { JsonDocuments } from '../../src/storage/json-documents';
 import { layout } from '../../src/storage/layout';
 import { sampleImages } from '../helpers/sample';
 import { startTestS3, type TestS3 } from '../helpers/s3';
@@ -15,24 +13,10 @@ describe('DatasetService', () => {
   let datasets: DatasetService;
   const scientist: Caller = { keyId: 'key-scientist', role: 'SCIENTIST', partnerId: 'key-scientist' };
   const cells = sampleImages();
-  const limits = {
-    inlineImageBytes: 2 << 20,
-    uploadBytes: 10 << 20,
-    imageSide: 4096,
-    importFiles: 100,
-    pageSize: 100,
-  };
 
   beforeAll(async () => {
     s3 = await startTestS3();
-    const docs = new JsonDocuments(s3.store);
-    datasets = new DatasetService(
-      s3.store,
-      docs,
-      limits,
-      new AuditLog(s3.store, docs),
-      createLogger('silent'),
-    );
+    ({ datasets } = datasetServiceOn(s3.store));
   });
   afterAll(() => s3?.stop());
 

@@ -1,10 +1,9 @@
+import { datasetServiceOn } from '../helpers/dataset-service';
 import { ErrorCode } from '../../src/errors';
 import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
 import type { Caller } from '../../src/services/auth';
 import { DatasetService } from '../../src/services/datasets';
 import { FolderImport } from '../../src/services/folder-import';
-import { JsonDocuments } from '../../src/storage/json-documents';
 import { sampleImages } from '../helpers/sample';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 
@@ -25,14 +24,7 @@ describe('FolderImport', () => {
 
   beforeAll(async () => {
     s3 = await startTestS3();
-    const docs = new JsonDocuments(s3.store);
-    datasets = new DatasetService(
-      s3.store,
-      docs,
-      limits,
-      new AuditLog(s3.store, docs),
-      createLogger('silent'),
-    );
+    ({ datasets } = datasetServiceOn(s3.store, limits));
     importer = new FolderImport(s3.store, datasets, limits, createLogger('silent'));
   });
   afterAll(() => s3?.stop());

@@ -1,8 +1,8 @@
+import { datasetServiceOn } from '../helpers/dataset-service';
 import { runBounded } from '../../src/concurrency/run-bounded';
 import { ErrorCode } from '../../src/errors';
 import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/training/train';
 import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
 import type { Caller } from '../../src/services/auth';
 import { DatasetService } from '../../src/services/datasets';
 import { TrainingService, type Snapshot } from '../../src/services/training';
@@ -29,21 +29,7 @@ describe('TrainingService.start', () => {
 
   beforeAll(async () => {
     s3 = await startTestS3();
-    docs = new JsonDocuments(s3.store);
-    const limits = {
-      inlineImageBytes: 2 << 20,
-      uploadBytes: 10 << 20,
-      imageSide: 4096,
-      importFiles: 100,
-      pageSize: 100,
-    };
-    datasets = new DatasetService(
-      s3.store,
-      docs,
-      limits,
-      new AuditLog(s3.store, docs),
-      createLogger('silent'),
-    );
+    ({ datasets, docs } = datasetServiceOn(s3.store));
     training = new TrainingService(
       s3.store,
       docs,
