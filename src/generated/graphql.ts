@@ -536,7 +536,10 @@ export type Morphology = {
   __typename?: 'Morphology';
   areaPx: Scalars['Float']['output'];
   circularity: Scalars['Float']['output'];
-  /** Each feature against the training set's class means. */
+  /**
+   * Each feature against the training set's class means: the 8 shape and intensity features, then (for cells
+   * measured with it) the 10 chromatin texture features (GLCM, LBP, dark and nucleus shares; docs/ML.md).
+   */
   comparisons: Array<MorphologyComparison>;
   eccentricity: Scalars['Float']['output'];
   equivalentDiameterPx: Scalars['Float']['output'];
