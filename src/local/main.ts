@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     `  printf '{"query":"mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll needsReview reviewReasons } }","variables":{"i":{"imageBase64":"%s"}}}' \\`,
     `    "$(base64 -w0 data/cnmc-sample/all/UID_11_1_1_all.bmp)" | curl -s ${stack.url.replace('127.0.0.1', 'localhost')} \\`,
     `    -H 'content-type: application/json' -H "x-api-key: $KEY" --data @-`,
-    '  With the demo model this blast (a training cell) answers NORMAL, p 0.21, in the review band:',
+    '  With the demo model this blast (a training cell) answers NORMAL, p 0.28, in the review band:',
     '  needsReview true, reviewReasons [UNCERTAIN]: a human confirms it.',
     '  More examples: docs/API.md. Ctrl-C stops everything; the data stays for the next start.',
     '',
