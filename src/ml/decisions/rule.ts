@@ -138,26 +138,10 @@ export function fitDecisions(
   const calibrated = raw.map(calibrate);
   const threshold = chooseThreshold(labels, calibrated);
 
-  const lowestByBlast = new Map<string, number>();
-  const blastIds = new Set<string>();
-  for (const run of runs) {
-    run.ids.forEach((id, i) => {
-      if (run.labels[i] !== 1) return;
-      blastIds.add(id);
-      if (run.outOfDomain?.[i]) return;
-      const p = calibrate(run.probabilities[i]);
-      lowestByBlast.set(id, Math.min(p, lowestByBlast.get(id) ?? Infinity));
-    });
-  }
-  // Should every blast have been out of domain somewhere, the edge rests on all of them as if in domain.
-  if (lowestByBlast.size === 0) {
-    for (const run of runs)
-      run.ids.forEach((id, i) => {
-        if (run.labels[i] !== 1) return;
-        const p = calibrate(run.probabilities[i]);
-        lowestByBlast.set(id, Math.min(p, lowestByBlast.get(id) ?? Infinity));
-      });
-  }
+  const blastIds = new Set(runs.flatMap((run) => run.ids.filter((_, i) => run.labels[i] === 1)));
+  // Should every blast be out of domain in every seed, the edge rests on all of them as if in domain.
+  let lowestByBlast = lowestBlastScores(runs, calibrate, true);
+  if (lowestByBlast.size === 0) lowestByBlast = lowestBlastScores(runs, calibrate, false);
   const caught = blastIds.size - lowestByBlast.size;
   const edge = conformalLowerEdge([...lowestByBlast.values()], { ...options, caught });
   const reviewLow = Math.min(edge.edge, threshold);
@@ -209,6 +193,25 @@ export function fitDecisions(
     maxFlaggedShare: options.maxFlaggedShare,
     worthHaving: outOfFold.flaggedShare.mean <= options.maxFlaggedShare,
   };
+}
+
+/**
+ * Each blast's lowest calibrated score over the seeds; with `skipOutOfDomain`, only over the seeds in which
+ * it was in domain (a blast out of domain in every seed is then absent).
+ */
+function lowestBlastScores(
+  runs: OofScores[],
+  calibrate: (p: number) => number,
+  skipOutOfDomain: boolean,
+): Map<string, number> {
+  const lowest = new Map<string, number>();
+  for (const run of runs) {
+    run.ids.forEach((id, i) => {
+      if (run.labels[i] !== 1 || (skipOutOfDomain && run.outOfDomain?.[i])) return;
+      lowest.set(id, Math.min(calibrate(run.probabilities[i]), lowest.get(id) ?? Infinity));
+    });
+  }
+  return lowest;
 }
 
 function figuresOf(

@@ -1,7 +1,7 @@
 import { badInput } from '../../errors';
 import { fitLogistic, logit, logitOf, sigmoid, type LogisticModel } from './logistic';
-import type { Morphology } from './morphology';
-import { TEXTURE_FEATURES, type Texture } from './texture';
+import { featureValue, type Morphology } from './morphology';
+import { TEXTURE_FEATURES } from './texture';
 
 /**
  * Morphology beside pixels. A CNN trained on a few dozen cells ranks them barely better than chance,
@@ -53,9 +53,7 @@ const FEATURE_VALUES: Record<string, (m: Morphology) => number> = {
   meanGreen: (m) => m.meanRgb[1],
   meanBlue: (m) => m.meanRgb[2],
   // A record measured before texture was: NaN, which the logistic model reads as "average".
-  ...Object.fromEntries(
-    TEXTURE_FEATURES.map((name) => [name, (m: Morphology) => m.texture?.[name as keyof Texture] ?? NaN]),
-  ),
+  ...Object.fromEntries(TEXTURE_FEATURES.map((name) => [name, (m: Morphology) => featureValue(m, name)])),
 };
 
 /** Morphology and chromatin texture together: what the texture blend reads. */
