@@ -6,7 +6,7 @@ import {
   type Foreground,
 } from '../image/foreground';
 import type { RgbImage } from '../image/types';
-import { measureTexture, TEXTURE_FEATURES, type Texture, type TextureFeature } from './texture';
+import { type CellBox, measureTexture, TEXTURE_FEATURES, type Texture, type TextureFeature } from './texture';
 
 export { backgroundColour };
 
@@ -38,7 +38,7 @@ const luma = (data: Uint8Array, i: number) => 0.299 * data[i] + 0.587 * data[i +
 
 // Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
 // about 200 times more.
-const { abs, max, sqrt, PI } = Math;
+const { abs, max, min, sqrt, PI } = Math;
 
 /**
  * The cell's mask, 1 inside and 0 outside, row-major. A pixel is cell when some channel differs from
@@ -143,6 +143,19 @@ function cross(o: [number, number], a: [number, number], b: [number, number]): n
  * compared with: a disc's solidity then comes out near 1, not above it. Only each row's outermost
  * corners can be on the hull, so the hull is built from 4 points per row (monotone chain).
  */
+/** The cell's bounding box from its rows' extents (rowEnd exclusive): a pass over rows, not pixels. */
+function boxOfRows(rowStart: Int32Array, rowEnd: Int32Array): CellBox {
+  let box: CellBox = null;
+  for (let y = 0; y < rowStart.length; y++) {
+    if (rowStart[y] < 0) continue;
+    if (!box) box = { x0: rowStart[y], y0: y, x1: rowEnd[y] - 1, y1: y };
+    box.x0 = min(box.x0, rowStart[y]);
+    box.x1 = max(box.x1, rowEnd[y] - 1);
+    box.y1 = y;
+  }
+  return box;
+}
+
 function convexHullArea(rowStart: Int32Array, rowEnd: Int32Array): number {
   const points: Array<[number, number]> = [];
   for (let y = 0; y < rowStart.length; y++) {
@@ -219,7 +232,7 @@ export function measureMorphology(img: RgbImage, foreground: Foreground = findFo
       meanIntensity: NaN,
       intensityStd: NaN,
       meanRgb: [NaN, NaN, NaN],
-      texture: measureTexture(img, mask),
+      texture: measureTexture(img, mask, boxOfRows(rowStart, rowEnd)),
     };
   }
   const cx = sumX / area;
@@ -255,7 +268,7 @@ export function measureMorphology(img: RgbImage, foreground: Foreground = findFo
     meanIntensity,
     intensityStd: sqrt(max(0, sumI2 / area - meanIntensity * meanIntensity)),
     meanRgb: [sumR / area, sumG / area, sumB / area],
-    texture: measureTexture(img, mask),
+    texture: measureTexture(img, mask, boxOfRows(rowStart, rowEnd)),
   };
 }
 

@@ -67,8 +67,11 @@ const NO_TEXTURE: Texture = Object.freeze({
   nucleusShare: NaN,
 });
 
+/** A cell's bounding box, inclusive; null when there is no cell. */
+export type CellBox = { x0: number; y0: number; x1: number; y1: number } | null;
+
 /** The box holding every masked pixel, or null when the mask is empty. */
-function boundingBox(mask: Uint8Array, width: number, height: number) {
+function boundingBox(mask: Uint8Array, width: number, height: number): CellBox {
   let x0 = width;
   let y0 = height;
   let x1 = -1;
@@ -87,13 +90,13 @@ function boundingBox(mask: Uint8Array, width: number, height: number) {
 
 /**
  * Measures the texture of the cell in `img` under `mask` (segmentCell's, 1 inside). Only the mask's
- * bounding box is read. NaN features (JSON null) when the cell has fewer than MIN_PIXELS pixels.
+ * bounding box is read; `box` is that box when the caller already knows it (measureMorphology does). NaN features (JSON null) when the cell has fewer than MIN_PIXELS pixels.
  */
-export function measureTexture(img: RgbImage, mask: Uint8Array): Texture {
+export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellBox): Texture {
   const { width, height, data } = img;
   if (mask.length !== width * height || data.length !== width * height * 3)
     throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
-  const box = boundingBox(mask, width, height);
+  const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
   if (!box) return { ...NO_TEXTURE };
   const bw = box.x1 - box.x0 + 1;
   const bh = box.y1 - box.y0 + 1;
