@@ -3,7 +3,7 @@
  * index.html, styles.css and config.js, and the offline GraphQL explorer in explorer/ (buildExplorer). esbuild and urql come from node_modules, so it builds offline in
  * about a second. `npx tsx console/build.ts [outDir]`; the browser test and `npm start` call buildConsole().
  */
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -11,22 +11,27 @@ export const CONSOLE_DIR = __dirname;
 export const CONSOLE_DIST = path.join(CONSOLE_DIR, 'dist');
 const STATIC_FILES = ['index.html', 'styles.css', 'config.js'];
 
+/** What the console and the explorer bundles share: browsers of the last few years (nothing needs more than ES2020), minified. */
+const BROWSER_BUNDLE = {
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+  minify: true,
+  metafile: true,
+  logLevel: 'warning',
+  legalComments: 'linked',
+} as const satisfies BuildOptions;
+
 export async function buildConsole(outDir = CONSOLE_DIST): Promise<{ outDir: string; bundleBytes: number }> {
   await rm(outDir, { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
   const result = await build({
     entryPoints: [path.join(CONSOLE_DIR, 'src', 'main.ts')],
     outfile: path.join(outDir, 'app.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    // Browsers of the last few years; nothing here needs more than ES2020.
-    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
-    minify: true,
+    ...BROWSER_BUNDLE,
+    target: [...BROWSER_BUNDLE.target],
     sourcemap: true,
-    metafile: true,
-    logLevel: 'warning',
-    legalComments: 'linked',
   });
   await Promise.all([
     ...STATIC_FILES.map((file) => copyFile(path.join(CONSOLE_DIR, file), path.join(outDir, file))),
@@ -49,16 +54,10 @@ export async function buildExplorer(outDir = CONSOLE_DIST): Promise<{ outDir: st
   const result = await build({
     entryPoints: [path.join(CONSOLE_DIR, 'explorer', 'main.ts')],
     outfile: path.join(explorerDir, 'explorer.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+    ...BROWSER_BUNDLE,
+    target: [...BROWSER_BUNDLE.target],
     // React picks its production build by this; there is no process in a browser.
     define: { 'process.env.NODE_ENV': '"production"' },
-    minify: true,
-    metafile: true,
-    logLevel: 'warning',
-    legalComments: 'linked',
   });
   await copyFile(path.join(CONSOLE_DIR, 'explorer', 'index.html'), path.join(explorerDir, 'index.html'));
   const bundleBytes = Object.entries(result.metafile.outputs)
