@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { GraphBuilder } from '../src/ml/onnx/graph';
 import { onnxRuntime, sessionOptions } from '../src/ml/onnx/session';
 import { randomValues, round } from './stats';
@@ -73,14 +74,7 @@ export async function benchPeak(backend: string, quick: boolean): Promise<PeakRo
       sessionOptions(cores),
     );
     const input = new ort.Tensor('float32', randomValues(m * m, 11), [m, m]);
-    let best = Infinity;
-    for (let i = 0; i < (quick ? 3 : 6); i++) {
-      const start = performance.now();
-      const out = await session.run({ x: input });
-      best = Math.min(best, performance.now() - start);
-      out.y.dispose();
-    }
-    await session.release();
+    const best = await bestRunMs(session, input, quick ? 3 : 6);
     rows.push({
       probe: 'GEMM 2048x2048x2048',
       runtime: 'onnxruntime',
@@ -91,6 +85,19 @@ export async function benchPeak(backend: string, quick: boolean): Promise<PeakRo
   const theory = theoreticalPeak(cores);
   if (theory) rows.push(theory);
   return rows;
+}
+
+/** The fastest of `runs` runs of a one-input ('x'), one-output ('y') session, in ms; releases the session. */
+async function bestRunMs(session: InferenceSession, input: OrtTensor, runs: number): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    const out = await session.run({ x: input });
+    best = Math.min(best, performance.now() - start);
+    out.y.dispose();
+  }
+  await session.release();
+  return best;
 }
 
 async function benchConvPeak(backend: string, quick: boolean, cores: number): Promise<PeakRow[]> {
@@ -112,14 +119,7 @@ async function benchConvPeak(backend: string, quick: boolean, cores: number): Pr
     const input = new ort.Tensor('float32', inputValues, [n, channels, size, size]);
     for (const threads of [...new Set([1, cores])]) {
       const session = await ort.InferenceSession.create(bytes, sessionOptions(threads));
-      let best = Infinity;
-      for (let i = 0; i < (quick ? 3 : 5); i++) {
-        const start = performance.now();
-        const out = await session.run({ x: input });
-        best = Math.min(best, performance.now() - start);
-        out.y.dispose();
-      }
-      await session.release();
+      const best = await bestRunMs(session, input, quick ? 3 : 5);
       rows.push({
         probe: CONV,
         runtime: 'onnxruntime',
