@@ -6,8 +6,8 @@
  *
  * Data: the 63 real C-NMC cells of data/cnmc-sample (450x450 BMP), repeated under distinct keys; model:
  * the bundled demo model (lymphonet, 96 px, test-time augmentation over 8 views). onnxruntime runs on one
- * thread (MlSettings.onnxThreads, LYMPHOSCOPE_ONNX_THREADS=1) and everything else of the pipeline is single-threaded JavaScript,
- * so the figures are per core. On a shared machine a process gets only part of a core: images per
+ * thread (configureMl's onnxThreads, whatever LYMPHOSCOPE_ONNX_THREADS says) and everything else of the
+ * pipeline is single-threaded JavaScript, so the figures are per core. On a shared machine a process gets only part of a core: images per
  * second of this process's CPU time (user + system) is the per-core figure; wall-clock rates are printed
  * beside it with the CPU share the process got. Two measurements:
  *  - chunk: the real scoring worker (runScoringInvocation) in this process, chunk after chunk, against a
