@@ -2,6 +2,8 @@
 module.exports = {
   // Node's environment with Node's typed arrays, so native addons (onnxruntime-node) work in tests.
   testEnvironment: '<rootDir>/test/helpers/node-environment.js',
+  // The ML core reads no environment (src/ml/settings.ts): each test file gets the run's, as an entry point would.
+  setupFiles: ['<rootDir>/test/helpers/ml-settings.ts'],
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {

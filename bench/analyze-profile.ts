@@ -10,12 +10,15 @@ import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier } from '../src/ml/onnx/session';
 import { analyzeCell, type DecisionRule } from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
+import { configureMl } from '../src/ml/settings';
+import { loadMlSettings } from '../src/config';
 import { sampleImages } from '../test/helpers/sample';
 import { benchEndToEnd } from './end-to-end';
 import { percentile, round } from './stats';
 
 async function main() {
   const passes = Number(process.argv[2] ?? 3);
+  configureMl(loadMlSettings());
   await initRuntime();
   const dir = path.join(__dirname, '..', 'data', 'demo-model');
   const model = await loadModel({

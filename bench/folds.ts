@@ -19,15 +19,15 @@
  * this process's CPU time (user + system), which on a shared machine is the per-core figure.
  * Prints a table and, last, one JSON line with every figure.
  */
-process.env.LYMPHOSCOPE_ONNX_THREADS = '1';
-
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { loadMlSettings } from '../src/config';
 import { startLocalStack } from '../src/local/stack';
 import { toModelInput } from '../src/ml/image/preprocess';
 import { encodeBmp, syntheticCell } from '../src/ml/data/synthetic';
+import { configureMl } from '../src/ml/settings';
 import { DEFAULT_TRAINING_CONFIG, train, type Example } from '../src/ml/training/train';
 
 const SUBJECTS = 24;
@@ -118,6 +118,7 @@ async function perCoreThroughput(): Promise<{
   imagesPerSecond: number;
   runtime: string;
 }> {
+  configureMl({ ...loadMlSettings(), onnxThreads: 1 });
   const size = DEFAULT_TRAINING_CONFIG.inputSize;
   const examples: Example[] = [];
   for (let i = 0; i < 384; i++) {

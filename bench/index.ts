@@ -23,6 +23,8 @@ import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier, onnxRuntime } from '../src/ml/onnx/session';
 import type { DecisionRule } from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
+import { configureMl } from '../src/ml/settings';
+import { loadMlSettings } from '../src/config';
 import { encodeBmp } from '../src/ml/data/synthetic';
 import { sampleImages } from '../test/helpers/sample';
 import { benchColdStart } from './cold-start';
@@ -66,6 +68,7 @@ function cpuModel(): string {
 
 async function main() {
   const started = performance.now();
+  configureMl(loadMlSettings());
   const runtime = await initRuntime();
   const machine = {
     cpu: cpuModel(),

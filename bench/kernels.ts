@@ -16,6 +16,8 @@ import {
 } from '../src/ml/models/architectures';
 import { wasmTrainingKernelNames, withShippedKernel } from '../src/ml/training/kernels';
 import { initRuntime } from '../src/ml/runtime';
+import { configureMl } from '../src/ml/settings';
+import { loadMlSettings } from '../src/config';
 
 const INPUT_SIZE = 96;
 const BATCH = 32;
@@ -105,6 +107,7 @@ const BACKPROP_INPUT_CASES: Array<{
 ];
 
 async function main() {
+  configureMl(loadMlSettings());
   const runtime = await initRuntime();
   const figures: Record<string, unknown> = { runtime, inputSize: INPUT_SIZE, batchSize: BATCH };
   console.log(`runtime: ${JSON.stringify(runtime)}; ${INPUT_SIZE}x${INPUT_SIZE}, batch ${BATCH}`);

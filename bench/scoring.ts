@@ -6,8 +6,8 @@
  *
  * Data: the 63 real C-NMC cells of data/cnmc-sample (450x450 BMP), repeated under distinct keys; model:
  * the bundled demo model (lymphonet, 96 px, test-time augmentation over 8 views). onnxruntime runs on one
- * thread (LYMPHOSCOPE_ONNX_THREADS=1) and everything else of the pipeline is single-threaded JavaScript,
- * so the figures are per core. On a shared machine a process gets only part of a core: images per
+ * thread (configureMl's onnxThreads, whatever LYMPHOSCOPE_ONNX_THREADS says) and everything else of the
+ * pipeline is single-threaded JavaScript, so the figures are per core. On a shared machine a process gets only part of a core: images per
  * second of this process's CPU time (user + system) is the per-core figure; wall-clock rates are printed
  * beside it with the CPU share the process got. Two measurements:
  *  - chunk: the real scoring worker (runScoringInvocation) in this process, chunk after chunk, against a
@@ -16,18 +16,17 @@
  *  - compute: decode + analyzeCell alone on bytes in memory, the ceiling without storage.
  * Prints a table and, last, one JSON line with every figure.
  */
-process.env.LYMPHOSCOPE_ONNX_THREADS = '1';
-
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../src/config';
+import { loadConfig, loadMlSettings } from '../src/config';
 import type { ScoringWorkerEvent } from '../src/dispatch/scoring-dispatcher';
 import { startLocalS3 } from '../src/local/s3-server';
 import { installDemoModel } from '../src/local/stack';
 import { decodeImage } from '../src/ml/image/decode';
 import { analyzeCell } from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
+import { configureMl } from '../src/ml/settings';
 import { createServices } from '../src/services';
 import { imageLimits } from '../src/services/image-limits';
 import { runScoringInvocation } from '../src/services/scoring-worker';
@@ -48,6 +47,7 @@ async function sample(): Promise<Array<{ name: string; bytes: Buffer }>> {
 }
 
 async function main() {
+  configureMl({ ...loadMlSettings(), onnxThreads: 1 });
   const runtime = await initRuntime();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-bench-scoring-'));
   const s3 = await startLocalS3({ directory: dir, bucket: 'bench', port: 0 });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, estimateFlops } from '../src/ml/models/architectures';
 import { defaultOnnxThreads } from '../src/ml/onnx/session';
+import { configureMl, mlSettings } from '../src/ml/settings';
 import { OnnxTrainer } from '../src/ml/onnx/trainer';
 import { augmenterFor } from '../src/ml/image/preprocess';
 import { syntheticCell } from '../src/ml/data/synthetic';
@@ -34,8 +35,7 @@ const BATCH = 32;
 
 /** train() on lymphonet, 1 epoch at 96x96 without augmentation, with the training runtime given. */
 async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Promise<TrainingRow> {
-  const previous = process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
-  process.env.LYMPHOSCOPE_TRAIN_RUNTIME = runtime;
+  const previous = configureMl({ ...mlSettings(), trainingRuntime: runtime });
   try {
     const examples = syntheticExamples(BATCH * batches, SIZE, 1);
     const validation = syntheticExamples(BATCH, SIZE, 10_000);
@@ -59,8 +59,7 @@ async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Prom
       gflopsPerSecond: round(imagesPerSecond * 3 * gflop),
     };
   } finally {
-    if (previous === undefined) delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
-    else process.env.LYMPHOSCOPE_TRAIN_RUNTIME = previous;
+    configureMl(previous);
   }
 }
 
@@ -82,7 +81,7 @@ export async function userEpoch(batches: number): Promise<TrainingRow & { epochO
   const imagesPerSecond = count / seconds;
   return {
     model: 'lymphonet',
-    runtime: process.env.LYMPHOSCOPE_TRAIN_RUNTIME ?? 'onnxruntime',
+    runtime: mlSettings().trainingRuntime,
     threads: defaultOnnxThreads(),
     how: `train(), the default recipe's epoch: ${count} images augmented + ${validation.length} validated`,
     data: 'synthetic cells (src/ml/data/synthetic.ts) at 96x96',

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { MlSettings } from './ml/settings';
 
 /** The trained demo model shipped in the repository (data/demo-model): the local stack's and the CLI's default. */
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', 'data', 'demo-model');
@@ -10,7 +11,42 @@ export const DEMO_MODEL_DIR = path.join(__dirname, '..', 'data', 'demo-model');
  */
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-const schema = z.object({
+/** Blank means unset, as it always has for the ML variables (an empty `KEY=` in a .env file). */
+const blankIsUnset = (value: unknown) =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+/** One of `values`, in any case and with surrounding spaces, or unset. */
+const choice = <T extends string>(values: readonly [T, ...T[]]) =>
+  z.preprocess(
+    (value) => {
+      const given = blankIsUnset(value);
+      return typeof given === 'string' ? given.trim().toLowerCase() : given;
+    },
+    z
+      .enum(values, {
+        error: (issue) =>
+          `must be one of ${values.map((v) => `'${v}'`).join(', ')}, not '${String(issue.input)}'`,
+      })
+      .optional(),
+  );
+
+/** The ML core's settings (src/ml/settings.ts, MlSettings: what each means). */
+const mlSchema = z.object({
+  LYMPHOSCOPE_ML_BACKEND: choice(['tensorflow', 'wasm', 'cpu']),
+  LYMPHOSCOPE_WASM_DIR: z.preprocess(blankIsUnset, z.string().optional()),
+  LYMPHOSCOPE_ONNX: choice(['on', 'off']),
+  LYMPHOSCOPE_ONNX_THREADS: z.preprocess(
+    blankIsUnset,
+    z.coerce
+      .number({ error: 'must be an integer from 1 to 256' })
+      .int('must be an integer from 1 to 256')
+      .min(1, 'must be an integer from 1 to 256')
+      .max(256, 'must be an integer from 1 to 256')
+      .optional(),
+  ),
+  LYMPHOSCOPE_TRAIN_RUNTIME: choice(['onnxruntime', 'tfjs']),
+});
+
+const schema = mlSchema.extend({
   LYMPHOSCOPE_STAGE: z.string().min(1).default('local'),
   LYMPHOSCOPE_BUCKET: z.string().min(3).default('lymphoscope-local'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
@@ -134,15 +170,39 @@ export type Config = Readonly<{
     jobBudgetMs: number;
   }>;
   scoring: Readonly<{ workerFunction: string; maxImages: number; maxConcurrency: number }>;
+  /** For the ML core: every entry point passes it to configureMl (src/ml/settings.ts). */
+  ml: MlSettings;
 }>;
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+function parse<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.output<T> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`Invalid configuration: ${problems}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+function mlSettingsOf(e: z.output<typeof mlSchema>): MlSettings {
+  return Object.freeze({
+    backend: e.LYMPHOSCOPE_ML_BACKEND ?? 'auto',
+    wasmDir: e.LYMPHOSCOPE_WASM_DIR ?? null,
+    onnx: e.LYMPHOSCOPE_ONNX !== 'off',
+    onnxThreads: e.LYMPHOSCOPE_ONNX_THREADS ?? null,
+    trainingRuntime: e.LYMPHOSCOPE_TRAIN_RUNTIME ?? 'onnxruntime',
+  });
+}
+
+/**
+ * The ML variables alone, validated like loadConfig's: for the entry points that run the ML core without
+ * the services (the CLI's train, cv, evaluate and predict; the bench scripts).
+ */
+export function loadMlSettings(env: NodeJS.ProcessEnv = process.env): MlSettings {
+  return mlSettingsOf(parse(mlSchema, env));
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parse(schema, env);
   if (e.LYMPHOSCOPE_AUTH === 'disabled' && !AUTH_OPTIONAL_STAGES.has(e.LYMPHOSCOPE_STAGE)) {
     throw new Error(
       `Invalid configuration: LYMPHOSCOPE_AUTH=disabled is only allowed on the stages ${[...AUTH_OPTIONAL_STAGES].join(', ')}, not '${e.LYMPHOSCOPE_STAGE}'.`,
@@ -201,5 +261,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxImages: e.LYMPHOSCOPE_MAX_SCORING_IMAGES,
       maxConcurrency: e.LYMPHOSCOPE_MAX_SCORING_CONCURRENCY,
     }),
+    ml: mlSettingsOf(e),
   });
 }

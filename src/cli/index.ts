@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { version } from '../../package.json';
+import { loadMlSettings } from '../config';
+import { configureMl } from '../ml/settings';
 import { bootstrapCommand } from './bootstrap';
 import { cvCommand, evaluateCommand, predictCommand, trainCommand, type Flags } from './commands';
 import { commandUsage, COMMANDS, usage } from './help';
@@ -88,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   const flags = values as Flags;
+  // The ML variables of the environment (LYMPHOSCOPE_ML_BACKEND, LYMPHOSCOPE_TRAIN_RUNTIME, ...), validated.
+  configureMl(loadMlSettings());
   switch (command) {
     case 'train':
       await trainCommand(flags);

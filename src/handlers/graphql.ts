@@ -5,6 +5,7 @@ import { CallerLimiter } from '../api/rate-limits';
 import { createApolloServer } from '../api/server';
 import { loadConfig } from '../config';
 import { initRuntime } from '../ml/runtime';
+import { configureMl } from '../ml/settings';
 import { ErrorCode, LymphoscopeError } from '../errors';
 import { apiKeyFromHeaders, createRequestContext } from '../resolvers/context';
 import { createServices } from '../services';
@@ -13,6 +14,7 @@ import { createMetrics, MetricUnit } from './metrics';
 
 // Built once per Lambda container (cold start) and reused by every request it serves.
 const config = loadConfig();
+configureMl(config.ml);
 const services = createServices(config);
 const server = createApolloServer(config, services.log);
 const metrics = createMetrics(config.stage);

@@ -2,10 +2,12 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from '../config';
 import type { ScoringWorkerEvent } from '../dispatch/scoring-dispatcher';
 import { badInput } from '../errors';
+import { configureMl } from '../ml/settings';
 import { createServices } from '../services';
 import { runScoringInvocation } from '../services/scoring-worker';
 
 const config = loadConfig();
+configureMl(config.ml);
 const services = createServices(config);
 
 /**

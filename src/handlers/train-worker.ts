@@ -2,11 +2,13 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from '../config';
 import type { TrainWorkerEvent } from '../dispatch/job-dispatcher';
 import { badInput } from '../errors';
+import { configureMl } from '../ml/settings';
 import { createServices } from '../services';
 import { runTrainingInvocation } from '../services/training-units';
 import { createMetrics, MetricUnit } from './metrics';
 
 const config = loadConfig();
+configureMl(config.ml);
 const services = createServices(config);
 const metrics = createMetrics(config.stage);
 

@@ -3,6 +3,7 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
+import { mlSettings } from './settings';
 import { registerWasmTrainingKernels } from './training/kernels';
 
 /** What the ML core runs on; reported by the `health` query and written into every model card. */
@@ -19,8 +20,8 @@ export interface RuntimeInfo {
 export interface RuntimeOptions {
   /**
    * Directory holding the tfjs-backend-wasm `.wasm` binaries. A Lambda bundle copies them next to the
-   * handler, where the package's own dist directory does not exist. Defaults to LYMPHOSCOPE_WASM_DIR, then
-   * to the installed package, then to the directory of the (bundled) module.
+   * handler, where the package's own dist directory does not exist. Defaults to the configured one
+   * (MlSettings.wasmDir), then to the installed package, then to the directory of the (bundled) module.
    */
   wasmDir?: string;
 }
@@ -35,8 +36,9 @@ let current: RuntimeInfo | undefined;
  * promise. A failed initialisation is not cached, so a caller may retry after fixing the cause.
  *
  * The cpu backend is never chosen silently: it trains a CNN at about 0.1 images/s, which would turn a
- * wasm problem into jobs that look alive and never finish. LYMPHOSCOPE_ML_BACKEND=cpu forces it (tests use
- * it as a reference); LYMPHOSCOPE_ML_BACKEND=wasm skips the tfjs-node probe.
+ * wasm problem into jobs that look alive and never finish. MlSettings.backend 'cpu' (LYMPHOSCOPE_ML_BACKEND)
+ * forces it (tests use it as a reference); 'wasm' skips the tfjs-node probe. The settings are those given to
+ * configureMl before this first call.
  */
 export function initRuntime(opts: RuntimeOptions = {}): Promise<RuntimeInfo> {
   if (!initialization) {
@@ -65,10 +67,7 @@ export function liveTensors(): number {
 }
 
 async function chooseBackend(opts: RuntimeOptions): Promise<RuntimeInfo> {
-  const requested = process.env.LYMPHOSCOPE_ML_BACKEND?.trim().toLowerCase() || undefined;
-  if (requested !== undefined && !['cpu', 'wasm', 'tensorflow'].includes(requested)) {
-    throw new Error(`LYMPHOSCOPE_ML_BACKEND must be 'tensorflow', 'wasm' or 'cpu', not '${requested}'.`);
-  }
+  const requested = mlSettings().backend;
   if (requested === 'cpu') {
     await activate('cpu');
     return { backend: 'cpu', tfjsVersion: tf.version.tfjs, simd: false, threads: 1 };
@@ -102,7 +101,7 @@ function loadNativeBackend(): boolean {
 }
 
 async function initWasm(opts: RuntimeOptions): Promise<RuntimeInfo> {
-  const explicit = opts.wasmDir ?? process.env.LYMPHOSCOPE_WASM_DIR;
+  const explicit = opts.wasmDir ?? mlSettings().wasmDir;
   // Unset, the installed package's dist comes first; in an esbuild bundle there is none and the binaries
   // are expected beside the bundle, which is this module's directory.
   const candidates = explicit ? [explicit] : [packageWasmDir(), __dirname].filter((d): d is string => !!d);

@@ -118,4 +118,30 @@ describe('the import graph of src/', () => {
     }
     expect(offending).toEqual([]);
   });
+
+  it('keeps the environment out of src/ml: its settings come in through configureMl', () => {
+    const readers = sourceFiles(path.join(SRC, 'ml'))
+      .filter((file) => readsEnvironment(readFileSync(file, 'utf8')))
+      .map((file) => path.relative(SRC, file));
+    expect(readers).toEqual([]);
+    const importsConfig = [...graph]
+      .filter(([module, targets]) => module.startsWith('ml/') && targets.includes('config.ts'))
+      .map(([module]) => module);
+    expect(importsConfig).toEqual([]);
+  });
+
+  it('finds an environment read when there is one', () => {
+    expect(readsEnvironment("const backend = process.env.LYMPHOSCOPE_ML_BACKEND ?? 'auto';")).toBe(true);
+    expect(readsEnvironment("const { LYMPHOSCOPE_ONNX } = process['env'];")).toBe(true);
+    expect(readsEnvironment("import { env } from 'node:process';")).toBe(true);
+    expect(readsEnvironment("const backend = mlSettings().backend; // 'auto' unless configured")).toBe(false);
+  });
 });
+
+/** Whether TypeScript source reads the process environment (process.env, process['env'], node:process's env). */
+function readsEnvironment(source: string): boolean {
+  return (
+    /\bprocess\s*(\.\s*env\b|\[\s*['"`]env['"`]\s*\])/.test(source) ||
+    /import\s*\{[^}]*\benv\b[^}]*\}\s*from\s*['"](node:)?process['"]/.test(source)
+  );
+}

@@ -8,10 +8,26 @@ describe('score-worker handler', () => {
   let handler: typeof import('../../src/handlers/score-worker').handler;
 
   beforeAll(async () => {
-    s3 = await handlerEnvironment();
+    // ML settings other than the defaults the test setup gave this file's ML core: the handler must pass them in.
+    s3 = await handlerEnvironment({ LYMPHOSCOPE_ONNX_THREADS: '1', LYMPHOSCOPE_TRAIN_RUNTIME: 'tfjs' });
     ({ handler } = await import('../../src/handlers/score-worker'));
   });
   afterAll(() => s3?.stop());
+
+  it("hands the environment's ML settings, validated, to the ML core when it loads", async () => {
+    const { mlSettings } = await import('../../src/ml/settings');
+    expect(mlSettings()).toMatchObject({ onnxThreads: 1, trainingRuntime: 'tfjs', onnx: true });
+    process.env.LYMPHOSCOPE_ONNX = 'maybe';
+    try {
+      await jest.isolateModulesAsync(async () => {
+        await expect(import('../../src/handlers/score-worker')).rejects.toThrow(
+          "Invalid configuration: LYMPHOSCOPE_ONNX: must be one of 'on', 'off', not 'maybe'",
+        );
+      });
+    } finally {
+      delete process.env.LYMPHOSCOPE_ONNX;
+    }
+  });
 
   it('refuses an event without a jobId, touching nothing', async () => {
     for (const event of [null, {}, { jobId: 42 }, { chunk: 1 }]) {

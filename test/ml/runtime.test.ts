@@ -8,7 +8,10 @@ import { initRuntime, liveTensors, runtimeInfo } from '../../src/ml/runtime';
 const ROOT = path.resolve(__dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
-/** initRuntime in a fresh process (it initialises once per process), reporting the outcome as JSON. */
+/**
+ * initRuntime in a fresh process (it initialises once per process), configured as an entry point does it:
+ * the environment read and validated by loadMlSettings, then configureMl. Reports the outcome as JSON.
+ */
 function initInChild(
   env: Record<string, string>,
   opts = '{}',
@@ -17,8 +20,13 @@ function initInChild(
   const script = path.join(dir, 'init.ts');
   writeFileSync(
     script,
-    `import { initRuntime } from ${JSON.stringify(path.join(ROOT, 'src/ml/runtime'))};
-initRuntime(${opts}).then(
+    `import { loadMlSettings } from ${JSON.stringify(path.join(ROOT, 'src/config'))};
+import { initRuntime } from ${JSON.stringify(path.join(ROOT, 'src/ml/runtime'))};
+import { configureMl } from ${JSON.stringify(path.join(ROOT, 'src/ml/settings'))};
+Promise.resolve().then(() => {
+  configureMl(loadMlSettings());
+  return initRuntime(${opts});
+}).then(
   (info) => console.log(JSON.stringify({ info })),
   (error) => console.log(JSON.stringify({ error: String(error.message) })),
 );`,
@@ -67,7 +75,9 @@ test('fails loudly instead of falling back to cpu, and honours explicit choices'
     /wasm binaries are missing from '\/nonexistent\/wasm'.*LYMPHOSCOPE_WASM_DIR/,
   );
   expect(optionDir.error).toMatch(/missing from '\/also\/missing'/);
-  expect(unknown.error).toMatch(/LYMPHOSCOPE_ML_BACKEND must be/);
+  expect(unknown.error).toBe(
+    "Invalid configuration: LYMPHOSCOPE_ML_BACKEND: must be one of 'tensorflow', 'wasm', 'cpu', not 'gpu'",
+  );
   expect(nativeAbsent.error).toMatch(/tfjs-node/);
   expect(cpu.info?.backend).toBe('cpu');
 }, 180_000);

@@ -1,21 +1,15 @@
 import type * as tf from '@tensorflow/tfjs';
 import { UnsupportedLayerError } from './export';
+import { mlSettings, type TrainingRuntime } from '../settings';
 import { OnnxTrainer, type TrainingBatch } from './trainer';
 
-/** What ran a training run's forward and backward passes. */
-export type TrainingRuntime = 'onnxruntime' | 'tfjs';
-
 /**
- * LYMPHOSCOPE_TRAIN_RUNTIME: 'onnxruntime' (the default where onnxruntime-node loads) or 'tfjs', the
- * TF.js backend alone (for comparison, and the fallback). Read at every call so a benchmark or test can
- * run both in one process.
+ * MlSettings.trainingRuntime (LYMPHOSCOPE_TRAIN_RUNTIME): 'onnxruntime' (the default where
+ * onnxruntime-node loads) or 'tfjs', the TF.js backend alone (for comparison, and the fallback). Read at
+ * every call so a benchmark or test can run both in one process.
  */
 export function requestedTrainingRuntime(): TrainingRuntime {
-  const value = process.env.LYMPHOSCOPE_TRAIN_RUNTIME?.trim().toLowerCase() || 'onnxruntime';
-  if (value !== 'onnxruntime' && value !== 'tfjs') {
-    throw new Error(`LYMPHOSCOPE_TRAIN_RUNTIME must be 'onnxruntime' or 'tfjs', not '${value}'.`);
-  }
-  return value;
+  return mlSettings().trainingRuntime;
 }
 
 /**

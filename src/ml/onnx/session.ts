@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { badInput } from '../../errors';
+import { mlSettings } from '../settings';
 import { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY } from './export';
 
 type OnnxRuntime = typeof Ort;
@@ -10,11 +11,12 @@ let loadError: string | undefined;
 
 /**
  * onnxruntime-node, or null where its native binary cannot load (another platform, a Lambda zip without
- * it, LYMPHOSCOPE_ONNX=off): serving then stays on TF.js. Loaded on first use and cached.
+ * it, switched off in MlSettings by LYMPHOSCOPE_ONNX=off): serving then stays on TF.js. Loaded on first
+ * use and cached.
  */
 export function onnxRuntime(): OnnxRuntime | null {
   if (runtime !== undefined) return runtime;
-  if (process.env.LYMPHOSCOPE_ONNX?.trim().toLowerCase() === 'off') {
+  if (!mlSettings().onnx) {
     loadError = 'disabled by LYMPHOSCOPE_ONNX=off';
     return (runtime = null);
   }
@@ -29,17 +31,12 @@ export function onnxRuntime(): OnnxRuntime | null {
 }
 
 /**
- * Threads per onnxruntime session: LYMPHOSCOPE_ONNX_THREADS, else every core the process may use. On a
- * machine shared with other busy processes one thread can be faster (docs/PERFORMANCE.md).
+ * Threads per onnxruntime session: MlSettings.onnxThreads (LYMPHOSCOPE_ONNX_THREADS), else every core the
+ * process may use. On a machine shared with other busy processes one thread can be faster
+ * (docs/PERFORMANCE.md).
  */
 export function defaultOnnxThreads(): number {
-  const configured = process.env.LYMPHOSCOPE_ONNX_THREADS?.trim();
-  if (!configured) return availableParallelism();
-  const threads = Number(configured);
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new Error(`LYMPHOSCOPE_ONNX_THREADS must be an integer from 1 to 256, not '${configured}'.`);
-  }
-  return threads;
+  return mlSettings().onnxThreads ?? availableParallelism();
 }
 
 /**

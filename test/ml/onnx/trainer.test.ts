@@ -3,6 +3,7 @@ import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src
 import { acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
+import { configureMl, mlSettings } from '../../../src/ml/settings';
 import { DEFAULT_TRAINING_CONFIG, train } from '../../../src/ml/training/train';
 import { realBatch, relativeError, setTrainingState, tfjsGradients } from '../../helpers/tfjs-reference';
 
@@ -100,21 +101,19 @@ describe('acceleratedTrainer', () => {
     }
   });
 
-  it('stays on TF.js when LYMPHOSCOPE_TRAIN_RUNTIME=tfjs, and for a model with nothing to train', async () => {
+  it('stays on TF.js when configured for tfjs, and for a model with nothing to train', async () => {
     const model = buildModel('vanilla', 32, 1);
     const majority = buildModel('majority', 32, 1);
-    const previous = process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+    const previous = configureMl({ ...mlSettings(), trainingRuntime: 'tfjs' });
     try {
-      process.env.LYMPHOSCOPE_TRAIN_RUNTIME = 'tfjs';
       expect(await acceleratedTrainer(model)).toBeNull();
-      delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
+      configureMl({ ...previous, trainingRuntime: 'onnxruntime' });
       expect(await acceleratedTrainer(majority)).toBeNull();
       const trainer = await acceleratedTrainer(model);
       expect(trainer).toBeInstanceOf(OnnxTrainer);
       await trainer?.dispose();
     } finally {
-      if (previous === undefined) delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
-      else process.env.LYMPHOSCOPE_TRAIN_RUNTIME = previous;
+      configureMl(previous);
       model.dispose();
       majority.dispose();
     }
@@ -131,8 +130,7 @@ describe('train() on onnxruntime', () => {
     }));
     const config = { ...DEFAULT_TRAINING_CONFIG, inputSize: size, epochs: 3, batchSize: 8, augment: false };
     const run = async (runtime: 'onnxruntime' | 'tfjs') => {
-      const previous = process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
-      process.env.LYMPHOSCOPE_TRAIN_RUNTIME = runtime;
+      const previous = configureMl({ ...mlSettings(), trainingRuntime: runtime });
       try {
         const result = await train({ config, train: examples.slice(0, 24), validation: examples.slice(24) });
         const model = result.model!;
@@ -142,8 +140,7 @@ describe('train() on onnxruntime', () => {
         model.dispose();
         return { history: result.history, probabilities };
       } finally {
-        if (previous === undefined) delete process.env.LYMPHOSCOPE_TRAIN_RUNTIME;
-        else process.env.LYMPHOSCOPE_TRAIN_RUNTIME = previous;
+        configureMl(previous);
       }
     };
     const reference = await run('tfjs');
