@@ -32,6 +32,8 @@ export interface Foreground {
   foregroundPixels: number;
   /** Pixels with some channel at 255. */
   clippedPixels: number;
+  /** The highest channel value in the image (the heat map's overlay brightens the cell by it). */
+  brightest: number;
   /** Runs in raster order: row, first column, one past the last column. */
   runRow: Int32Array;
   runStart: Int32Array;
@@ -120,6 +122,7 @@ export function findForeground(img: RgbImage): Foreground {
   const mask = new Uint8Array(n);
   let foregroundPixels = 0;
   let clippedPixels = 0;
+  let brightest = 0;
   // At most one run per two pixels of a row, plus one.
   const capacity = height * ((width + 1) >> 1);
   const runRow = new Int32Array(capacity);
@@ -133,6 +136,9 @@ export function findForeground(img: RgbImage): Foreground {
       const g = data[i + 1];
       const b = data[i + 2];
       if (r === 255 || g === 255 || b === 255) clippedPixels++;
+      if (r > brightest) brightest = r;
+      if (g > brightest) brightest = g;
+      if (b > brightest) brightest = b;
       if (
         abs(r - br) > FOREGROUND_LEVEL ||
         abs(g - bg) > FOREGROUND_LEVEL ||
@@ -195,6 +201,7 @@ export function findForeground(img: RgbImage): Foreground {
     mask,
     foregroundPixels,
     clippedPixels,
+    brightest,
     runRow: runRow.slice(0, runs),
     runStart: runStart.slice(0, runs),
     runEnd: runEnd.slice(0, runs),

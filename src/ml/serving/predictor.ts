@@ -137,7 +137,7 @@ export async function analyzeCell(
   // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while the network
   // scores the other views: the two overlap wherever there is a second core.
   t = performance.now();
-  const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize) : null;
+  const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize, foreground.brightest) : null;
   // Not awaited until the end: a rejection must not go unhandled meanwhile.
   heatmapPng?.catch(() => undefined);
   let heatmapMs = performance.now() - t;
