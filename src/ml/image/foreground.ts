@@ -123,12 +123,29 @@ export function findForeground(img: RgbImage): Foreground {
   let foregroundPixels = 0;
   let clippedPixels = 0;
   let brightest = 0;
-  // At most one run per two pixels of a row, plus one.
-  const capacity = height * ((width + 1) >> 1);
-  const runRow = new Int32Array(capacity);
-  const runStart = new Int32Array(capacity);
-  const runEnd = new Int32Array(capacity);
+  // Grown by doubling: a C-NMC cell is a few hundred runs, while room for the worst case (a run every
+  // other pixel) would be 1.2 MB allocated and zeroed per 450x450 image.
+  let capacity = 256;
+  let runRow = new Int32Array(capacity);
+  let runStart = new Int32Array(capacity);
+  let runEnd = new Int32Array(capacity);
   let runs = 0;
+  const addRun = (y: number, start: number, end: number) => {
+    if (runs === capacity) {
+      capacity *= 2;
+      const grow = (old: Int32Array) => {
+        const grown = new Int32Array(capacity);
+        grown.set(old);
+        return grown;
+      };
+      runRow = grow(runRow);
+      runStart = grow(runStart);
+      runEnd = grow(runEnd);
+    }
+    runRow[runs] = y;
+    runStart[runs] = start;
+    runEnd[runs++] = end;
+  };
   for (let y = 0, p = 0, i = 0; y < height; y++) {
     let open = -1;
     for (let x = 0; x < width; x++, p++, i += 3) {
@@ -148,17 +165,11 @@ export function findForeground(img: RgbImage): Foreground {
         foregroundPixels++;
         if (open < 0) open = x;
       } else if (open >= 0) {
-        runRow[runs] = y;
-        runStart[runs] = open;
-        runEnd[runs++] = x;
+        addRun(y, open, x);
         open = -1;
       }
     }
-    if (open >= 0) {
-      runRow[runs] = y;
-      runStart[runs] = open;
-      runEnd[runs++] = width;
-    }
+    if (open >= 0) addRun(y, open, width);
   }
 
   // Union runs of neighbouring rows that touch, diagonals included (8-connectivity). The smaller index
