@@ -92,8 +92,9 @@ export async function analyzeCell(
   image: RgbImage,
   options: { explain: boolean; onnx?: OnnxClassifier | null },
 ): Promise<CellAnalysis> {
-  // A damaged card is refused before any work starts. A card is written by our own training; a stack that does not parse means a damaged card, not a
-  // reason to answer with the network alone as if nothing were wrong.
+  // A damaged card is refused before any work starts. A card is written by our own training; a stack
+  // that does not parse means a damaged card, not a reason to answer with the network alone as if
+  // nothing were wrong.
   if (rule.fusion && !isMorphologyStack(rule.fusion))
     throw new Error('The model card holds a malformed morphology stack.');
   const domain = rule.outOfDomain;
