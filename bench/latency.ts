@@ -25,7 +25,9 @@ export interface LatencyRow {
  * Single-image latency by stage over real C-NMC cells, the way PredictionService runs them: decode, then
  * analyzeCell with a heat map (resize, predict + Grad-CAM, heat-map PNG, morphology, out-of-domain score).
  * `predict` includes Grad-CAM; `heatmap` is drawing the overlay plus whatever of its PNG encode (on the
- * thread pool, overlapped with morphology) is left when the cell is measured. Each cell goes through every runtime in turn, so load from
+ * thread pool, overlapped with the other 7 views' forward passes) is left after them, and `resize` what
+ * of the resize (thread pool too) is left after morphology and out-of-domain: the stages are this
+ * thread's path, and `total` the wall clock. Each cell goes through every runtime in turn, so load from
  * other processes on a shared machine falls on all of them alike.
  */
 export async function benchLatency(

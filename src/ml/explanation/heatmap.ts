@@ -128,12 +128,14 @@ function axisSamples(length: number, size: number) {
  * A PNG of the cell at its own resolution with the heat map laid over it in the jet colour map. The
  * overlay's opacity follows the heat (up to 60%), so where the model saw nothing the cell shows
  * untouched. C-NMC cells are dark (channel values around 80), so the cell is brightened for display,
- * by at most 3x, until its brightest channel value reaches 255.
+ * by at most 3x, until its brightest channel value reaches 255. `brightestValue` is that value when the
+ * caller already knows it (findForeground's `brightest`); it must be the image's.
  */
 export async function renderHeatmapPng(
   img: RgbImage,
   heatmap: Float32Array,
   heatmapSize: number,
+  brightestValue?: number,
 ): Promise<Buffer> {
   if (img.data.length !== img.width * img.height * 3)
     throw badInput('The image data does not match its size.');
@@ -144,8 +146,13 @@ export async function renderHeatmapPng(
   }
   const { width, height } = img;
   const pixels = img.data;
+  // A whole pass over the image on its own: analyzeCell passes the value findForeground already saw.
   let brightest = 1;
-  for (let i = 0; i < pixels.length; i++) if (pixels[i] > brightest) brightest = pixels[i];
+  if (brightestValue === undefined) {
+    for (let i = 0; i < pixels.length; i++) if (pixels[i] > brightest) brightest = pixels[i];
+  } else {
+    brightest = max(1, brightestValue);
+  }
   const gain = min(3, 255 / brightest);
   const brightened = Float64Array.from({ length: 256 }, (_, v) => min(255, v * gain));
   // The same, rounded: where there is no heat, a pixel is a table lookup.

@@ -2,7 +2,7 @@ import { badInput } from '../../errors';
 import type { RgbImage } from '../image/types';
 
 // Global lookups are slow inside Jest's sandbox: read Math's functions once, outside the pixel loops.
-const { floor, log, max, min } = Math;
+const { floor, log, min } = Math;
 
 /**
  * Chromatin texture of the cell, read inside its mask on Rec. 601 luma: what a hematologist calls fine,
@@ -100,22 +100,21 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
   if (!box) return { ...NO_TEXTURE };
   const bw = box.x1 - box.x0 + 1;
   const bh = box.y1 - box.y0 + 1;
-  // Luma and mask of the box alone, so every loop below runs over the cell, not the frame.
+  // Luma of the box alone, so every loop below runs over the cell, not the frame; the cell's pixels
+  // are those with a grey level (OUTSIDE elsewhere), so no second mask is read.
   const luma = new Float64Array(bw * bh);
-  const inside = new Uint8Array(bw * bh);
-  const histogram = new Float64Array(256);
+  const levels = new Uint8Array(bw * bh).fill(OUTSIDE);
+  const histogram = new Int32Array(256);
   let count = 0;
   let sum = 0;
-  for (let y = 0; y < bh; y++) {
-    for (let x = 0; x < bw; x++) {
-      const p = (y + box.y0) * width + x + box.x0;
-      const q = y * bw + x;
-      const i = p * 3;
+  for (let y = 0, q = 0; y < bh; y++) {
+    for (let x = 0, p = (y + box.y0) * width + box.x0, i = p * 3; x < bw; x++, p++, q++, i += 3) {
       const value = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
       luma[q] = value;
       if (!mask[p]) continue;
-      inside[q] = 1;
-      histogram[min(255, floor(value + 0.5))]++;
+      levels[q] = 0;
+      // value is in [0, 255]: truncation of value + 0.5 is Math.round, never above 255.
+      histogram[(value + 0.5) | 0]++;
       count++;
       sum += value;
     }
@@ -133,42 +132,67 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
   };
   const low = percentile(0.01);
   const high = percentile(0.99);
-  const levels = new Uint8Array(bw * bh);
   const step = GRAY_LEVELS / (high - low + 1e-9);
-  for (let q = 0; q < levels.length; q++)
-    levels[q] = max(0, min(GRAY_LEVELS - 1, floor((luma[q] - low) * step)));
+  for (let q = 0; q < levels.length; q++) {
+    if (levels[q] === OUTSIDE) continue;
+    // floor, clamped to [0, GRAY_LEVELS - 1]; truncation is floor for the non-negative values it sees.
+    const level = (luma[q] - low) * step;
+    levels[q] = level < 0 ? 0 : level >= GRAY_LEVELS - 1 ? GRAY_LEVELS - 1 : level | 0;
+  }
 
   return {
-    ...cooccurrence(levels, inside, bw, bh),
-    ...localBinaryPatterns(luma, inside, bw, bh),
+    ...cooccurrence(levels, bw, bh),
+    ...localBinaryPatterns(luma, levels, bw, bh),
     ...chromatin(histogram, count, sum, percentile),
   };
 }
 
-function cooccurrence(levels: Uint8Array, inside: Uint8Array, bw: number, bh: number) {
+/** The grey level of a box pixel outside the cell. */
+const OUTSIDE = 255;
+
+/**
+ * Haralick's statistics of the symmetric co-occurrence matrix pooled over 0, 45, 90 and 135 degrees at
+ * distance GLCM_DISTANCE, from one pass over the box: each cell pixel with its neighbours right, down,
+ * down-right and up-right. The counts are integers, so the order they are added in changes nothing.
+ */
+function cooccurrence(levels: Uint8Array, bw: number, bh: number) {
   const G = GRAY_LEVELS;
   const d = GLCM_DISTANCE;
-  const matrix = new Float64Array(G * G);
-  let total = 0;
-  for (const [dx, dy] of [
-    [d, 0],
-    [0, d],
-    [d, d],
-    [d, -d],
-  ]) {
-    for (let y = max(0, -dy); y < min(bh, bh - dy); y++) {
-      for (let x = 0; x < bw - dx; x++) {
-        const q = y * bw + x;
-        const r = q + dy * bw + dx;
-        if (!inside[q] || !inside[r]) continue;
-        const a = levels[q];
-        const b = levels[r];
-        matrix[a * G + b]++;
-        matrix[b * G + a]++;
-        total += 2;
+  // Pairs (a, b) counted once each; the symmetric matrix is pairs + its transpose.
+  const pairs = new Int32Array(G * G);
+  let counted = 0;
+  const down = d * bw;
+  for (let y = 0; y < bh; y++) {
+    const hasDown = y < bh - d;
+    const hasUp = y >= d;
+    for (let x = 0, q = y * bw; x < bw; x++, q++) {
+      const a = levels[q];
+      if (a === OUTSIDE) continue;
+      const row = a * G;
+      let b: number;
+      if (hasDown && (b = levels[q + down]) !== OUTSIDE) {
+        pairs[row + b]++;
+        counted++;
+      }
+      if (x >= bw - d) continue;
+      if ((b = levels[q + d]) !== OUTSIDE) {
+        pairs[row + b]++;
+        counted++;
+      }
+      if (hasDown && (b = levels[q + down + d]) !== OUTSIDE) {
+        pairs[row + b]++;
+        counted++;
+      }
+      if (hasUp && (b = levels[q - down + d]) !== OUTSIDE) {
+        pairs[row + b]++;
+        counted++;
       }
     }
   }
+  const total = 2 * counted;
+  const matrix = new Float64Array(G * G);
+  for (let i = 0; i < G; i++)
+    for (let j = 0; j < G; j++) matrix[i * G + j] = pairs[i * G + j] + pairs[j * G + i];
   if (total === 0)
     return {
       glcmContrast: NaN,
@@ -208,31 +232,55 @@ function cooccurrence(levels: Uint8Array, inside: Uint8Array, bw: number, bh: nu
   };
 }
 
-function localBinaryPatterns(luma: Float64Array, inside: Uint8Array, bw: number, bh: number) {
+/**
+ * For each of the 256 patterns of 8 neighbour bits (bit k: neighbour k at least the centre, in order
+ * around the circle), 2 when it is flat (all bits alike), 1 when it is uniform (at most two 0/1
+ * transitions around the circle), 0 otherwise.
+ */
+const LBP_CLASS = Uint8Array.from({ length: 256 }, (_, pattern) => {
+  let transitions = 0;
+  let previous = (pattern >> 7) & 1;
+  for (let k = 0; k < 8; k++) {
+    const bit = (pattern >> k) & 1;
+    if (bit !== previous) transitions++;
+    previous = bit;
+  }
+  if (transitions > 2) return 0;
+  return pattern === 0 || pattern === 255 ? 2 : 1;
+});
+
+function localBinaryPatterns(luma: Float64Array, levels: Uint8Array, bw: number, bh: number) {
   const r = LBP_RADIUS;
   // The 8 neighbours on the square of radius r, in order around the circle.
-  const offsets = [-r, -r * bw - r, -r * bw, -r * bw + r, r, r * bw + r, r * bw, r * bw - r];
+  const o0 = -r;
+  const o1 = -r * bw - r;
+  const o2 = -r * bw;
+  const o3 = -r * bw + r;
+  const o4 = r;
+  const o5 = r * bw + r;
+  const o6 = r * bw;
+  const o7 = r * bw - r;
   let uniform = 0;
   let flat = 0;
   let counted = 0;
   for (let y = r; y < bh - r; y++) {
-    for (let x = r; x < bw - r; x++) {
-      const q = y * bw + x;
-      if (!inside[q]) continue;
+    for (let x = r, q = y * bw + r; x < bw - r; x++, q++) {
+      if (levels[q] === OUTSIDE) continue;
       const centre = luma[q];
-      let ones = 0;
-      let transitions = 0;
-      let previous = luma[q + offsets[7]] >= centre ? 1 : 0;
-      for (let k = 0; k < 8; k++) {
-        const bit = luma[q + offsets[k]] >= centre ? 1 : 0;
-        ones += bit;
-        if (bit !== previous) transitions++;
-        previous = bit;
-      }
+      const pattern =
+        (luma[q + o0] >= centre ? 1 : 0) |
+        (luma[q + o1] >= centre ? 2 : 0) |
+        (luma[q + o2] >= centre ? 4 : 0) |
+        (luma[q + o3] >= centre ? 8 : 0) |
+        (luma[q + o4] >= centre ? 16 : 0) |
+        (luma[q + o5] >= centre ? 32 : 0) |
+        (luma[q + o6] >= centre ? 64 : 0) |
+        (luma[q + o7] >= centre ? 128 : 0);
+      const kind = LBP_CLASS[pattern];
       counted++;
-      if (transitions <= 2) {
+      if (kind > 0) {
         uniform++;
-        if (ones === 0 || ones === 8) flat++;
+        if (kind === 2) flat++;
       }
     }
   }
@@ -241,12 +289,7 @@ function localBinaryPatterns(luma: Float64Array, inside: Uint8Array, bw: number,
     : { lbpUniform: NaN, lbpFlat: NaN };
 }
 
-function chromatin(
-  histogram: Float64Array,
-  count: number,
-  sum: number,
-  percentile: (share: number) => number,
-) {
+function chromatin(histogram: Int32Array, count: number, sum: number, percentile: (share: number) => number) {
   const mean = sum / count;
   let dark = 0;
   // Otsu's threshold on the cell's luma histogram: the split maximising the between-class variance.

@@ -32,6 +32,8 @@ export interface Foreground {
   foregroundPixels: number;
   /** Pixels with some channel at 255. */
   clippedPixels: number;
+  /** The highest channel value in the image (the heat map's overlay brightens the cell by it). */
+  brightest: number;
   /** Runs in raster order: row, first column, one past the last column. */
   runRow: Int32Array;
   runStart: Int32Array;
@@ -120,12 +122,30 @@ export function findForeground(img: RgbImage): Foreground {
   const mask = new Uint8Array(n);
   let foregroundPixels = 0;
   let clippedPixels = 0;
-  // At most one run per two pixels of a row, plus one.
-  const capacity = height * ((width + 1) >> 1);
-  const runRow = new Int32Array(capacity);
-  const runStart = new Int32Array(capacity);
-  const runEnd = new Int32Array(capacity);
+  let brightest = 0;
+  // Grown by doubling: a C-NMC cell is a few hundred runs, while room for the worst case (a run every
+  // other pixel) would be 1.2 MB allocated and zeroed per 450x450 image.
+  let capacity = 256;
+  let runRow = new Int32Array(capacity);
+  let runStart = new Int32Array(capacity);
+  let runEnd = new Int32Array(capacity);
   let runs = 0;
+  const addRun = (y: number, start: number, end: number) => {
+    if (runs === capacity) {
+      capacity *= 2;
+      const grow = (old: Int32Array) => {
+        const grown = new Int32Array(capacity);
+        grown.set(old);
+        return grown;
+      };
+      runRow = grow(runRow);
+      runStart = grow(runStart);
+      runEnd = grow(runEnd);
+    }
+    runRow[runs] = y;
+    runStart[runs] = start;
+    runEnd[runs++] = end;
+  };
   for (let y = 0, p = 0, i = 0; y < height; y++) {
     let open = -1;
     for (let x = 0; x < width; x++, p++, i += 3) {
@@ -133,6 +153,9 @@ export function findForeground(img: RgbImage): Foreground {
       const g = data[i + 1];
       const b = data[i + 2];
       if (r === 255 || g === 255 || b === 255) clippedPixels++;
+      if (r > brightest) brightest = r;
+      if (g > brightest) brightest = g;
+      if (b > brightest) brightest = b;
       if (
         abs(r - br) > FOREGROUND_LEVEL ||
         abs(g - bg) > FOREGROUND_LEVEL ||
@@ -142,17 +165,11 @@ export function findForeground(img: RgbImage): Foreground {
         foregroundPixels++;
         if (open < 0) open = x;
       } else if (open >= 0) {
-        runRow[runs] = y;
-        runStart[runs] = open;
-        runEnd[runs++] = x;
+        addRun(y, open, x);
         open = -1;
       }
     }
-    if (open >= 0) {
-      runRow[runs] = y;
-      runStart[runs] = open;
-      runEnd[runs++] = width;
-    }
+    if (open >= 0) addRun(y, open, width);
   }
 
   // Union runs of neighbouring rows that touch, diagonals included (8-connectivity). The smaller index
@@ -195,6 +212,7 @@ export function findForeground(img: RgbImage): Foreground {
     mask,
     foregroundPixels,
     clippedPixels,
+    brightest,
     runRow: runRow.slice(0, runs),
     runStart: runStart.slice(0, runs),
     runEnd: runEnd.slice(0, runs),

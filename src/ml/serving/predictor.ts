@@ -52,10 +52,17 @@ export interface CellAnalysis {
   morphology: Morphology;
   /** PNG of the Grad-CAM heat map over the cell; null when not asked for or the net has no conv layer. */
   heatmapPng: Buffer | null;
+  /**
+   * Milliseconds on this thread's path: work overlapped on another thread counts only for what is left
+   * of it when this thread needs its result.
+   */
   timings: {
+    /** The wait for the resize (libvips) after the cell and its out-of-domain statistics were measured. */
     resizeMs: number;
+    /** The forward passes: the cell as given (with Grad-CAM when explained), then its other 7 views. */
     predictMs: number;
     morphologyMs: number;
+    /** Drawing the overlay, and the wait for its PNG encode (libvips) after the other views were scored. */
     heatmapMs: number;
     /** 0 when the rule carries no out-of-domain model. */
     outOfDomainMs: number;
@@ -72,6 +79,12 @@ const hasLayer = (model: tf.LayersModel, name: string) => model.layers.some((l) 
  *
  * With `options.onnx` (the same network exported by src/ml/onnx) the forward pass, and Grad-CAM when its
  * graph has it, run in onnxruntime; the TF.js model only explains for an export without Grad-CAM.
+ *
+ * The work is ordered so that both cores are busy: the resize (libvips, on libuv's thread pool) runs
+ * while this thread measures the cell and its out-of-domain statistics, and the heat map's PNG encode
+ * (libvips again) runs while the network scores the other 7 views of test-time augmentation. Each
+ * part reads only the decoded image or its own inputs, so the result is the one a sequential pass
+ * gives (test/ml/serving/predictor-overlap.test.ts).
  */
 export async function analyzeCell(
   model: tf.LayersModel,
@@ -79,8 +92,33 @@ export async function analyzeCell(
   image: RgbImage,
   options: { explain: boolean; onnx?: OnnxClassifier | null },
 ): Promise<CellAnalysis> {
+  // A damaged card is refused before any work starts. A card is written by our own training; a stack
+  // that does not parse means a damaged card, not a reason to answer with the network alone as if
+  // nothing were wrong.
+  if (rule.fusion && !isMorphologyStack(rule.fusion))
+    throw new Error('The model card holds a malformed morphology stack.');
+  const domain = rule.outOfDomain;
+  if (domain && !Number.isFinite(domain.threshold))
+    throw new Error('The model card holds an out-of-domain model without a finite threshold.');
+
+  const resizing = toModelInput(image, rule.inputSize);
+  // Not awaited until the cell is measured: a rejection must not go unhandled meanwhile.
+  resizing.catch(() => undefined);
+
+  // One segmentation for the morphology and the out-of-domain statistics (src/ml/image/foreground.ts).
   let t = performance.now();
-  const pixels = await toModelInput(image, rule.inputSize);
+  const foreground = findForeground(image);
+  const morphology = measureMorphology(image, foreground);
+  const morphologyMs = performance.now() - t;
+
+  t = performance.now();
+  // Scored on the image as given: another lab's grey background or magnification is exactly what
+  // must be seen, so never on the blackened or resized copy the network gets.
+  const outOfDomainScore = domain ? domainScore(domain, domainFeatures(image, foreground)) : null;
+  const outOfDomainMs = domain ? performance.now() - t : 0;
+
+  t = performance.now();
+  const pixels = await resizing;
   const resizeMs = performance.now() - t;
 
   t = performance.now();
@@ -95,6 +133,17 @@ export async function analyzeCell(
   } else {
     ({ probabilityAll, heatmap } = await predictWithTfjs(model, pixels, rule.inputSize, explain));
   }
+  let predictMs = performance.now() - t;
+
+  // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while the network
+  // scores the other views: the two overlap wherever there is a second core.
+  t = performance.now();
+  const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize, foreground.brightest) : null;
+  // Not awaited until the end: a rejection must not go unhandled meanwhile.
+  heatmapPng?.catch(() => undefined);
+  let heatmapMs = performance.now() - t;
+
+  t = performance.now();
   if (rule.testTimeAugmentation) {
     // The heat map stays that of the cell as given; the probability is the mean over all 8 views.
     const others = otherDihedralViews(pixels, rule.inputSize);
@@ -104,39 +153,12 @@ export async function analyzeCell(
       : await predictBatchWithTfjs(model, others, count, rule.inputSize);
     probabilityAll = (probabilityAll + rest.reduce((a, b) => a + b, 0)) / (count + 1);
   }
-  const predictMs = performance.now() - t;
+  predictMs += performance.now() - t;
 
-  // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while this thread
-  // measures the cell: the two overlap wherever there is a second core.
-  t = performance.now();
-  const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize) : null;
-  // Not awaited until the end: a rejection must not go unhandled meanwhile.
-  heatmapPng?.catch(() => undefined);
-  let heatmapMs = performance.now() - t;
-
-  // One segmentation for the morphology and the out-of-domain statistics (src/ml/image/foreground.ts).
-  t = performance.now();
-  const foreground = findForeground(image);
-  const morphology = measureMorphology(image, foreground);
-  const morphologyMs = performance.now() - t;
   const networkProbability = probabilityAll;
-  if (rule.fusion) {
-    // A card is written by our own training; a stack that does not parse means a damaged card, not a
-    // reason to answer with the network alone as if nothing were wrong.
-    if (!isMorphologyStack(rule.fusion))
-      throw new Error('The model card holds a malformed morphology stack.');
-    probabilityAll = fuse(rule.fusion, networkProbability, morphology);
-  }
+  if (rule.fusion) probabilityAll = fuse(rule.fusion, networkProbability, morphology);
   probabilityAll = applyCalibration(rule.calibration, probabilityAll);
 
-  t = performance.now();
-  // Scored on the image as given: another lab's grey background or magnification is exactly what
-  // must be seen, so never on the blackened or resized copy the network gets.
-  const domain = rule.outOfDomain;
-  if (domain && !Number.isFinite(domain.threshold))
-    throw new Error('The model card holds an out-of-domain model without a finite threshold.');
-  const outOfDomainScore = domain ? domainScore(domain, domainFeatures(image, foreground)) : null;
-  const outOfDomainMs = domain ? performance.now() - t : 0;
   t = performance.now();
   const png = heatmapPng ? await heatmapPng : null;
   heatmapMs += performance.now() - t;

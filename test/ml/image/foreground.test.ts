@@ -96,6 +96,7 @@ describe('findForeground and cellRegion', () => {
       const sizes = Array.from(fg.componentSize).filter((_, r) => fg.runComponent[r] === r);
       expect(sizes.sort((a, b) => a - b)).toEqual(expected.sizes);
       expect(fg.cell < 0 ? 0 : fg.componentSize[fg.cell]).toBe(expected.cellSize);
+      expect(fg.brightest).toBe(img.data.reduce((a, b) => Math.max(a, b), 0));
       const region = cellRegion(fg);
       expect(Array.from(region.mask)).toEqual(Array.from(expected.filled));
       expect(region.area).toBe(expected.filled.reduce((a, b) => a + b, 0));

@@ -1,0 +1,101 @@
+/**
+ * `npx tsx bench/analyze-ab.ts REV [passes]`: the analysis of one cell (decode, then analyzeCell with
+ * a heat map) by this tree's src/ and by src/ of git revision REV, interleaved cell by cell, so that
+ * load from other processes on a shared machine falls on both alike. Data: the 63 real C-NMC cells of
+ * data/cnmc-sample, the demo model on onnxruntime. Prints p50/p90 wall, CPU ms per cell (every thread
+ * of the process), each side's stage p50s, the ratios, and how many analyses differ (they should not).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import { decodeImage } from '../src/ml/image/decode';
+import { loadModel } from '../src/ml/models/model-io';
+import { exportOnnx } from '../src/ml/onnx/export';
+import { OnnxClassifier } from '../src/ml/onnx/session';
+import * as current from '../src/ml/serving/predictor';
+import { initRuntime } from '../src/ml/runtime';
+import { sampleImages } from '../test/helpers/sample';
+import { percentile, round } from './stats';
+
+type Analyze = typeof current.analyzeCell;
+
+/** REV's src/ under tmp/ (ignored), where its imports of node_modules resolve as this tree's do. */
+function checkout(rev: string): string {
+  const root = path.join(__dirname, '..');
+  const dir = path.join(root, 'tmp', `analyze-ab-${rev.replace(/[^\w.-]/g, '_')}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const archive = execFileSync('git', ['archive', rev, 'src'], { cwd: root, maxBuffer: 1 << 28 });
+  execFileSync('tar', ['-x', '-C', dir], { input: archive });
+  return dir;
+}
+
+async function main() {
+  const rev = process.argv[2];
+  if (!rev) throw new Error('usage: npx tsx bench/analyze-ab.ts REV [passes]');
+  const passes = Number(process.argv[3] ?? 2);
+  const base = (await import(path.join(checkout(rev), 'src', 'ml', 'serving', 'predictor')))
+    .analyzeCell as Analyze;
+  await initRuntime();
+  const dir = path.join(__dirname, '..', 'data', 'demo-model');
+  const model = await loadModel({
+    modelJson: JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')),
+    weights: readFileSync(path.join(dir, 'weights.bin')),
+  });
+  const rule = JSON.parse(readFileSync(path.join(dir, 'card.json'), 'utf8')) as current.DecisionRule;
+  const onnx = await OnnxClassifier.create(exportOnnx(model).bytes, rule.inputSize);
+  const samples = sampleImages();
+  const sides: Array<[string, Analyze]> = [
+    [rev, base],
+    ['this tree', current.analyzeCell],
+  ];
+  const wall = sides.map(() => [] as number[]);
+  const cpu = sides.map(() => 0);
+  const stages = sides.map(() => ({}) as Record<string, number[]>);
+  // One untimed pass each: first-call costs belong to cold start.
+  for (const [, analyze] of sides)
+    await analyze(model, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
+  const load = loadavg()[0];
+  let differing = 0;
+  for (let pass = 0; pass < passes; pass++) {
+    for (const sample of samples) {
+      const results: string[] = [];
+      for (const [s, [, analyze]] of sides.entries()) {
+        const used = process.cpuUsage();
+        const start = performance.now();
+        const image = await decodeImage(sample.bytes);
+        const analysis = await analyze(model, rule, image, { explain: true, onnx });
+        wall[s].push(performance.now() - start);
+        const { user, system } = process.cpuUsage(used);
+        cpu[s] += (user + system) / 1000;
+        for (const [k, v] of Object.entries(analysis.timings)) (stages[s][k] ??= []).push(v);
+        results.push(
+          JSON.stringify({ ...analysis, timings: null, heatmapPng: analysis.heatmapPng?.toString('base64') }),
+        );
+      }
+      if (results[0] !== results[1]) differing++;
+    }
+  }
+  await onnx.dispose();
+  const cells = passes * samples.length;
+  console.log(
+    `${samples.length} real C-NMC cells x ${passes}, demo model on onnxruntime, heat map on; load average ${round(load)} at the start, ${round(loadavg()[0])} at the end; analyses that differ: ${differing}`,
+  );
+  const rows = sides.map(([name], s) => ({
+    src: name,
+    'p50 ms': round(percentile(wall[s], 50)),
+    'p90 ms': round(percentile(wall[s], 90)),
+    'CPU ms/cell': round(cpu[s] / cells),
+    ...Object.fromEntries(Object.entries(stages[s]).map(([k, v]) => [k, round(percentile(v, 50))])),
+  }));
+  console.table(rows);
+  console.log(
+    `this tree / ${rev}: p50 ${round(rows[1]['p50 ms'] / rows[0]['p50 ms'])}, CPU ${round(cpu[1] / cpu[0])}`,
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
