@@ -59,9 +59,14 @@ export interface WorkerDeps {
   dispatcher: JobDispatcher;
   log: Logger;
   leaseMs?: number;
-  /** See LYMPHOSCOPE_WORKER_SAFETY_MS, _WORKER_LEASE_MS and _FOLD_CONCURRENCY in src/config.ts. */
-  config?: { workerSafetyMs: number; workerLeaseMs?: number; foldConcurrency?: number };
-  /** Folds and seeds of the out-of-fold decisions (default DEFAULT_RECIPE_OPTIONS: 5 folds x 3 seeds). */
+  /** See LYMPHOSCOPE_WORKER_SAFETY_MS, _WORKER_LEASE_MS, _FOLD_CONCURRENCY and _RECIPE_* in src/config.ts. */
+  config?: {
+    workerSafetyMs: number;
+    workerLeaseMs?: number;
+    foldConcurrency?: number;
+    recipe?: RecipeOptions;
+  };
+  /** Folds and seeds of the out-of-fold decisions, over config.recipe (default: 5 folds x 3 seeds). */
   recipe?: RecipeOptions;
 }
 
@@ -71,17 +76,9 @@ export interface WorkerDeps {
  */
 const FOLDS_SHARE = 0.5;
 
-/** The job's recipe options: the deps', else LYMPHOSCOPE_RECIPE_FOLDS / _SEEDS, else the defaults. */
-export function recipeOf(deps: Pick<WorkerDeps, 'recipe'>): RecipeOptions {
-  if (deps.recipe) return validateRecipeOptions(deps.recipe);
-  const env = (name: string, fallback: number) => {
-    const v = process.env[name];
-    return v === undefined || v === '' ? fallback : Number(v);
-  };
-  return validateRecipeOptions({
-    folds: env('LYMPHOSCOPE_RECIPE_FOLDS', DEFAULT_RECIPE_OPTIONS.folds),
-    seeds: env('LYMPHOSCOPE_RECIPE_SEEDS', DEFAULT_RECIPE_OPTIONS.seeds),
-  });
+/** The job's recipe options: the deps', else the configuration's, else the defaults. */
+export function recipeOf(deps: Pick<WorkerDeps, 'recipe' | 'config'>): RecipeOptions {
+  return validateRecipeOptions(deps.recipe ?? deps.config?.recipe ?? DEFAULT_RECIPE_OPTIONS);
 }
 
 export type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
