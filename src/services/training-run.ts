@@ -1,5 +1,5 @@
 import { LymphoscopeError } from '../errors';
-import { runFold, type FoldOutput, type FoldTask, type RecipeCell } from '../ml/decisions';
+import { runFold, type FoldOutput, type FoldRun, type FoldTask, type RecipeCell } from '../ml/decisions';
 import { augmenterFor } from '../ml/image/preprocess';
 import {
   deserializeCheckpoint,
@@ -61,11 +61,34 @@ function every(ms: number): () => boolean {
   };
 }
 
+/** What a UnitRun needs: where it trains from and to, the job's lease and data, and when it must stop. */
+export interface UnitRunOptions {
+  store: ObjectStore;
+  docs: JsonDocuments;
+  log: Logger;
+  lease: JobLease;
+  data: LoadedSnapshot;
+  remainingMs: () => number;
+  safetyMs: number;
+  /** Whether the job as stored now (null: gone) means this training should stop. */
+  stopWhen: (job: JobRecord | null) => boolean;
+}
+
+interface TrainHooks {
+  onProgress?: (progress: TrainProgress) => void;
+  /** After the epoch's checkpoint is stored. */
+  afterCheckpoint?: (checkpoint: TrainingCheckpoint) => Promise<void>;
+}
+
 /**
- * One invocation's training under its lease: the cancel check between batches, the time check between
- * epochs (with the epochs' timing it needs) and the throttled progress writes.
+ * One invocation's training under its lease, for a fold or the served network: resuming from the
+ * network's checkpoint and writing one after every epoch, the cancel check between batches, the time check
+ * between epochs (with the epochs' timing it needs) and the throttled progress writes.
  */
 export class UnitRun {
+  readonly lease: JobLease;
+  readonly data: LoadedSnapshot;
+  readonly log: Logger;
   /** The last progress train() reported. */
   lastProgress: TrainProgress | null = null;
   private stopRequested = false;
@@ -74,32 +97,23 @@ export class UnitRun {
   private epochStarted = Date.now();
   private longestEpochMs = 0;
 
-  constructor(
-    private readonly lease: JobLease,
-    private readonly remainingMs: () => number,
-    private readonly safetyMs: number,
-    /** Whether the job as stored now (null: gone) means this training should stop. */
-    private readonly stopWhen: (job: JobRecord | null) => boolean,
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly options: UnitRunOptions) {
+    ({ lease: this.lease, data: this.data, log: this.log } = options);
+  }
 
   /** Between batches: reads job.json (proving the lease) at most every 3 s; once true, stays true. */
   readonly shouldCancel = async (): Promise<boolean> => {
     if (this.stopRequested) return true;
     if (!this.checkDue()) return false;
-    this.stopRequested = this.stopWhen(await this.lease.read());
+    this.stopRequested = this.options.stopWhen(await this.lease.read());
     return this.stopRequested;
   };
 
   /** Between epochs: stop when another one (plus evaluation and writes) might not fit the time left. */
-  readonly shouldPause = (): boolean => this.remainingMs() < this.longestEpochMs * 1.5 + this.safetyMs;
+  readonly shouldPause = (): boolean =>
+    this.options.remainingMs() < this.longestEpochMs * 1.5 + this.options.safetyMs;
 
   startEpoch(): void {
-    this.epochStarted = Date.now();
-  }
-
-  epochDone(): void {
-    this.longestEpochMs = Math.max(this.longestEpochMs, Date.now() - this.epochStarted);
     this.epochStarted = Date.now();
   }
 
@@ -111,21 +125,62 @@ export class UnitRun {
       .writeRenewing((j) => ({ ...j, ...fields, updatedAt: now() }))
       .catch((error) => this.log.warn('progress write failed', { error }));
   }
-}
 
-async function readCheckpoint(store: ObjectStore, key: string): Promise<TrainingCheckpoint | undefined> {
-  const object = await store.get(key);
-  return object ? deserializeCheckpoint(object.body) : undefined;
-}
+  /**
+   * Trains one fold, resuming from its epoch checkpoint; when it completes, stores its out-of-fold output
+   * (jobs/<id>/folds/<seed>-<fold>.json) and drops the checkpoint.
+   */
+  async trainFold(task: FoldTask, cells: Map<string, RecipeCell>, hooks: TrainHooks = {}): Promise<FoldRun> {
+    const { docs, store } = this.options;
+    const jobId = this.lease.job.id;
+    const checkpointKey = layout.jobFoldCheckpoint(jobId, task.seed, task.fold);
+    const fold = await runFold(task, cells, this.lease.job.config, {
+      domain: this.data.domain,
+      ...(await this.checkpointed(checkpointKey, hooks)),
+    });
+    if (fold.status !== 'completed') return fold;
+    await docs.put(layout.jobFold(jobId, task.seed, task.fold), fold.output);
+    await store.delete(checkpointKey).catch(() => undefined);
+    return fold;
+  }
 
-async function writeCheckpoint(store: ObjectStore, key: string, checkpoint: TrainingCheckpoint) {
-  await store.put(key, serializeCheckpoint(checkpoint), { contentType: 'application/octet-stream' });
-}
+  /**
+   * Trains the served network on the train split with early stopping on validation, resuming from and
+   * checkpointing to jobs/<id>/checkpoint after every epoch. The caller disposes the model it returns.
+   */
+  async trainServedNetwork(hooks: TrainHooks = {}): Promise<TrainResult> {
+    const { config, id } = this.lease.job;
+    const trainHooks = await this.checkpointed(layout.jobCheckpoint(id), hooks);
+    if (trainHooks.resumeFrom)
+      this.log.info('resuming from checkpoint', { epoch: trainHooks.resumeFrom.epoch });
+    this.startEpoch();
+    return train({
+      config,
+      train: this.data.train,
+      validation: this.data.validation,
+      augment: augmenterFor(config),
+      onTrainingFallback: (reason) => this.log.warn('training falls back to TF.js', { reason }),
+      ...trainHooks,
+    });
+  }
 
-interface TrainHooks {
-  onProgress?: (progress: TrainProgress) => void;
-  /** After the epoch's checkpoint is stored. */
-  afterCheckpoint?: (checkpoint: TrainingCheckpoint) => Promise<void>;
+  /** train()'s hooks for a network checkpointed at `key`: where it resumes, what each epoch writes, the checks. */
+  private async checkpointed(key: string, hooks: TrainHooks) {
+    const { store } = this.options;
+    const object = await store.get(key);
+    return {
+      resumeFrom: object ? deserializeCheckpoint(object.body) : undefined,
+      onProgress: hooks.onProgress,
+      onCheckpoint: async (checkpoint: TrainingCheckpoint) => {
+        this.longestEpochMs = Math.max(this.longestEpochMs, Date.now() - this.epochStarted);
+        this.epochStarted = Date.now();
+        await store.put(key, serializeCheckpoint(checkpoint), { contentType: 'application/octet-stream' });
+        await hooks.afterCheckpoint?.(checkpoint);
+      },
+      shouldCancel: this.shouldCancel,
+      shouldPause: this.shouldPause,
+    };
+  }
 }
 
 /** A fold's out-of-fold output, when an earlier invocation stored it. */
@@ -135,71 +190,6 @@ export async function storedFold(
   task: Pick<FoldTask, 'seed' | 'fold'>,
 ): Promise<FoldOutput | null> {
   return (await docs.get<FoldOutput>(layout.jobFold(jobId, task.seed, task.fold)))?.value ?? null;
-}
-
-/**
- * Trains one fold, resuming from its epoch checkpoint; when it completes, stores its out-of-fold output
- * (jobs/<id>/folds/<seed>-<fold>.json) and drops the checkpoint.
- */
-export async function trainFold(
-  deps: { store: ObjectStore; docs: JsonDocuments },
-  job: JobRecord,
-  task: FoldTask,
-  cells: Map<string, RecipeCell>,
-  data: LoadedSnapshot,
-  run: UnitRun,
-  hooks: TrainHooks = {},
-): ReturnType<typeof runFold> {
-  const checkpointKey = layout.jobFoldCheckpoint(job.id, task.seed, task.fold);
-  const fold = await runFold(task, cells, job.config, {
-    domain: data.domain,
-    resumeFrom: await readCheckpoint(deps.store, checkpointKey),
-    onProgress: hooks.onProgress,
-    onCheckpoint: async (checkpoint) => {
-      run.epochDone();
-      await writeCheckpoint(deps.store, checkpointKey, checkpoint);
-      await hooks.afterCheckpoint?.(checkpoint);
-    },
-    shouldCancel: run.shouldCancel,
-    shouldPause: run.shouldPause,
-  });
-  if (fold.status !== 'completed') return fold;
-  await deps.docs.put(layout.jobFold(job.id, task.seed, task.fold), fold.output);
-  await deps.store.delete(checkpointKey).catch(() => undefined);
-  return fold;
-}
-
-/**
- * Trains the served network on the train split with early stopping on validation, resuming from and
- * checkpointing to jobs/<id>/checkpoint after every epoch. The caller disposes the model it returns.
- */
-export async function trainServedNetwork(
-  deps: { store: ObjectStore; log: Logger },
-  job: JobRecord,
-  data: LoadedSnapshot,
-  run: UnitRun,
-  hooks: TrainHooks = {},
-): Promise<TrainResult> {
-  const checkpointKey = layout.jobCheckpoint(job.id);
-  const resumeFrom = await readCheckpoint(deps.store, checkpointKey);
-  if (resumeFrom) deps.log.info('resuming from checkpoint', { epoch: resumeFrom.epoch });
-  run.startEpoch();
-  return train({
-    config: job.config,
-    train: data.train,
-    validation: data.validation,
-    resumeFrom,
-    augment: augmenterFor(job.config),
-    onTrainingFallback: (reason) => deps.log.warn('training falls back to TF.js', { reason }),
-    onProgress: hooks.onProgress,
-    onCheckpoint: async (checkpoint) => {
-      run.epochDone();
-      await writeCheckpoint(deps.store, checkpointKey, checkpoint);
-      await hooks.afterCheckpoint?.(checkpoint);
-    },
-    shouldCancel: run.shouldCancel,
-    shouldPause: run.shouldPause,
-  });
 }
 
 export type WorkerFailure =

@@ -5,18 +5,9 @@ import type { TrainResult } from '../ml/training/train';
 import type { Logger } from '../observability/log';
 import { layout } from '../storage/layout';
 import { FINAL_STATUSES, type JobRecord, type TrainingUnit } from './training';
-import { JobCannotSucceed, loadJobData, type LoadedJobData, type LoadedSnapshot } from './training-data';
+import { JobCannotSucceed, loadJobData, type LoadedJobData } from './training-data';
 import { JobLease, leaseLive, type LeaseSlot } from './training-lease';
-import {
-  failureOf,
-  finishedJob,
-  now,
-  storedFold,
-  trainFold,
-  trainServedNetwork,
-  UnitRun,
-  workerTimings,
-} from './training-run';
+import { failureOf, finishedJob, now, storedFold, UnitRun, workerTimings } from './training-run';
 import {
   recipeOf,
   registerTrainedModel,
@@ -93,7 +84,7 @@ function cancelAll(job: JobRecord): JobRecord {
 }
 
 /** A unit's lease, in its entry of job.units. */
-function unitLease(index: number): LeaseSlot {
+export function unitLease(index: number): LeaseSlot {
   return {
     owner: (job) => job.units?.[index]?.lease?.owner ?? null,
     set: (job, lease) => withUnit(job, index, { lease }),
@@ -241,11 +232,17 @@ async function runUnit(
   lease.startHeartbeat(log);
   try {
     const jobData = loaded ?? (await loadJobData(deps, lease.job, log));
-    const run = new UnitRun(lease, invocation.remainingMs, safetyMs, unitStopped, log);
+    const run = new UnitRun({
+      ...deps,
+      log,
+      lease,
+      data: jobData.data,
+      remainingMs: invocation.remainingMs,
+      safetyMs,
+      stopWhen: unitStopped,
+    });
     const status =
-      unit.kind === 'FOLD'
-        ? await runFoldUnit(deps, lease, index, jobData.data, run)
-        : await runFinalUnit(deps, lease, index, jobData.data, run, log);
+      unit.kind === 'FOLD' ? await runFoldUnit(deps, run, index) : await runFinalUnit(deps, run, index);
     switch (status) {
       case 'paused':
         await lease.handOn(deps.dispatcher, { jobId: invocation.jobId, unit: index });
@@ -429,13 +426,8 @@ function failJob(job: JobRecord, index: number, message: string): JobRecord {
 }
 
 /** One fold, planned as the whole-job worker plans it: the folds and seeds are the job's, the cells the snapshot's. */
-async function runFoldUnit(
-  deps: WorkerDeps,
-  lease: JobLease,
-  index: number,
-  data: LoadedSnapshot,
-  run: UnitRun,
-): Promise<TrainResult['status']> {
+async function runFoldUnit(deps: WorkerDeps, run: UnitRun, index: number): Promise<TrainResult['status']> {
+  const { lease, data } = run;
   const job = lease.job;
   const unit = job.units![index];
   const at = { seed: unit.seed!, fold: unit.fold! };
@@ -448,7 +440,7 @@ async function runFoldUnit(
   const cells = [...data.train, ...data.validation];
   const task = planFolds(cells, job.config, recipe).find((t) => t.seed === at.seed && t.fold === at.fold);
   if (!task) throw new JobCannotSucceed(`The job's plan has no ${unitName(unit)}.`);
-  const fold = await trainFold(deps, job, task, new Map(cells.map((c) => [c.id, c])), data, run, {
+  const fold = await run.trainFold(task, new Map(cells.map((c) => [c.id, c])), {
     afterCheckpoint: async (cp) => void (await lease.write((j) => withUnit(j, index, { epoch: cp.epoch }))),
   });
   return fold.status;
@@ -461,17 +453,11 @@ interface FinalRun {
 }
 
 /** The served network, as the whole-job worker trains it; stored at jobs/<id>/final/ for the finisher. */
-async function runFinalUnit(
-  deps: WorkerDeps,
-  lease: JobLease,
-  index: number,
-  data: LoadedSnapshot,
-  run: UnitRun,
-  log: Logger,
-): Promise<TrainResult['status']> {
+async function runFinalUnit(deps: WorkerDeps, run: UnitRun, index: number): Promise<TrainResult['status']> {
+  const { lease } = run;
   const job = lease.job;
   if (await deps.store.head(layout.jobFinalModel(job.id, 'result.json'))) return 'completed';
-  const result = await trainServedNetwork({ store: deps.store, log }, job, data, run, {
+  const result = await run.trainServedNetwork({
     // The job's epoch and history stay the served network's, as when one worker runs the job.
     afterCheckpoint: async (cp) =>
       void (await lease.write((j) => ({

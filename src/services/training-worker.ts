@@ -23,16 +23,7 @@ import type { ModelCard, ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
 import { loadJobData, type LoadedJobData, type LoadedSnapshot } from './training-data';
 import { JOB_LEASE, JobLease } from './training-lease';
-import {
-  failureOf,
-  finishedJob,
-  now,
-  storedFold,
-  trainFold,
-  trainServedNetwork,
-  UnitRun,
-  workerTimings,
-} from './training-run';
+import { failureOf, finishedJob, now, storedFold, UnitRun, workerTimings } from './training-run';
 
 export interface WorkerInvocation {
   jobId: string;
@@ -113,13 +104,20 @@ export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocat
   lease.startHeartbeat(log);
   try {
     const loaded = await loadJobData(deps, lease.job, log);
-    const stopIf = (job: JobRecord | null) => job?.cancelRequested ?? false;
-    const run = new UnitRun(lease, invocation.remainingMs, safetyMs, stopIf, log);
-    const folds = await trainFoldsInTurn(deps, lease, run, loaded.data, log);
-    if (folds.status !== 'completed') return await stopJob(deps, lease, folds.status, invocation, log);
-    const served = await trainServedNetworkOfJob(deps, lease, run, loaded.data, log);
-    if (served.status !== 'completed') return await stopJob(deps, lease, served.status, invocation, log);
-    return await registerAndSucceed(deps, lease, { ...loaded, folds: folds.outputs, result: served }, log);
+    const run = new UnitRun({
+      ...deps,
+      log,
+      lease,
+      data: loaded.data,
+      remainingMs: invocation.remainingMs,
+      safetyMs,
+      stopWhen: (job) => job?.cancelRequested ?? false,
+    });
+    const folds = await trainFoldsInTurn(deps, run);
+    if (folds.status !== 'completed') return await stopJob(deps, run, folds.status, invocation);
+    const served = await trainServedNetworkOfJob(run);
+    if (served.status !== 'completed') return await stopJob(deps, run, served.status, invocation);
+    return await registerAndSucceed(deps, run, { ...loaded, folds: folds.outputs, result: served });
   } catch (error) {
     return await failTrainingJob(lease, error, log);
   } finally {
@@ -156,11 +154,9 @@ function claimJob(lease: JobLease): Promise<JobClaim> {
  */
 async function trainFoldsInTurn(
   deps: WorkerDeps,
-  lease: JobLease,
   run: UnitRun,
-  data: LoadedSnapshot,
-  log: Logger,
 ): Promise<{ status: 'completed'; outputs: FoldOutput[] } | { status: Stopped }> {
+  const { lease, data, log } = run;
   const job = lease.job;
   const cells = [...data.train, ...data.validation];
   const byId = new Map(cells.map((c) => [c.id, c]));
@@ -176,7 +172,7 @@ async function trainFoldsInTurn(
     if (await run.shouldCancel()) return { status: 'cancelled' };
     if (foldsRunHere > 0 && run.shouldPause()) return { status: 'paused' };
     const progress = (fraction: number) => (FOLDS_SHARE * (index + fraction)) / tasks.length;
-    const fold = await trainFold(deps, job, task, byId, data, run, {
+    const fold = await run.trainFold(task, byId, {
       onProgress: (p) =>
         run.reportProgress(p, { progress: progress(progressOf(p)), imagesPerSecond: p.imagesPerSecond }),
     });
@@ -198,15 +194,9 @@ async function trainFoldsInTurn(
 }
 
 /** Phase 2: the served network; job.epoch and job.history follow its checkpoints. */
-function trainServedNetworkOfJob(
-  deps: WorkerDeps,
-  lease: JobLease,
-  run: UnitRun,
-  data: LoadedSnapshot,
-  log: Logger,
-): Promise<TrainResult> {
+function trainServedNetworkOfJob(run: UnitRun): Promise<TrainResult> {
   const afterFolds = (fraction: number) => FOLDS_SHARE + (1 - FOLDS_SHARE) * fraction;
-  return trainServedNetwork({ store: deps.store, log }, lease.job, data, run, {
+  return run.trainServedNetwork({
     onProgress: (p) =>
       run.reportProgress(p, {
         progress: afterFolds(progressOf(p)),
@@ -214,7 +204,7 @@ function trainServedNetworkOfJob(
         imagesPerSecond: p.imagesPerSecond,
       }),
     afterCheckpoint: async (cp) => {
-      await lease.writeRenewing((j) => ({
+      await run.lease.writeRenewing((j) => ({
         ...j,
         epoch: cp.epoch,
         history: cp.history,
@@ -222,7 +212,7 @@ function trainServedNetworkOfJob(
         imagesPerSecond: run.lastProgress?.imagesPerSecond ?? j.imagesPerSecond,
         updatedAt: now(),
       }));
-      log.info('epoch checkpointed', { ...cp.history[cp.history.length - 1], epoch: cp.epoch });
+      run.log.info('epoch checkpointed', { ...cp.history[cp.history.length - 1], epoch: cp.epoch });
     },
   });
 }
@@ -230,10 +220,9 @@ function trainServedNetworkOfJob(
 /** Cancelled: the job ends CANCELLED. Out of time: the lease is released and the next invocation sent. */
 async function stopJob(
   deps: WorkerDeps,
-  lease: JobLease,
+  { lease, log }: UnitRun,
   stopped: Stopped,
   invocation: WorkerInvocation,
-  log: Logger,
 ): Promise<Outcome> {
   switch (stopped) {
     case 'cancelled':
@@ -255,9 +244,8 @@ async function stopJob(
 /** Registers the version made of the served network and the folds, and marks the job SUCCEEDED. */
 async function registerAndSucceed(
   deps: WorkerDeps,
-  lease: JobLease,
+  { lease, log }: UnitRun,
   parts: LoadedJobData & { folds: FoldOutput[]; result: TrainResult },
-  log: Logger,
 ): Promise<Outcome> {
   const model = parts.result.model!;
   try {
