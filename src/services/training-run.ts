@@ -15,7 +15,7 @@ import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
 import { JobCannotSucceed, type LoadedSnapshot } from './training-data';
 import { LeaseLost, type JobLease } from './training-lease';
-import type { JobRecord } from './training';
+import type { JobRecord, TrainingUnit } from './training';
 
 /**
  * What both training workers share (src/services/training-worker.ts runs a job whole, training-units.ts one
@@ -28,7 +28,15 @@ const SAFETY_MS = 50_000;
 /** job.json is read for a cancel (and progress written) at most this often. */
 const CHECK_EVERY_MS = 3_000;
 
+/** Every unit of a fanned-out job writes job.json; with many running, a swap may lose a few races in a row. */
+export const UNITS_UPDATE_RETRIES = 60;
+
 export const now = () => new Date().toISOString();
+
+/** How a unit is named in the job's error and in logs. */
+export function unitName(unit: Pick<TrainingUnit, 'kind' | 'seed' | 'fold'>): string {
+  return unit.kind === 'FINAL' ? 'the served network' : `fold ${unit.fold} of seed ${unit.seed}`;
+}
 
 /** The lease length and the time kept back for the end (LYMPHOSCOPE_WORKER_LEASE_MS, _SAFETY_MS). */
 export function workerTimings(deps: {
