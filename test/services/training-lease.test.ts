@@ -1,6 +1,5 @@
 import type { TrainWorkerEvent } from '../../src/dispatch/job-dispatcher';
 import { domainApi } from '../../src/ml/decisions';
-import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/training/train';
 import { createLogger } from '../../src/observability/log';
 import type { JobRecord } from '../../src/services/training';
 import { JOB_LEASE, JobLease, LeaseLost } from '../../src/services/training-lease';
@@ -9,6 +8,7 @@ import { unitLease } from '../../src/services/training-units';
 import { JsonDocuments } from '../../src/storage/json-documents';
 import { layout } from '../../src/storage/layout';
 import { waitFor } from '../helpers/graphql';
+import { queuedJobRecord } from '../helpers/job-record';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 
 /**
@@ -27,32 +27,7 @@ describe('the training lease', () => {
   afterAll(() => s3?.stop());
 
   async function queuedJob(id: string, patch: Partial<JobRecord> = {}): Promise<string> {
-    const now = new Date().toISOString();
-    const job: JobRecord = {
-      id,
-      status: 'QUEUED',
-      datasetId: 'ds-x',
-      snapshotId: id,
-      config: { ...DEFAULT_TRAINING_CONFIG, validationFraction: 0.2, testFraction: 0.2 },
-      epoch: 0,
-      progress: 0,
-      etaSeconds: null,
-      imagesPerSecond: null,
-      history: [],
-      split: { train: 6, validation: 2, test: 2, trainSubjects: 6, validationSubjects: 2, testSubjects: 2 },
-      modelVersion: null,
-      error: null,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      finishedAt: null,
-      cancelRequested: false,
-      createdBy: 'test',
-      lease: null,
-      ...patch,
-    };
-    await docs.create(layout.job(id), job);
+    await docs.create(layout.job(id), queuedJobRecord(id, patch));
     return layout.job(id);
   }
   const read = async (key: string) => (await docs.get<JobRecord>(key))!.value;
