@@ -1,6 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { MlSettings } from './ml/settings';
+import {
+  DEFAULT_RECIPE_OPTIONS,
+  recipeCountProblem,
+  type RecipeOptions,
+} from './ml/decisions/recipe-options';
 
 /** The trained demo model shipped in the repository (data/demo-model): the local stack's and the CLI's default. */
 export const DEMO_MODEL_DIR = path.join(__dirname, '..', 'data', 'demo-model');
@@ -10,6 +15,17 @@ export const DEMO_MODEL_DIR = path.join(__dirname, '..', 'data', 'demo-model');
  * the defaults run locally (`npm start`) with no AWS account.
  */
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** A training job's folds or seeds: unset or empty takes the default; the bounds and words are the recipe's. */
+const recipeCount = (name: keyof RecipeOptions) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = raw === undefined || raw === '' ? DEFAULT_RECIPE_OPTIONS[name] : Number(raw);
+      const problem = recipeCountProblem(name, value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      return value;
+    });
 
 /** Blank means unset, as it always has for the ML variables (an empty `KEY=` in a .env file). */
 const blankIsUnset = (value: unknown) =>
@@ -102,6 +118,9 @@ const schema = mlSchema.extend({
    * foldConcurrency); 0 runs the folds one after another in the job's own worker.
    */
   LYMPHOSCOPE_FOLD_CONCURRENCY: z.coerce.number().int().min(0).max(100).default(4),
+  /** Folds and seeds of every job's out-of-fold decisions (docs/ML.md): 5 x 3; tests run 2 x 1. */
+  LYMPHOSCOPE_RECIPE_FOLDS: recipeCount('folds'),
+  LYMPHOSCOPE_RECIPE_SEEDS: recipeCount('seeds'),
   /** Presigned URL lifetimes, in seconds; capped at an hour, since a URL is a bearer grant nobody can revoke. */
   LYMPHOSCOPE_UPLOAD_URL_TTL: int(900).pipe(z.number().max(3600)),
   LYMPHOSCOPE_DOWNLOAD_URL_TTL: int(300).pipe(z.number().max(3600)),
@@ -163,6 +182,7 @@ export type Config = Readonly<{
   workerSafetyMs: number;
   workerLeaseMs: number;
   foldConcurrency: number;
+  recipe: Readonly<RecipeOptions>;
   data: Readonly<{
     pseudonymKey: string | null;
     predictionPixelDays: number;
@@ -250,6 +270,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerSafetyMs: e.LYMPHOSCOPE_WORKER_SAFETY_MS,
     workerLeaseMs: e.LYMPHOSCOPE_WORKER_LEASE_MS,
     foldConcurrency: e.LYMPHOSCOPE_FOLD_CONCURRENCY,
+    recipe: Object.freeze({ folds: e.LYMPHOSCOPE_RECIPE_FOLDS, seeds: e.LYMPHOSCOPE_RECIPE_SEEDS }),
     data: Object.freeze({
       pseudonymKey: e.LYMPHOSCOPE_PSEUDONYM_KEY ?? null,
       predictionPixelDays: e.LYMPHOSCOPE_PREDICTION_PIXEL_DAYS,

@@ -1,19 +1,26 @@
-import { LymphoscopeError } from '../errors';
-import { planFolds, runFold, type FoldOutput } from '../ml/decisions';
-import { augmenterFor } from '../ml/image/preprocess';
-import { loadModel, serializeModel, type ModelBundle } from '../ml/models/model-io';
-import { initRuntime } from '../ml/runtime';
-import { deserializeCheckpoint, serializeCheckpoint, train, type TrainResult } from '../ml/training/train';
+import { UnreachableCaseError } from '../errors';
+import { planFolds } from '../ml/decisions';
+import { serializeModel } from '../ml/models/model-io';
+import type { TrainResult } from '../ml/training/train';
+import type { Logger } from '../observability/log';
 import { layout } from '../storage/layout';
-import { FINAL_STATUSES, type JobRecord, type Snapshot, type TrainingUnit } from './training';
+import { FINAL_STATUSES, type JobRecord, type TrainingUnit } from './training';
+import { JobCannotSucceed, loadJobData, type LoadedJobData } from './training-data';
+import { JobLease, leaseLive, type LeaseSlot } from './training-lease';
+import { finishTrainingJob, type FinalRun } from './training-finish';
 import {
-  JobCannotSucceed,
-  LeaseLost,
-  loadSnapshot,
+  failureOf,
+  finishedJob,
+  now,
+  storedFold,
+  unitName,
+  UNITS_UPDATE_RETRIES,
+  UnitRun,
+  workerTimings,
+} from './training-run';
+import {
   recipeOf,
-  registerTrainedModel,
   runTrainingJob,
-  type LoadedSnapshot,
   type Outcome,
   type WorkerDeps,
   type WorkerInvocation,
@@ -33,15 +40,10 @@ import {
  * lease in job.json (a duplicate event finds it held and stops) and checks the job's cancel flag between
  * batches. A unit that fails is sent again; after MAX_UNIT_ATTEMPTS it fails the job, naming the fold.
  * The invocation that finishes the last unit fits the decisions on the folds' out-of-fold scores and
- * registers the version, once: it must first create jobs/<id>/finish.json (If-None-Match), which only one
- * invocation can do.
+ * registers the version, once (training-finish.ts): it must first create jobs/<id>/finish.json (If-None-Match),
+ * which only one invocation can do.
  */
 export const MAX_UNIT_ATTEMPTS = 3;
-/** Every unit writes job.json; with many running, a compare-and-swap may lose a few races in a row. */
-const UPDATE_RETRIES = 60;
-const PROGRESS_EVERY_MS = 3_000;
-const LEASE_MS = 60_000;
-const SAFETY_MS = 50_000;
 
 export interface UnitInvocation extends WorkerInvocation {
   /** The unit to run; absent: start (or re-start) the job. */
@@ -49,8 +51,6 @@ export interface UnitInvocation extends WorkerInvocation {
 }
 
 export type UnitOutcome = Outcome | 'fanned-out' | 'unit-finished';
-
-const now = () => new Date().toISOString();
 
 /** The training worker's entry: a unit, a fanned-out job's start, or a job one worker runs whole. */
 export async function runTrainingInvocation(
@@ -83,22 +83,19 @@ function withUnit(job: JobRecord, index: number, patch: Partial<TrainingUnit>): 
 
 /** The job ends CANCELLED, and every unit that had not finished with it. */
 function cancelAll(job: JobRecord): JobRecord {
-  const at = now();
-  return {
-    ...job,
-    status: 'CANCELLED',
-    lease: null,
-    finishedAt: at,
-    updatedAt: at,
+  return finishedJob(job, 'CANCELLED', {
     units: job.units?.map((u) =>
       u.state === 'SUCCEEDED' || u.state === 'FAILED' ? u : { ...u, state: 'CANCELLED', lease: null },
     ),
-  };
+  });
 }
 
-/** How a unit is named in the job's error and in logs. */
-export function unitName(unit: Pick<TrainingUnit, 'kind' | 'seed' | 'fold'>): string {
-  return unit.kind === 'FINAL' ? 'the served network' : `fold ${unit.fold} of seed ${unit.seed}`;
+/** A unit's lease, in its entry of job.units. */
+export function unitLease(index: number): LeaseSlot {
+  return {
+    owner: (job) => job.units?.[index]?.lease?.owner ?? null,
+    set: (job, lease) => withUnit(job, index, { lease }),
+  };
 }
 
 /** The units of a job: the served network first (the longest, on the critical path), then every fold. */
@@ -122,7 +119,7 @@ export function planUnits(job: JobRecord, recipe: { folds: number; seeds: number
   return units;
 }
 
-const leaseLapsed = (u: TrainingUnit) => !u.lease || Date.parse(u.lease.expiresAt) < Date.now();
+const leaseLapsed = (u: TrainingUnit) => !leaseLive(u.lease);
 
 /**
  * The job's first invocation writes the units and starts the first `foldConcurrency`. A repeated event (or
@@ -168,7 +165,7 @@ async function fanOut(deps: WorkerDeps, invocation: UnitInvocation): Promise<Uni
       );
       return j;
     },
-    { retries: UPDATE_RETRIES },
+    { retries: UNITS_UPDATE_RETRIES },
   );
   if (skip) {
     log.info('training worker skipped', { jobId: job.id, reason: skip });
@@ -186,12 +183,12 @@ async function fanOut(deps: WorkerDeps, invocation: UnitInvocation): Promise<Uni
   return 'fanned-out';
 }
 
-/** What every unit of a job loads first; a worker that goes on with the next unit keeps it. */
-interface LoadedJobData {
-  snapshot: Snapshot;
-  data: LoadedSnapshot;
-  runtime: { backend: string };
-}
+type UnitClaim =
+  | { kind: 'run' }
+  | { kind: 'cancelled' }
+  | { kind: 'skip'; reason: string }
+  /** Out of attempts: the unit, and the job with it, are now FAILED. */
+  | { kind: 'exhausted' };
 
 /**
  * Runs one unit: acquires its lease, trains (resuming from its checkpoint), stores its output. Then, while
@@ -205,223 +202,211 @@ async function runUnit(
   index: number,
   loaded?: LoadedJobData,
 ): Promise<UnitOutcome> {
-  const { docs } = deps;
   const log = deps.log.child({ jobId: invocation.jobId, invocationId: invocation.invocationId, unit: index });
-  const leaseMs = deps.leaseMs ?? deps.config?.workerLeaseMs ?? LEASE_MS;
-  const safetyMs = deps.config?.workerSafetyMs ?? SAFETY_MS;
+  const { leaseMs, safetyMs } = workerTimings(deps);
   const jobKey = layout.job(invocation.jobId);
-  const me = invocation.invocationId;
-  const lease = () => ({ owner: me, expiresAt: new Date(Date.now() + leaseMs).toISOString() });
-
-  let skip: string | null = null;
-  let exhausted = false;
-  const acquired = await docs.update<JobRecord>(
+  const lease = new JobLease(
+    deps.docs,
     jobKey,
-    (j) => {
-      skip = null;
-      exhausted = false;
-      const unit = j.units?.[index];
-      if (!unit) {
-        skip = 'no such unit';
-        return j;
-      }
-      if (FINAL_STATUSES.has(j.status)) {
-        skip = `job already ${j.status}`;
-        return j;
-      }
-      if (j.cancelRequested) return cancelAll(j);
-      if (unit.state !== 'PENDING' && unit.state !== 'RUNNING') {
-        skip = `unit already ${unit.state}`;
-        return j;
-      }
-      if (unit.lease && !leaseLapsed(unit) && unit.lease.owner !== me) {
-        skip = `lease held by ${unit.lease.owner}`;
-        return j;
-      }
-      // A unit whose workers keep dying (each death is an attempt) fails like one that keeps throwing.
-      if (unit.attempts >= MAX_UNIT_ATTEMPTS) {
-        exhausted = true;
-        return failJob(j, index, unit.error ?? 'its worker stopped without finishing');
-      }
-      return withUnit(j, index, {
-        state: 'RUNNING',
-        attempts: unit.attempts + 1,
-        dispatched: true,
-        lease: lease(),
-      });
-    },
-    { retries: UPDATE_RETRIES },
+    invocation.invocationId,
+    leaseMs,
+    unitLease(index),
+    UNITS_UPDATE_RETRIES,
   );
-  let job = acquired.value;
-  const unit = job.units?.[index];
-  if (exhausted) {
-    log.error('training unit failed for good', { unit: unit && unitName(unit), error: job.error });
-    return 'failed';
-  }
-  if (skip) {
-    // A retry of an invocation that went on with the unit it claimed: go on with it again.
-    const next = unit?.state === 'SUCCEEDED' ? (unit.handoff ?? null) : null;
-    const chained = next !== null ? job.units![next] : null;
-    if (
-      chained &&
-      chained.lease?.owner === me &&
-      (chained.state === 'RUNNING' || chained.state === 'PENDING')
-    )
-      return runUnit(deps, { ...invocation, unit: next! }, next!, loaded);
-    // A retry of the invocation that finished the last unit, which died before it registered the version.
-    if (
-      unit?.state === 'SUCCEEDED' &&
-      job.units!.every((u) => u.state === 'SUCCEEDED') &&
-      job.status === 'RUNNING'
-    )
-      return finishTrainingJob(deps, invocation);
-    log.info('training unit skipped', { reason: skip });
-    return 'skipped';
-  }
-  if (job.status === 'CANCELLED') return 'cancelled';
-  const current = unit!;
-  log.info('training unit started', {
-    unit: unitName(current),
-    attempt: current.attempts,
-    epoch: current.epoch,
-  });
-
-  /** Compare-and-swap on job.json that also proves this invocation still holds the unit's lease. */
-  const writeUnit = async (mutate: (j: JobRecord) => JobRecord): Promise<JobRecord> => {
-    const { value } = await docs.update<JobRecord>(
-      jobKey,
-      (j) => {
-        const owner = j.units?.[index]?.lease?.owner ?? null;
-        if (owner !== me) throw new LeaseLost(owner);
-        return mutate(j);
-      },
-      { retries: UPDATE_RETRIES },
-    );
-    job = value;
-    return value;
-  };
-  const heartbeat = setInterval(
-    () => {
-      writeUnit((j) => withUnit(j, index, { lease: lease() })).catch((error) => {
-        if (!(error instanceof LeaseLost)) log.warn('unit lease renewal failed', { error: String(error) });
-      });
-    },
-    Math.max(250, leaseMs / 3),
-  );
-
-  try {
-    const { runtime, snapshot, data } = loaded ?? (await loadJobData(deps, job));
-
-    let lastCancelCheck = 0;
-    let stopRequested = false;
-    let epochStarted = Date.now();
-    let longestEpochMs = 0;
-    const shouldCancel = async () => {
-      if (stopRequested) return true;
-      if (Date.now() - lastCancelCheck < PROGRESS_EVERY_MS) return false;
-      lastCancelCheck = Date.now();
-      const latest = (await docs.get<JobRecord>(jobKey))?.value;
-      const owner = latest?.units?.[index]?.lease?.owner ?? null;
-      if (owner !== me) throw new LeaseLost(owner);
-      // Cancelled, or failed by another unit: nothing this unit makes can be used.
-      stopRequested = !latest || latest.cancelRequested || FINAL_STATUSES.has(latest.status);
-      return stopRequested;
-    };
-    const shouldPause = () => invocation.remainingMs() < longestEpochMs * 1.5 + safetyMs;
-    const epochDone = () => {
-      longestEpochMs = Math.max(longestEpochMs, Date.now() - epochStarted);
-      epochStarted = Date.now();
-    };
-
-    let status: TrainResult['status'];
-    if (current.kind === 'FOLD') {
-      status = await runFoldUnit(deps, job, current, data, {
-        shouldCancel,
-        shouldPause,
-        epochDone,
-        writeUnit,
-        index,
-      });
-    } else {
-      status = await runFinalUnit(deps, job, data, {
-        shouldCancel,
-        shouldPause,
-        epochDone,
-        writeUnit,
-        index,
-      });
+  const claim = await claimUnit(lease, index);
+  switch (claim.kind) {
+    case 'exhausted': {
+      const unit = lease.job.units?.[index];
+      log.error('training unit failed for good', { unit: unit && unitName(unit), error: lease.job.error });
+      return 'failed';
     }
-    if (status === 'paused') {
-      await writeUnit((j) => withUnit(j, index, { lease: null }));
-      await deps.dispatcher.dispatch({ jobId: job.id, unit: index });
-      log.info('training unit continues in a new invocation', { remainingMs: invocation.remainingMs() });
-      return 'continued';
-    }
-    if (status === 'cancelled') {
-      await writeUnit((j) =>
-        FINAL_STATUSES.has(j.status) ? withUnit(j, index, { state: 'CANCELLED', lease: null }) : cancelAll(j),
-      );
-      log.info('training unit stopped: the job was cancelled or failed', { status: job.status });
+    case 'skip':
+      return goOnAfterSkip(deps, invocation, lease.job, index, claim.reason, loaded, log);
+    case 'cancelled':
       return 'cancelled';
-    }
-
-    // Done: mark it, and claim the next unit nobody has started, in one swap (a retry re-sends the same one).
-    const done = await writeUnit((j) => {
-      let next = j.units![index].handoff ?? null;
-      const units = j.units!.map((u) => ({ ...u }));
-      if (next === null && !j.cancelRequested) {
-        const free = units.findIndex((u) => !u.dispatched);
-        if (free >= 0) {
-          units[free].dispatched = true;
-          next = free;
-        }
-      }
-      units[index] = { ...units[index], state: 'SUCCEEDED', lease: null, error: null, handoff: next };
-      return { ...j, units, progress: progressOfUnits(units), updatedAt: now() };
+    case 'run':
+      break;
+    default:
+      throw new UnreachableCaseError(claim);
+  }
+  const unit = lease.job.units![index];
+  log.info('training unit started', { unit: unitName(unit), attempt: unit.attempts, epoch: unit.epoch });
+  lease.startHeartbeat(log);
+  try {
+    const jobData = loaded ?? (await loadJobData(deps, lease.job, log));
+    const run = new UnitRun({
+      ...deps,
+      log,
+      lease,
+      data: jobData.data,
+      remainingMs: invocation.remainingMs,
+      safetyMs,
+      stopWhen: unitStopped,
     });
-    const handoff = done.units![index].handoff;
-    log.info('training unit finished', { unit: unitName(current), next: handoff });
-    if (handoff != null && done.units![handoff].state === 'PENDING') {
-      if (invocation.remainingMs() > 2 * safetyMs) {
-        clearInterval(heartbeat);
-        return await runUnit(deps, { ...invocation, unit: handoff }, handoff, { snapshot, data, runtime });
-      }
-      await deps.dispatcher.dispatch({ jobId: job.id, unit: handoff });
+    const status =
+      unit.kind === 'FOLD' ? await runFoldUnit(deps, run, index) : await runFinalUnit(deps, run, index);
+    switch (status) {
+      case 'paused':
+        await lease.handOn(deps.dispatcher, { jobId: invocation.jobId, unit: index });
+        log.info('training unit continues in a new invocation', { remainingMs: invocation.remainingMs() });
+        return 'continued';
+      case 'cancelled':
+        await lease.write((j) =>
+          FINAL_STATUSES.has(j.status)
+            ? withUnit(j, index, { state: 'CANCELLED', lease: null })
+            : cancelAll(j),
+        );
+        log.info('training unit stopped: the job was cancelled or failed', { status: lease.job.status });
+        return 'cancelled';
+      case 'completed':
+        return await finishUnit(deps, invocation, lease, index, jobData, safetyMs, log);
+      default:
+        throw new UnreachableCaseError(status);
     }
-    if (done.units!.every((u) => u.state === 'SUCCEEDED'))
-      return await finishTrainingJob(deps, invocation, { snapshot, data, runtime });
-    return 'unit-finished';
   } catch (error) {
-    if (error instanceof LeaseLost) {
-      log.warn('training unit lost its lease; stopping', { newOwner: error.owner });
-      return 'skipped';
-    }
-    if (error instanceof LymphoscopeError && error.code === 'UNAVAILABLE') throw error; // Lambda retries.
-    const message =
-      error instanceof JobCannotSucceed || error instanceof LymphoscopeError
-        ? error.message
-        : `${(error as Error)?.message ?? String(error)}`;
-    log.error('training unit failed', { unit: unitName(current), attempt: current.attempts, error });
-    let retry = false;
-    await writeUnit((j) => {
-      const u = j.units![index];
-      retry = !(error instanceof JobCannotSucceed) && u.attempts < MAX_UNIT_ATTEMPTS;
-      return retry
-        ? withUnit(j, index, { state: 'PENDING', lease: null, error: message })
-        : failJob(j, index, message);
-    }).catch((e) => log.error('could not record the unit failure', { error: e }));
-    if (retry) await deps.dispatcher.dispatch({ jobId: invocation.jobId, unit: index });
-    return 'failed';
+    return await recordUnitFailure(deps, lease, index, unit, error, log);
   } finally {
-    clearInterval(heartbeat);
+    lease.stopHeartbeat();
   }
 }
 
-async function loadJobData(deps: WorkerDeps, job: JobRecord): Promise<LoadedJobData> {
-  const runtime = await initRuntime();
-  const snapshot = (await deps.docs.get<Snapshot>(layout.snapshot(job.datasetId, job.snapshotId)))?.value;
-  if (!snapshot) throw new JobCannotSucceed(`Snapshot ${job.snapshotId} is missing.`);
-  return { runtime, snapshot, data: await loadSnapshot(deps.store, snapshot, job.config.inputSize) };
+/** Cancelled, or failed by another unit (or the job is gone): nothing this unit makes can be used. */
+function unitStopped(job: JobRecord | null): boolean {
+  return !job || job.cancelRequested || FINAL_STATUSES.has(job.status);
+}
+
+/** Takes the unit's lease and marks it RUNNING, counting the attempt; one out of attempts fails the job. */
+function claimUnit(lease: JobLease, index: number): Promise<UnitClaim> {
+  return lease.acquire<UnitClaim>((job) => {
+    const unit = job.units?.[index];
+    if (!unit) return { job, verdict: { kind: 'skip', reason: 'no such unit' } };
+    if (FINAL_STATUSES.has(job.status))
+      return { job, verdict: { kind: 'skip', reason: `job already ${job.status}` } };
+    if (job.cancelRequested) return { job: cancelAll(job), verdict: { kind: 'cancelled' } };
+    if (unit.state !== 'PENDING' && unit.state !== 'RUNNING')
+      return { job, verdict: { kind: 'skip', reason: `unit already ${unit.state}` } };
+    const holder = lease.heldElsewhere(unit.lease);
+    if (holder) return { job, verdict: { kind: 'skip', reason: `lease held by ${holder}` } };
+    // A unit whose workers keep dying (each death is an attempt) fails like one that keeps throwing.
+    if (unit.attempts >= MAX_UNIT_ATTEMPTS) {
+      const failed = failJob(job, index, unit.error ?? 'its worker stopped without finishing');
+      return { job: failed, verdict: { kind: 'exhausted' } };
+    }
+    const running = withUnit(job, index, {
+      state: 'RUNNING',
+      attempts: unit.attempts + 1,
+      dispatched: true,
+      lease: lease.fresh(),
+    });
+    return { job: running, verdict: { kind: 'run' } };
+  });
+}
+
+/**
+ * A unit this invocation may not run. A retry of an invocation that went on with the unit it claimed goes on
+ * with it again; a retry of the one that finished the last unit, which died before it registered the version,
+ * finishes the job; anything else is skipped.
+ */
+async function goOnAfterSkip(
+  deps: WorkerDeps,
+  invocation: UnitInvocation,
+  job: JobRecord,
+  index: number,
+  reason: string,
+  loaded: LoadedJobData | undefined,
+  log: Logger,
+): Promise<UnitOutcome> {
+  const unit = job.units?.[index];
+  const next = unit?.state === 'SUCCEEDED' ? (unit.handoff ?? null) : null;
+  const chained = next !== null ? job.units![next] : null;
+  if (
+    chained &&
+    chained.lease?.owner === invocation.invocationId &&
+    (chained.state === 'RUNNING' || chained.state === 'PENDING')
+  )
+    return runUnit(deps, { ...invocation, unit: next! }, next!, loaded);
+  if (
+    unit?.state === 'SUCCEEDED' &&
+    job.units!.every((u) => u.state === 'SUCCEEDED') &&
+    job.status === 'RUNNING'
+  )
+    return finishTrainingJob(deps, invocation);
+  log.info('training unit skipped', { reason });
+  return 'skipped';
+}
+
+/**
+ * The unit SUCCEEDED: marks it, and claims the next unit nobody has started, in one swap (a retry re-sends
+ * the same one); runs that one here while time is left, else sends it. The last unit finishes the job.
+ */
+async function finishUnit(
+  deps: WorkerDeps,
+  invocation: UnitInvocation,
+  lease: JobLease,
+  index: number,
+  loaded: LoadedJobData,
+  safetyMs: number,
+  log: Logger,
+): Promise<UnitOutcome> {
+  const done = await lease.write((j) => {
+    let next = j.units![index].handoff ?? null;
+    const units = j.units!.map((u) => ({ ...u }));
+    if (next === null && !j.cancelRequested) {
+      const free = units.findIndex((u) => !u.dispatched);
+      if (free >= 0) {
+        units[free].dispatched = true;
+        next = free;
+      }
+    }
+    units[index] = { ...units[index], state: 'SUCCEEDED', lease: null, error: null, handoff: next };
+    return { ...j, units, progress: progressOfUnits(units), updatedAt: now() };
+  });
+  const handoff = done.units![index].handoff;
+  log.info('training unit finished', { unit: unitName(done.units![index]), next: handoff });
+  if (handoff != null && done.units![handoff].state === 'PENDING') {
+    if (invocation.remainingMs() > 2 * safetyMs) {
+      lease.stopHeartbeat();
+      return await runUnit(deps, { ...invocation, unit: handoff }, handoff, loaded);
+    }
+    await deps.dispatcher.dispatch({ jobId: invocation.jobId, unit: handoff });
+  }
+  if (done.units!.every((u) => u.state === 'SUCCEEDED'))
+    return await finishTrainingJob(deps, invocation, loaded);
+  return 'unit-finished';
+}
+
+/** A lost lease stops quietly; a failure sends the unit again, or fails the job after MAX_UNIT_ATTEMPTS. */
+async function recordUnitFailure(
+  deps: WorkerDeps,
+  lease: JobLease,
+  index: number,
+  unit: TrainingUnit,
+  error: unknown,
+  log: Logger,
+): Promise<UnitOutcome> {
+  const failure = failureOf(error);
+  switch (failure.kind) {
+    case 'lease-lost':
+      log.warn('training unit lost its lease; stopping', { newOwner: failure.owner });
+      return 'skipped';
+    case 'failed': {
+      const message = failure.message ?? `${(error as Error)?.message ?? String(error)}`;
+      log.error('training unit failed', { unit: unitName(unit), attempt: unit.attempts, error });
+      let retry = false;
+      await lease
+        .write((j) => {
+          retry = failure.retryable && j.units![index].attempts < MAX_UNIT_ATTEMPTS;
+          return retry
+            ? withUnit(j, index, { state: 'PENDING', lease: null, error: message })
+            : failJob(j, index, message);
+        })
+        .catch((e) => log.error('could not record the unit failure', { error: e }));
+      if (retry) await deps.dispatcher.dispatch({ jobId: lease.job.id, unit: index });
+      return 'failed';
+    }
+    default:
+      throw new UnreachableCaseError(failure);
+  }
 }
 
 /**
@@ -442,229 +427,60 @@ function failJob(job: JobRecord, index: number, message: string): JobRecord {
   };
 }
 
-interface UnitHooks {
-  index: number;
-  shouldCancel: () => Promise<boolean>;
-  shouldPause: () => boolean;
-  epochDone: () => void;
-  writeUnit: (mutate: (j: JobRecord) => JobRecord) => Promise<JobRecord>;
-}
-
-async function runFoldUnit(
-  deps: WorkerDeps,
-  job: JobRecord,
-  unit: TrainingUnit,
-  data: LoadedSnapshot,
-  hooks: UnitHooks,
-): Promise<TrainResult['status']> {
-  const { store, docs } = deps;
-  const seed = unit.seed!;
-  const fold = unit.fold!;
-  const foldKey = layout.jobFold(job.id, seed, fold);
-  if (await docs.get<FoldOutput>(foldKey)) return 'completed';
-  // The same plan the whole-job worker makes: the folds and seeds are the job's, the cells the snapshot's.
+/** One fold, planned as the whole-job worker plans it: the folds and seeds are the job's, the cells the snapshot's. */
+async function runFoldUnit(deps: WorkerDeps, run: UnitRun, index: number): Promise<TrainResult['status']> {
+  const { lease, data } = run;
+  const job = lease.job;
+  const unit = job.units![index];
+  const at = { seed: unit.seed!, fold: unit.fold! };
+  if (await storedFold(deps.docs, job.id, at)) return 'completed';
   const foldUnits = job.units!.filter((u) => u.kind === 'FOLD');
   const recipe = {
     folds: new Set(foldUnits.map((u) => u.fold)).size,
     seeds: new Set(foldUnits.map((u) => u.seed)).size,
   };
   const cells = [...data.train, ...data.validation];
-  const task = planFolds(cells, job.config, recipe).find((t) => t.seed === seed && t.fold === fold);
+  const task = planFolds(cells, job.config, recipe).find((t) => t.seed === at.seed && t.fold === at.fold);
   if (!task) throw new JobCannotSucceed(`The job's plan has no ${unitName(unit)}.`);
-  const cpKey = layout.jobFoldCheckpoint(job.id, seed, fold);
-  const cpObject = await store.get(cpKey);
-  const run = await runFold(task, new Map(cells.map((c) => [c.id, c])), job.config, {
-    domain: data.domain,
-    resumeFrom: cpObject ? deserializeCheckpoint(cpObject.body) : undefined,
-    onCheckpoint: async (cp) => {
-      hooks.epochDone();
-      await store.put(cpKey, serializeCheckpoint(cp), { contentType: 'application/octet-stream' });
-      await hooks.writeUnit((j) => withUnit(j, hooks.index, { epoch: cp.epoch }));
-    },
-    shouldCancel: hooks.shouldCancel,
-    shouldPause: hooks.shouldPause,
+  const fold = await run.trainFold(task, new Map(cells.map((c) => [c.id, c])), {
+    afterCheckpoint: async (cp) => void (await lease.write((j) => withUnit(j, index, { epoch: cp.epoch }))),
   });
-  if (run.status !== 'completed') return run.status;
-  await docs.put(foldKey, run.output);
-  await store.delete(cpKey).catch(() => undefined);
-  return 'completed';
-}
-
-interface FinalRun {
-  history: TrainResult['history'];
-  bestEpoch: number;
-  trainingRuntime: TrainResult['trainingRuntime'];
+  return fold.status;
 }
 
 /** The served network, as the whole-job worker trains it; stored at jobs/<id>/final/ for the finisher. */
-async function runFinalUnit(
-  deps: WorkerDeps,
-  job: JobRecord,
-  data: LoadedSnapshot,
-  hooks: UnitHooks,
-): Promise<TrainResult['status']> {
-  const { store, docs } = deps;
-  if (await store.head(layout.jobFinalModel(job.id, 'result.json'))) return 'completed';
-  const checkpoint = await store.get(layout.jobCheckpoint(job.id));
-  const result = await train({
-    config: job.config,
-    train: data.train,
-    validation: data.validation,
-    resumeFrom: checkpoint ? deserializeCheckpoint(checkpoint.body) : undefined,
-    augment: augmenterFor(job.config),
-    onCheckpoint: async (cp) => {
-      hooks.epochDone();
-      await store.put(layout.jobCheckpoint(job.id), serializeCheckpoint(cp), {
-        contentType: 'application/octet-stream',
-      });
-      // The job's epoch and history stay the served network's, as when one worker runs the job.
-      await hooks.writeUnit((j) => ({
-        ...withUnit(j, hooks.index, { epoch: cp.epoch }),
+async function runFinalUnit(deps: WorkerDeps, run: UnitRun, index: number): Promise<TrainResult['status']> {
+  const { lease } = run;
+  const job = lease.job;
+  if (await deps.store.head(layout.jobFinalModel(job.id, 'result.json'))) return 'completed';
+  const result = await run.trainServedNetwork({
+    // The job's epoch and history stay the served network's, as when one worker runs the job.
+    afterCheckpoint: async (cp) =>
+      void (await lease.write((j) => ({
+        ...withUnit(j, index, { epoch: cp.epoch }),
         epoch: cp.epoch,
         history: cp.history,
-      }));
-    },
-    shouldCancel: hooks.shouldCancel,
-    shouldPause: hooks.shouldPause,
+      }))),
   });
   if (result.status !== 'completed') return result.status;
   const model = result.model!;
   try {
     const bundle = await serializeModel(model);
-    await store.put(layout.jobFinalModel(job.id, 'weights.bin'), bundle.weights, {
+    await deps.store.put(layout.jobFinalModel(job.id, 'weights.bin'), bundle.weights, {
       contentType: 'application/octet-stream',
     });
-    await store.put(layout.jobFinalModel(job.id, 'model.json'), JSON.stringify(bundle.modelJson), {
+    await deps.store.put(layout.jobFinalModel(job.id, 'model.json'), JSON.stringify(bundle.modelJson), {
       contentType: 'application/json',
     });
     // Written last: its presence says the network above is complete.
-    const run: FinalRun = {
-      history: result.history,
-      bestEpoch: result.bestEpoch,
-      trainingRuntime: result.trainingRuntime,
-    };
-    await docs.put(layout.jobFinalModel(job.id, 'result.json'), run);
+    const { history, bestEpoch, trainingRuntime } = result;
+    await deps.docs.put<FinalRun>(layout.jobFinalModel(job.id, 'result.json'), {
+      history,
+      bestEpoch,
+      trainingRuntime,
+    });
   } finally {
     model.dispose();
   }
   return 'completed';
-}
-
-interface FinishClaim {
-  owner: string;
-  at: string;
-  modelVersion?: string;
-}
-
-/** A finisher's claim this old belongs to an invocation that died after its retries; another takes over. */
-const FINISH_STALL_MS = 15 * 60_000;
-
-/**
- * Fits the decisions on every fold's out-of-fold scores, evaluates the served network and registers the
- * version, once per job: the invocation that creates jobs/<id>/finish.json (If-None-Match) does it; any
- * other returns 'skipped'. A retry of the winner (same invocation id) finds its own claim and goes on; if
- * the claim already names the version it registered, it only marks the job SUCCEEDED.
- */
-export async function finishTrainingJob(
-  deps: WorkerDeps,
-  invocation: Pick<WorkerInvocation, 'jobId' | 'invocationId'>,
-  loaded?: LoadedJobData,
-): Promise<UnitOutcome> {
-  const { docs, store } = deps;
-  const log = deps.log.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
-  const claimKey = layout.jobFinish(invocation.jobId);
-  const mine: FinishClaim = { owner: invocation.invocationId, at: now() };
-  let claim: { value: FinishClaim; etag: string };
-  try {
-    claim = { value: mine, etag: await docs.create(claimKey, mine) };
-  } catch (error) {
-    if (!(error instanceof LymphoscopeError) || error.code !== 'CONFLICT') throw error;
-    const found = await docs.get<FinishClaim>(claimKey);
-    if (!found) return 'skipped';
-    claim = found;
-    if (found.value.owner !== invocation.invocationId) {
-      if (Date.parse(found.value.at) > Date.now() - FINISH_STALL_MS) {
-        log.info('another invocation finishes this job', { owner: found.value.owner });
-        return 'skipped';
-      }
-      try {
-        claim = { value: mine, etag: await docs.replace(claimKey, mine, found.etag) };
-      } catch (lost) {
-        if (lost instanceof LymphoscopeError) return 'skipped';
-        throw lost;
-      }
-    }
-  }
-
-  const jobKey = layout.job(invocation.jobId);
-  const job = (await docs.get<JobRecord>(jobKey))?.value;
-  if (!job || FINAL_STATUSES.has(job.status)) return 'skipped';
-  const succeed = (modelVersion: string, run: FinalRun) =>
-    docs.update<JobRecord>(
-      jobKey,
-      (j) =>
-        FINAL_STATUSES.has(j.status)
-          ? j
-          : {
-              ...j,
-              status: 'SUCCEEDED',
-              modelVersion,
-              progress: 1,
-              etaSeconds: 0,
-              epoch: run.history.length,
-              history: run.history,
-              lease: null,
-              finishedAt: now(),
-              updatedAt: now(),
-            },
-      { retries: UPDATE_RETRIES },
-    );
-  const run = (await docs.get<FinalRun>(layout.jobFinalModel(job.id, 'result.json')))?.value;
-  if (!run) throw new Error(`Job ${job.id}: the served network's result is missing`);
-  if (claim.value.modelVersion) {
-    await succeed(claim.value.modelVersion, run);
-    return 'succeeded';
-  }
-
-  const runtime = loaded?.runtime ?? (await initRuntime());
-  const snapshot =
-    loaded?.snapshot ?? (await docs.get<Snapshot>(layout.snapshot(job.datasetId, job.snapshotId)))?.value;
-  if (!snapshot) throw new Error(`Job ${job.id}: snapshot ${job.snapshotId} is missing`);
-  const data = loaded?.data ?? (await loadSnapshot(store, snapshot, job.config.inputSize));
-  const folds: FoldOutput[] = [];
-  for (const unit of job.units!.filter((u) => u.kind === 'FOLD')) {
-    const output = (await docs.get<FoldOutput>(layout.jobFold(job.id, unit.seed!, unit.fold!)))?.value;
-    if (!output) throw new Error(`Job ${job.id}: ${unitName(unit)} has no output`);
-    folds.push(output);
-  }
-  const modelJson = await store.get(layout.jobFinalModel(job.id, 'model.json'));
-  const weights = await store.get(layout.jobFinalModel(job.id, 'weights.bin'));
-  if (!modelJson || !weights) throw new Error(`Job ${job.id}: the served network is missing`);
-  const bundle: ModelBundle = {
-    modelJson: JSON.parse(modelJson.body.toString('utf8')) as ModelBundle['modelJson'],
-    weights: weights.body,
-  };
-  const model = await loadModel(bundle);
-  try {
-    const card = await registerTrainedModel(deps, {
-      job,
-      snapshot,
-      data,
-      folds,
-      model,
-      result: run,
-      runtime,
-    });
-    // Remembered before the job is marked, so a retry after a crash here does not register a second version.
-    await docs.replace(claimKey, { ...claim.value, modelVersion: card.version }, claim.etag);
-    await succeed(card.version, run);
-    log.info('training succeeded', {
-      modelVersion: card.version,
-      units: job.units!.length,
-      testMetrics: card.testMetrics,
-    });
-    return 'succeeded';
-  } finally {
-    model.dispose();
-  }
 }

@@ -1,46 +1,29 @@
 import { createHash } from 'node:crypto';
 import type * as tf from '@tensorflow/tfjs';
-import { LymphoscopeError } from '../errors';
+import { UnreachableCaseError } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
-import { decodeImage } from '../ml/image/decode';
-import { augmenterFor, toModelInput } from '../ml/image/preprocess';
 import {
   decideFromFolds,
   DEFAULT_RECIPE_OPTIONS,
-  domainApi,
   planFolds,
-  runFold,
   validateRecipeOptions,
   type FoldOutput,
-  type RecipeCell,
   type RecipeOptions,
 } from '../ml/decisions';
 import { servedProbabilities, type MeasuredExample } from '../ml/evaluation/evaluate';
 import { computeMetrics } from '../ml/evaluation/metrics';
-import {
-  measureMorphology,
-  morphologyNorms,
-  type Morphology,
-  type MorphologyNorms,
-} from '../ml/features/morphology';
 import { serializeModel } from '../ml/models/model-io';
-import { initRuntime } from '../ml/runtime';
-import {
-  deserializeCheckpoint,
-  serializeCheckpoint,
-  train,
-  type TrainingCheckpoint,
-  type TrainProgress,
-  type TrainResult,
-} from '../ml/training/train';
+import type { TrainProgress, TrainResult } from '../ml/training/train';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
-import { runBounded } from '../concurrency/run-bounded';
 import { buildModelCard } from './model-card';
 import type { ModelCard, ModelRegistry } from './models';
 import { FINAL_STATUSES, type JobRecord, type Snapshot } from './training';
+import { loadJobData, type LoadedJobData, type LoadedSnapshot } from './training-data';
+import { JOB_LEASE, JobLease } from './training-lease';
+import { failureOf, finishedJob, now, storedFold, UnitRun, workerTimings } from './training-run';
 
 export interface WorkerInvocation {
   jobId: string;
@@ -59,9 +42,14 @@ export interface WorkerDeps {
   dispatcher: JobDispatcher;
   log: Logger;
   leaseMs?: number;
-  /** See LYMPHOSCOPE_WORKER_SAFETY_MS, _WORKER_LEASE_MS and _FOLD_CONCURRENCY in src/config.ts. */
-  config?: { workerSafetyMs: number; workerLeaseMs?: number; foldConcurrency?: number };
-  /** Folds and seeds of the out-of-fold decisions (default DEFAULT_RECIPE_OPTIONS: 5 folds x 3 seeds). */
+  /** See LYMPHOSCOPE_WORKER_SAFETY_MS, _WORKER_LEASE_MS, _FOLD_CONCURRENCY and _RECIPE_* in src/config.ts. */
+  config?: {
+    workerSafetyMs: number;
+    workerLeaseMs?: number;
+    foldConcurrency?: number;
+    recipe?: RecipeOptions;
+  };
+  /** Folds and seeds of the out-of-fold decisions, over config.recipe (default: 5 folds x 3 seeds). */
   recipe?: RecipeOptions;
 }
 
@@ -71,26 +59,15 @@ export interface WorkerDeps {
  */
 const FOLDS_SHARE = 0.5;
 
-/** The job's recipe options: the deps', else LYMPHOSCOPE_RECIPE_FOLDS / _SEEDS, else the defaults. */
-export function recipeOf(deps: Pick<WorkerDeps, 'recipe'>): RecipeOptions {
-  if (deps.recipe) return validateRecipeOptions(deps.recipe);
-  const env = (name: string, fallback: number) => {
-    const v = process.env[name];
-    return v === undefined || v === '' ? fallback : Number(v);
-  };
-  return validateRecipeOptions({
-    folds: env('LYMPHOSCOPE_RECIPE_FOLDS', DEFAULT_RECIPE_OPTIONS.folds),
-    seeds: env('LYMPHOSCOPE_RECIPE_SEEDS', DEFAULT_RECIPE_OPTIONS.seeds),
-  });
+/** The job's recipe options: the deps', else the configuration's, else the defaults. */
+export function recipeOf(deps: Pick<WorkerDeps, 'recipe' | 'config'>): RecipeOptions {
+  return validateRecipeOptions(deps.recipe ?? deps.config?.recipe ?? DEFAULT_RECIPE_OPTIONS);
 }
 
 export type Outcome = 'skipped' | 'succeeded' | 'failed' | 'cancelled' | 'continued';
 
-const now = () => new Date().toISOString();
-const LEASE_MS = 60_000;
-const SAFETY_MS = 50_000;
-/** Progress is written (and the lease renewed) at most this often. */
-const PROGRESS_EVERY_MS = 3_000;
+/** How a training step ended when it did not complete: the job is cancelled, or out of time. */
+type Stopped = 'cancelled' | 'paused';
 
 /**
  * Runs one training job for as long as this invocation's time allows, in two phases (src/ml/decisions):
@@ -107,285 +84,208 @@ const PROGRESS_EVERY_MS = 3_000;
  * data) is marked FAILED.
  */
 export async function runTrainingJob(deps: WorkerDeps, invocation: WorkerInvocation): Promise<Outcome> {
-  const { docs, store, log: baseLog } = deps;
-  const log = baseLog.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
-  const leaseMs = deps.leaseMs ?? deps.config?.workerLeaseMs ?? LEASE_MS;
-  const safetyMs = deps.config?.workerSafetyMs ?? SAFETY_MS;
+  const log = deps.log.child({ jobId: invocation.jobId, invocationId: invocation.invocationId });
+  const { leaseMs, safetyMs } = workerTimings(deps);
   const jobKey = layout.job(invocation.jobId);
+  const lease = new JobLease(deps.docs, jobKey, invocation.invocationId, leaseMs, JOB_LEASE);
+  const claim = await claimJob(lease);
+  switch (claim.kind) {
+    case 'skip':
+      log.info('training worker skipped', { reason: claim.reason });
+      return 'skipped';
+    case 'cancelled':
+      return 'cancelled';
+    case 'run':
+      break;
+    default:
+      throw new UnreachableCaseError(claim);
+  }
+  log.info('training worker started', { attempt: lease.job.attempts, epoch: lease.job.epoch });
+  lease.startHeartbeat(log);
+  try {
+    const loaded = await loadJobData(deps, lease.job, log);
+    const run = new UnitRun({
+      ...deps,
+      log,
+      lease,
+      data: loaded.data,
+      remainingMs: invocation.remainingMs,
+      safetyMs,
+      stopWhen: (job) => job?.cancelRequested ?? false,
+    });
+    const folds = await trainFoldsInTurn(deps, run);
+    if (folds.status !== 'completed') return await stopJob(deps, run, folds.status, invocation);
+    const served = await trainServedNetworkOfJob(run);
+    if (served.status !== 'completed') return await stopJob(deps, run, served.status, invocation);
+    return await registerAndSucceed(deps, run, { ...loaded, folds: folds.outputs, result: served });
+  } catch (error) {
+    return await failTrainingJob(lease, error, log);
+  } finally {
+    lease.stopHeartbeat();
+  }
+}
 
-  let skipReason: string | null = null;
-  const acquired = await docs.update<JobRecord>(jobKey, (job) => {
-    skipReason = null;
-    if (FINAL_STATUSES.has(job.status)) {
-      skipReason = `job already ${job.status}`;
-      return job;
-    }
-    const leaseLive = job.lease && Date.parse(job.lease.expiresAt) > Date.now();
-    if (leaseLive && job.lease!.owner !== invocation.invocationId) {
-      skipReason = `lease held by ${job.lease!.owner}`;
-      return job;
-    }
-    if (job.cancelRequested) {
-      return { ...job, status: 'CANCELLED', lease: null, finishedAt: now(), updatedAt: now() };
-    }
-    return {
+type JobClaim = { kind: 'run' } | { kind: 'cancelled' } | { kind: 'skip'; reason: string };
+
+/** Takes the job's lease and marks it RUNNING; a job that ended, or is another's, is left as it is. */
+function claimJob(lease: JobLease): Promise<JobClaim> {
+  return lease.acquire<JobClaim>((job) => {
+    if (FINAL_STATUSES.has(job.status))
+      return { job, verdict: { kind: 'skip', reason: `job already ${job.status}` } };
+    const holder = lease.heldElsewhere(job.lease);
+    if (holder) return { job, verdict: { kind: 'skip', reason: `lease held by ${holder}` } };
+    if (job.cancelRequested) return { job: finishedJob(job, 'CANCELLED'), verdict: { kind: 'cancelled' } };
+    const at = now();
+    const running: JobRecord = {
       ...job,
       status: 'RUNNING',
       attempts: job.attempts + 1,
-      startedAt: job.startedAt ?? now(),
-      updatedAt: now(),
-      lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
+      startedAt: job.startedAt ?? at,
+      updatedAt: at,
+      lease: lease.fresh(),
     };
+    return { job: running, verdict: { kind: 'run' } };
   });
-  if (skipReason) {
-    log.info('training worker skipped', { reason: skipReason });
-    return 'skipped';
+}
+
+/**
+ * Phase 1: every fold of every seed in turn, skipping those an earlier invocation stored. Pausing before
+ * this invocation has trained a fold would only hand the same state to the next one, so it does not.
+ */
+async function trainFoldsInTurn(
+  deps: WorkerDeps,
+  run: UnitRun,
+): Promise<{ status: 'completed'; outputs: FoldOutput[] } | { status: Stopped }> {
+  const { lease, data, log } = run;
+  const job = lease.job;
+  const cells = [...data.train, ...data.validation];
+  const byId = new Map(cells.map((c) => [c.id, c]));
+  const tasks = planFolds(cells, job.config, recipeOf(deps));
+  const outputs: FoldOutput[] = [];
+  let foldsRunHere = 0;
+  for (const [index, task] of tasks.entries()) {
+    const stored = await storedFold(deps.docs, job.id, task);
+    if (stored) {
+      outputs.push(stored);
+      continue;
+    }
+    if (await run.shouldCancel()) return { status: 'cancelled' };
+    if (foldsRunHere > 0 && run.shouldPause()) return { status: 'paused' };
+    const progress = (fraction: number) => (FOLDS_SHARE * (index + fraction)) / tasks.length;
+    const fold = await run.trainFold(task, byId, {
+      onProgress: (p) =>
+        run.reportProgress(p, { progress: progress(progressOf(p)), imagesPerSecond: p.imagesPerSecond }),
+    });
+    if (fold.status !== 'completed') return fold;
+    foldsRunHere++;
+    outputs.push(fold.output);
+    await lease.writeRenewing((j) => ({ ...j, progress: progress(1), updatedAt: now() }));
+    const { bestEpoch, trainSeconds } = fold.output;
+    log.info('fold finished', {
+      seed: task.seed,
+      fold: task.fold,
+      of: tasks.length,
+      bestEpoch,
+      seconds: Math.round(trainSeconds),
+    });
+    run.startEpoch();
   }
-  let job = acquired.value;
-  if (job.status === 'CANCELLED') return 'cancelled';
-  log.info('training worker started', { attempt: job.attempts, epoch: job.epoch });
+  return { status: 'completed', outputs };
+}
 
-  /** CAS write that also proves we still hold the lease; losing it stops this worker. */
-  const writeJob = async (mutate: (j: JobRecord) => JobRecord): Promise<JobRecord> => {
-    const { value } = await docs.update<JobRecord>(jobKey, (current) => {
-      if (current.lease?.owner !== invocation.invocationId) throw new LeaseLost(current.lease?.owner ?? null);
-      return mutate(current);
-    });
-    job = value;
-    return value;
-  };
-
-  // Renewed on a timer, not only with progress: loading a large snapshot, or one long batch, must not
-  // let the lease lapse while this worker is alive (a reader would then start a second worker).
-  const heartbeat = setInterval(
-    () => {
-      writeJob((j) => ({
+/** Phase 2: the served network; job.epoch and job.history follow its checkpoints. */
+function trainServedNetworkOfJob(run: UnitRun): Promise<TrainResult> {
+  const afterFolds = (fraction: number) => FOLDS_SHARE + (1 - FOLDS_SHARE) * fraction;
+  return run.trainServedNetwork({
+    onProgress: (p) =>
+      run.reportProgress(p, {
+        progress: afterFolds(progressOf(p)),
+        etaSeconds: p.etaSeconds,
+        imagesPerSecond: p.imagesPerSecond,
+      }),
+    afterCheckpoint: async (cp) => {
+      await run.lease.writeRenewing((j) => ({
         ...j,
-        lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
-      })).catch((error) => {
-        if (!(error instanceof LeaseLost)) log.warn('lease renewal failed', { error: String(error) });
-      });
-    },
-    Math.max(250, leaseMs / 3),
-  );
-
-  try {
-    const runtime = await initRuntime();
-    const snapshot = (await docs.get<Snapshot>(layout.snapshot(job.datasetId, job.snapshotId)))?.value;
-    if (!snapshot) throw new JobCannotSucceed(`Snapshot ${job.snapshotId} is missing.`);
-    const loadStarted = Date.now();
-    const data = await loadSnapshot(store, snapshot, job.config.inputSize);
-    log.info('snapshot loaded', {
-      images: snapshot.items.length,
-      ms: Date.now() - loadStarted,
-      rejected: data.rejected.length,
-    });
-
-    let lastWrite = 0;
-    let lastCancelCheck = 0;
-    let cancelRequested = false;
-    let epochStarted = Date.now();
-    let longestEpochMs = 0;
-    let lastProgress: TrainProgress | null = null;
-    const shouldCancel = async () => {
-      if (cancelRequested) return true;
-      if (Date.now() - lastCancelCheck < PROGRESS_EVERY_MS) return false;
-      lastCancelCheck = Date.now();
-      const current = (await docs.get<JobRecord>(jobKey))?.value;
-      if (current && current.lease?.owner !== invocation.invocationId)
-        throw new LeaseLost(current.lease?.owner ?? null);
-      cancelRequested = current?.cancelRequested ?? false;
-      return cancelRequested;
-    };
-    // Stop between epochs when another one (plus evaluation and writes) might not fit the time left.
-    const shouldPause = () => invocation.remainingMs() < longestEpochMs * 1.5 + safetyMs;
-    const renewedLease = () => ({
-      owner: invocation.invocationId,
-      expiresAt: new Date(Date.now() + leaseMs).toISOString(),
-    });
-    const cancel = async () => {
-      await writeJob((j) => ({
-        ...j,
-        status: 'CANCELLED',
-        lease: null,
-        finishedAt: now(),
+        epoch: cp.epoch,
+        history: cp.history,
+        progress: afterFolds(cp.epoch / j.config.epochs),
+        imagesPerSecond: run.lastProgress?.imagesPerSecond ?? j.imagesPerSecond,
         updatedAt: now(),
       }));
-      log.info('training cancelled', { epoch: job.epoch });
-      return 'cancelled' as const;
-    };
-    const pause = async () => {
-      await writeJob((j) => ({ ...j, lease: null, updatedAt: now() }));
-      await deps.dispatcher.dispatch({ jobId: job.id });
+      run.log.info('epoch checkpointed', { ...cp.history[cp.history.length - 1], epoch: cp.epoch });
+    },
+  });
+}
+
+/** Cancelled: the job ends CANCELLED. Out of time: the lease is released and the next invocation sent. */
+async function stopJob(
+  deps: WorkerDeps,
+  { lease, log }: UnitRun,
+  stopped: Stopped,
+  invocation: WorkerInvocation,
+): Promise<Outcome> {
+  switch (stopped) {
+    case 'cancelled':
+      await lease.write((j) => finishedJob(j, 'CANCELLED'));
+      log.info('training cancelled', { epoch: lease.job.epoch });
+      return 'cancelled';
+    case 'paused':
+      await lease.handOn(deps.dispatcher, { jobId: lease.job.id });
       log.info('training continues in a new invocation', {
-        epoch: job.epoch,
+        epoch: lease.job.epoch,
         remainingMs: invocation.remainingMs(),
       });
-      return 'continued' as const;
-    };
+      return 'continued';
+    default:
+      throw new UnreachableCaseError(stopped);
+  }
+}
 
-    // Phase 1: the cross-validation folds the decisions are fitted on.
-    const recipe = recipeOf(deps);
-    const cells = [...data.train, ...data.validation];
-    const byId = new Map(cells.map((c) => [c.id, c]));
-    const tasks = planFolds(cells, job.config, recipe);
-    const folds: FoldOutput[] = [];
-    // Pausing before this invocation has done any work would only hand the same state to the next one.
-    let foldsRunHere = 0;
-    for (const [index, task] of tasks.entries()) {
-      const foldKey = layout.jobFold(job.id, task.seed, task.fold);
-      const done = (await docs.get<FoldOutput>(foldKey))?.value;
-      if (done) {
-        folds.push(done);
-        continue;
-      }
-      if (await shouldCancel()) return await cancel();
-      if (foldsRunHere > 0 && shouldPause()) return await pause();
-      const cpKey = layout.jobFoldCheckpoint(job.id, task.seed, task.fold);
-      const cpObject = await store.get(cpKey);
-      const foldProgress = (fraction: number) => (FOLDS_SHARE * (index + fraction)) / tasks.length;
-      const run = await runFold(task, byId, job.config, {
-        domain: data.domain,
-        resumeFrom: cpObject ? deserializeCheckpoint(cpObject.body) : undefined,
-        onProgress: (p) => {
-          lastProgress = p;
-          if (Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
-          lastWrite = Date.now();
-          void writeJob((j) => ({
-            ...j,
-            progress: foldProgress(progressOf(p)),
-            imagesPerSecond: p.imagesPerSecond,
-            updatedAt: now(),
-            lease: renewedLease(),
-          })).catch((error) => log.warn('progress write failed', { error }));
-        },
-        onCheckpoint: async (cp) => {
-          longestEpochMs = Math.max(longestEpochMs, Date.now() - epochStarted);
-          epochStarted = Date.now();
-          await store.put(cpKey, serializeCheckpoint(cp), { contentType: 'application/octet-stream' });
-        },
-        shouldCancel,
-        shouldPause,
-      });
-      if (run.status !== 'completed') return run.status === 'cancelled' ? await cancel() : await pause();
-      foldsRunHere++;
-      await docs.put(foldKey, run.output);
-      await store.delete(cpKey).catch(() => undefined);
-      folds.push(run.output);
-      await writeJob((j) => ({
-        ...j,
-        progress: foldProgress(1),
-        updatedAt: now(),
-        lease: renewedLease(),
-      }));
-      log.info('fold finished', {
-        seed: task.seed,
-        fold: task.fold,
-        of: tasks.length,
-        bestEpoch: run.output.bestEpoch,
-        seconds: Math.round(run.output.trainSeconds),
-      });
-      epochStarted = Date.now();
-    }
-
-    // Phase 2: the served network.
-    const checkpointObject = await store.get(layout.jobCheckpoint(job.id));
-    const resumeFrom: TrainingCheckpoint | undefined = checkpointObject
-      ? deserializeCheckpoint(checkpointObject.body)
-      : undefined;
-    if (resumeFrom) log.info('resuming from checkpoint', { epoch: resumeFrom.epoch });
-
-    epochStarted = Date.now();
-    const result = await train({
-      config: job.config,
-      train: data.train,
-      validation: data.validation,
-      resumeFrom,
-      augment: augmenterFor(job.config),
-      onTrainingFallback: (reason) => log.warn('training falls back to TF.js', { reason }),
-      onProgress: (p) => {
-        lastProgress = p;
-        if (Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
-        lastWrite = Date.now();
-        void writeJob((j) => ({
-          ...j,
-          progress: FOLDS_SHARE + (1 - FOLDS_SHARE) * progressOf(p),
-          etaSeconds: p.etaSeconds,
-          imagesPerSecond: p.imagesPerSecond,
-          updatedAt: now(),
-          lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
-        })).catch((error) => log.warn('progress write failed', { error }));
-      },
-      onCheckpoint: async (cp) => {
-        longestEpochMs = Math.max(longestEpochMs, Date.now() - epochStarted);
-        epochStarted = Date.now();
-        await store.put(layout.jobCheckpoint(job.id), serializeCheckpoint(cp), {
-          contentType: 'application/octet-stream',
-        });
-        await writeJob((j) => ({
-          ...j,
-          epoch: cp.epoch,
-          history: cp.history,
-          progress: FOLDS_SHARE + ((1 - FOLDS_SHARE) * cp.epoch) / j.config.epochs,
-          imagesPerSecond: lastProgress?.imagesPerSecond ?? j.imagesPerSecond,
-          updatedAt: now(),
-          lease: { owner: invocation.invocationId, expiresAt: new Date(Date.now() + leaseMs).toISOString() },
-        }));
-        log.info('epoch checkpointed', { ...cp.history[cp.history.length - 1], epoch: cp.epoch });
-      },
-      shouldCancel,
-      shouldPause: () => invocation.remainingMs() < longestEpochMs * 1.5 + safetyMs,
-    });
-
-    if (result.status === 'cancelled') return await cancel();
-    if (result.status === 'paused') return await pause();
-
-    const model = result.model!;
-    try {
-      const card = await registerTrainedModel(deps, { job, snapshot, data, folds, model, result, runtime });
-      await writeJob((j) => ({
-        ...j,
-        status: 'SUCCEEDED',
+/** Registers the version made of the served network and the folds, and marks the job SUCCEEDED. */
+async function registerAndSucceed(
+  deps: WorkerDeps,
+  { lease, log }: UnitRun,
+  parts: LoadedJobData & { folds: FoldOutput[]; result: TrainResult },
+): Promise<Outcome> {
+  const model = parts.result.model!;
+  try {
+    const card = await registerTrainedModel(deps, { ...parts, job: lease.job, model });
+    await lease.write((j) =>
+      finishedJob(j, 'SUCCEEDED', {
         modelVersion: card.version,
         progress: 1,
         etaSeconds: 0,
-        history: result.history,
-        lease: null,
-        finishedAt: now(),
-        updatedAt: now(),
-      }));
-      log.info('training succeeded', {
-        modelVersion: card.version,
-        testMetrics: card.testMetrics,
-        outOfFold: card.decisions?.outOfFold,
-      });
-      return 'succeeded';
-    } finally {
-      model.dispose();
-    }
-  } catch (error) {
-    if (error instanceof LeaseLost) {
-      log.warn('training worker lost its lease; stopping', { newOwner: error.owner });
-      return 'skipped';
-    }
-    const transient = error instanceof LymphoscopeError && error.code === 'UNAVAILABLE';
-    if (transient) throw error; // Lambda retries the event; the retry resumes from the checkpoint.
-    const message =
-      error instanceof JobCannotSucceed || error instanceof LymphoscopeError
-        ? error.message
-        : 'Internal error during training; see the worker log.';
-    log.error('training failed', { error });
-    await writeJob((j) => ({
-      ...j,
-      status: 'FAILED',
-      error: message,
-      lease: null,
-      finishedAt: now(),
-      updatedAt: now(),
-    })).catch((e) => log.error('could not mark the job failed', { error: e }));
-    return 'failed';
+        history: parts.result.history,
+      }),
+    );
+    log.info('training succeeded', {
+      modelVersion: card.version,
+      testMetrics: card.testMetrics,
+      outOfFold: card.decisions?.outOfFold,
+    });
+    return 'succeeded';
   } finally {
-    clearInterval(heartbeat);
+    model.dispose();
+  }
+}
+
+/** A lost lease stops quietly; anything else but a transient failure (thrown on) fails the job. */
+async function failTrainingJob(lease: JobLease, error: unknown, log: Logger): Promise<Outcome> {
+  const failure = failureOf(error);
+  switch (failure.kind) {
+    case 'lease-lost':
+      log.warn('training worker lost its lease; stopping', { newOwner: failure.owner });
+      return 'skipped';
+    case 'failed': {
+      log.error('training failed', { error });
+      const message = failure.message ?? 'Internal error during training; see the worker log.';
+      await lease
+        .write((j) => finishedJob(j, 'FAILED', { error: message }))
+        .catch((e) => log.error('could not mark the job failed', { error: e }));
+      return 'failed';
+    }
+    default:
+      throw new UnreachableCaseError(failure);
   }
 }
 
@@ -448,79 +348,8 @@ export async function registerTrainedModel(
   return card;
 }
 
-export class LeaseLost extends Error {
-  constructor(readonly owner: string | null) {
-    super(`lease now held by ${owner}`);
-  }
-}
-
-export class JobCannotSucceed extends Error {}
-
 export function progressOf(p: TrainProgress): number {
   return Math.min(1, ((p.epoch - 1) * p.batchesPerEpoch + p.batch) / (p.epochs * p.batchesPerEpoch));
-}
-
-export interface LoadedSnapshot {
-  train: RecipeCell[];
-  validation: RecipeCell[];
-  test: RecipeCell[];
-  /** Content hash of each cell, by id (the snapshot key). */
-  sha256: Map<string, string>;
-  domain: ReturnType<typeof domainApi>;
-  norms: MorphologyNorms | null;
-  rejected: string[];
-}
-
-/** Decodes and resizes every image of the snapshot once, and measures every cell (norms, morphology stack). */
-export async function loadSnapshot(
-  store: ObjectStore,
-  snapshot: Snapshot,
-  inputSize: number,
-): Promise<LoadedSnapshot> {
-  const domain = domainApi();
-  const out: LoadedSnapshot = {
-    train: [],
-    validation: [],
-    test: [],
-    sha256: new Map(),
-    domain,
-    norms: null,
-    rejected: [],
-  };
-  const measured: Array<{ m: Morphology; label: 0 | 1 }> = [];
-  const bySplit = new Map<string, RecipeCell>();
-  await runBounded(
-    snapshot.items.map((item) => async () => {
-      const object = await store.get(item.key);
-      if (!object) {
-        out.rejected.push(item.key);
-        return;
-      }
-      const image = await decodeImage(object.body);
-      const morphology = measureMorphology(image);
-      out.sha256.set(item.key, createHash('sha256').update(object.body).digest('hex'));
-      bySplit.set(item.key, {
-        id: item.key,
-        subjectId: item.subjectId,
-        pixels: await toModelInput(image, inputSize),
-        label: item.label,
-        morphology,
-        domainFeatures: domain ? domain.domainFeatures(image) : null,
-      });
-      if (item.split === 'train') measured.push({ m: morphology, label: item.label });
-    }),
-    4,
-  );
-  // Keep the snapshot's order (not the order decoding finished), so training is reproducible.
-  for (const item of snapshot.items) {
-    const example = bySplit.get(item.key);
-    if (example) out[item.split].push(example);
-  }
-  out.norms = morphologyNorms(measured);
-  if (out.train.length === 0 || out.validation.length === 0 || out.test.length === 0) {
-    throw new JobCannotSucceed('After skipping unreadable images a split is empty.');
-  }
-  return out;
 }
 
 function testSplitId(snapshot: Snapshot): string {

@@ -1,7 +1,7 @@
 import { encodeBmp, syntheticCell } from '../../src/ml/data/synthetic';
 import type { ModelCard } from '../../src/services/models';
 import type { JobRecord } from '../../src/services/training';
-import { finishTrainingJob } from '../../src/services/training-units';
+import { finishTrainingJob } from '../../src/services/training-finish';
 import { layout } from '../../src/storage/layout';
 import { FINAL, startE2eStack, type E2eStack } from '../helpers/e2e-stack';
 import { ok, waitFor } from '../helpers/graphql';

@@ -1,11 +1,11 @@
 import { loadConfig } from '../../src/config';
 import type { JobDispatcher, TrainWorkerEvent } from '../../src/dispatch/job-dispatcher';
-import { DEFAULT_TRAINING_CONFIG } from '../../src/ml/training/train';
 import { createServices, type Services } from '../../src/services';
 import type { JobRecord } from '../../src/services/training';
 import { runTrainingInvocation } from '../../src/services/training-units';
 import type { WorkerDeps } from '../../src/services/training-worker';
 import { layout } from '../../src/storage/layout';
+import { queuedJobRecord } from '../helpers/job-record';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 
 /**
@@ -34,30 +34,7 @@ describe('training units: fan-out bookkeeping', () => {
   beforeEach(() => (dispatched.length = 0));
 
   async function queuedJob(id: string): Promise<JobRecord> {
-    const now = new Date().toISOString();
-    const job: JobRecord = {
-      id,
-      status: 'QUEUED',
-      datasetId: 'ds-x',
-      snapshotId: id,
-      config: { ...DEFAULT_TRAINING_CONFIG, seed: 11, validationFraction: 0.2, testFraction: 0.2 },
-      epoch: 0,
-      progress: 0,
-      etaSeconds: null,
-      imagesPerSecond: null,
-      history: [],
-      split: { train: 6, validation: 2, test: 2, trainSubjects: 6, validationSubjects: 2, testSubjects: 2 },
-      modelVersion: null,
-      error: null,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-      startedAt: null,
-      finishedAt: null,
-      cancelRequested: false,
-      createdBy: 'test',
-      lease: null,
-    };
+    const job = queuedJobRecord(id);
     await services.docs.create(layout.job(id), job);
     return job;
   }

@@ -18,6 +18,7 @@ import {
   type TrainingConfig,
   type TrainResult,
 } from '../training/train';
+import { recipeCountProblem, type RecipeOptions } from './recipe-options';
 import { heldOutDomainFlags, type DomainApi, type DomainModel, type DomainScores } from './domain';
 import type { OofScores } from './rule';
 
@@ -56,25 +57,15 @@ export interface FoldOutput {
   trainingRuntime: TrainResult['trainingRuntime'];
 }
 
-export interface RecipeOptions {
-  /** Subject-grouped folds (default 5). */
-  folds: number;
-  /** Seeds run: config.seed, config.seed + 1, ... (default 3). */
-  seeds: number;
-}
+export { DEFAULT_RECIPE_OPTIONS, type RecipeOptions } from './recipe-options';
 
-export const DEFAULT_RECIPE_OPTIONS: RecipeOptions = { folds: 5, seeds: 3 };
-const MAX_FOLDS = 20;
-const MAX_SEEDS = 10;
 /** Share of a fold's training subjects held out for early stopping (never for any decision). */
 const INNER_VALIDATION = 0.25;
 
 export function validateRecipeOptions(options: RecipeOptions): RecipeOptions {
   const { folds, seeds } = options;
-  if (!Number.isInteger(folds) || folds < 2 || folds > MAX_FOLDS)
-    throw badInput(`folds must be an integer from 2 to ${MAX_FOLDS}, got ${folds}.`);
-  if (!Number.isInteger(seeds) || seeds < 1 || seeds > MAX_SEEDS)
-    throw badInput(`seeds must be an integer from 1 to ${MAX_SEEDS}, got ${seeds}.`);
+  const problem = recipeCountProblem('folds', folds) ?? recipeCountProblem('seeds', seeds);
+  if (problem) throw badInput(problem);
   return { folds, seeds };
 }
 
