@@ -11,7 +11,7 @@ const TESTED_ELSEWHERE: Record<string, string> = {
   'services/caller.ts': 'types only',
   'resolvers/connection.ts': 'one object literal, exercised by every paginated resolver test',
   'services/retention.ts': 'test/services/retention-rules.test.ts',
-  'services/training-worker.ts': 'test/services/training-units.test.ts and test/e2e/training*.test.ts',
+  'services/training-finish.ts': 'test/e2e/training-folds.test.ts (two finishers, one version)',
   'dispatch/job-dispatcher.ts': 'test/dispatch/lambda-invoker.test.ts',
   'dispatch/scoring-dispatcher.ts': 'test/dispatch/lambda-invoker.test.ts',
 };
