@@ -62,6 +62,10 @@ async function main(): Promise<void> {
   try {
     await run('unzip', ['-q', ZIP, '-d', dir]);
     const bundleBytes = (await stat(path.join(dir, 'src/handlers/graphql.js'))).size;
+    // The local S3 refuses unsigned requests; the SDK's default chain reads the keys from the environment.
+    process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
+    process.env.AWS_REGION ??= LOCAL_S3_REGION;
     const services = createServices(
       loadConfig({
         LYMPHOSCOPE_STAGE: 'test',
