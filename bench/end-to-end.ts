@@ -57,9 +57,10 @@ const ANALYSIS_STAGES = ['resizeMs', 'predictMs', 'morphologyMs', 'heatmapMs', '
 
 /**
  * Splits each predict request's round trip by the log lines it wrote: outside Apollo's operation (the
- * client's JSON and HTTP, the local API building the Lambda event, the handler's middleware, the API key's
- * GET, the answer's way back), Apollo's operation outside the service (parse, validate, base64 decode,
- * header check, the heat map's presigned URL), and the service's own stages.
+ * client's JSON and HTTP, the local API building the Lambda event, the handler's middleware, the answer's
+ * way back), Apollo's operation outside the service (the API key's GET, which the first resolver to ask
+ * for the caller triggers, parse, validate, base64 decode, header check, the heat map's presigned URL),
+ * and the service's own stages.
  */
 function breakdownOf(requests: Array<{ roundTripMs: number; lines: LogLine[] }>): EndToEndShare[] {
   const shares = new Map<string, number[]>();
@@ -74,11 +75,11 @@ function breakdownOf(requests: Array<{ roundTripMs: number; lines: LogLine[] }>)
     const field = (name: string) => Number(prediction[name] ?? 0);
     add('round trip, as the client sees it', roundTripMs);
     add(
-      'outside Apollo: client JSON + HTTP, local API, Lambda event, middleware, API key GET',
+      'outside Apollo: client JSON + HTTP, local API, Lambda event, middleware, answer',
       roundTripMs - operation.ms!,
     );
     add(
-      'Apollo outside the service: parse, validate, base64, header, resolver, heat-map URL',
+      'Apollo outside the service: API key GET, parse, validate, base64, header, heat-map URL',
       operation.ms! - prediction.ms!,
     );
     add('service: production alias GET + model cache', field('lookupMs'));
