@@ -55,13 +55,14 @@ async function main() {
   );
   for (const [k, v] of Object.entries(stages)) console.log(k.padEnd(14), round(percentile(v, 50)));
   await onnx.dispose();
-  if (process.argv.includes('--e2e'))
-    console.table(
-      await benchEndToEnd(
-        samples.map((s) => s.bytes),
-        1,
-      ),
+  if (process.argv.includes('--e2e')) {
+    const { rows, breakdown } = await benchEndToEnd(
+      samples.map((s) => s.bytes),
+      1,
     );
+    console.table(rows);
+    console.table(breakdown);
+  }
 }
 
 main().catch((e) => {

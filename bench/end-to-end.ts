@@ -7,6 +7,101 @@ import { percentile, round } from './stats';
 const PREDICT =
   'mutation($input: PredictInput!) { predict(input: $input) { id label probabilityAll needsReview reviewReasons heatmapUrl } }';
 
+/**
+ * One share of a predict request's time, from the client's clock and the handler's JSON log lines
+ * (`graphql` and `prediction`, written by the handler during that request). Means, so the shares add up
+ * to the round trip; `p50Ms` beside them for the reader.
+ */
+export interface EndToEndShare {
+  share: string;
+  meanMs: number;
+  p50Ms: number;
+}
+
+export interface EndToEndResult {
+  rows: EndToEndRow[];
+  breakdown: EndToEndShare[];
+}
+
+interface LogLine {
+  message?: string;
+  ms?: number;
+  [field: string]: unknown;
+}
+
+/**
+ * The stack's JSON log lines while `run` runs, kept off the terminal. Powertools writes them to
+ * process.stdout, one object per line; anything else written meanwhile passes through.
+ */
+async function capturingLog<T>(run: (lines: LogLine[]) => Promise<T>): Promise<T> {
+  const lines: LogLine[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    if (!text.startsWith('{"level"'))
+      return (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+    for (const line of text.split('\n')) if (line) lines.push(JSON.parse(line) as LogLine);
+    const callback = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    callback?.();
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    return await run(lines);
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+/** The analysis stages of the `prediction` log line (PredictionService), in pipeline order. */
+const ANALYSIS_STAGES = ['resizeMs', 'predictMs', 'morphologyMs', 'heatmapMs', 'outOfDomainMs'] as const;
+
+/**
+ * Splits each predict request's round trip by the log lines it wrote: outside Apollo's operation (the
+ * client's JSON and HTTP, the local API building the Lambda event, the handler's middleware, the answer's
+ * way back), Apollo's operation outside the service (the API key's GET, which the first resolver to ask
+ * for the caller triggers, parse, validate, base64 decode, header check, the heat map's presigned URL),
+ * and the service's own stages.
+ */
+function breakdownOf(requests: Array<{ roundTripMs: number; lines: LogLine[] }>): EndToEndShare[] {
+  const shares = new Map<string, number[]>();
+  const add = (share: string, ms: number) => {
+    if (!shares.has(share)) shares.set(share, []);
+    shares.get(share)!.push(ms);
+  };
+  for (const { roundTripMs, lines } of requests) {
+    const operation = lines.find((l) => l.message === 'graphql');
+    const prediction = lines.find((l) => l.message === 'prediction');
+    if (!operation || !prediction) throw new Error('a predict request logged no graphql or prediction line');
+    const field = (name: string) => Number(prediction[name] ?? 0);
+    add('round trip, as the client sees it', roundTripMs);
+    add(
+      'outside Apollo: client JSON + HTTP, local API, Lambda event, middleware, answer',
+      roundTripMs - operation.ms!,
+    );
+    add(
+      'Apollo outside the service: API key GET, parse, validate, base64, header, heat-map URL',
+      operation.ms! - prediction.ms!,
+    );
+    add('service: production alias GET + model cache', field('lookupMs'));
+    add('service: decode', field('decodeMs'));
+    let stages = 0;
+    for (const stage of ANALYSIS_STAGES) {
+      add(`analysis: ${stage.replace(/Ms$/, '')}`, field(stage));
+      stages += field(stage);
+    }
+    add('service: S3 writes (image, heat map, owner | record | review marker)', field('storeMs'));
+    add(
+      'service: the rest (record, morphology comparisons, overlaps)',
+      prediction.ms! - field('lookupMs') - field('decodeMs') - stages - field('storeMs'),
+    );
+  }
+  return [...shares].map(([share, ms]) => ({
+    share,
+    meanMs: round(ms.reduce((a, b) => a + b, 0) / ms.length),
+    p50Ms: round(percentile(ms, 50)),
+  }));
+}
+
 export interface EndToEndRow {
   what: string;
   requests: number;
@@ -26,12 +121,17 @@ export interface EndToEndRow {
  * in this process, so the client's and the server's CPU are the same 2 cores. The bundled demo model is
  * the production model of a fresh local stack.
  */
-export async function benchEndToEnd(cells: Buffer[], passes: number): Promise<EndToEndRow[]> {
+export async function benchEndToEnd(cells: Buffer[], passes: number): Promise<EndToEndResult> {
+  return capturingLog((lines) => endToEnd(cells, passes, lines));
+}
+
+async function endToEnd(cells: Buffer[], passes: number, lines: LogLine[]): Promise<EndToEndResult> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-bench-e2e-'));
   const stack = await startLocalStack({
     dataDir,
     adminKey: 'lsk_bench_end_to_end_admin_key_0123456789',
-    logLevel: 'warn',
+    // Info, as on Lambda: the handler's log lines give the breakdown (capturingLog keeps them off screen).
+    logLevel: 'info',
     host: '127.0.0.1',
     env: { LYMPHOSCOPE_KEY_RATE_PER_MINUTE: '1000000', LYMPHOSCOPE_KEY_BURST: '100000' },
   });
@@ -61,9 +161,15 @@ export async function benchEndToEnd(cells: Buffer[], passes: number): Promise<En
       return (used.user + used.system) / 1000;
     };
     const predict: number[] = [];
+    const requests: Array<{ roundTripMs: number; lines: LogLine[] }> = [];
     let cpu = process.cpuUsage();
     for (let pass = 0; pass < passes; pass++)
-      for (const imageBase64 of encoded) predict.push(await post(PREDICT, { input: { imageBase64 } }));
+      for (const imageBase64 of encoded) {
+        lines.length = 0;
+        const roundTripMs = await post(PREDICT, { input: { imageBase64 } });
+        predict.push(roundTripMs);
+        requests.push({ roundTripMs, lines: [...lines] });
+      }
     const predictCpuMs = cpuMs(cpu);
     const health: number[] = [];
     cpu = process.cpuUsage();
@@ -76,10 +182,13 @@ export async function benchEndToEnd(cells: Buffer[], passes: number): Promise<En
       p90Ms: round(percentile(ms, 90)),
       cpuMsPerRequest: round(cpuTotalMs / ms.length),
     });
-    return [
-      row('predict, one at a time, heat map on', predict, predictCpuMs),
-      row('health', health, healthCpuMs),
-    ];
+    return {
+      rows: [
+        row('predict, one at a time, heat map on', predict, predictCpuMs),
+        row('health', health, healthCpuMs),
+      ],
+      breakdown: breakdownOf(requests),
+    };
   } finally {
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });

@@ -159,8 +159,12 @@ async function main() {
     'End to end over HTTP, one request at a time: predict (base64 BMP, heat map on, stored) and health',
     `the ${samples.length} real C-NMC cells of data/cnmc-sample, the local stack (Lambda handler, local S3) in this process, demo model`,
   );
-  const endToEnd = await benchEndToEnd(bytes, quick ? 1 : 2);
+  const { rows: endToEnd, breakdown: endToEndBreakdown } = await benchEndToEnd(bytes, quick ? 1 : 2);
   table(endToEnd as unknown as Array<Record<string, unknown>>);
+  console.log(
+    "  where a predict request goes (from the handler's JSON log lines; means add up, p50 beside):",
+  );
+  table(endToEndBreakdown as unknown as Array<Record<string, unknown>>);
   console.log(`  the analysis alone (decode .. morphology, above): p50 ${latency[0].stages.total.p50} ms`);
 
   section(
@@ -301,6 +305,7 @@ async function main() {
     runtime: { ...runtime, onnxruntime: onnxVersion },
     peak: { rows: peak, machinePeakGflops: machinePeak, winner: peakWinner.winner },
     endToEnd,
+    endToEndBreakdown,
     inference,
     latency,
     latency96,

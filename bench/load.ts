@@ -15,6 +15,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance as nodePerformance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parseArgs } from 'node:util';
@@ -22,6 +23,8 @@ import { liveTensors, runtimeInfo } from '../src/ml/runtime';
 import { startLocalStack, type LocalStack } from '../src/local/stack';
 import { sampleImages } from '../test/helpers/sample';
 import { registerUntrainedModel } from '../test/helpers/untrained-model';
+
+const loopUtilisation = nodePerformance.eventLoopUtilization.bind(nodePerformance);
 
 const { values: args } = parseArgs({
   options: {
@@ -198,7 +201,14 @@ async function main(): Promise<void> {
     let totalErrors = 0;
     for (const [index, concurrency] of CONCURRENCY.entries()) {
       const r = index + 1;
+      // Where the time beyond one request's goes: the API, the local S3 server and this client share one
+      // event loop, so its utilisation near 1 means the requests queue for that loop (and for the
+      // handler's invocation slots), not for the cores; CPU per request is this process's, every thread.
+      const loopBefore = loopUtilisation();
+      const cpuBefore = process.cpuUsage();
       const { samples, wallMs } = await round(stack.url, partner.secret, cells, REQUESTS, concurrency);
+      const loop = loopUtilisation(loopBefore);
+      const cpu = process.cpuUsage(cpuBefore);
       const after = memory();
       const latencies = samples
         .filter((s) => s.ok)
@@ -222,6 +232,11 @@ async function main(): Promise<void> {
         maxMs: Math.round(latencies[latencies.length - 1] ?? NaN),
         wallS: Number((wallMs / 1000).toFixed(2)),
         throughputPerS: Number(((latencies.length / wallMs) * 1000).toFixed(2)),
+        // Little's law: with `concurrency` always in flight, latency = concurrency / throughput.
+        littleP50Ms: Math.round((concurrency * wallMs) / Math.max(1, latencies.length)),
+        eventLoopUtilisation: Number(loop.utilization.toFixed(2)),
+        cpuMsPerRequest: Math.round((cpu.user + cpu.system) / 1000 / Math.max(1, samples.length)),
+        loadAverage: os.loadavg().map((l) => Number(l.toFixed(1))),
         liveTensorsBefore: before.tensors,
         liveTensorsAfter: after.tensors,
         rssMbBefore: Math.round(before.rssMb),
@@ -232,7 +247,9 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(figures)}\n`);
       process.stdout.write(
         `round ${r}: ${REQUESTS} predictions, ${concurrency} in flight, ${errorCount} errors; p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms; ` +
-          `${figures.throughputPerS} predictions/s; live tensors ${before.tensors} -> ${after.tensors}; ` +
+          `${figures.throughputPerS} predictions/s (concurrency / throughput ${figures.littleP50Ms} ms); ` +
+          `event loop busy ${figures.eventLoopUtilisation}, ${figures.cpuMsPerRequest} CPU ms per request, ` +
+          `load average ${figures.loadAverage[0]}; live tensors ${before.tensors} -> ${after.tensors}; ` +
           `RSS ${figures.rssMbBefore} -> ${figures.rssMbAfter} MB\n`,
       );
     }

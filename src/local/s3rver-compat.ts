@@ -390,29 +390,48 @@ async function writeAtomically(path: string, content: Buffer | string): Promise<
  * crash at any point leave a readable object: the old MD5 is removed first, so between the renames
  * s3rver recomputes it from whichever bytes are there instead of serving a stale ETag. Bodies are
  * buffered in memory; this server is for development and tests.
+ *
+ * Only the renames and the MD5's removal are ordered; the temporaries are invisible until renamed, so
+ * they are written at once with that removal. Each file system call is a trip through libuv's thread
+ * pool, and a prediction's writes wait on them: one after another they were about 13 trips per PUT,
+ * this way 5 (mkdir, the parallel writes, three renames).
  */
 export function makePutsAtomic(store: S3rver.Store): void {
+  const metadataJson = (metadata: Record<string, string>) =>
+    JSON.stringify(
+      Object.fromEntries(
+        Object.entries(metadata).filter(
+          ([name]) => STORED_METADATA.has(name) || name.startsWith('x-amz-meta-'),
+        ),
+      ),
+      null,
+      2,
+    );
   store.putMetadata = async (bucket, key, metadata, md5) => {
     const metadataPath = store.getResourcePath(bucket, key, 'metadata.json');
-    const json = Object.fromEntries(
-      Object.entries(metadata).filter(
-        ([name]) => STORED_METADATA.has(name) || name.startsWith('x-amz-meta-'),
-      ),
-    );
-    await writeAtomically(metadataPath, JSON.stringify(json, null, 2));
+    await writeAtomically(metadataPath, metadataJson(metadata));
     if (md5) await writeAtomically(store.getResourcePath(bucket, key, 'object.md5'), md5);
   };
   store.putObject = async (object) => {
     const body = await readAll(object.content);
     const md5 = createHash('md5').update(body).digest('hex');
-    const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
-    await mkdir(dirname(objectPath), { recursive: true });
-    const temporary = `${objectPath}.${randomUUID()}.tmp`;
-    await writeFile(temporary, body);
-    await rm(store.getResourcePath(object.bucket, object.key, 'object.md5'), { force: true });
-    await store.putMetadata(object.bucket, object.key, object.metadata);
-    await rename(temporary, objectPath);
-    await writeAtomically(store.getResourcePath(object.bucket, object.key, 'object.md5'), md5);
+    const path = (file: string) => store.getResourcePath(object.bucket, object.key, file);
+    const temporary = (file: string) => `${path(file)}.${randomUUID()}.tmp`;
+    const files = {
+      object: { path: path('object'), temporary: temporary('object') },
+      metadata: { path: path('metadata.json'), temporary: temporary('metadata.json') },
+      md5: { path: path('object.md5'), temporary: temporary('object.md5') },
+    };
+    await mkdir(dirname(files.object.path), { recursive: true });
+    await Promise.all([
+      writeFile(files.object.temporary, body),
+      writeFile(files.metadata.temporary, metadataJson(object.metadata)),
+      writeFile(files.md5.temporary, md5),
+      rm(files.md5.path, { force: true }),
+    ]);
+    await rename(files.metadata.temporary, files.metadata.path);
+    await rename(files.object.temporary, files.object.path);
+    await rename(files.md5.temporary, files.md5.path);
     return { size: body.length, md5 };
   };
 }

@@ -35,6 +35,13 @@ export function decodeBase64(
       { limit: limits.inlineImageBytes },
     );
   }
+  // The common case, canonical base64 (what Buffer#toString('base64') and standard encoders write), is
+  // proved by decoding and encoding back: both native, about 5x cheaper on a 600 KB image than the
+  // pattern below, which a 450x450 cell otherwise pays on every request. A string that encodes back to
+  // itself is exactly the canonical encoding of those bytes, so nothing the strict path refuses gets
+  // through. Anything else (whitespace, a data: URL, base64url, no padding, garbage) takes the strict path.
+  const decoded = Buffer.from(imageBase64, 'base64');
+  if (decoded.length > 0 && decoded.toString('base64') === imageBase64) return decoded;
   const compact = imageBase64.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
   if (compact.length === 0 || compact.length % 4 === 1 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact)) {
     throw badInput(`${field} is not valid base64.`, { field });

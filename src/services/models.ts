@@ -343,9 +343,26 @@ export class ModelRegistry {
     let entry = this.loaded.get(version);
     if (!entry) {
       entry = (async () => {
+        // The card, the TF.js artifacts and the ONNX twin are read at once: on a cold start one S3 round
+        // trip instead of three. The card is awaited first, so a missing version is still NOT_FOUND of the
+        // version; the others' failures are theirs to report once it exists.
+        const onnxBytes = onnxRuntime()
+          ? this.store.get(layout.modelFile(version, 'model.onnx'))
+          : Promise.resolve(null);
+        const bundle = this.readBundle(version);
+        onnxBytes.catch(() => undefined);
+        bundle.catch(() => undefined);
         const card = await this.require(version);
-        const model = await loadModel(await this.readBundle(version));
-        return { card, model, onnx: await this.loadOnnx(card) };
+        // The ONNX session is created on onnxruntime's threads while TF.js builds the model here.
+        const onnx = this.loadOnnx(card, onnxBytes);
+        let model: LoadedModel['model'];
+        try {
+          model = await loadModel(await bundle);
+        } catch (error) {
+          await (await onnx)?.dispose();
+          throw error;
+        }
+        return { card, model, onnx: await onnx };
       })();
       this.loaded.set(version, entry);
       entry.catch(() => this.loaded.delete(version));
@@ -368,7 +385,10 @@ export class ModelRegistry {
   }
 
   /** Never throws: without an ONNX session the version is served by TF.js. */
-  private async loadOnnx(card: ModelCard): Promise<OnnxClassifier | null> {
+  private async loadOnnx(
+    card: ModelCard,
+    bytes: Promise<{ body: Buffer } | null>,
+  ): Promise<OnnxClassifier | null> {
     if (!onnxRuntime()) {
       if (!this.onnxUnavailableLogged) {
         this.log.warn('onnxruntime-node is unavailable; serving with TF.js', { reason: onnxRuntimeError() });
@@ -377,7 +397,7 @@ export class ModelRegistry {
       return null;
     }
     try {
-      const stored = await this.store.get(layout.modelFile(card.version, 'model.onnx'));
+      const stored = await bytes;
       return stored ? await OnnxClassifier.create(stored.body, card.inputSize) : null;
     } catch (error) {
       this.log.warn('the ONNX model could not be loaded; serving with TF.js', {

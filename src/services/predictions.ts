@@ -93,6 +93,18 @@ export function compareMorphology(m: Morphology, norms: MorphologyNorms | null):
   }));
 }
 
+/**
+ * Like Promise.all, but answers only once every promise has settled: a call that fails has no write of
+ * its own still in flight (landing after the caller was told), whichever write failed first.
+ */
+async function settledAll(promises: Array<Promise<unknown> | null>): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+/** Milliseconds to a tenth: the log's stages are a few ms each, whole ms would hide them. */
+const tenths = (ms: number) => Math.round(ms * 10) / 10;
+
 export class PredictionService {
   constructor(
     private readonly store: ObjectStore,
@@ -161,14 +173,39 @@ export class PredictionService {
       );
     }
     const { model, card, onnx } = await this.models.load(version);
+    const lookupMs = performance.now() - started;
     const decodeStarted = performance.now();
     const image = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
     const decodeMs = performance.now() - decodeStarted;
-    const analysis = await analyzeCell(model, card, image, { explain: input.explain !== false, onnx });
-
     const id = ulid().toLowerCase();
     const partnerId = caller.partnerId;
     const ext = image.format === 'jpeg' ? 'jpg' : image.format;
+    const imageKey = layout.predictionImage(partnerId, id, ext);
+    // Artifacts first, the record last: a prediction is visible only when everything it points to exists.
+    // The image and the owner marker depend on nothing the analysis computes, so they are written while it
+    // runs (on Lambda the S3 round trip, locally the local S3 server's file writes, overlap the pixel
+    // work); the heat map follows the analysis. A failure of any write, or of the analysis, fails the call
+    // before the record is written, and what was written is an orphan no listing shows (listings skip an
+    // owner without its record; a partner's deletion removes its whole prefix). The review marker points
+    // at the record, so it comes after it.
+    const tags = Promise.resolve(this.retention?.pixelTags(partnerId));
+    const inputsStored = tags.then((pixelTags) =>
+      settledAll([
+        this.store.put(imageKey, bytes, { contentType: `image/${image.format}`, tags: pixelTags }),
+        this.docs.create(layout.predictionOwner(id), { partnerId }),
+      ]),
+    );
+    // Awaited below on every path; this only keeps a write failing during the analysis from being
+    // reported as unhandled before then.
+    inputsStored.catch(() => undefined);
+    let analysis: Awaited<ReturnType<typeof analyzeCell>>;
+    try {
+      analysis = await analyzeCell(model, card, image, { explain: input.explain !== false, onnx });
+    } catch (error) {
+      await inputsStored.catch(() => undefined);
+      throw error;
+    }
+
     const record: PredictionRecord = {
       id,
       partnerId,
@@ -185,27 +222,29 @@ export class PredictionService {
         comparisons: compareMorphology(analysis.morphology, card.morphologyNorms),
       },
       heatmapKey: analysis.heatmapPng ? layout.predictionHeatmap(partnerId, id) : null,
-      imageKey: layout.predictionImage(partnerId, id, ext),
+      imageKey,
       source,
       createdAt: new Date().toISOString(),
       review: null,
     };
-    // Artifacts first, the record last: a prediction is visible only when everything it points to exists.
-    // The image, the heat map and the owner marker do not depend on each other, so they are written at
-    // once (one S3 round trip instead of three); a failure of any fails the call before the record is
-    // written, and what was written is an orphan no listing shows (listings skip an owner without its
-    // record). The review marker points at the record, so it comes after it.
-    const tags = await this.retention?.pixelTags(partnerId);
+    // What the caller waits for after the analysis: the inputs' writes if still in flight, the heat map,
+    // the record, the review marker.
+    const storeStarted = performance.now();
     const heatmapKey = record.heatmapKey;
-    await Promise.all([
-      this.store.put(record.imageKey, bytes, { contentType: `image/${image.format}`, tags }),
-      analysis.heatmapPng && heatmapKey
-        ? this.store.put(heatmapKey, analysis.heatmapPng, { contentType: 'image/png', tags })
+    const heatmapPng = analysis.heatmapPng;
+    await settledAll([
+      inputsStored,
+      heatmapPng && heatmapKey
+        ? tags.then((pixelTags) =>
+            this.store.put(heatmapKey, heatmapPng, { contentType: 'image/png', tags: pixelTags }),
+          )
         : null,
-      this.docs.create(layout.predictionOwner(id), { partnerId }),
     ]);
     await this.docs.create(layout.prediction(partnerId, id), record);
     if (record.needsReview) await this.docs.create(layout.pendingReview(id), { partnerId });
+    const storeMs = performance.now() - storeStarted;
+    // Where a prediction's time went, for operators and bench/end-to-end.ts: the model lookup (production
+    // alias GET, model cache), decode, the analysis' stages (timings) and the S3 writes (storeMs).
     this.log.info('prediction', {
       predictionId: id,
       modelVersion: version,
@@ -213,10 +252,12 @@ export class PredictionService {
       needsReview: record.needsReview,
       reviewReasons: record.reviewReasons,
       outOfDomainScore: record.outOfDomainScore,
-      ms: Math.round(performance.now() - started),
-      decodeMs: Math.round(decodeMs),
+      ms: tenths(performance.now() - started),
+      lookupMs: tenths(lookupMs),
+      decodeMs: tenths(decodeMs),
+      storeMs: tenths(storeMs),
       runtime: analysis.runtime,
-      ...Object.fromEntries(Object.entries(analysis.timings).map(([k, v]) => [k, Math.round(v)])),
+      ...Object.fromEntries(Object.entries(analysis.timings).map(([k, v]) => [k, tenths(v)])),
     });
     return record;
   }

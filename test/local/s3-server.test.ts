@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'crypto';
 import { existsSync } from 'fs';
+import { readdir, readFile } from 'fs/promises';
 import { request } from 'http';
 import { join } from 'path';
 import { startTestS3, TestS3 } from '../helpers/s3';
@@ -88,6 +89,50 @@ it('never lets a reader see half of a write', async () => {
     expect(which).toBeGreaterThanOrEqual(0);
     expect(read.body.equals(bodies[which])).toBe(true);
   }
+});
+
+describe('whole-object PUT on disk (makePutsAtomic)', () => {
+  /** The files s3rver keeps for `key`: the object, its MD5 and its metadata, and any leftovers beside them. */
+  async function filesOf(key: string): Promise<string[]> {
+    const dir = join(s3.directory, s3.bucket, ...key.split('/').slice(0, -1));
+    const name = key.split('/').pop()!;
+    return (await readdir(dir)).filter((f) => f.startsWith(`${name}._S3rver_`)).sort();
+  }
+
+  it('leaves the bytes, their MD5 and the metadata, and no temporary file, for a new key and an overwrite', async () => {
+    const first = randomBytes(300_000);
+    const second = randomBytes(1_000);
+    for (const [body, type] of [
+      [first, 'image/bmp'],
+      [second, 'image/png'],
+    ] as const) {
+      const answer = await put('disk/cell', body, { 'content-type': type, 'x-amz-meta-sha256': md5(body) });
+      expect(answer.status).toBe(200);
+      expect(answer.etag).toBe(`"${md5(body)}"`);
+      const files = await filesOf('disk/cell');
+      expect(files).toEqual(['cell._S3rver_metadata.json', 'cell._S3rver_object', 'cell._S3rver_object.md5']);
+      const base = join(s3.directory, s3.bucket, 'disk', 'cell._S3rver_');
+      expect(await readFile(`${base}object`)).toEqual(body);
+      expect(await readFile(`${base}object.md5`, 'utf8')).toBe(md5(body));
+      expect(JSON.parse(await readFile(`${base}metadata.json`, 'utf8'))).toEqual({
+        'content-type': type,
+        'x-amz-meta-sha256': md5(body),
+      });
+      const read = await get('disk/cell');
+      expect(Buffer.from(await read.arrayBuffer())).toEqual(body);
+      expect(read.headers.get('content-type')).toBe(type);
+    }
+  });
+
+  it('keeps each of many concurrent writes to distinct keys whole', async () => {
+    const bodies = Array.from({ length: 12 }, (_, i) => randomBytes(20_000 + i));
+    const answers = await Promise.all(bodies.map((b, i) => put(`disk/many/${i}`, b)));
+    expect(answers.map((a) => a.status)).toEqual(bodies.map(() => 200));
+    for (const [i, body] of bodies.entries()) {
+      expect(Buffer.from(await (await get(`disk/many/${i}`)).arrayBuffer())).toEqual(body);
+      expect((await filesOf(`disk/many/${i}`)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    }
+  });
 });
 
 describe('CORS: only the console’s origin', () => {

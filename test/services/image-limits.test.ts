@@ -40,6 +40,33 @@ describe('decodeBase64', () => {
     expect(error?.details).toEqual({ field: 'images[3]' });
   });
 
+  it('answers canonical base64 of every length, and every one-character change of it, as the strict rule says', () => {
+    // The rule, spelled out independently of the code: whitespace aside, base64 or base64url characters
+    // with at most two '=' at the end, not empty, and no length that leaves a lone character.
+    const strictlyValid = (text: string) => {
+      const compact = text.replace(/\s+/g, '');
+      return compact.length > 0 && compact.length % 4 !== 1 && /^[A-Za-z0-9+/_-]*={0,2}$/.test(compact);
+    };
+    // Lengths 1..40 cover every padding case of the canonical fast path; the changed character lands in the
+    // data, in the padding or just before it.
+    for (let length = 1; length <= 40; length++) {
+      const data = Buffer.from(Array.from({ length }, (_, i) => (i * 97 + length * 31) & 255));
+      const text = data.toString('base64');
+      expect(decodeBase64(text, limits)).toEqual(data);
+      for (const at of [0, text.length >> 1, text.length - 2, text.length - 1]) {
+        for (const bad of ['*', '=', ' ', '-', '!', 'A=']) {
+          const changed = text.slice(0, at) + bad + text.slice(at + 1);
+          if (strictlyValid(changed)) {
+            const compact = changed.replace(/\s+/g, '');
+            expect(decodeBase64(changed, limits)).toEqual(Buffer.from(compact, 'base64'));
+          } else {
+            expect(codeOf(() => decodeBase64(changed, limits))).toBe(ErrorCode.BAD_USER_INPUT);
+          }
+        }
+      }
+    }
+  });
+
   it('refuses text over the inline limit before decoding it, with the limit in the error', () => {
     const over = Buffer.alloc(1025).toString('base64');
     const atLimit = Buffer.alloc(1024).toString('base64');

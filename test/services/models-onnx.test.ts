@@ -92,4 +92,39 @@ describe('ModelRegistry with ONNX serving', () => {
     expect(served.runtime).toBe('tfjs');
     expect(served.probabilityAll).toBeGreaterThan(0);
   });
+  it('reads a version for serving at once, and still answers a missing version or missing weights by name', async () => {
+    const registered = await registry.register(demo().bundle, demo().card);
+    const reads: string[] = [];
+    const counting = new Proxy(s3.store, {
+      get(target, name, receiver) {
+        if (name !== 'get') return Reflect.get(target, name, receiver);
+        return async (key: string) => {
+          const file = key.split('/').pop();
+          reads.push(`start ${file}`);
+          try {
+            return await target.get(key);
+          } finally {
+            reads.push(`end ${file}`);
+          }
+        };
+      },
+    });
+    const docs = new JsonDocuments(counting);
+    const fresh = new ModelRegistry(counting, docs, new AuditLog(counting, docs), createLogger('silent'));
+    const loaded = await fresh.load(registered.version);
+    expect(loaded.onnx).not.toBeNull();
+    // The card, model.json, weights.bin and model.onnx, each read once, all started before any answered.
+    expect(reads.slice(0, 4).sort()).toEqual([
+      'start card.json',
+      'start model.json',
+      'start model.onnx',
+      'start weights.bin',
+    ]);
+    expect(reads).toHaveLength(8);
+    await expect(fresh.load('v99999')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(fresh.load('v99999')).rejects.toThrow(/Model version/);
+    await s3.store.delete(`models/${registered.version}/weights.bin`);
+    const again = new ModelRegistry(counting, docs, new AuditLog(counting, docs), createLogger('silent'));
+    await expect(again.load(registered.version)).rejects.toThrow(/Model artifacts of version/);
+  });
 });

@@ -1,0 +1,119 @@
+import { ANONYMOUS_ADMIN, type Caller } from '../../src/services/auth';
+import type { ModelRegistry } from '../../src/services/models';
+import { PredictionService } from '../../src/services/predictions';
+import { JsonDocuments } from '../../src/storage/json-documents';
+import { layout } from '../../src/storage/layout';
+import type { ObjectStore } from '../../src/storage/object-store';
+import { sampleImages } from '../helpers/sample';
+import { startResolverHarness, type ResolverHarness } from '../helpers/resolvers';
+import { registerUntrainedModel } from '../helpers/untrained-model';
+
+/**
+ * predict writes the image and the owner marker while the analysis runs, and the heat map, the record and
+ * the review marker after it. Whatever fails first, the write or the analysis, the call fails with that
+ * error only once every write it started has settled, and no record or review marker exists: a prediction
+ * is visible only when everything it points to is stored. Over a real local S3; the faults are injected
+ * by a store that wraps it.
+ */
+describe('PredictionService writes around the analysis', () => {
+  let h: ResolverHarness;
+  const cell = sampleImages()[3]; // a real 450x450 C-NMC cell
+
+  beforeAll(async () => {
+    h = await startResolverHarness();
+    const card = await registerUntrainedModel(h.services, { notes: 'untrained, for the write tests' });
+    await h.services.models.promote(ANONYMOUS_ADMIN, card.version);
+  });
+  afterAll(() => h?.stop());
+
+  /** The real store, with each put logged and, for keys `failing` matches, refused after `delayMs`. */
+  function faultyStore(failing: RegExp, delayMs: number) {
+    const events: string[] = [];
+    const real = h.services.store;
+    const store = new Proxy(real, {
+      get(target, name, receiver) {
+        if (name !== 'put') return Reflect.get(target, name, receiver);
+        return async (...args: Parameters<ObjectStore['put']>) => {
+          const key = args[0];
+          events.push(`start ${key}`);
+          try {
+            if (failing.test(key)) {
+              await new Promise((resolve) => setTimeout(resolve, delayMs));
+              throw new Error(`injected fault writing ${key}`);
+            }
+            return await real.put(...args);
+          } finally {
+            events.push(`end ${key}`);
+          }
+        };
+      },
+    });
+    return { store, events };
+  }
+
+  function service(store: ObjectStore, models: ModelRegistry = h.services.models) {
+    const { datasets, config, log } = h.services;
+    // JsonDocuments over the wrapped store, so the owner marker and the record go through it too.
+    return new PredictionService(store, new JsonDocuments(store), models, datasets, config.limits, log);
+  }
+
+  const partner = (name: string): Caller => ({ keyId: name, role: 'PARTNER', partnerId: name });
+
+  async function storedUnder(partnerId: string): Promise<string[]> {
+    const keys = (await h.services.store.listAll(layout.predictionsPrefix(partnerId))).map((o) => o.key);
+    return keys.filter((k) => /\/[0-9a-z]{26}\.json$/.test(k));
+  }
+
+  it('stores image, owner, heat map, record and review marker for a prediction that succeeds', async () => {
+    const { store, events } = faultyStore(/^$/, 0);
+    const caller = partner('writes-ok');
+    const record = await service(store).predict(caller, { imageBase64: cell.bytes.toString('base64') });
+    expect(await storedUnder(caller.partnerId)).toEqual([layout.prediction(caller.partnerId, record.id)]);
+    expect(await h.services.store.head(record.imageKey)).not.toBeNull();
+    expect(await h.services.store.head(record.heatmapKey!)).not.toBeNull();
+    expect(await h.services.store.head(layout.predictionOwner(record.id))).not.toBeNull();
+    const starts = events.filter((e) => e.startsWith('start ')).map((e) => e.slice(6));
+    // The record is started only after every artifact it points to has been written.
+    const recordAt = events.indexOf(`start ${layout.prediction(caller.partnerId, record.id)}`);
+    for (const key of [record.imageKey, record.heatmapKey!, layout.predictionOwner(record.id)])
+      expect(events.indexOf(`end ${key}`)).toBeLessThan(recordAt);
+    expect(starts.indexOf(record.imageKey)).toBeLessThan(starts.indexOf(record.heatmapKey!));
+  });
+
+  it('fails with the write error when the image cannot be stored during the analysis, and keeps no record', async () => {
+    const { store, events } = faultyStore(/\.image\./, 30);
+    const caller = partner('writes-image-fault');
+    await expect(
+      service(store).predict(caller, { imageBase64: cell.bytes.toString('base64') }),
+    ).rejects.toThrow(/injected fault writing .*\.image\.bmp/);
+    expect(await storedUnder(caller.partnerId)).toEqual([]);
+    expect(events.some((e) => e.startsWith('start reviews/'))).toBe(false);
+    expect(events.filter((e) => e.startsWith('start ')).length).toBe(
+      events.filter((e) => e.startsWith('end ')).length,
+    );
+  });
+
+  it('fails with the analysis error when the card is damaged, after the writes it started have settled', async () => {
+    const { store, events } = faultyStore(/\.image\./, 300);
+    const caller = partner('writes-analysis-fault');
+    const models = new Proxy(h.services.models, {
+      get(target, name, receiver) {
+        if (name !== 'load') return Reflect.get(target, name, receiver);
+        return async (version: string) => {
+          const loaded = await target.load(version);
+          // A morphology stack that does not parse: analyzeCell refuses it after the network has run.
+          return { ...loaded, card: { ...loaded.card, fusion: { kind: 'damaged' } } };
+        };
+      },
+    });
+    await expect(
+      service(store, models as ModelRegistry).predict(caller, {
+        imageBase64: cell.bytes.toString('base64'),
+      }),
+    ).rejects.toThrow(/malformed morphology stack/);
+    // The image write (held 300 ms, then refused) had ended before the call answered.
+    expect(events.filter((e) => e.startsWith('end ')).some((e) => /\.image\./.test(e))).toBe(true);
+    expect(await storedUnder(caller.partnerId)).toEqual([]);
+    expect(events.some((e) => /\.heatmap\.|\/[0-9a-z]{26}\.json$|^start reviews\//.test(e))).toBe(false);
+  });
+});
