@@ -1,7 +1,7 @@
 import type { CrossValidationSummary } from '../ml/evaluation/cross-validation';
 import type { RecipeDecisions } from '../ml/decisions/recipe';
 import type { BinaryMetrics } from '../ml/evaluation/metrics';
-import { prCurve, rocCurve } from '../ml/evaluation/metrics';
+import { curvePoints } from '../ml/evaluation/metrics';
 import type { MorphologyNorms } from '../ml/features/morphology';
 import { PREPROCESSING } from '../ml/preprocessing';
 import type { TrainResult } from '../ml/training/train';
@@ -30,9 +30,6 @@ export interface ModelCardInput {
   notes: string | null;
 }
 
-/** A non-finite threshold (the curve's first point, +Infinity) is not valid JSON: it becomes null. */
-const finite = (t: number) => (Number.isFinite(t) ? t : null);
-
 /**
  * The one builder of a model card, for the training worker and `lymphoscope train` alike, so a field
  * added to the card is added once. The key order is the card's order in card.json.
@@ -40,7 +37,7 @@ const finite = (t: number) => (Number.isFinite(t) ? t : null);
 export function buildModelCard(input: ModelCardInput): NewModelCard {
   const { config, recipe } = input;
   const { decisions } = recipe;
-  const { labels, probabilities } = input.curve;
+  const curves = curvePoints(input.curve.labels, input.curve.probabilities);
   return {
     architecture: config.architecture,
     inputSize: config.inputSize,
@@ -64,16 +61,8 @@ export function buildModelCard(input: ModelCardInput): NewModelCard {
     history: input.training.history,
     bestEpoch: input.training.bestEpoch,
     lineage: input.lineage,
-    rocCurve: rocCurve(labels, probabilities).map((p) => ({
-      x: p.fpr,
-      y: p.tpr,
-      threshold: finite(p.threshold),
-    })),
-    prCurve: prCurve(labels, probabilities).map((p) => ({
-      x: p.recall,
-      y: p.precision,
-      threshold: finite(p.threshold),
-    })),
+    rocCurve: curves.roc,
+    prCurve: curves.pr,
     morphologyNorms: input.morphologyNorms,
     preprocessing: PREPROCESSING,
     notes: input.notes,

@@ -4,9 +4,9 @@ import {
   chooseReviewBand,
   chooseThreshold,
   computeMetrics,
-  prCurve,
-  rocCurve,
+  curvePoints,
   type BinaryMetrics,
+  type CurvePoint,
 } from './metrics';
 import { fitFusion, fuse, type MorphologyStack } from '../features/fusion';
 import type { Morphology } from '../features/morphology';
@@ -60,15 +60,6 @@ export interface Evaluation {
   pr: CurvePoint[];
 }
 
-/** A point of a curve as stored in a model card; the first point's threshold (infinite) is null. */
-export interface CurvePoint {
-  x: number;
-  y: number;
-  threshold: number | null;
-}
-
-const finiteOrNull = (threshold: number) => (Number.isFinite(threshold) ? threshold : null);
-
 /** The threshold and review band are chosen on validation; the reported metrics come from the untouched test split. */
 function decide(
   validationLabels: number[],
@@ -83,16 +74,7 @@ function decide(
     band,
     validation: computeMetrics(validationLabels, validationProbs, threshold),
     test: computeMetrics(testLabels, testProbs, threshold),
-    roc: rocCurve(testLabels, testProbs).map((p) => ({
-      x: p.fpr,
-      y: p.tpr,
-      threshold: finiteOrNull(p.threshold),
-    })),
-    pr: prCurve(testLabels, testProbs).map((p) => ({
-      x: p.recall,
-      y: p.precision,
-      threshold: finiteOrNull(p.threshold),
-    })),
+    ...curvePoints(testLabels, testProbs),
   };
 }
 

@@ -106,6 +106,34 @@ export function prCurve(labels: number[], probabilities: number[]): PrPoint[] {
   return points;
 }
 
+/** A curve point as cards and the API store it: JSON has no Infinity, so the first point's threshold is null. */
+export interface CurvePoint {
+  x: number;
+  y: number;
+  threshold: number | null;
+}
+
+const finiteOrNull = (threshold: number) => (Number.isFinite(threshold) ? threshold : null);
+
+/** ROC (x: false positive rate, y: true positive rate) and precision-recall (x: recall, y: precision) points. */
+export function curvePoints(
+  labels: number[],
+  probabilities: number[],
+): { roc: CurvePoint[]; pr: CurvePoint[] } {
+  return {
+    roc: rocCurve(labels, probabilities).map((p) => ({
+      x: p.fpr,
+      y: p.tpr,
+      threshold: finiteOrNull(p.threshold),
+    })),
+    pr: prCurve(labels, probabilities).map((p) => ({
+      x: p.recall,
+      y: p.precision,
+      threshold: finiteOrNull(p.threshold),
+    })),
+  };
+}
+
 /** Trapezoidal area under the ROC curve: equals the probability that a random ALL cell outscores a random normal one, ties counting one half. */
 function areaUnderRoc(points: RocPoint[]): number {
   if (points.length === 0) return NaN;
