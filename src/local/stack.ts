@@ -210,41 +210,35 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 }
 
 /**
- * The local deployment's pseudonym key (docs/DATA.md), made once and kept beside the local S3 data, so a
- * subject keeps its pseudonym across restarts. Deleting the data directory deletes both.
+ * A secret of the local deployment, made once per data directory and kept there in `file`, readable by
+ * this user only (0600); one shorter than `shortest` characters is made anew. Restarts and this user's
+ * other processes (workers, the CLI) read the same one, and nobody else can. Deleting the data directory
+ * deletes it with the data it protects.
  */
-async function localPseudonymKey(dataDir: string): Promise<string> {
-  const file = path.join(dataDir, 'pseudonym.key');
+async function localSecret(
+  dataDir: string,
+  file: string,
+  { bytes, shortest }: { bytes: number; shortest: number },
+): Promise<string> {
+  const at = path.join(dataDir, file);
   try {
-    const key = (await readFile(file, 'utf8')).trim();
-    if (key.length >= 32) return key;
+    const secret = (await readFile(at, 'utf8')).trim();
+    if (secret.length >= shortest) return secret;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const key = randomBytes(32).toString('base64url');
+  const secret = randomBytes(bytes).toString('base64url');
   await mkdir(dataDir, { recursive: true });
-  await writeFile(file, key + '\n', { mode: 0o600, flag: 'w' });
-  return key;
-}
-
-/**
- * The local S3's secret, made once per data directory and kept beside the data (readable by this user
- * only), so restarts and other processes of the same user (workers, the CLI) sign with the same one,
- * and nobody else can: a well-known secret would let any local process or web page forge records.
- */
-async function localS3Secret(dataDir: string): Promise<string> {
-  const file = path.join(dataDir, 's3-secret');
-  try {
-    const secret = (await readFile(file, 'utf8')).trim();
-    if (secret.length >= 16) return secret;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const secret = randomBytes(24).toString('base64url');
-  await mkdir(dataDir, { recursive: true });
-  await writeFile(file, secret + '\n', { mode: 0o600 });
+  await writeFile(at, secret + '\n', { mode: 0o600, flag: 'w' });
   return secret;
 }
+
+/** The pseudonym key (docs/DATA.md): a subject keeps its pseudonym across restarts. */
+const localPseudonymKey = (dataDir: string) =>
+  localSecret(dataDir, 'pseudonym.key', { bytes: 32, shortest: 32 });
+
+/** The local S3's secret: a well-known one would let any local process or web page forge records. */
+const localS3Secret = (dataDir: string) => localSecret(dataDir, 's3-secret', { bytes: 24, shortest: 16 });
 
 /** Registers the bundled demo model (data/demo-model) and makes it the production model. */
 export async function installDemoModel(services: Services, dir = DEMO_MODEL_DIR): Promise<ModelCard | null> {
