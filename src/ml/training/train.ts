@@ -111,154 +111,239 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
   if (args.resumeFrom) checkResumable(config, args.resumeFrom);
   await initRuntime();
 
+  const trainee = await prepareTrainee(args, config);
+  let keepModel = false;
+  try {
+    const run = await resumeRun(config, trainee, args.resumeFrom);
+    for (let epoch = run.epoch + 1; epoch <= config.epochs && !run.stoppedEarly; epoch++) {
+      const epochStart = performance.now();
+      const batches = await trainEpochBatches(args, config, trainee, run, epoch);
+      if (!batches) return { status: 'cancelled', ...ended(run, trainee, false) };
+      const checkpoint = await closeEpoch(args, config, trainee, run, epoch, batches, epochStart);
+      await args.onCheckpoint?.(checkpoint);
+      if (!run.stoppedEarly && epoch < config.epochs && (await args.shouldPause?.())) {
+        return { status: 'paused', checkpoint, ...ended(run, trainee, false) };
+      }
+    }
+    await settleServedWeights(args, config, trainee, run);
+    keepModel = true;
+    return {
+      status: 'completed',
+      model: trainee.model,
+      checkpoint: run.checkpoint,
+      ...ended(run, trainee, run.stoppedEarly),
+    };
+  } finally {
+    await trainee.accelerator?.dispose();
+    trainee.optimizer.dispose();
+    if (!keepModel) trainee.model.dispose();
+  }
+}
+
+/** The network being trained, with what every batch needs of it. */
+interface Trainee {
+  /** Replaced by the best epoch's weights at the end. */
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  /** Forward and backward in onnxruntime (src/ml/onnx/trainer.ts); null: TF.js. */
+  accelerator: Awaited<ReturnType<typeof acceleratedTrainer>>;
+  /** Why onnxruntime was not used though asked for. */
+  fallback: string | undefined;
+  variables: tf.Variable[];
+  dropouts: tf.layers.Layer[];
+  norms: tf.layers.Layer[];
+  classWeight: [number, number];
+  batchesPerEpoch: number;
+}
+
+/** Where the run stands: what a checkpoint holds, plus this run's throughput for the ETA. */
+interface RunState {
+  /** The last epoch completed. */
+  epoch: number;
+  rng: Rng;
+  history: EpochRecord[];
+  best: TrainingCheckpoint['best'] | undefined;
+  epochsWithoutImprovement: number;
+  checkpoint: TrainingCheckpoint | undefined;
+  stoppedEarly: boolean;
+  /** Batches of this run only, so a resumed run's estimate is not skewed by the time it was paused. */
+  throughput: { batches: number; images: number; seconds: number };
+}
+
+/** The model (the checkpoint's, or a new one), its optimizer and the runtime its passes run on. */
+async function prepareTrainee(args: TrainArgs, config: TrainingConfig): Promise<Trainee> {
   const cp = args.resumeFrom;
   const prior = args.train.filter((e) => e.label === 1).length / args.train.length;
-  let model = cp
+  const model = cp
     ? await loadModel(cp.model)
     : buildModel(config.architecture, config.inputSize, config.seed, { prior: clampPrior(prior) });
   const optimizer = createOptimizer(config.architecture, config.learningRate);
-  let keepModel = false;
   // Forward and backward passes in onnxruntime where it can (src/ml/onnx/trainer.ts, docs/PERFORMANCE.md).
   let fallback: string | undefined;
   const accelerator = await acceleratedTrainer(model, (reason) => {
     fallback = reason;
     args.onTrainingFallback?.(reason);
   });
-  const runtime = (): Pick<TrainResult, 'trainingRuntime' | 'trainingFallback'> => ({
-    trainingRuntime: accelerator ? 'onnxruntime' : 'tfjs',
-    ...(fallback ? { trainingFallback: fallback } : {}),
-  });
-  try {
-    if (cp) await restoreOptimizer(optimizer, cp.optimizerWeights);
-    const rng = cp ? Rng.fromState(cp.rngState) : new Rng(config.seed);
-    const history = cp ? [...cp.history] : [];
-    let best = cp?.best;
-    let epochsWithoutImprovement = cp?.epochsWithoutImprovement ?? 0;
-    let checkpoint = cp;
-    let stoppedEarly = epochsWithoutImprovement >= config.patience;
-    const classWeight = classWeights(args.train, config.classBalance);
-    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout');
-    const norms = model.layers.filter((l) => l.getClassName() === 'BatchNormalization');
-    const batchesPerEpoch = Math.ceil(args.train.length / config.batchSize);
-    const throughput = { batches: 0, images: 0, seconds: 0 };
+  return {
+    model,
+    optimizer,
+    accelerator,
+    fallback,
+    variables: model.trainableWeights.map((w) => w.read() as tf.Variable),
+    dropouts: model.layers.filter((l) => l.getClassName() === 'Dropout'),
+    norms: model.layers.filter((l) => l.getClassName() === 'BatchNormalization'),
+    classWeight: classWeights(args.train, config.classBalance),
+    batchesPerEpoch: Math.ceil(args.train.length / config.batchSize),
+  };
+}
 
-    for (let epoch = (cp?.epoch ?? 0) + 1; epoch <= config.epochs && !stoppedEarly; epoch++) {
-      const epochStart = performance.now();
-      const order = epochOrder(args.train, config.classBalance, rng);
-      let lossSum = 0;
-      let correct = 0;
-      for (let b = 0; b < batchesPerEpoch; b++) {
-        if (await args.shouldCancel?.()) {
-          return {
-            status: 'cancelled',
-            history,
-            bestEpoch: best?.epoch ?? 0,
-            stoppedEarly: false,
-            ...runtime(),
-          };
-        }
-        const batchStart = performance.now();
-        // Equal batches (38 images: 19 + 19, not 32 + 6): a tiny last batch gives batch norm noisy statistics.
-        const end = Math.round(((b + 1) * order.length) / batchesPerEpoch);
-        const indices = order.slice(Math.round((b * order.length) / batchesPerEpoch), end);
-        // A fresh dropout mask per batch, drawn from the training Rng so that a resumed run redraws it.
-        for (const layer of dropouts) (layer as unknown as { seed: number }).seed = rng.seed();
-        const momentum = batchNormMomentum((epoch - 1) * batchesPerEpoch + b, batchesPerEpoch);
-        for (const layer of norms) (layer as unknown as { momentum: number }).momentum = momentum;
-        const batch = makeBatch(
-          indices.map((i) => args.train[i]),
-          config,
-          rng,
-          args.augment,
-        );
-        const outcome = accelerator
-          ? await acceleratedStep(accelerator, optimizer, variables, batch, classWeight)
-          : trainStep(model, optimizer, variables, batch, classWeight);
-        lossSum += outcome.loss * indices.length;
-        correct += outcome.correct;
-        throughput.batches += 1;
-        throughput.images += indices.length;
-        throughput.seconds += (performance.now() - batchStart) / 1000;
-        // Batches of this run only, so a resumed run's estimate is not skewed by the time it was paused.
-        const remaining = batchesPerEpoch - (b + 1) + (config.epochs - epoch) * batchesPerEpoch;
-        args.onProgress?.({
-          epoch,
-          epochs: config.epochs,
-          batch: b + 1,
-          batchesPerEpoch,
-          loss: lossSum / end,
-          etaSeconds: Math.round((throughput.seconds / throughput.batches) * remaining),
-          imagesPerSecond: throughput.images / Math.max(throughput.seconds, 1e-9),
-        });
-      }
-      const validation = await evaluate(model, args.validation, config);
-      history.push({
-        epoch,
-        loss: lossSum / order.length,
-        accuracy: correct / order.length,
-        valLoss: validation.loss,
-        valAccuracy: validation.accuracy,
-        seconds: (performance.now() - epochStart) / 1000,
-      });
-      const bundle = await serializeModel(model);
-      if (!best || validation.loss < best.valLoss) {
-        best = { epoch, valLoss: validation.loss, model: bundle };
-        epochsWithoutImprovement = 0;
-      } else {
-        epochsWithoutImprovement += 1;
-      }
-      stoppedEarly = epochsWithoutImprovement >= config.patience && epoch < config.epochs;
-      checkpoint = {
-        epoch,
-        model: bundle,
-        optimizerWeights: await saveOptimizer(optimizer),
-        best,
-        epochsWithoutImprovement,
-        history: [...history],
-        rngState: rng.state(),
-        config,
-      };
-      await args.onCheckpoint?.(checkpoint);
-      if (!stoppedEarly && epoch < config.epochs && (await args.shouldPause?.())) {
-        return {
-          status: 'paused',
-          history,
-          bestEpoch: best.epoch,
-          stoppedEarly: false,
-          checkpoint,
-          ...runtime(),
-        };
-      }
-    }
+/** A new run's state, or the checkpoint's (optimizer slots restored into the trainee's optimizer). */
+async function resumeRun(
+  config: TrainingConfig,
+  trainee: Trainee,
+  cp: TrainingCheckpoint | undefined,
+): Promise<RunState> {
+  if (cp) await restoreOptimizer(trainee.optimizer, cp.optimizerWeights);
+  const epochsWithoutImprovement = cp?.epochsWithoutImprovement ?? 0;
+  return {
+    epoch: cp?.epoch ?? 0,
+    rng: cp ? Rng.fromState(cp.rngState) : new Rng(config.seed),
+    history: cp ? [...cp.history] : [],
+    best: cp?.best,
+    epochsWithoutImprovement,
+    checkpoint: cp,
+    stoppedEarly: epochsWithoutImprovement >= config.patience,
+    throughput: { batches: 0, images: 0, seconds: 0 },
+  };
+}
 
-    if (best && checkpoint && best.epoch !== checkpoint.epoch) {
-      model.dispose();
-      model = await loadModel(best.model);
-    }
-    if (config.recomputeBatchNorm) {
-      await recomputeBatchNormStatistics(
-        model,
-        args.train.map((e) => e.pixels),
-        config.inputSize,
-        config.batchSize,
-      );
-    }
-    keepModel = true;
-    return {
-      status: 'completed',
-      model,
-      history,
-      bestEpoch: best?.epoch ?? 0,
-      stoppedEarly,
-      checkpoint,
-      ...runtime(),
-    };
-  } finally {
-    await accelerator?.dispose();
-    optimizer.dispose();
-    if (!keepModel) model.dispose();
+/** One epoch's batches, each a training step; null when cancelled between two of them. */
+async function trainEpochBatches(
+  args: TrainArgs,
+  config: TrainingConfig,
+  trainee: Trainee,
+  run: RunState,
+  epoch: number,
+): Promise<{ images: number; lossSum: number; correct: number } | null> {
+  const { batchesPerEpoch } = trainee;
+  const { throughput } = run;
+  const order = epochOrder(args.train, config.classBalance, run.rng);
+  let lossSum = 0;
+  let correct = 0;
+  for (let b = 0; b < batchesPerEpoch; b++) {
+    if (await args.shouldCancel?.()) return null;
+    const batchStart = performance.now();
+    // Equal batches (38 images: 19 + 19, not 32 + 6): a tiny last batch gives batch norm noisy statistics.
+    const end = Math.round(((b + 1) * order.length) / batchesPerEpoch);
+    const indices = order.slice(Math.round((b * order.length) / batchesPerEpoch), end);
+    // A fresh dropout mask per batch, drawn from the training Rng so that a resumed run redraws it.
+    for (const layer of trainee.dropouts) (layer as unknown as { seed: number }).seed = run.rng.seed();
+    const momentum = batchNormMomentum((epoch - 1) * batchesPerEpoch + b, batchesPerEpoch);
+    for (const layer of trainee.norms) (layer as unknown as { momentum: number }).momentum = momentum;
+    const batch = makeBatch(
+      indices.map((i) => args.train[i]),
+      config,
+      run.rng,
+      args.augment,
+    );
+    const { model, optimizer, variables, classWeight, accelerator } = trainee;
+    const outcome = accelerator
+      ? await acceleratedStep(accelerator, optimizer, variables, batch, classWeight)
+      : trainStep(model, optimizer, variables, batch, classWeight);
+    lossSum += outcome.loss * indices.length;
+    correct += outcome.correct;
+    throughput.batches += 1;
+    throughput.images += indices.length;
+    throughput.seconds += (performance.now() - batchStart) / 1000;
+    const remaining = batchesPerEpoch - (b + 1) + (config.epochs - epoch) * batchesPerEpoch;
+    args.onProgress?.({
+      epoch,
+      epochs: config.epochs,
+      batch: b + 1,
+      batchesPerEpoch,
+      loss: lossSum / end,
+      etaSeconds: Math.round((throughput.seconds / throughput.batches) * remaining),
+      imagesPerSecond: throughput.images / Math.max(throughput.seconds, 1e-9),
+    });
   }
+  return { images: order.length, lossSum, correct };
+}
+
+/** Validation, the epoch's record, the best epoch and early stopping; answers the epoch's checkpoint. */
+async function closeEpoch(
+  args: TrainArgs,
+  config: TrainingConfig,
+  trainee: Trainee,
+  run: RunState,
+  epoch: number,
+  batches: { images: number; lossSum: number; correct: number },
+  epochStart: number,
+): Promise<TrainingCheckpoint> {
+  const validation = await evaluate(trainee.model, args.validation, config);
+  run.history.push({
+    epoch,
+    loss: batches.lossSum / batches.images,
+    accuracy: batches.correct / batches.images,
+    valLoss: validation.loss,
+    valAccuracy: validation.accuracy,
+    seconds: (performance.now() - epochStart) / 1000,
+  });
+  const bundle = await serializeModel(trainee.model);
+  if (!run.best || validation.loss < run.best.valLoss) {
+    run.best = { epoch, valLoss: validation.loss, model: bundle };
+    run.epochsWithoutImprovement = 0;
+  } else {
+    run.epochsWithoutImprovement += 1;
+  }
+  run.stoppedEarly = run.epochsWithoutImprovement >= config.patience && epoch < config.epochs;
+  run.epoch = epoch;
+  run.checkpoint = {
+    epoch,
+    model: bundle,
+    optimizerWeights: await saveOptimizer(trainee.optimizer),
+    best: run.best,
+    epochsWithoutImprovement: run.epochsWithoutImprovement,
+    history: [...run.history],
+    rngState: run.rng.state(),
+    config,
+  };
+  return run.checkpoint;
+}
+
+/** The served weights: the best epoch's, with batch norm's statistics recomputed where the recipe says. */
+async function settleServedWeights(
+  args: TrainArgs,
+  config: TrainingConfig,
+  trainee: Trainee,
+  run: RunState,
+): Promise<void> {
+  if (run.best && run.checkpoint && run.best.epoch !== run.checkpoint.epoch) {
+    trainee.model.dispose();
+    trainee.model = await loadModel(run.best.model);
+  }
+  if (config.recomputeBatchNorm) {
+    await recomputeBatchNormStatistics(
+      trainee.model,
+      args.train.map((e) => e.pixels),
+      config.inputSize,
+      config.batchSize,
+    );
+  }
+}
+
+/** The fields every outcome reports: the history, the best epoch and what trained. */
+function ended(
+  run: RunState,
+  trainee: Trainee,
+  stoppedEarly: boolean,
+): Pick<TrainResult, 'history' | 'bestEpoch' | 'stoppedEarly' | 'trainingRuntime' | 'trainingFallback'> {
+  return {
+    history: run.history,
+    bestEpoch: run.best?.epoch ?? 0,
+    stoppedEarly,
+    trainingRuntime: trainee.accelerator ? 'onnxruntime' : 'tfjs',
+    ...(trainee.fallback ? { trainingFallback: trainee.fallback } : {}),
+  };
 }
 
 interface Batch {
