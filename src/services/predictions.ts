@@ -185,9 +185,8 @@ export class PredictionService {
     // The image and the owner marker depend on nothing the analysis computes, so they are written while it
     // runs (on Lambda the S3 round trip, locally the local S3 server's file writes, overlap the pixel
     // work); the heat map follows the analysis. A failure of any write, or of the analysis, fails the call
-    // before the record is written, and what was written is an orphan no listing shows (listings skip an
-    // owner without its record; a partner's deletion removes its whole prefix). The review marker points
-    // at the record, so it comes after it.
+    // before the record is written, and what was written is removed again (failBeforeRecord). The review
+    // marker points at the record, so it comes after it.
     const tags = Promise.resolve(this.retention?.pixelTags(partnerId));
     const inputsStored = tags.then((pixelTags) =>
       settledAll([
@@ -198,12 +197,24 @@ export class PredictionService {
     // Awaited below on every path; this only keeps a write failing during the analysis from being
     // reported as unhandled before then.
     inputsStored.catch(() => undefined);
+    const heatmapKey = layout.predictionHeatmap(partnerId, id);
+    /**
+     * A call that fails before its record is written changes nothing: once its writes have settled, what
+     * they stored is removed (best effort; a crash in between leaves an orphan no listing shows).
+     */
+    const failBeforeRecord = async (error: unknown): Promise<never> => {
+      await inputsStored.catch(() => undefined);
+      const written = [imageKey, heatmapKey, layout.predictionOwner(id)];
+      const removed = await Promise.allSettled(written.map((key) => this.store.delete(key)));
+      const left = written.filter((_, i) => removed[i].status === 'rejected');
+      if (left.length > 0) this.log.warn('failed prediction left objects behind', { predictionId: id, left });
+      throw error;
+    };
     let analysis: Awaited<ReturnType<typeof analyzeCell>>;
     try {
       analysis = await analyzeCell(model, card, image, { explain: input.explain !== false, onnx });
     } catch (error) {
-      await inputsStored.catch(() => undefined);
-      throw error;
+      return failBeforeRecord(error);
     }
 
     const record: PredictionRecord = {
@@ -221,7 +232,7 @@ export class PredictionService {
         ...analysis.morphology,
         comparisons: compareMorphology(analysis.morphology, card.morphologyNorms),
       },
-      heatmapKey: analysis.heatmapPng ? layout.predictionHeatmap(partnerId, id) : null,
+      heatmapKey: analysis.heatmapPng ? heatmapKey : null,
       imageKey,
       source,
       createdAt: new Date().toISOString(),
@@ -230,16 +241,15 @@ export class PredictionService {
     // What the caller waits for after the analysis: the inputs' writes if still in flight, the heat map,
     // the record, the review marker.
     const storeStarted = performance.now();
-    const heatmapKey = record.heatmapKey;
     const heatmapPng = analysis.heatmapPng;
     await settledAll([
       inputsStored,
-      heatmapPng && heatmapKey
+      heatmapPng
         ? tags.then((pixelTags) =>
             this.store.put(heatmapKey, heatmapPng, { contentType: 'image/png', tags: pixelTags }),
           )
         : null,
-    ]);
+    ]).catch(failBeforeRecord);
     await this.docs.create(layout.prediction(partnerId, id), record);
     if (record.needsReview) await this.docs.create(layout.pendingReview(id), { partnerId });
     const storeMs = performance.now() - storeStarted;

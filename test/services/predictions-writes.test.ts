@@ -64,6 +64,17 @@ describe('PredictionService writes around the analysis', () => {
     return keys.filter((k) => /\/[0-9a-z]{26}\.json$/.test(k));
   }
 
+  /** Nothing the failed call started writing is left: no object under the partner, no owner marker. */
+  async function expectNothingLeft(partnerId: string, events: string[]): Promise<void> {
+    expect(await h.services.store.listAll(layout.predictionsPrefix(partnerId))).toEqual([]);
+    const owners = events
+      .filter((e) => e.startsWith('start '))
+      .map((e) => e.slice(6))
+      .filter((key) => key.startsWith('prediction-owners/'));
+    expect(owners).toHaveLength(1);
+    expect(await h.services.store.head(owners[0])).toBeNull();
+  }
+
   it('stores image, owner, heat map, record and review marker for a prediction that succeeds', async () => {
     const { store, events } = faultyStore(/^$/, 0);
     const caller = partner('writes-ok');
@@ -91,6 +102,8 @@ describe('PredictionService writes around the analysis', () => {
     expect(events.filter((e) => e.startsWith('start ')).length).toBe(
       events.filter((e) => e.startsWith('end ')).length,
     );
+    // The owner marker was stored while the image write failed; the failed call removed it again.
+    await expectNothingLeft(caller.partnerId, events);
   });
 
   it('fails with the analysis error when the card is damaged, after the writes it started have settled', async () => {
@@ -115,5 +128,16 @@ describe('PredictionService writes around the analysis', () => {
     expect(events.filter((e) => e.startsWith('end ')).some((e) => /\.image\./.test(e))).toBe(true);
     expect(await storedUnder(caller.partnerId)).toEqual([]);
     expect(events.some((e) => /\.heatmap\.|\/[0-9a-z]{26}\.json$|^start reviews\//.test(e))).toBe(false);
+    await expectNothingLeft(caller.partnerId, events);
+  });
+
+  it('removes the image and owner marker it stored when the heat map cannot be stored', async () => {
+    const { store, events } = faultyStore(/\.heatmap\./, 0);
+    const caller = partner('writes-heatmap-fault');
+    await expect(
+      service(store).predict(caller, { imageBase64: cell.bytes.toString('base64') }),
+    ).rejects.toThrow(/injected fault writing .*\.heatmap\./);
+    expect(events.some((e) => /^end .*\.image\./.test(e))).toBe(true);
+    await expectNothingLeft(caller.partnerId, events);
   });
 });
