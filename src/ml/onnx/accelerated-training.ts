@@ -34,7 +34,8 @@ export async function acceleratedTrainer(
 
 /**
  * train.ts's step on onnxruntime: the same per-image class weights as its TF.js trainStep, then
- * forward, backward and the optimizer update (see OnnxTrainer.step).
+ * forward, backward and the optimizer update (OnnxTrainer.stepInPlace: Adam on host copies, which
+ * train.ts writes back with `trainer.sync()` before validation and the checkpoint).
  */
 export function acceleratedStep(
   trainer: OnnxTrainer,
@@ -44,5 +45,5 @@ export function acceleratedStep(
   classWeight: [number, number],
 ): Promise<{ loss: number; correct: number }> {
   batch.labels.forEach((label, i) => (batch.weights[i] = classWeight[label]));
-  return trainer.step(batch, optimizer, variables);
+  return trainer.stepInPlace(batch, optimizer, variables);
 }
