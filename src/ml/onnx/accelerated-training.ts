@@ -34,8 +34,7 @@ export async function acceleratedTrainer(
 
 /**
  * train.ts's step on onnxruntime: the same per-image class weights as its TF.js trainStep, then
- * forward, backward and the optimizer update (OnnxTrainer.stepInPlace: Adam on host copies, which
- * train.ts writes back with `trainer.sync()` before validation and the checkpoint).
+ * forward, backward and the optimizer update (see OnnxTrainer.step).
  */
 export function acceleratedStep(
   trainer: OnnxTrainer,
@@ -45,5 +44,5 @@ export function acceleratedStep(
   classWeight: [number, number],
 ): Promise<{ loss: number; correct: number }> {
   batch.labels.forEach((label, i) => (batch.weights[i] = classWeight[label]));
-  return trainer.stepInPlace(batch, optimizer, variables);
+  return trainer.step(batch, optimizer, variables);
 }

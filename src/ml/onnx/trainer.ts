@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type * as Ort from 'onnxruntime-node';
 import { GraphBuilder } from './graph';
-import { HostAdam, isAdam } from './host-adam';
 import { defaultOnnxThreads, onnxRuntime, onnxRuntimeError, sessionOptions } from './session';
 import {
   appendTrainingGraph,
@@ -30,11 +29,6 @@ export interface TrainingBatch {
  * with the layer's current seed, so a seeded run draws the same masks on either path.
  */
 export class OnnxTrainer {
-  /** Adam's weights and moments between two syncs (stepInPlace), or none. */
-  private host: HostAdam | undefined;
-  /** The batch-norm moving statistics between two syncs, by variable. */
-  private readonly hostStatistics = new Map<tf.Variable, Float32Array>();
-
   private constructor(
     private readonly ort: typeof Ort,
     private readonly session: Ort.InferenceSession,
@@ -85,61 +79,6 @@ export class OnnxTrainer {
     batch: TrainingBatch,
     variables: tf.Variable[],
   ): Promise<{ gradients: tf.NamedTensorMap; loss: number; correct: number }> {
-    // TF.js' variables are the truth on this path: host state from stepInPlace goes back first.
-    this.sync();
-    const values = variables.map((v) => v.dataSync() as Float32Array);
-    return this.run(batch, variables, values, (outputs) => {
-      const gradients: tf.NamedTensorMap = {};
-      variables.forEach((variable, i) => {
-        gradients[variable.name] = tf.tensor(outputs[i], variable.shape, 'float32');
-      });
-      return gradients;
-    });
-  }
-
-  /**
-   * `step` with tf.train.adam's update done in place on host copies of the weights and moments
-   * (HostAdam), and the batch-norm moving statistics kept on the host too: nothing is copied between
-   * TF.js and onnxruntime per step. TF.js sees the state only after `sync()`, which train.ts calls
-   * before anything reads the model or the optimizer (validation, checkpoint) and the next call reloads
-   * it. Any other optimizer goes through `step`.
-   */
-  async stepInPlace(
-    batch: TrainingBatch,
-    optimizer: tf.Optimizer,
-    variables: tf.Variable[],
-  ): Promise<{ loss: number; correct: number }> {
-    if (!isAdam(optimizer)) return this.step(batch, optimizer, variables);
-    if (this.host && !this.host.holds(optimizer, variables)) this.sync();
-    this.host ??= HostAdam.load(optimizer, variables);
-    const host = this.host;
-    const { gradients, loss, correct } = await this.run(batch, variables, host.weights, (g) => g, true);
-    host.apply(gradients);
-    return { loss, correct };
-  }
-
-  /** Writes what stepInPlace changed back into TF.js (weights, optimizer, moving statistics). */
-  sync(): void {
-    this.host?.store();
-    this.host = undefined;
-    for (const [variable, values] of this.hostStatistics) {
-      tf.tidy(() => variable.assign(tf.tensor(values, variable.shape, 'float32')));
-    }
-    this.hostStatistics.clear();
-  }
-
-  /**
-   * One forward and backward pass with `values[i]` fed as `variables[i]`; `collect` turns the gradients
-   * (in `variables` order, valid until it returns) into the result. Updates the moving statistics, on the
-   * host when `onHost`, else in TF.js.
-   */
-  private async run<G>(
-    batch: TrainingBatch,
-    variables: tf.Variable[],
-    values: Float32Array[],
-    collect: (gradients: Float32Array[]) => G,
-    onHost = false,
-  ): Promise<{ gradients: G; loss: number; correct: number }> {
     const { size } = batch;
     const s = this.graph.inputSize;
     const Tensor = this.ort.Tensor;
@@ -148,12 +87,12 @@ export class OnnxTrainer {
       [TRAIN_LABEL]: new Tensor('float32', batch.labels.subarray(0, size), [size, 1]),
       [TRAIN_WEIGHT]: new Tensor('float32', batch.weights.subarray(0, size), [size, 1]),
     };
-    const index = new Map(variables.map((v, i) => [v.name, i]));
+    const byName = new Map(variables.map((v) => [v.name, v]));
     for (const p of this.graph.parameters) {
-      const i = index.get(p.variableName);
-      if (i === undefined)
+      const variable = byName.get(p.variableName);
+      if (!variable)
         throw new Error(`Variable '${p.variableName}' is not among the variables being trained.`);
-      feeds[p.input] = new Tensor('float32', values[i], variables[i].shape);
+      feeds[p.input] = new Tensor('float32', variable.dataSync() as Float32Array, variable.shape);
     }
     for (const d of this.graph.dropouts) {
       const seed = (d.layer as unknown as { seed?: number }).seed;
@@ -163,44 +102,27 @@ export class OnnxTrainer {
 
     const outputs = await this.session.run(feeds);
     try {
+      const gradients: tf.NamedTensorMap = {};
       const byVariable = new Map(this.graph.parameters.map((p) => [p.variableName, p]));
-      const gradients = variables.map((variable) => {
+      for (const variable of variables) {
         const p = byVariable.get(variable.name);
-        if (!p) throw new Error(`The training graph has no gradient for '${variable.name}'.`);
-        return outputs[p.gradient].data as Float32Array;
-      });
-      const collected = collect(gradients);
-      if (onHost) this.updateHostStatistics(outputs);
-      else this.updateMovingStatistics(outputs);
+        if (!p) {
+          tf.dispose(Object.values(gradients));
+          throw new Error(`The training graph has no gradient for '${variable.name}'.`);
+        }
+        gradients[variable.name] = tf.tensor(
+          outputs[p.gradient].data as Float32Array,
+          variable.shape,
+          'float32',
+        );
+      }
+      this.updateMovingStatistics(outputs);
       const probabilities = outputs[TRAIN_PROBABILITY].data as Float32Array;
       let correct = 0;
       for (let i = 0; i < size; i++) if (Number(probabilities[i] >= 0.5) === batch.labels[i]) correct++;
-      return { gradients: collected, loss: (outputs[TRAIN_LOSS].data as Float32Array)[0], correct };
+      return { gradients, loss: (outputs[TRAIN_LOSS].data as Float32Array)[0], correct };
     } finally {
       for (const tensor of Object.values(outputs)) tensor.dispose();
-    }
-  }
-
-  /** updateMovingStatistics on host copies, rounded to float32 as the TF.js ops round it. */
-  private updateHostStatistics(outputs: Ort.InferenceSession.OnnxValueMapType): void {
-    for (const bn of this.graph.batchNorms) {
-      const rate = Math.fround(1 - (bn.layer as unknown as { momentum: number }).momentum);
-      for (const [suffix, output] of [
-        ['moving_mean', bn.mean],
-        ['moving_variance', bn.variance],
-      ] as const) {
-        const variable = movingVariable(bn.layer, suffix);
-        let moving = this.hostStatistics.get(variable);
-        if (!moving) {
-          moving = (variable.dataSync() as Float32Array).slice();
-          this.hostStatistics.set(variable, moving);
-        }
-        const batchValue = outputs[output].data as Float32Array;
-        for (let j = 0; j < moving.length; j++) {
-          const m = moving[j];
-          moving[j] = Math.fround(m - Math.fround(Math.fround(m - batchValue[j]) * rate));
-        }
-      }
     }
   }
 
@@ -212,10 +134,12 @@ export class OnnxTrainer {
         ['moving_mean', bn.mean],
         ['moving_variance', bn.variance],
       ] as const) {
-        const variable = movingVariable(bn.layer, suffix);
+        const variable = bn.layer.weights.find((w) => w.originalName.endsWith(`/${suffix}`));
+        if (!variable) throw new Error(`Batch norm '${bn.layer.name}' has no ${suffix}.`);
         tf.tidy(() => {
           const batchValue = tf.tensor1d(outputs[output].data as Float32Array, 'float32');
-          variable.assign(tf.sub(variable, tf.mul(tf.sub(variable, batchValue), 1 - momentum)));
+          const original = variable.read();
+          variable.write(tf.sub(original, tf.mul(tf.sub(original, batchValue), 1 - momentum)));
         });
       }
     }
@@ -226,16 +150,7 @@ export class OnnxTrainer {
     return this.model === model;
   }
 
-  /** Drops unsynced host state (the run ends without it) and the session. */
   async dispose(): Promise<void> {
-    this.host = undefined;
-    this.hostStatistics.clear();
     await this.session.release();
   }
-}
-
-function movingVariable(layer: tf.layers.Layer, suffix: 'moving_mean' | 'moving_variance'): tf.Variable {
-  const weight = layer.weights.find((w) => w.originalName.endsWith(`/${suffix}`));
-  if (!weight) throw new Error(`Batch norm '${layer.name}' has no ${suffix}.`);
-  return weight.read() as tf.Variable;
 }

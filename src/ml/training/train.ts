@@ -117,14 +117,7 @@ export async function train(args: TrainArgs): Promise<TrainResult> {
     const run = await resumeRun(config, trainee, args.resumeFrom);
     for (let epoch = run.epoch + 1; epoch <= config.epochs && !run.stoppedEarly; epoch++) {
       const epochStart = performance.now();
-      let batches: Awaited<ReturnType<typeof trainEpochBatches>>;
-      try {
-        batches = await trainEpochBatches(args, config, trainee, run, epoch);
-      } finally {
-        // The epoch's weights, Adam slots and moving statistics back into TF.js (onnxruntime keeps them on
-        // the host between batches), before validation, the checkpoint or the end of the run reads them.
-        trainee.accelerator?.sync();
-      }
+      const batches = await trainEpochBatches(args, config, trainee, run, epoch);
       if (!batches) return { status: 'cancelled', ...ended(run, trainee, false) };
       const checkpoint = await closeEpoch(args, config, trainee, run, epoch, batches, epochStart);
       await args.onCheckpoint?.(checkpoint);
