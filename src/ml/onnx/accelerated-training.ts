@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
-import { UnsupportedLayerError } from './export';
+import { exportOnnx, UnsupportedLayerError } from './export';
+import { OnnxClassifier } from './session';
 import { mlSettings, type TrainingRuntime } from '../settings';
 import { OnnxTrainer, type TrainingBatch } from './trainer';
 
@@ -45,4 +46,23 @@ export function acceleratedStep(
 ): Promise<{ loss: number; correct: number }> {
   batch.labels.forEach((label, i) => (batch.weights[i] = classWeight[label]));
   return trainer.step(batch, optimizer, variables);
+}
+
+/**
+ * Validation's forward pass on onnxruntime: `model` as it stands, exported (inference mode: moving
+ * statistics, no dropout) into a session the caller disposes. Null where training runs on TF.js or the
+ * export or session fails: validation then predicts with TF.js.
+ */
+export async function acceleratedPredictor(
+  model: tf.LayersModel,
+  trainer: OnnxTrainer | null,
+): Promise<OnnxClassifier | null> {
+  if (!trainer) return null;
+  try {
+    return await OnnxClassifier.create(exportOnnx(model).bytes, model.inputs[0].shape[1] as number, {
+      threads: trainer.threads,
+    });
+  } catch {
+    return null;
+  }
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { badInput } from '../../errors';
 import { buildModel, createOptimizer } from '../models/architectures';
 import { recomputeBatchNormStatistics } from '../models/batch-norm';
-import { acceleratedStep, acceleratedTrainer } from '../onnx/accelerated-training';
+import { acceleratedPredictor, acceleratedStep, acceleratedTrainer } from '../onnx/accelerated-training';
 import { loadModel, serializeModel } from '../models/model-io';
 import { Rng } from '../rng';
 import { initRuntime } from '../runtime';
@@ -279,7 +279,7 @@ async function closeEpoch(
   batches: { images: number; lossSum: number; correct: number },
   epochStart: number,
 ): Promise<TrainingCheckpoint> {
-  const validation = await evaluate(trainee.model, args.validation, config);
+  const validation = await evaluate(trainee.model, args.validation, config, trainee.accelerator);
   run.history.push({
     epoch,
     loss: batches.lossSum / batches.images,
@@ -481,25 +481,43 @@ function countCorrect(p: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return tf.sum(tf.cast(tf.equal(tf.cast(tf.greaterEqual(p, 0.5), 'float32'), y), 'float32'));
 }
 
-/** Unweighted loss and accuracy at 0.5, inference mode (batch-norm moving statistics, no dropout). */
-async function evaluate(model: tf.LayersModel, examples: Example[], config: TrainingConfig) {
+/**
+ * Unweighted loss and accuracy at 0.5, inference mode (batch-norm moving statistics, no dropout). The
+ * forward pass runs on onnxruntime where training does (an exported session per call), else in TF.js;
+ * loss and hits are computed by the same TF.js ops either way.
+ */
+async function evaluate(
+  model: tf.LayersModel,
+  examples: Example[],
+  config: TrainingConfig,
+  trainer: Trainee['accelerator'] = null,
+) {
   let lossSum = 0;
   let correct = 0;
   const length = config.inputSize * config.inputSize * 3;
-  for (let start = 0; start < examples.length; start += config.batchSize) {
-    const chunk = examples.slice(start, start + config.batchSize);
-    const pixels = new Float32Array(chunk.length * length);
-    chunk.forEach((e, i) => pixels.set(e.pixels, i * length));
-    const labels = Float32Array.from(chunk, (e) => e.label);
-    const [loss, hits] = tf.tidy(() => {
-      const x = tf.tensor4d(pixels, [chunk.length, config.inputSize, config.inputSize, 3]);
-      const y = tf.tensor2d(labels, [chunk.length, 1]);
-      const p = model.predict(x) as tf.Tensor;
-      return [tf.sum(binaryCrossEntropy(p, y)), countCorrect(p, y)];
-    });
-    lossSum += (await loss.data())[0];
-    correct += (await hits.data())[0];
-    tf.dispose([loss, hits]);
+  const predictor = await acceleratedPredictor(model, trainer);
+  try {
+    for (let start = 0; start < examples.length; start += config.batchSize) {
+      const chunk = examples.slice(start, start + config.batchSize);
+      const pixels = new Float32Array(chunk.length * length);
+      chunk.forEach((e, i) => pixels.set(e.pixels, i * length));
+      const labels = Float32Array.from(chunk, (e) => e.label);
+      const probabilities = predictor ? await predictor.predict(pixels, chunk.length) : null;
+      const [loss, hits] = tf.tidy(() => {
+        const y = tf.tensor2d(labels, [chunk.length, 1]);
+        const p = probabilities
+          ? tf.tensor2d(probabilities, [chunk.length, 1])
+          : (model.predict(
+              tf.tensor4d(pixels, [chunk.length, config.inputSize, config.inputSize, 3]),
+            ) as tf.Tensor);
+        return [tf.sum(binaryCrossEntropy(p, y)), countCorrect(p, y)];
+      });
+      lossSum += (await loss.data())[0];
+      correct += (await hits.data())[0];
+      tf.dispose([loss, hits]);
+    }
+  } finally {
+    await predictor?.dispose();
   }
   return { loss: lossSum / examples.length, accuracy: correct / examples.length };
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/models/architectures';
-import { acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
+import { acceleratedPredictor, acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
 import { configureMl, mlSettings } from '../../../src/ml/settings';
@@ -117,6 +117,40 @@ describe('acceleratedTrainer', () => {
       model.dispose();
       majority.dispose();
     }
+  });
+});
+
+describe('acceleratedPredictor', () => {
+  it("predicts validation as TF.js' model.predict does, with the weights and moving statistics of now", async () => {
+    const size = 32;
+    const batch = await realBatch(size, 8);
+    const model = buildModel('lymphonet', size, 3);
+    setTrainingState(model);
+    const trainer = await OnnxTrainer.create(model, { threads: 1 });
+    const before = tf.memory().numTensors;
+    const optimizer = tf.train.adam(0.01);
+    try {
+      expect(await acceleratedPredictor(model, null)).toBeNull();
+      const predict = () =>
+        tf.tidy(() =>
+          (model.predict(tf.tensor4d(batch.pixels, [batch.size, size, size, 3])) as tf.Tensor).dataSync(),
+        );
+      const initial = predict();
+      // Two steps move the weights and, at momentum 0.5, the moving statistics.
+      const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      for (let i = 0; i < 2; i++) await trainer.step(batch, optimizer, variables);
+      const expected = predict();
+      expect(relativeError(initial, expected)).toBeGreaterThan(1e-3);
+      const predictor = await acceleratedPredictor(model, trainer);
+      const actual = await predictor!.predict(batch.pixels, batch.size);
+      await predictor!.dispose();
+      expect(relativeError(expected, actual)).toBeLessThan(1e-5);
+    } finally {
+      optimizer.dispose();
+      await trainer.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
   });
 });
 
