@@ -93,16 +93,17 @@ function perimeterOf(mask: Uint8Array, width: number, height: number, start: num
   let y = sy;
   let from = 0; // direction (from the current pixel) of the outside pixel we came around from
   const codes: number[] = [];
-  const maxSteps = 4 * mask.length + 8;
-  for (let step = 0; step < maxSteps; step++) {
-    let found = -1;
+  /** The first direction, sweeping clockwise from `from`, whose neighbour of (x, y) is inside; -1: none. */
+  const nextInside = () => {
     for (let k = 1; k <= 8; k++) {
       const d = (from + k) % 8;
-      if (inside(x + DX[d], y + DY[d])) {
-        found = d;
-        break;
-      }
+      if (inside(x + DX[d], y + DY[d])) return d;
     }
+    return -1;
+  };
+  const maxSteps = 4 * mask.length + 8;
+  for (let step = 0; step < maxSteps; step++) {
+    const found = nextInside();
     if (found < 0) return 0; // a single pixel: no outline to measure
     codes.push(found);
     x += DX[found];
@@ -112,15 +113,7 @@ function perimeterOf(mask: Uint8Array, width: number, height: number, start: num
     from = (found + (found % 2 === 0 ? 6 : 5)) % 8;
     if (x === sx && y === sy && codes.length > 1) {
       // Jacob's stopping criterion: back at the start, about to leave the way we first did.
-      let firstNext = -1;
-      for (let k = 1; k <= 8; k++) {
-        const d = (from + k) % 8;
-        if (inside(x + DX[d], y + DY[d])) {
-          firstNext = d;
-          break;
-        }
-      }
-      if (firstNext === codes[0]) break;
+      if (nextInside() === codes[0]) break;
     }
   }
   let even = 0;
