@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { decodeImage } from '../../src/ml/image/decode';
 import { toModelInput } from '../../src/ml/image/preprocess';
+import type { OnnxTrainer } from '../../src/ml/onnx/trainer';
 import { sampleImages } from './sample';
 
 /**
@@ -63,5 +64,38 @@ export function setTrainingState(model: tf.LayersModel): void {
     if (layer.getClassName() === 'Dropout') (layer as unknown as { seed: number }).seed = 4242;
     if (layer.getClassName() === 'BatchNormalization')
       (layer as unknown as { momentum: number }).momentum = 0.5;
+  }
+}
+
+/**
+ * One onnxruntime training pass of `accelerated` against TF.js on `reference` (built alike, the same training
+ * state): the same loss, every gradient within 1e-3 and the batch-norm moving statistics within 1e-4.
+ */
+export async function expectTrainerMatchesTfjs(
+  trainer: OnnxTrainer,
+  models: { reference: tf.LayersModel; accelerated: tf.LayersModel },
+  batch: ReferenceBatch,
+  inputSize: number,
+): Promise<void> {
+  const { reference, accelerated } = models;
+  const expected = tfjsGradients(reference, batch, inputSize);
+  const variables = accelerated.trainableWeights.map((w) => w.read() as tf.Variable);
+  const actual = await trainer.gradients(batch, variables);
+  try {
+    expect(actual.loss).toBeCloseTo(expected.value.dataSync()[0], 5);
+    const errors = reference.trainableWeights.map((w, i) => ({
+      weight: w.originalName,
+      error: relativeError(
+        expected.grads[(w.read() as tf.Variable).name].dataSync(),
+        actual.gradients[variables[i].name].dataSync(),
+      ),
+    }));
+    expect(errors.filter((e) => !(e.error < 1e-3))).toEqual([]);
+    reference.weights.forEach((w, i) => {
+      if (w.trainable) return;
+      expect(relativeError(w.read().dataSync(), accelerated.weights[i].read().dataSync())).toBeLessThan(1e-4);
+    });
+  } finally {
+    tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(actual.gradients)]);
   }
 }

@@ -5,7 +5,12 @@ import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';
 import { configureMl, mlSettings } from '../../../src/ml/settings';
 import { DEFAULT_TRAINING_CONFIG, train } from '../../../src/ml/training/train';
-import { realBatch, relativeError, setTrainingState, tfjsGradients } from '../../helpers/tfjs-reference';
+import {
+  expectTrainerMatchesTfjs,
+  realBatch,
+  relativeError,
+  setTrainingState,
+} from '../../helpers/tfjs-reference';
 
 /**
  * Training in onnxruntime must compute what TF.js computes: the same loss, the same gradients for every
@@ -30,26 +35,7 @@ describe('OnnxTrainer', () => {
     setTrainingState(accelerated);
     const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
     try {
-      const expected = tfjsGradients(reference, batch, size);
-      const variables = accelerated.trainableWeights.map((w) => w.read() as tf.Variable);
-      const actual = await trainer.gradients(batch, variables);
-      expect(actual.loss).toBeCloseTo(expected.value.dataSync()[0], 5);
-      const errors = reference.trainableWeights.map((w, i) => {
-        const name = (w.read() as tf.Variable).name;
-        const error = relativeError(
-          expected.grads[name].dataSync(),
-          actual.gradients[variables[i].name].dataSync(),
-        );
-        return { weight: w.originalName, error };
-      });
-      expect(errors.filter((e) => !(e.error < 1e-3))).toEqual([]);
-      reference.weights.forEach((w, i) => {
-        if (w.trainable) return;
-        expect(relativeError(w.read().dataSync(), accelerated.weights[i].read().dataSync())).toBeLessThan(
-          1e-4,
-        );
-      });
-      tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(actual.gradients)]);
+      await expectTrainerMatchesTfjs(trainer, { reference, accelerated }, batch, size);
     } finally {
       await trainer.dispose();
       reference.dispose();

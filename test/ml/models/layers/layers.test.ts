@@ -7,9 +7,8 @@ import { initRuntime } from '../../../../src/ml/runtime';
 import {
   realBatch,
   type ReferenceBatch,
-  relativeError,
   setTrainingState,
-  tfjsGradients,
+  expectTrainerMatchesTfjs,
 } from '../../../helpers/tfjs-reference';
 
 /**
@@ -80,25 +79,7 @@ describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('
       setTrainingState(accelerated);
       const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
       try {
-        const expected = tfjsGradients(reference, batch, SIZE);
-        const variables = accelerated.trainableWeights.map((w) => w.read() as tf.Variable);
-        const actual = await trainer.gradients(batch, variables);
-        expect(actual.loss).toBeCloseTo(expected.value.dataSync()[0], 5);
-        const errors = reference.trainableWeights.map((w, i) => ({
-          weight: w.originalName,
-          error: relativeError(
-            expected.grads[(w.read() as tf.Variable).name].dataSync(),
-            actual.gradients[variables[i].name].dataSync(),
-          ),
-        }));
-        expect(errors.filter((e) => !(e.error < 1e-3))).toEqual([]);
-        reference.weights.forEach((w, i) => {
-          if (w.trainable) return;
-          expect(relativeError(w.read().dataSync(), accelerated.weights[i].read().dataSync())).toBeLessThan(
-            1e-4,
-          );
-        });
-        tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(actual.gradients)]);
+        await expectTrainerMatchesTfjs(trainer, { reference, accelerated }, batch, SIZE);
       } finally {
         await trainer.dispose();
       }
