@@ -30,6 +30,7 @@ import { configureMl } from '../src/ml/settings';
 import { createServices } from '../src/services';
 import { imageLimits } from '../src/services/image-limits';
 import { runScoringInvocation } from '../src/services/scoring-worker';
+import { modelArtifacts } from '../src/services/model-artifacts';
 
 const copies = process.argv.includes('--quick') ? 2 : 4;
 const SAMPLE_DIR = path.join(__dirname, '..', 'data', 'cnmc-sample');
@@ -60,6 +61,7 @@ async function main() {
     });
     const services = createServices(config, {
       scoringDispatcher: { dispatch: async (e) => void events.push(e) },
+      registration: modelArtifacts,
     });
     const card = await installDemoModel(services);
     if (!card) throw new Error('The demo model (data/demo-model) is missing.');

@@ -1,9 +1,8 @@
 import type { TopLevelSpec } from 'vega-lite';
+import type { ChartName } from './chart-names';
 import { renderSvg } from './render';
 
-/** The pictures stored with every model version, by the file name they get under models/<version>/charts/. */
-export const CHART_NAMES = ['training-curves', 'roc', 'pr'] as const;
-export type ChartName = (typeof CHART_NAMES)[number];
+export { CHART_NAMES, type ChartName } from './chart-names';
 
 export interface CurvePoint {
   x: number;

@@ -16,6 +16,7 @@ import type { ModelBundle } from '../ml/models/model-io';
 import type { Caller } from '../services/auth';
 import { createServices, type Services } from '../services';
 import type { ModelCard, NewModelCard } from '../services/models';
+import { modelArtifacts } from '../services/model-artifacts';
 
 export const DEFAULT_BOOTSTRAP_MODEL_DIR = path.join(__dirname, '..', '..', 'data', 'demo-model');
 export const DEFAULT_SMOKE_IMAGE = path.join(
@@ -254,7 +255,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<BootstrapOut
     AWS_REGION: options.region,
     LYMPHOSCOPE_LOG_LEVEL: 'warn',
   });
-  const services = createServices(config);
+  const services = createServices(config, { registration: modelArtifacts });
   if (!(await services.store.ping())) {
     throw new Error(`The bucket ${bucket} cannot be reached with these AWS credentials.`);
   }

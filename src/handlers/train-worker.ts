@@ -6,10 +6,11 @@ import { configureMl } from '../ml/settings';
 import { createServices } from '../services';
 import { runTrainingInvocation } from '../services/training-units';
 import { createMetrics, MetricUnit } from './metrics';
+import { modelArtifacts } from '../services/model-artifacts';
 
 const config = loadConfig();
 configureMl(config.ml);
-const services = createServices(config);
+const services = createServices(config, { registration: modelArtifacts });
 const metrics = createMetrics(config.stage);
 
 /**

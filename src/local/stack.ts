@@ -12,6 +12,7 @@ import { portInUse, portIsFree, rememberedS3Port, rememberS3Port } from './ports
 import type { StoreRepair } from './s3-repair';
 import { startLocalS3, type LocalS3, type LocalS3Credentials } from './s3-server';
 import { landingPage } from './static-files';
+import { modelArtifacts } from '../services/model-artifacts';
 
 /** Where console/build.ts puts the review console; the stack serves it at /console/. */
 export const CONSOLE_DIST_DIR = path.join(__dirname, '..', '..', 'console', 'dist');
@@ -151,7 +152,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   allowedOrigins.forEach((origin) => s3?.allowOrigin(origin));
   const { createServices } = await import('../services');
   const { loadConfig } = await import('../config');
-  const services = createServices(loadConfig());
+  const services = createServices(loadConfig(), { registration: modelArtifacts });
 
   let adminKey: string | null = options.adminKey ?? null;
   let adminKeyCreated = false;

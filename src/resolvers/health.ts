@@ -1,5 +1,5 @@
 import { ErrorCode, LymphoscopeError } from '../errors';
-import { onnxRuntime } from '../ml/onnx';
+import { onnxRuntime } from '../ml/onnx/session';
 import { runtimeInfo } from '../ml/runtime';
 import type { Resolvers } from '../generated/graphql';
 import { version } from '../../package.json';

@@ -1,7 +1,7 @@
 import type { Config } from '../config';
 import { LambdaJobDispatcher, type JobDispatcher } from '../dispatch/job-dispatcher';
 import { LambdaScoringDispatcher, type ScoringDispatcher } from '../dispatch/scoring-dispatcher';
-import { DEFAULT_TRAINING_CONFIG } from '../ml/training/train';
+import { DEFAULT_TRAINING_CONFIG } from '../ml/training/training-config';
 import { createLogger, type Logger } from '../observability/log';
 import { JsonDocuments } from '../storage/json-documents';
 import type { ObjectStore } from '../storage/object-store';
@@ -14,6 +14,7 @@ import { Pseudonyms } from './pseudonyms';
 import { RetentionPolicy, RetentionSweep } from './retention';
 import { DatasetService } from './datasets';
 import { FolderImport } from './folder-import';
+import type { ModelArtifacts } from './model-artifacts';
 import { ModelRegistry } from './models';
 import { PredictionService } from './predictions';
 import { ReviewService } from './reviews';
@@ -45,7 +46,13 @@ export interface Services {
 /** The composition root: one place that wires adapters into services, from validated config. */
 export function createServices(
   config: Config,
-  overrides: { store?: ObjectStore; dispatcher?: JobDispatcher; scoringDispatcher?: ScoringDispatcher } = {},
+  overrides: {
+    store?: ObjectStore;
+    dispatcher?: JobDispatcher;
+    scoringDispatcher?: ScoringDispatcher;
+    /** Where models are registered: the training worker, the CLI, the local stack (model-artifacts.ts). */
+    registration?: ModelArtifacts;
+  } = {},
 ): Services {
   const log = createLogger(config.logLevel, { service: 'lymphoscope', stage: config.stage });
   const store =
@@ -74,7 +81,7 @@ export function createServices(
     });
   const pseudonyms = pseudonymsFor(config, log);
   const datasets = new DatasetService(store, docs, config.limits, audit, log, pseudonyms);
-  const models = new ModelRegistry(store, docs, audit, log);
+  const models = new ModelRegistry(store, docs, audit, log, overrides.registration ?? null);
   const periods = {
     predictionPixelDays: config.data.predictionPixelDays,
     predictionRecordDays: config.data.predictionRecordDays,

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { CHART_NAMES, renderModelCharts, type ChartName } from '../charts/model-charts';
+import { CHART_NAMES, type ChartName } from '../charts/chart-names';
 import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/models/architectures';
 import type { CrossValidationSummary } from '../ml/evaluation/cross-validation';
@@ -7,7 +7,7 @@ import type { DecisionReport, DomainModel, OutOfDomainReport, PlattCalibration }
 import type { MorphologyStack } from '../ml/features/fusion';
 import type { BinaryMetrics } from '../ml/evaluation/metrics';
 import { loadModel, type ModelBundle } from '../ml/models/model-io';
-import { exportBundle, OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx';
+import { OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx/session';
 import type { MorphologyNorms } from '../ml/features/morphology';
 import { PREPROCESSING } from '../ml/preprocessing';
 import type { EpochRecord, TrainingConfig } from '../ml/training/train';
@@ -17,6 +17,7 @@ import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '../observability/log';
 import type { AuditLog } from './audit';
 import type { Caller } from './auth';
+import type { ModelArtifacts } from './model-artifacts';
 import { pageOf, type Page } from './pagination';
 
 /** Everything known about a model version; card.json, written last, makes the version visible. */
@@ -144,6 +145,8 @@ export class ModelRegistry {
     private readonly docs: JsonDocuments,
     private readonly audit: AuditLog,
     private readonly log: Logger,
+    /** Given where models are registered (src/services/model-artifacts.ts); the API has none. */
+    private readonly artifacts: ModelArtifacts | null = null,
     private readonly maxLoaded = 4,
   ) {}
 
@@ -152,8 +155,11 @@ export class ModelRegistry {
    * before the card leaves an invisible, claimed version number; nothing half-written is ever served.
    */
   async register(bundle: ModelBundle, card: NewModelCard): Promise<ModelCard> {
-    const charts = await this.renderCharts(card);
-    const onnx = await this.exportOnnx(bundle, card);
+    if (!this.artifacts) {
+      throw new Error('This process does not register models: createServices was not given `registration`.');
+    }
+    const charts = await this.renderCharts(this.artifacts, card);
+    const onnx = await this.exportOnnx(this.artifacts, bundle, card);
     for (let attempt = 0; attempt < 20; attempt++) {
       const version = formatVersion((await this.highestVersionNumber()) + 1 + attempt);
       try {
@@ -194,9 +200,9 @@ export class ModelRegistry {
   }
 
   /** Pictures are a convenience: a chart that fails to render is logged and left out, never worth losing a model for. */
-  private async renderCharts(card: NewModelCard): Promise<Map<ChartName, string>> {
+  private async renderCharts(artifacts: ModelArtifacts, card: NewModelCard): Promise<Map<ChartName, string>> {
     try {
-      return await renderModelCharts(card);
+      return await artifacts.renderCharts(card);
     } catch (error) {
       this.log.warn('model charts could not be rendered', { error, jobId: card.lineage.jobId });
       return new Map();
@@ -207,9 +213,13 @@ export class ModelRegistry {
    * The ONNX twin served by onnxruntime (faster than TF.js wasm: `npm run bench` measures by how much). Like the
    * charts it is an optimisation: a model the exporter cannot translate is logged and served by TF.js.
    */
-  private async exportOnnx(bundle: ModelBundle, card: NewModelCard): Promise<Uint8Array | null> {
+  private async exportOnnx(
+    artifacts: ModelArtifacts,
+    bundle: ModelBundle,
+    card: NewModelCard,
+  ): Promise<Uint8Array | null> {
     try {
-      const exported = await exportBundle(bundle);
+      const exported = await artifacts.exportOnnx(bundle);
       if (!exported.gradCam) {
         this.log.info('ONNX export has no Grad-CAM; heat maps stay on TF.js', {
           reason: exported.gradCamSkipped,

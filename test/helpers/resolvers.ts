@@ -7,6 +7,7 @@ import { createRequestContext, type RequestContext } from '../../src/resolvers/c
 import { createServices, type Services } from '../../src/services';
 import { ANONYMOUS_ADMIN, type Role } from '../../src/services/auth';
 import { startTestS3, type TestS3 } from './s3';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 // Answers are checked field by field by the tests; the schema checks their shape.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -49,6 +50,7 @@ export async function startResolverHarness(env: Record<string, string> = {}): Pr
     store: s3.store,
     dispatcher: { dispatch: async (event) => void dispatched.training.push(event) },
     scoringDispatcher: { dispatch: async (event) => void dispatched.scoring.push(event) },
+    registration: modelArtifacts,
   });
   const server: ApolloServer<RequestContext> = createApolloServer(config, services.log);
   await server.start();

@@ -7,6 +7,7 @@ import { createServices } from '../../src/services';
 import { MAX_RESUMES_WITHOUT_PROGRESS, type JobRecord } from '../../src/services/training';
 import { layout } from '../../src/storage/layout';
 import { graphqlClient, ok, waitFor } from '../helpers/graphql';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 // A SIGKILL of the local stack mid-write used to leave a 0-byte metadata file in the local S3's
 // directory; from then on every read of that object (and every listing of its prefix) failed, health
@@ -132,6 +133,7 @@ it('ends a job FAILED when its worker never comes back, after a few restarts wit
     {
       store: stack!.services.store,
       dispatcher: { dispatch: async ({ jobId }) => void dispatched.push(jobId) },
+      registration: modelArtifacts,
     },
   );
   const jobId = 'job-never-resumes';

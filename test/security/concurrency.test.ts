@@ -9,6 +9,7 @@ import { graphqlClient, ok, type GraphqlResult } from '../helpers/graphql';
 import { sampleImages } from '../helpers/sample';
 import { createKey, errorCode, registerUntrainedModel, startSecurityStack } from './support';
 import { postUpload, UPLOAD_GRANT } from '../helpers/upload';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 /**
  * Races that must have exactly one winner: two promotes from the same view of production, two
@@ -105,6 +106,7 @@ it('two training workers racing for one job: exactly one trains, the other is sk
   const dispatched: string[] = [];
   const services = createServices(stack.services.config, {
     dispatcher: { dispatch: async (e) => void dispatched.push(e.jobId) },
+    registration: modelArtifacts,
   });
   const caller: Caller = { keyId: 'race-test', role: 'SCIENTIST', partnerId: 'race-test' };
   const dataset = await services.datasets.create(caller, 'worker race');

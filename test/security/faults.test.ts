@@ -12,6 +12,7 @@ import {
   registerUntrainedModel,
   startSecurityStack,
 } from './support';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 /**
  * Storage faults against the real local S3 server, stopped and started again on the same port while the
@@ -185,7 +186,7 @@ describe('writes that must be atomic', () => {
   it('leaves no visible version when S3 goes away between the artifacts and the card, and registers the next one cleanly', async () => {
     const versionsBefore = await listed();
     const faulty = stopS3Before(stack.services.store, /^models\/v\d+\/card\.json$/);
-    const services = createServices(stack.services.config, { store: faulty });
+    const services = createServices(stack.services.config, { store: faulty, registration: modelArtifacts });
     const bundle = await stack.services.models.readBundle(productionVersion);
     const card = (await stack.services.models.require(productionVersion)) as unknown as Record<
       string,
@@ -212,7 +213,7 @@ describe('writes that must be atomic', () => {
     const ofPartnerBefore = await ids(partner);
     const ofStaffBefore = await ids(scientist);
     const faulty = stopS3Before(stack.services.store, /^predictions\/[^/]+\/[0-9a-z]{26}\.json$/);
-    const services = createServices(stack.services.config, { store: faulty });
+    const services = createServices(stack.services.config, { store: faulty, registration: modelArtifacts });
     const partnerId = ok(await partner('{ me { id } }')).me.id;
 
     await expectUnavailable(

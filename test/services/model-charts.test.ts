@@ -6,6 +6,7 @@ import { PREPROCESSING } from '../../src/ml/preprocessing';
 import { ModelRegistry, type NewModelCard } from '../../src/services/models';
 import { JsonDocuments } from '../../src/storage/json-documents';
 import { startTestS3, type TestS3 } from '../helpers/s3';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 const labels = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];
 const probs = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.65, 0.45, 0.2, 0.1];
@@ -50,7 +51,13 @@ describe('ModelRegistry stores the charts with each version', () => {
   beforeAll(async () => {
     s3 = await startTestS3();
     const docs = new JsonDocuments(s3.store);
-    registry = new ModelRegistry(s3.store, docs, new AuditLog(s3.store, docs), createLogger('silent'));
+    registry = new ModelRegistry(
+      s3.store,
+      docs,
+      new AuditLog(s3.store, docs),
+      createLogger('silent'),
+      modelArtifacts,
+    );
   });
   afterAll(() => s3?.stop());
 

@@ -11,6 +11,7 @@ import { ModelRegistry, type NewModelCard } from '../../src/services/models';
 import { JsonDocuments } from '../../src/storage/json-documents';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 import { sampleImages } from '../helpers/sample';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 /**
  * Registration stores an ONNX twin of each model beside model.json, and serving runs it in onnxruntime,
@@ -40,7 +41,13 @@ describe('ModelRegistry with ONNX serving', () => {
     await initRuntime();
     s3 = await startTestS3();
     const docs = new JsonDocuments(s3.store);
-    registry = new ModelRegistry(s3.store, docs, new AuditLog(s3.store, docs), createLogger('silent'));
+    registry = new ModelRegistry(
+      s3.store,
+      docs,
+      new AuditLog(s3.store, docs),
+      createLogger('silent'),
+      modelArtifacts,
+    );
   });
   afterAll(() => s3?.stop());
 
@@ -110,7 +117,13 @@ describe('ModelRegistry with ONNX serving', () => {
       },
     });
     const docs = new JsonDocuments(counting);
-    const fresh = new ModelRegistry(counting, docs, new AuditLog(counting, docs), createLogger('silent'));
+    const fresh = new ModelRegistry(
+      counting,
+      docs,
+      new AuditLog(counting, docs),
+      createLogger('silent'),
+      modelArtifacts,
+    );
     const loaded = await fresh.load(registered.version);
     expect(loaded.onnx).not.toBeNull();
     // The card, model.json, weights.bin and model.onnx, each read once, all started before any answered.
@@ -124,7 +137,13 @@ describe('ModelRegistry with ONNX serving', () => {
     await expect(fresh.load('v99999')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(fresh.load('v99999')).rejects.toThrow(/Model version/);
     await s3.store.delete(`models/${registered.version}/weights.bin`);
-    const again = new ModelRegistry(counting, docs, new AuditLog(counting, docs), createLogger('silent'));
+    const again = new ModelRegistry(
+      counting,
+      docs,
+      new AuditLog(counting, docs),
+      createLogger('silent'),
+      modelArtifacts,
+    );
     await expect(again.load(registered.version)).rejects.toThrow(/Model artifacts of version/);
   });
 });

@@ -11,6 +11,7 @@ import {
 } from '../../src/services/scoring-worker';
 import { layout } from '../../src/storage/layout';
 import { startTestS3, type TestS3 } from '../helpers/s3';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 /**
  * The steps of a scoring job that races decide, over the real local S3 server: chunks finishing at the
@@ -29,6 +30,7 @@ describe('scoring worker: completion and assembly', () => {
     services = createServices(loadConfig({ LYMPHOSCOPE_LOG_LEVEL: 'silent' }), {
       store: s3.store,
       scoringDispatcher: recorder,
+      registration: modelArtifacts,
     });
     deps = {
       store: services.store,

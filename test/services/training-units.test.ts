@@ -7,6 +7,7 @@ import type { WorkerDeps } from '../../src/services/training-worker';
 import { layout } from '../../src/storage/layout';
 import { queuedJobRecord } from '../helpers/job-record';
 import { startTestS3, type TestS3 } from '../helpers/s3';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 /**
  * The fan-out's bookkeeping over the real local S3 server, where races and repeats decide: which units
@@ -25,7 +26,7 @@ describe('training units: fan-out bookkeeping', () => {
     s3 = await startTestS3();
     services = createServices(
       loadConfig({ LYMPHOSCOPE_LOG_LEVEL: 'silent', LYMPHOSCOPE_FOLD_CONCURRENCY: '3' }),
-      { store: s3.store, dispatcher: recorder },
+      { store: s3.store, dispatcher: recorder, registration: modelArtifacts },
     );
     deps = { ...services, recipe: { folds: 3, seeds: 2 } };
   });

@@ -9,6 +9,7 @@ import { startLossyProxy, type LossyProxy } from '../helpers/lossy-proxy';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 import { sampleImages } from '../helpers/sample';
 import { registerUntrainedModel } from '../helpers/untrained-model';
+import { modelArtifacts } from '../../src/services/model-artifacts';
 
 // Conditional writes whose answer is lost: the write takes effect on the real local S3, the proxy in
 // front of it cuts the connection instead of answering, and the SDK retries the same request. The
@@ -39,6 +40,7 @@ beforeAll(async () => {
     loadConfig({ LYMPHOSCOPE_STAGE: 'test', LYMPHOSCOPE_BUCKET: s3.bucket, LYMPHOSCOPE_LOG_LEVEL: 'silent' }),
     {
       store,
+      registration: modelArtifacts,
       dispatcher: { dispatch: async () => undefined },
     },
   );

@@ -5,14 +5,11 @@ import { layerModule } from '../models/layers/registry';
 import { type LayerTrace, UnsupportedLayerError, type Value } from '../models/layers/types';
 import { appendGradCam } from './grad-cam-graph';
 import { GraphBuilder } from './graph';
+import { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY } from './names';
 
 export { UnsupportedLayerError, type LayerTrace, type Value };
 
-/** Names of the exported graph's tensors, which serving asks for. */
-export const ONNX_INPUT = 'image';
-export const ONNX_PROBABILITY = 'probability_all';
-/** Grad-CAM for the ALL class before normalisation: [N, 1, inputSize, inputSize], >= 0. */
-export const ONNX_GRAD_CAM = 'grad_cam';
+export { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY };
 
 export interface OnnxExport {
   bytes: Uint8Array;

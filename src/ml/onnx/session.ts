@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { badInput } from '../../errors';
 import { mlSettings } from '../settings';
-import { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY } from './export';
+import { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY } from './names';
 
 type OnnxRuntime = typeof Ort;
 
