@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { MlSettings } from './ml/settings';
 import {
   DEFAULT_RECIPE_OPTIONS,
