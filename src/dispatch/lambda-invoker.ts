@@ -1,5 +1,11 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { unavailable } from '../errors';
+
+/**
+ * The Lambda client, loaded on the first dispatch: only starting training or bulk scoring needs it, and
+ * its SDK took about 90 ms of every API cold start (docs/PERFORMANCE.md, "Packaged cold start").
+ */
+const lambdaSdk = () => import('@aws-sdk/client-lambda');
 
 /**
  * Lambda's asynchronous invoke (InvocationType 'Event') of one worker function: Lambda queues the event,
@@ -8,23 +14,23 @@ import { unavailable } from '../errors';
  * this code. `what` names the worker in the error a caller sees when it cannot be started.
  */
 export class LambdaAsyncInvoker<Event extends object> {
-  private readonly client: LambdaClient;
+  private client?: LambdaClient;
 
   constructor(
     private readonly functionName: string,
     private readonly what: string,
-    options: { region: string; endpoint?: string },
-  ) {
-    this.client = new LambdaClient({
-      region: options.region,
-      endpoint: options.endpoint,
-      maxAttempts: 3,
-      ...(options.endpoint ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
-    });
-  }
+    private readonly options: { region: string; endpoint?: string },
+  ) {}
 
   async dispatch(event: Event): Promise<void> {
     try {
+      const { InvokeCommand, LambdaClient } = await lambdaSdk();
+      this.client ??= new LambdaClient({
+        region: this.options.region,
+        endpoint: this.options.endpoint,
+        maxAttempts: 3,
+        ...(this.options.endpoint ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+      });
       const result = await this.client.send(
         new InvokeCommand({
           FunctionName: this.functionName,
