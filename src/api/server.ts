@@ -3,6 +3,11 @@ import {
   ApolloServerPluginLandingPageLocalDefault,
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
+import {
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginSchemaReportingDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { ErrorCode, LymphoscopeError } from '../errors';
@@ -160,6 +165,12 @@ export function createApolloServer(config: Config, log: Logger): ApolloServer<Re
     plugins: [
       operationLog,
       requestIds,
+      // Nothing about the API's use (operations, field timings, error messages) goes to Apollo's cloud,
+      // whatever APOLLO_KEY says. It also keeps Apollo's trace protobuf (0.2 MB) out of the Lambda bundle's
+      // cold start (src/handlers/apollo-reporting-unbundled.ts).
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      ApolloServerPluginInlineTraceDisabled(),
       config.stage === 'prod'
         ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
         : ApolloServerPluginLandingPageLocalDefault({ footer: false, embed: true }),
