@@ -17,6 +17,7 @@ import type { RequestContext } from '../resolvers/context';
 import { resolvers } from '../resolvers';
 import type { Config } from '../config';
 import { queryLimitsRule } from './limits';
+import { executableSchema, type ResolverMap } from './schema';
 
 /** Apollo's own codes a client may also see (parse/validation/variable errors); all are typed. */
 const APOLLO_CODES = new Set([
@@ -134,8 +135,7 @@ const requestIds: ApolloServerPlugin<RequestContext> = {
 
 export function createApolloServer(config: Config, log: Logger): ApolloServer<RequestContext> {
   return new ApolloServer<RequestContext>({
-    typeDefs,
-    resolvers: resolvers as never,
+    schema: executableSchema(typeDefs, resolvers as ResolverMap),
     introspection: config.introspection,
     // "Did you mean ...?" hints would list the schema's fields to anyone who asks wrongly: hide them
     // wherever introspection is off.
