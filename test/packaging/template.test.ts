@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'fs/promises';
 import { tmpdir } from 'os';
 import { join, resolve } from 'path';
 import { promisify } from 'util';
+import { whilePackagingAlone } from '../helpers/packaging-lock';
 
 /**
  * The CloudFormation template `serverless package --stage prod` writes, checked for the invariants
@@ -38,12 +39,14 @@ const joined = (value: unknown): string => {
 };
 
 async function packageStage(stage: string, env: NodeJS.ProcessEnv, out: string) {
-  return run('npx', ['serverless', 'package', '--stage', stage, '--package', out], {
-    cwd: root,
-    env,
-    timeout: 300_000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  return whilePackagingAlone(() =>
+    run('npx', ['serverless', 'package', '--stage', stage, '--package', out], {
+      cwd: root,
+      env,
+      timeout: 300_000,
+      maxBuffer: 16 * 1024 * 1024,
+    }),
+  );
 }
 
 describe('the production CloudFormation template', () => {
