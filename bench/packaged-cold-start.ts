@@ -18,11 +18,17 @@ import { LOCAL_S3_REGION, startLocalS3 } from '../src/local/s3-server';
 import { installDemoModel } from '../src/local/stack';
 import { createServices } from '../src/services';
 import { median, round } from './stats';
+import { modelArtifacts } from '../src/services/model-artifacts';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
-/** Another zip (LYMPHOSCOPE_BENCH_ZIP) compares a packaging variant on the same machine. */
+/** Another zip (LYMPHOSCOPE_BENCH_ZIP) measures a packaging variant on the same machine. */
 const ZIP = process.env.LYMPHOSCOPE_BENCH_ZIP ?? path.join(ROOT, '.serverless', 'graphql.zip');
+/**
+ * A baseline zip (LYMPHOSCOPE_BENCH_BASELINE_ZIP, e.g. an earlier commit's graphql.zip) is measured in the
+ * same run, each round running it and ZIP back to back, and the figures are printed as ratios to it.
+ */
+const BASELINE_ZIP = process.env.LYMPHOSCOPE_BENCH_BASELINE_ZIP;
 const IMAGE = path.join(ROOT, 'data', 'cnmc-sample', 'all', 'UID_11_1_1_all.bmp');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const GOAL_MS = 1000;
@@ -86,13 +92,16 @@ async function main(): Promise<void> {
     process.stderr.write('Packaging (npx serverless package --stage test)...\n');
     await run('npx', ['serverless', 'package', '--stage', 'test'], { cwd: ROOT, maxBuffer: 16 << 20 });
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-cold-'));
+  const variants = [
+    { name: 'this', zip: ZIP },
+    ...(BASELINE_ZIP ? [{ name: 'baseline', zip: BASELINE_ZIP }] : []),
+  ];
+  const dirs = await Promise.all(variants.map(() => mkdtemp(path.join(os.tmpdir(), 'lymphoscope-cold-'))));
   const s3Dir = await mkdtemp(path.join(os.tmpdir(), 'lymphoscope-cold-s3-'));
   const bucket = 'lymphoscope-bench';
   const s3 = await startLocalS3({ directory: s3Dir, bucket, port: 0 });
   try {
-    await run('unzip', ['-q', ZIP, '-d', dir]);
-    const bundleBytes = (await stat(path.join(dir, 'src/handlers/graphql.js'))).size;
+    for (const [i, v] of variants.entries()) await run('unzip', ['-q', v.zip, '-d', dirs[i]]);
     // The local S3 refuses unsigned requests; the SDK's default chain reads the keys from the environment.
     process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
@@ -104,6 +113,7 @@ async function main(): Promise<void> {
         LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
         LYMPHOSCOPE_LOG_LEVEL: 'warn',
       }),
+      { registration: modelArtifacts },
     );
     const model = await installDemoModel(services);
     if (!model) throw new Error('No demo model in data/demo-model (npm run demo-model).');
@@ -126,10 +136,7 @@ async function main(): Promise<void> {
       body,
       isBase64Encoded: false,
     };
-    const script = path.join(dir, 'cold-start-bench.cjs');
-    await writeFile(
-      script,
-      `
+    const script = `
       const started = performance.now();
       const { handler } = require('./src/handlers/graphql.js');
       const required = performance.now();
@@ -144,8 +151,8 @@ async function main(): Promise<void> {
         console.log(JSON.stringify({ requireMs: required - started, firstPredictionMs: answered - started, warmPredictionMs: warm }));
         process.exit(0);
       })().catch((e) => { console.error(e); process.exit(1); });
-      `,
-    );
+      `;
+    for (const dir of dirs) await writeFile(path.join(dir, 'cold-start-bench.cjs'), script);
     const node = await lambdaNode();
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
@@ -155,50 +162,82 @@ async function main(): Promise<void> {
       LYMPHOSCOPE_STAGE: 'test',
       LYMPHOSCOPE_BUCKET: bucket,
       LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
-      LYMPHOSCOPE_WASM_DIR: path.join(dir, 'node_modules/@tensorflow/tfjs-backend-wasm/dist'),
       // Info: the handler's prediction line splits the first prediction (firstPrediction).
       LYMPHOSCOPE_LOG_LEVEL: 'info',
     };
+    const envOf = (dir: string) => ({
+      ...env,
+      LYMPHOSCOPE_WASM_DIR: path.join(dir, 'node_modules/@tensorflow/tfjs-backend-wasm/dist'),
+    });
     const bare: number[] = [];
-    const cold: Array<Record<string, number> & { wallMs: number }> = [];
+    const cold = variants.map(() => [] as Array<Record<string, number> & { wallMs: number }>);
     for (let i = 0; i < RUNS; i++) {
-      bare.push((await timed(node, ['-e', 'console.log("{}")'], dir, env)).wallMs);
-      const { wallMs, report, logs } = await timed(node, [script], dir, env);
-      cold.push({ ...report, ...firstPrediction(logs), wallMs });
+      bare.push((await timed(node, ['-e', 'console.log("{}")'], dirs[0], env)).wallMs);
+      for (const [v, dir] of dirs.entries()) {
+        const { wallMs, report, logs } = await timed(node, ['cold-start-bench.cjs'], dir, envOf(dir));
+        cold[v].push({ ...report, ...firstPrediction(logs), wallMs });
+      }
     }
-    const pick = (k: string) => round(median(cold.map((c) => c[k])));
-    const row = {
-      node: (await run(node, ['-p', 'process.version'])).stdout.trim(),
-      runs: RUNS,
-      bundleMb: round(bundleBytes / 1e6),
-      bareNodeStartMs: round(median(bare)),
-      requireHandlerMs: pick('requireMs'),
-      requireToFirstPredictionMs: pick('firstPredictionMs'),
-      spawnToFirstPredictionExitMs: pick('wallMs'),
-      warmPredictionMs: pick('warmPredictionMs'),
-      firstModelLoadMs: pick('modelLoadMs'),
-      firstAnalysisMs: pick('analysisMs'),
-      firstStoreMs: pick('storeMs'),
-      firstServiceMs: pick('serviceMs'),
-      goalMs: GOAL_MS,
-    };
-    process.stdout.write(
-      `Packaged graphql handler cold start (${row.node}, median of ${RUNS}; demo model from local S3, ` +
-        `C-NMC cell UID_11_1_1_all.bmp):\n` +
-        `  require to first prediction ${row.requireToFirstPredictionMs} ms (goal <= ${GOAL_MS} ms: ` +
-        `${row.requireToFirstPredictionMs <= GOAL_MS ? 'met' : 'NOT met'})\n` +
-        `    of which require of the ${row.bundleMb} MB bundle ${row.requireHandlerMs} ms; in the service ` +
-        `${row.firstServiceMs} ms: model load ${row.firstModelLoadMs}, analysis ${row.firstAnalysisMs}, ` +
-        `writes ${row.firstStoreMs}; the rest (runtime start, API key GET, Apollo, decode) ` +
-        `${round(row.requireToFirstPredictionMs - row.requireHandlerMs - row.firstServiceMs)} ms\n` +
-        `  reference, same run: bare Node start ${row.bareNodeStartMs} ms, warm prediction ${row.warmPredictionMs} ms\n`,
-    );
-    process.stdout.write(JSON.stringify(row) + '\n');
+    const version = (await run(node, ['-p', 'process.version'])).stdout.trim();
+    const rows: Array<Awaited<ReturnType<typeof summary>>> = [];
+    for (const [v, variant] of variants.entries()) {
+      const row = await summary(variant.name, dirs[v], cold[v], version, round(median(bare)));
+      rows.push(row);
+      process.stdout.write(describe(row));
+    }
+    if (rows.length === 2) {
+      const ratio = (k: keyof (typeof rows)[number]) => round(Number(rows[0][k]) / Number(rows[1][k]));
+      process.stdout.write(
+        `  this / baseline, same run: require to first prediction ${ratio('requireToFirstPredictionMs')}x, ` +
+          `require ${ratio('requireHandlerMs')}x, bundle ${ratio('bundleMb')}x, service ${ratio('firstServiceMs')}x\n`,
+      );
+    }
+    for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
   } finally {
     await s3.stop();
-    await rm(dir, { recursive: true, force: true });
-    await rm(s3Dir, { recursive: true, force: true });
+    await Promise.all([...dirs, s3Dir].map((dir) => rm(dir, { recursive: true, force: true })));
   }
+}
+
+async function summary(
+  variant: string,
+  dir: string,
+  cold: Array<Record<string, number> & { wallMs: number }>,
+  node: string,
+  bareNodeStartMs: number,
+) {
+  const pick = (k: string) => round(median(cold.map((c) => c[k])));
+  const bundleBytes = (await stat(path.join(dir, 'src/handlers/graphql.js'))).size;
+  return {
+    variant,
+    node,
+    runs: RUNS,
+    bundleMb: round(bundleBytes / 1e6),
+    bareNodeStartMs,
+    requireHandlerMs: pick('requireMs'),
+    requireToFirstPredictionMs: pick('firstPredictionMs'),
+    spawnToFirstPredictionExitMs: pick('wallMs'),
+    warmPredictionMs: pick('warmPredictionMs'),
+    firstModelLoadMs: pick('modelLoadMs'),
+    firstAnalysisMs: pick('analysisMs'),
+    firstStoreMs: pick('storeMs'),
+    firstServiceMs: pick('serviceMs'),
+    goalMs: GOAL_MS,
+  };
+}
+
+function describe(row: Awaited<ReturnType<typeof summary>>): string {
+  return (
+    `Packaged graphql handler cold start, ${row.variant} zip (${row.node}, median of ${RUNS}; demo model ` +
+    `from local S3, C-NMC cell UID_11_1_1_all.bmp):\n` +
+    `  require to first prediction ${row.requireToFirstPredictionMs} ms (goal <= ${GOAL_MS} ms: ` +
+    `${row.requireToFirstPredictionMs <= GOAL_MS ? 'met' : 'NOT met'})\n` +
+    `    of which require of the ${row.bundleMb} MB bundle ${row.requireHandlerMs} ms; in the service ` +
+    `${row.firstServiceMs} ms: model load ${row.firstModelLoadMs}, analysis ${row.firstAnalysisMs}, ` +
+    `writes ${row.firstStoreMs}; the rest (runtime start, API key GET, Apollo, decode) ` +
+    `${round(row.requireToFirstPredictionMs - row.requireHandlerMs - row.firstServiceMs)} ms\n` +
+    `  reference, same run: bare Node start ${row.bareNodeStartMs} ms, warm prediction ${row.warmPredictionMs} ms\n`
+  );
 }
 
 main().catch((error) => {
