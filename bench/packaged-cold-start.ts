@@ -6,6 +6,8 @@
  * (the demo model, data/demo-model, trained on the 63 C-NMC sample cells). Goal: require to first
  * prediction <= 1 s. Beside it, measured in the same run on the same machine: a bare Node 22 start
  * and the same handler's second (warm) prediction, so the figure can be read against the machine.
+ * BENCH_NODE_OPTIONS reaches the measured processes as NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+ * for a profile of the cold start.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -164,6 +166,7 @@ async function main(): Promise<void> {
       LYMPHOSCOPE_S3_ENDPOINT: s3.endpoint,
       // Info: the handler's prediction line splits the first prediction (firstPrediction).
       LYMPHOSCOPE_LOG_LEVEL: 'info',
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     };
     const envOf = (dir: string) => ({
       ...env,
