@@ -23,7 +23,23 @@ const runtimeReady = initRuntime().catch((error) =>
   services.log.error('ML runtime failed to load', { error }),
 );
 
-const requestHandler = handlers.createAPIGatewayProxyEventV2RequestHandler();
+/**
+ * A POST's JSON body as the middleware below parsed it (requestOf), for the Lambda integration to use
+ * instead of parsing the same text again: 1.8 ms for a predict's 0.8 MB body on this machine.
+ */
+const parsedBodies = new WeakMap<APIGatewayProxyEventV2, unknown>();
+const eventV2 = handlers.createAPIGatewayProxyEventV2RequestHandler();
+const requestHandler: typeof eventV2 = {
+  ...eventV2,
+  fromEvent(event) {
+    if (!parsedBodies.has(event)) return eventV2.fromEvent(event);
+    // Everything but the body as the integration reads it; the body as it would parse it, where it would.
+    const request = eventV2.fromEvent({ ...event, body: undefined });
+    if (!request.headers.get('content-type')?.startsWith('application/json')) return eventV2.fromEvent(event);
+    request.body = parsedBodies.get(event);
+    return request;
+  },
+};
 
 /**
  * The Lambda integration answers a request it cannot even parse (a body that is not JSON) with a bare
@@ -88,6 +104,7 @@ function requestOf(event: APIGatewayProxyEventV2): { query: string | null; varia
   const body = parse(
     event.body && event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body,
   ) as { query?: unknown; variables?: unknown } | null | undefined;
+  if (body !== undefined) parsedBodies.set(event, body);
   return {
     query: typeof body?.query === 'string' ? body.query : null,
     variables: body && typeof body === 'object' ? body.variables : undefined,

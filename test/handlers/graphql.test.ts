@@ -67,6 +67,24 @@ describe('graphql handler', () => {
     expect(json(result).data.health.status).toBe('ok');
   });
 
+  it('parses a JSON body once, and leaves a body sent as text/plain to Apollo as it was', async () => {
+    const parse = jest.spyOn(JSON, 'parse');
+    try {
+      const result = await handler(event(HEALTH), lambdaContext('once'));
+      expect(json(result).data.health.status).toBe('ok');
+      expect(parse.mock.calls.filter(([text]) => text === HEALTH)).toHaveLength(1);
+    } finally {
+      parse.mockRestore();
+    }
+    // Apollo takes a text/plain body as a string, not an operation, and its CSRF check refuses it.
+    const plain = await handler(
+      event(HEALTH, { headers: { 'content-type': 'text/plain' } }),
+      lambdaContext('p'),
+    );
+    expect(plain.statusCode).toBe(400);
+    expect(json(plain).errors[0].extensions.code).toBe('BAD_REQUEST');
+  });
+
   it('answers a body that is not JSON with a typed BAD_REQUEST error, not the parser text', async () => {
     const result = await handler(event('{"query": "{ health { status } }"'), lambdaContext('r3'));
     expect(result.statusCode).toBe(400);
