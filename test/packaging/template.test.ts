@@ -38,14 +38,18 @@ const joined = (value: unknown): string => {
   return JSON.stringify(value);
 };
 
-async function packageStage(stage: string, env: NodeJS.ProcessEnv, out: string) {
+async function packageStage(stage: string, env: NodeJS.ProcessEnv, out: string, params: string[] = []) {
   return whilePackagingAlone(() =>
-    run('npx', ['serverless', 'package', '--stage', stage, '--package', out], {
-      cwd: root,
-      env,
-      timeout: 300_000,
-      maxBuffer: 16 * 1024 * 1024,
-    }),
+    run(
+      'npx',
+      ['serverless', 'package', '--stage', stage, '--package', out, ...params.map((p) => `--param=${p}`)],
+      {
+        cwd: root,
+        env,
+        timeout: 300_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    ),
   );
 }
 
@@ -255,6 +259,34 @@ describe('the production CloudFormation template', () => {
       expect.arrayContaining(['ArtifactsBucketName', 'HttpApiUrl']),
     );
   });
+
+  it('keeps API instances warm only when apiProvisionedConcurrency asks, the HTTP API then calling them', async () => {
+    const integrations = (r: Record<string, Json>) =>
+      Object.values(r)
+        .filter((x) => x.Type === 'AWS::ApiGatewayV2::Integration')
+        .map((x) => joined(x.Properties.IntegrationUri));
+    expect(ofType('AWS::Lambda::Alias')).toEqual([]);
+    expect(integrations(resources)).toEqual([
+      JSON.stringify({ 'Fn::GetAtt': ['GraphqlLambdaFunction', 'Arn'] }),
+    ]);
+
+    const warm = join(out, 'warm');
+    await packageStage('prod', { ...process.env, LYMPHOSCOPE_CORS_ORIGIN: PROD_ORIGIN }, warm, [
+      'apiProvisionedConcurrency=2',
+    ]);
+    const warmResources: Record<string, Json> = JSON.parse(
+      await readFile(join(warm, 'cloudformation-template-update-stack.json'), 'utf8'),
+    ).Resources;
+    const aliases = Object.values(warmResources).filter((x) => x.Type === 'AWS::Lambda::Alias');
+    expect(aliases).toHaveLength(1);
+    expect(aliases[0].Properties).toMatchObject({
+      FunctionName: { Ref: 'GraphqlLambdaFunction' },
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
+    });
+    expect(integrations(warmResources)).toEqual([
+      expect.stringMatching(new RegExp(`GraphqlLambdaFunction.*:${aliases[0].Properties.Name}$`)),
+    ]);
+  }, 300_000);
 
   it('refuses to package prod without a CORS origin', async () => {
     const env = { ...process.env };
