@@ -1,8 +1,6 @@
-import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
-import { modelArtifacts } from '../../src/services/model-artifacts';
-import { ModelRegistry, type NewModelCard } from '../../src/services/models';
-import { JsonDocuments } from '../../src/storage/json-documents';
+import type { ModelArtifacts } from '../../src/services/model-artifacts';
+import { type NewModelCard } from '../../src/services/models';
+import { registryOver } from '../helpers/model-registry';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 
 /**
@@ -17,10 +15,7 @@ describe('model artifacts', () => {
   });
   afterAll(() => s3?.stop());
 
-  const registry = (artifacts: typeof modelArtifacts | null) => {
-    const docs = new JsonDocuments(s3.store);
-    return new ModelRegistry(s3.store, docs, new AuditLog(s3.store, docs), createLogger('silent'), artifacts);
-  };
+  const registry = (artifacts: ModelArtifacts | null) => registryOver(s3.store, artifacts);
 
   it('are required to register: a registry without them refuses before writing anything', async () => {
     const before = await s3.listKeys();

@@ -1,12 +1,9 @@
 import { XMLValidator } from 'fast-xml-parser';
 import { computeMetrics, prCurve, rocCurve } from '../../src/ml/evaluation/metrics';
-import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
 import { PREPROCESSING } from '../../src/ml/preprocessing';
 import { ModelRegistry, type NewModelCard } from '../../src/services/models';
-import { JsonDocuments } from '../../src/storage/json-documents';
+import { registryOver } from '../helpers/model-registry';
 import { startTestS3, type TestS3 } from '../helpers/s3';
-import { modelArtifacts } from '../../src/services/model-artifacts';
 
 const labels = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];
 const probs = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.65, 0.45, 0.2, 0.1];
@@ -50,14 +47,7 @@ describe('ModelRegistry stores the charts with each version', () => {
 
   beforeAll(async () => {
     s3 = await startTestS3();
-    const docs = new JsonDocuments(s3.store);
-    registry = new ModelRegistry(
-      s3.store,
-      docs,
-      new AuditLog(s3.store, docs),
-      createLogger('silent'),
-      modelArtifacts,
-    );
+    registry = registryOver(s3.store);
   });
   afterAll(() => s3?.stop());
 

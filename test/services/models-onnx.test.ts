@@ -5,13 +5,10 @@ import { decodeImage } from '../../src/ml/image/decode';
 import { serializeModel, type ModelBundle } from '../../src/ml/models/model-io';
 import { analyzeCell } from '../../src/ml/serving/predictor';
 import { initRuntime } from '../../src/ml/runtime';
-import { createLogger } from '../../src/observability/log';
-import { AuditLog } from '../../src/services/audit';
 import { ModelRegistry, type NewModelCard } from '../../src/services/models';
-import { JsonDocuments } from '../../src/storage/json-documents';
+import { registryOver } from '../helpers/model-registry';
 import { startTestS3, type TestS3 } from '../helpers/s3';
 import { sampleImages } from '../helpers/sample';
-import { modelArtifacts } from '../../src/services/model-artifacts';
 
 /**
  * Registration stores an ONNX twin of each model beside model.json, and serving runs it in onnxruntime,
@@ -40,14 +37,7 @@ describe('ModelRegistry with ONNX serving', () => {
   beforeAll(async () => {
     await initRuntime();
     s3 = await startTestS3();
-    const docs = new JsonDocuments(s3.store);
-    registry = new ModelRegistry(
-      s3.store,
-      docs,
-      new AuditLog(s3.store, docs),
-      createLogger('silent'),
-      modelArtifacts,
-    );
+    registry = registryOver(s3.store);
   });
   afterAll(() => s3?.stop());
 
@@ -116,14 +106,7 @@ describe('ModelRegistry with ONNX serving', () => {
         };
       },
     });
-    const docs = new JsonDocuments(counting);
-    const fresh = new ModelRegistry(
-      counting,
-      docs,
-      new AuditLog(counting, docs),
-      createLogger('silent'),
-      modelArtifacts,
-    );
+    const fresh = registryOver(counting);
     const loaded = await fresh.load(registered.version);
     expect(loaded.onnx).not.toBeNull();
     // The card, model.json, weights.bin and model.onnx, each read once, all started before any answered.
@@ -137,13 +120,7 @@ describe('ModelRegistry with ONNX serving', () => {
     await expect(fresh.load('v99999')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(fresh.load('v99999')).rejects.toThrow(/Model version/);
     await s3.store.delete(`models/${registered.version}/weights.bin`);
-    const again = new ModelRegistry(
-      counting,
-      docs,
-      new AuditLog(counting, docs),
-      createLogger('silent'),
-      modelArtifacts,
-    );
+    const again = registryOver(counting);
     await expect(again.load(registered.version)).rejects.toThrow(/Model artifacts of version/);
   });
 });
