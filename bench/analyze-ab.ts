@@ -5,8 +5,7 @@
  * data/cnmc-sample, the demo model on onnxruntime. Prints p50/p90 wall, CPU ms per cell (every thread
  * of the process), each side's stage p50s, the ratios, and how many analyses differ (they should not).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { decodeImage } from '../src/ml/image/decode';
@@ -16,20 +15,10 @@ import { OnnxClassifier } from '../src/ml/onnx/session';
 import * as current from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
 import { sampleImages } from '../test/helpers/sample';
+import { checkout } from './revision';
 import { percentile, round } from './stats';
 
 type Analyze = typeof current.analyzeCell;
-
-/** REV's src/ under tmp/ (ignored), where its imports of node_modules resolve as this tree's do. */
-function checkout(rev: string): string {
-  const root = path.join(__dirname, '..');
-  const dir = path.join(root, 'tmp', `analyze-ab-${rev.replace(/[^\w.-]/g, '_')}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const archive = execFileSync('git', ['archive', rev, 'src'], { cwd: root, maxBuffer: 1 << 28 });
-  execFileSync('tar', ['-x', '-C', dir], { input: archive });
-  return dir;
-}
 
 async function main() {
   const rev = process.argv[2];
