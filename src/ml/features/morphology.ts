@@ -178,15 +178,11 @@ function convexHullArea(rowStart: Int32Array, rowEnd: Int32Array): number {
 }
 
 /**
- * Measures the cell found by segmentCell. With no cell in the image the area is 0 and every other
- * feature is NaN (JSON null): there is nothing to measure, and 0 would read as a real value.
- *
- * `foreground` is findForeground(img) when the caller already has it (analyzeCell shares it with the
- * out-of-domain statistics); the loops visit only each row's extent of the cell, in raster order, so
- * the sums are those of a loop over every pixel.
+ * The cell's pixel count and first sums, and its first pixel. Each pixel loop of the measurement is a
+ * function of its own: V8 optimises a long loop while it runs, and code after it that has not run yet
+ * sent that optimised code back to the interpreter on every cell (docs/PERFORMANCE.md).
  */
-export function measureMorphology(img: RgbImage, foreground: Foreground = findForeground(img)): Morphology {
-  const { mask, rowStart, rowEnd } = cellRegion(foreground);
+function cellSums(img: RgbImage, mask: Uint8Array, rowStart: Int32Array, rowEnd: Int32Array) {
   const { width, height, data } = img;
   let area = 0;
   let sumX = 0;
@@ -214,22 +210,19 @@ export function measureMorphology(img: RgbImage, foreground: Foreground = findFo
       sumB += data[i + 2];
     }
   }
-  if (area === 0) {
-    return {
-      areaPx: 0,
-      perimeterPx: 0,
-      circularity: NaN,
-      solidity: NaN,
-      eccentricity: NaN,
-      equivalentDiameterPx: 0,
-      meanIntensity: NaN,
-      intensityStd: NaN,
-      meanRgb: [NaN, NaN, NaN],
-      texture: measureTexture(img, mask, boxOfRows(rowStart, rowEnd)),
-    };
-  }
-  const cx = sumX / area;
-  const cy = sumY / area;
+  return { area, sumX, sumY, sumI, sumI2, sumR, sumG, sumB, start };
+}
+
+/** The cell's second central moments about its centroid (cx, cy). */
+function secondMoments(
+  width: number,
+  height: number,
+  mask: Uint8Array,
+  rowStart: Int32Array,
+  rowEnd: Int32Array,
+  cx: number,
+  cy: number,
+) {
   let sxx = 0;
   let syy = 0;
   let sxy = 0;
@@ -244,6 +237,36 @@ export function measureMorphology(img: RgbImage, foreground: Foreground = findFo
       sxy += dx * dy;
     }
   }
+  return { sxx, syy, sxy };
+}
+
+/**
+ * Measures the cell found by segmentCell. With no cell in the image the area is 0 and every other
+ * feature is NaN (JSON null): there is nothing to measure, and 0 would read as a real value.
+ *
+ * `foreground` is findForeground(img) when the caller already has it (analyzeCell shares it with the
+ * out-of-domain statistics); the loops visit only each row's extent of the cell, in raster order, so
+ * the sums are those of a loop over every pixel.
+ */
+export function measureMorphology(img: RgbImage, foreground: Foreground = findForeground(img)): Morphology {
+  const { mask, rowStart, rowEnd } = cellRegion(foreground);
+  const { width, height } = img;
+  const { area, sumX, sumY, sumI, sumI2, sumR, sumG, sumB, start } = cellSums(img, mask, rowStart, rowEnd);
+  if (area === 0) {
+    return {
+      areaPx: 0,
+      perimeterPx: 0,
+      circularity: NaN,
+      solidity: NaN,
+      eccentricity: NaN,
+      equivalentDiameterPx: 0,
+      meanIntensity: NaN,
+      intensityStd: NaN,
+      meanRgb: [NaN, NaN, NaN],
+      texture: measureTexture(img, mask, boxOfRows(rowStart, rowEnd)),
+    };
+  }
+  const { sxx, syy, sxy } = secondMoments(width, height, mask, rowStart, rowEnd, sumX / area, sumY / area);
   // Eigenvalues of the covariance matrix are the squared semi-axes of the equivalent ellipse, up to a factor.
   const half = (sxx + syy) / 2;
   const spread = sqrt(((sxx - syy) / 2) ** 2 + sxy * sxy);

@@ -89,19 +89,15 @@ function boundingBox(mask: Uint8Array, width: number, height: number): CellBox {
 }
 
 /**
- * Measures the texture of the cell in `img` under `mask` (segmentCell's, 1 inside). Only the mask's
- * bounding box is read; `box` is that box when the caller already knows it (measureMorphology does). NaN features (JSON null) when the cell has fewer than MIN_PIXELS pixels.
+ * Luma of the box alone, so every loop after it runs over the cell, not the frame; the cell's pixels
+ * are those with a grey level (OUTSIDE elsewhere), so no second mask is read. Each pixel loop here is a
+ * function of its own: V8 optimises a long loop while it runs, and code after it that has not run yet
+ * sent that optimised code back to the interpreter on every cell (docs/PERFORMANCE.md).
  */
-export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellBox): Texture {
-  const { width, height, data } = img;
-  if (mask.length !== width * height || data.length !== width * height * 3)
-    throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
-  const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
-  if (!box) return { ...NO_TEXTURE };
+function boxLuma(img: RgbImage, mask: Uint8Array, box: NonNullable<CellBox>) {
+  const { width, data } = img;
   const bw = box.x1 - box.x0 + 1;
   const bh = box.y1 - box.y0 + 1;
-  // Luma of the box alone, so every loop below runs over the cell, not the frame; the cell's pixels
-  // are those with a grey level (OUTSIDE elsewhere), so no second mask is read.
   const luma = new Float64Array(bw * bh);
   const levels = new Uint8Array(bw * bh).fill(OUTSIDE);
   const histogram = new Int32Array(256);
@@ -119,6 +115,33 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
       sum += value;
     }
   }
+  return { luma, levels, histogram, count, sum };
+}
+
+/** The cell's grey levels: its luma between the low and high percentiles, in GRAY_LEVELS steps. */
+function quantise(luma: Float64Array, levels: Uint8Array, low: number, high: number): void {
+  const step = GRAY_LEVELS / (high - low + 1e-9);
+  for (let q = 0; q < levels.length; q++) {
+    if (levels[q] === OUTSIDE) continue;
+    // floor, clamped to [0, GRAY_LEVELS - 1]; truncation is floor for the non-negative values it sees.
+    const level = (luma[q] - low) * step;
+    levels[q] = level < 0 ? 0 : level >= GRAY_LEVELS - 1 ? GRAY_LEVELS - 1 : level | 0;
+  }
+}
+
+/**
+ * Measures the texture of the cell in `img` under `mask` (segmentCell's, 1 inside). Only the mask's
+ * bounding box is read; `box` is that box when the caller already knows it (measureMorphology does). NaN features (JSON null) when the cell has fewer than MIN_PIXELS pixels.
+ */
+export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellBox): Texture {
+  const { width, height, data } = img;
+  if (mask.length !== width * height || data.length !== width * height * 3)
+    throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
+  const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
+  if (!box) return { ...NO_TEXTURE };
+  const bw = box.x1 - box.x0 + 1;
+  const bh = box.y1 - box.y0 + 1;
+  const { luma, levels, histogram, count, sum } = boxLuma(img, mask, box);
   if (count < MIN_PIXELS) return { ...NO_TEXTURE };
 
   const percentile = (share: number) => {
@@ -130,15 +153,7 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
     }
     return 255;
   };
-  const low = percentile(0.01);
-  const high = percentile(0.99);
-  const step = GRAY_LEVELS / (high - low + 1e-9);
-  for (let q = 0; q < levels.length; q++) {
-    if (levels[q] === OUTSIDE) continue;
-    // floor, clamped to [0, GRAY_LEVELS - 1]; truncation is floor for the non-negative values it sees.
-    const level = (luma[q] - low) * step;
-    levels[q] = level < 0 ? 0 : level >= GRAY_LEVELS - 1 ? GRAY_LEVELS - 1 : level | 0;
-  }
+  quantise(luma, levels, percentile(0.01), percentile(0.99));
 
   return {
     ...cooccurrence(levels, bw, bh),
@@ -150,15 +165,10 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
 /** The grey level of a box pixel outside the cell. */
 const OUTSIDE = 255;
 
-/**
- * Haralick's statistics of the symmetric co-occurrence matrix pooled over 0, 45, 90 and 135 degrees at
- * distance GLCM_DISTANCE, from one pass over the box: each cell pixel with its neighbours right, down,
- * down-right and up-right. The counts are integers, so the order they are added in changes nothing.
- */
-function cooccurrence(levels: Uint8Array, bw: number, bh: number) {
+/** Pairs (a, b) of grey levels at distance GLCM_DISTANCE, counted once each, and how many. */
+function countPairs(levels: Uint8Array, bw: number, bh: number) {
   const G = GRAY_LEVELS;
   const d = GLCM_DISTANCE;
-  // Pairs (a, b) counted once each; the symmetric matrix is pairs + its transpose.
   const pairs = new Int32Array(G * G);
   let counted = 0;
   const down = d * bw;
@@ -189,6 +199,17 @@ function cooccurrence(levels: Uint8Array, bw: number, bh: number) {
       }
     }
   }
+  return { pairs, counted };
+}
+
+/**
+ * Haralick's statistics of the symmetric co-occurrence matrix pooled over 0, 45, 90 and 135 degrees at
+ * distance GLCM_DISTANCE, from one pass over the box: each cell pixel with its neighbours right, down,
+ * down-right and up-right. The counts are integers, so the order they are added in changes nothing.
+ */
+function cooccurrence(levels: Uint8Array, bw: number, bh: number) {
+  const G = GRAY_LEVELS;
+  const { pairs, counted } = countPairs(levels, bw, bh);
   const total = 2 * counted;
   const matrix = new Float64Array(G * G);
   for (let i = 0; i < G; i++)

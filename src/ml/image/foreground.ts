@@ -110,42 +110,48 @@ function union(parent: Int32Array, a: number, b: number): void {
 }
 
 /**
- * The foreground, its runs and its 8-connected components, in one pass over the pixels and one over
- * the runs. Never throws for a well-formed RgbImage.
+ * Foreground runs in raster order, grown by doubling: a C-NMC cell is a few hundred runs, while room for
+ * the worst case (a run every other pixel) would be 1.2 MB allocated and zeroed per 450x450 image. A class
+ * rather than a closure per call: optimised code that calls a closure made by an earlier call deoptimises
+ * ("wrong call target") on the next image.
  */
-export function findForeground(img: RgbImage): Foreground {
-  checkImage(img);
+class RunList {
+  row = new Int32Array(256);
+  start = new Int32Array(256);
+  end = new Int32Array(256);
+  count = 0;
+
+  push(y: number, start: number, end: number): void {
+    if (this.count === this.row.length) this.grow();
+    this.row[this.count] = y;
+    this.start[this.count] = start;
+    this.end[this.count++] = end;
+  }
+
+  private grow(): void {
+    const grown = (old: Int32Array) => {
+      const bigger = new Int32Array(old.length * 2);
+      bigger.set(old);
+      return bigger;
+    };
+    this.row = grown(this.row);
+    this.start = grown(this.start);
+    this.end = grown(this.end);
+  }
+}
+
+/**
+ * The pass over the pixels: the mask, the runs and the image's counts. A function of its own, like each
+ * loop below: V8 optimises a long loop while it runs (on-stack replacement), and code after the loop that
+ * has not run yet makes that optimised code fall back to the interpreter when it is reached, so on a
+ * container's first images the loops ran unoptimised for up to 50 ms (docs/PERFORMANCE.md).
+ */
+function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Array, runs: RunList) {
   const { width, height, data } = img;
-  const background = backgroundColour(img);
   const [br, bg, bb] = background;
-  const n = width * height;
-  const mask = new Uint8Array(n);
   let foregroundPixels = 0;
   let clippedPixels = 0;
   let brightest = 0;
-  // Grown by doubling: a C-NMC cell is a few hundred runs, while room for the worst case (a run every
-  // other pixel) would be 1.2 MB allocated and zeroed per 450x450 image.
-  let capacity = 256;
-  let runRow = new Int32Array(capacity);
-  let runStart = new Int32Array(capacity);
-  let runEnd = new Int32Array(capacity);
-  let runs = 0;
-  const addRun = (y: number, start: number, end: number) => {
-    if (runs === capacity) {
-      capacity *= 2;
-      const grow = (old: Int32Array) => {
-        const grown = new Int32Array(capacity);
-        grown.set(old);
-        return grown;
-      };
-      runRow = grow(runRow);
-      runStart = grow(runStart);
-      runEnd = grow(runEnd);
-    }
-    runRow[runs] = y;
-    runStart[runs] = start;
-    runEnd[runs++] = end;
-  };
   for (let y = 0, p = 0, i = 0; y < height; y++) {
     let open = -1;
     for (let x = 0; x < width; x++, p++, i += 3) {
@@ -165,15 +171,20 @@ export function findForeground(img: RgbImage): Foreground {
         foregroundPixels++;
         if (open < 0) open = x;
       } else if (open >= 0) {
-        addRun(y, open, x);
+        runs.push(y, open, x);
         open = -1;
       }
     }
-    if (open >= 0) addRun(y, open, width);
+    if (open >= 0) runs.push(y, open, width);
   }
+  return { foregroundPixels, clippedPixels, brightest };
+}
 
-  // Union runs of neighbouring rows that touch, diagonals included (8-connectivity). The smaller index
-  // always becomes the root, so a component's root is its first run in raster order.
+/**
+ * Unions runs of neighbouring rows that touch, diagonals included (8-connectivity). The smaller index
+ * always becomes the root, so a component's root is its first run in raster order.
+ */
+function joinRuns({ row: runRow, start: runStart, end: runEnd, count: runs }: RunList): Int32Array {
   const parent = new Int32Array(runs);
   for (let r = 0; r < runs; r++) parent[r] = r;
   let previous = 0; // first run of the previous row
@@ -194,6 +205,22 @@ export function findForeground(img: RgbImage): Foreground {
     previous = current;
     current = end;
   }
+  return parent;
+}
+
+/**
+ * The foreground, its runs and its 8-connected components, in one pass over the pixels and one over
+ * the runs. Never throws for a well-formed RgbImage.
+ */
+export function findForeground(img: RgbImage): Foreground {
+  checkImage(img);
+  const { width, height } = img;
+  const background = backgroundColour(img);
+  const mask = new Uint8Array(width * height);
+  const list = new RunList();
+  const { foregroundPixels, clippedPixels, brightest } = scanPixels(img, background, mask, list);
+  const parent = joinRuns(list);
+  const { row: runRow, start: runStart, end: runEnd, count: runs } = list;
   const runComponent = new Int32Array(runs);
   const componentSize = new Int32Array(runs);
   let cell = -1;
