@@ -6,10 +6,11 @@ export type ResolverMap = Record<string, Record<string, unknown>>;
 /**
  * The executable schema: the SDL built once, then each resolver set on its field. Apollo, given typeDefs
  * and resolvers, calls graphql-tools' makeExecutableSchema, which validates the SDL again and rebuilds the
- * whole schema to attach resolvers: 85-95 ms of every cold start against 20-30 ms for this
- * (docs/PERFORMANCE.md, "Packaged cold start"). The SDL is checked where it changes: codegen builds it,
- * and test/api/schema.test.ts fails if it is not valid. As makeExecutableSchema did, a resolver for a
- * type or field the schema does not have is refused here, at start.
+ * whole schema to attach resolvers: 85-95 ms of every cold start against 20-30 ms for building it here
+ * (docs/PERFORMANCE.md, "Packaged cold start, third pass"). The SDL is checked where it changes: codegen
+ * builds it, and test/api/schema.test.ts fails if it is not valid or prints otherwise than
+ * graphql-tools' schema. As makeExecutableSchema did, a resolver for a type or field the schema does not
+ * have is refused here, at start.
  */
 export function executableSchema(typeDefs: string, resolvers: ResolverMap): GraphQLSchema {
   const schema = buildASTSchema(parse(typeDefs, { noLocation: true }), {

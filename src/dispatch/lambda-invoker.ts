@@ -3,7 +3,7 @@ import { unavailable } from '../errors';
 
 /**
  * The Lambda client, loaded on the first dispatch: only starting training or bulk scoring needs it, and
- * its SDK took about 90 ms of every API cold start (docs/PERFORMANCE.md, "Packaged cold start").
+ * its SDK took about 90 ms of every API cold start (docs/PERFORMANCE.md, "Packaged cold start, third pass").
  */
 const lambdaSdk = () => import('@aws-sdk/client-lambda');
 

@@ -180,7 +180,8 @@ function convexHullArea(rowStart: Int32Array, rowEnd: Int32Array): number {
 /**
  * The cell's pixel count and first sums, and its first pixel. Each pixel loop of the measurement is a
  * function of its own: V8 optimises a long loop while it runs, and code after it that has not run yet
- * sent that optimised code back to the interpreter on every cell (docs/PERFORMANCE.md).
+ * sent that optimised code back to the interpreter on a process's first cells (docs/PERFORMANCE.md,
+ * "a container's first analyses").
  */
 function cellSums(img: RgbImage, mask: Uint8Array, rowStart: Int32Array, rowEnd: Int32Array) {
   const { width, height, data } = img;

@@ -92,7 +92,8 @@ function boundingBox(mask: Uint8Array, width: number, height: number): CellBox {
  * Luma of the box alone, so every loop after it runs over the cell, not the frame; the cell's pixels
  * are those with a grey level (OUTSIDE elsewhere), so no second mask is read. Each pixel loop here is a
  * function of its own: V8 optimises a long loop while it runs, and code after it that has not run yet
- * sent that optimised code back to the interpreter on every cell (docs/PERFORMANCE.md).
+ * sent that optimised code back to the interpreter on a process's first cells (docs/PERFORMANCE.md,
+ * "a container's first analyses").
  */
 function boxLuma(img: RgbImage, mask: Uint8Array, box: NonNullable<CellBox>) {
   const { width, data } = img;

@@ -144,7 +144,8 @@ class RunList {
  * The pass over the pixels: the mask, the runs and the image's counts. A function of its own, like each
  * loop below: V8 optimises a long loop while it runs (on-stack replacement), and code after the loop that
  * has not run yet makes that optimised code fall back to the interpreter when it is reached, so on a
- * container's first images the loops ran unoptimised for up to 50 ms (docs/PERFORMANCE.md).
+ * container's first images the loops ran unoptimised for up to 50 ms (docs/PERFORMANCE.md, "a
+ * container's first analyses").
  */
 function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Array, runs: RunList) {
   const { width, height, data } = img;
