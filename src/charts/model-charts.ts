@@ -2,8 +2,6 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { ChartName } from './chart-names';
 import { renderSvg } from './render';
 
-export { CHART_NAMES, type ChartName } from './chart-names';
-
 export interface CurvePoint {
   x: number;
   y: number;

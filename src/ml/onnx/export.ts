@@ -9,8 +9,6 @@ import { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY } from './names';
 
 export { UnsupportedLayerError, type LayerTrace, type Value };
 
-export { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY };
-
 export interface OnnxExport {
   bytes: Uint8Array;
   inputSize: number;
