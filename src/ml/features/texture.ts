@@ -116,7 +116,7 @@ function boxLuma(img: RgbImage, mask: Uint8Array, box: NonNullable<CellBox>) {
       sum += value;
     }
   }
-  return { luma, levels, histogram, count, sum };
+  return { bw, bh, luma, levels, histogram, count, sum };
 }
 
 /** The cell's grey levels: its luma between the low and high percentiles, in GRAY_LEVELS steps. */
@@ -140,9 +140,7 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
     throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
   const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
   if (!box) return { ...NO_TEXTURE };
-  const bw = box.x1 - box.x0 + 1;
-  const bh = box.y1 - box.y0 + 1;
-  const { luma, levels, histogram, count, sum } = boxLuma(img, mask, box);
+  const { bw, bh, luma, levels, histogram, count, sum } = boxLuma(img, mask, box);
   if (count < MIN_PIXELS) return { ...NO_TEXTURE };
 
   const percentile = (share: number) => {
