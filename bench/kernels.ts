@@ -8,12 +8,8 @@
  * (forward, backward, optimizer update) at 96x96, batch 32, on random images.
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  type Architecture,
-  buildModel,
-  createOptimizer,
-  estimateFlops,
-} from '../src/ml/models/architectures';
+import type { Architecture } from '../src/ml/models/architecture-names';
+import { buildModel, createOptimizer, estimateFlops } from '../src/ml/models/architectures';
 import { wasmTrainingKernelNames, withShippedKernel } from '../src/ml/training/kernels';
 import { initRuntime } from '../src/ml/runtime';
 import { configureMl } from '../src/ml/settings';

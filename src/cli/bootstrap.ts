@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { loadConfig } from '../config';
-import type { ModelBundle } from '../ml/models/model-io';
+import type { ModelBundle } from '../ml/models/model-bundle';
 import type { Caller } from '../services/auth';
 import { createServices, type Services } from '../services';
 import type { ModelCard, NewModelCard } from '../services/models';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DEMO_MODEL_DIR } from '../config';
-import type { ModelBundle } from '../ml/models/model-io';
+import type { ModelBundle } from '../ml/models/model-bundle';
 import { createLogger } from '../observability/log';
 import type { ModelCard, NewModelCard } from '../services/models';
 import type { Services } from '../services';

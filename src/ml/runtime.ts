@@ -3,19 +3,9 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
+import { recordRuntimeInfo, type RuntimeInfo } from './runtime-info';
 import { mlSettings } from './settings';
 import { registerWasmTrainingKernels } from './training/kernels';
-
-/** What the ML core runs on; reported by the `health` query and written into every model card. */
-export interface RuntimeInfo {
-  /** 'tensorflow' (native libtensorflow via tfjs-node), 'wasm', or 'cpu' (explicit override only). */
-  backend: string;
-  tfjsVersion: string;
-  /** Whether the wasm backend runs its SIMD build. Always false for 'tensorflow' and 'cpu', which do not use wasm. */
-  simd: boolean;
-  /** Threads the backend computes with (wasm in Node is single-threaded). */
-  threads: number;
-}
 
 export interface RuntimeOptions {
   /**
@@ -29,7 +19,6 @@ export interface RuntimeOptions {
 const WASM_BINARIES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
 
 let initialization: Promise<RuntimeInfo> | undefined;
-let current: RuntimeInfo | undefined;
 
 /**
  * Chooses and initialises the TensorFlow.js backend once per process; concurrent callers share one
@@ -44,7 +33,7 @@ export function initRuntime(opts: RuntimeOptions = {}): Promise<RuntimeInfo> {
   if (!initialization) {
     initialization = chooseBackend(opts).then(
       (info) => {
-        current = info;
+        recordRuntimeInfo(info);
         return info;
       },
       (error: unknown) => {
@@ -54,11 +43,6 @@ export function initRuntime(opts: RuntimeOptions = {}): Promise<RuntimeInfo> {
     );
   }
   return initialization;
-}
-
-/** The runtime chosen by initRuntime, or undefined before it has finished. */
-export function runtimeInfo(): RuntimeInfo | undefined {
-  return current;
 }
 
 /** Live tensors in the engine, for leak checks. */

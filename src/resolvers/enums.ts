@@ -1,4 +1,4 @@
-import type { Architecture as MlArchitecture } from '../ml/models/architectures';
+import type { Architecture as MlArchitecture } from '../ml/models/architecture-names';
 import type { TrainingConfig } from '../ml/training/train';
 import type {
   Architecture,

@@ -1,6 +1,6 @@
 import { ErrorCode, LymphoscopeError } from '../errors';
 import { onnxRuntime } from '../ml/onnx/session';
-import { runtimeInfo } from '../ml/runtime';
+import { runtimeInfo } from '../ml/runtime-info';
 import type { Resolvers } from '../generated/graphql';
 import { version } from '../../package.json';
 

@@ -1,6 +1,6 @@
 import type { ChartName } from '../charts/chart-names';
 import { renderModelCharts, type ChartSource } from '../charts/model-charts';
-import type { ModelBundle } from '../ml/models/model-io';
+import type { ModelBundle } from '../ml/models/model-bundle';
 import { exportBundle, type OnnxExport } from '../ml/onnx';
 
 /**

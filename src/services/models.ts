@@ -1,12 +1,13 @@
 import type * as tf from '@tensorflow/tfjs';
 import { CHART_NAMES, type ChartName } from '../charts/chart-names';
 import { conflict, LymphoscopeError, notFound } from '../errors';
-import type { Architecture } from '../ml/models/architectures';
+import type { Architecture } from '../ml/models/architecture-names';
 import type { CrossValidationSummary } from '../ml/evaluation/cross-validation';
 import type { DecisionReport, DomainModel, OutOfDomainReport, PlattCalibration } from '../ml/decisions';
 import type { MorphologyStack } from '../ml/features/fusion';
 import type { BinaryMetrics } from '../ml/evaluation/metrics';
-import { loadModel, type ModelBundle } from '../ml/models/model-io';
+import { loadModel } from '../ml/models/model-io';
+import { type ModelBundle } from '../ml/models/model-bundle';
 import { OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx/session';
 import type { MorphologyNorms } from '../ml/features/morphology';
 import { PREPROCESSING } from '../ml/preprocessing';

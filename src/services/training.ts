@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { badInput, conflict, LymphoscopeError, notFound } from '../errors';
 import type { JobDispatcher } from '../dispatch/job-dispatcher';
-import { ARCHITECTURES, type Architecture, MAX_INPUT_SIZE, MIN_INPUT_SIZE } from '../ml/models/architectures';
+import {
+  ARCHITECTURES,
+  type Architecture,
+  MAX_INPUT_SIZE,
+  MIN_INPUT_SIZE,
+} from '../ml/models/architecture-names';
 import { splitBySubject, type Split } from '../ml/data/splits';
 import type { EpochRecord } from '../ml/training/train';
 import { MAX_BATCH_SIZE, type TrainingConfig } from '../ml/training/training-config';

@@ -1,4 +1,5 @@
-import { buildModel, type Architecture } from '../../src/ml/models/architectures';
+import type { Architecture } from '../../src/ml/models/architecture-names';
+import { buildModel } from '../../src/ml/models/architectures';
 import { serializeModel } from '../../src/ml/models/model-io';
 import { initRuntime } from '../../src/ml/runtime';
 import { PREPROCESSING } from '../../src/ml/preprocessing';

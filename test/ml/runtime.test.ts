@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { initRuntime, liveTensors, runtimeInfo } from '../../src/ml/runtime';
+import { initRuntime, liveTensors } from '../../src/ml/runtime';
+import { runtimeInfo } from '../../src/ml/runtime-info';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');

@@ -2,7 +2,7 @@ import { buildSchema, type GraphQLEnumType } from 'graphql';
 import type { Architecture, ClassBalance, Fusion } from '../../src/generated/graphql';
 import { typeDefs } from '../../src/generated/schema';
 import { FUSION_KINDS } from '../../src/ml/features/fusion';
-import { ARCHITECTURES } from '../../src/ml/models/architectures';
+import { ARCHITECTURES } from '../../src/ml/models/architecture-names';
 import { DEFAULT_TRAINING_CONFIG, validateTrainingConfig } from '../../src/ml/training/training-config';
 import {
   architectureFromMl,

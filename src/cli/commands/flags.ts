@@ -1,4 +1,4 @@
-import { isArchitecture } from '../../ml/models/architectures';
+import { isArchitecture } from '../../ml/models/architecture-names';
 import { FUSION_KINDS } from '../../ml/features/fusion';
 import { DEFAULT_TRAINING_CONFIG, RECIPE_LEVERS_OFF, type TrainingConfig } from '../../ml/training/train';
 

@@ -1,28 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { badInput, UnreachableCaseError } from '../../errors';
-
-/**
- * The networks a training job may choose. 'majority' and 'vanilla' are the original study's baselines,
- * 'seed-2x2x1x1' its best net; 'lymphonet' is ours and the default.
- */
-export type Architecture = 'majority' | 'vanilla' | 'seed-2x2x1x1' | 'lymphonet';
-
-export const ARCHITECTURES: readonly Architecture[] = ['majority', 'vanilla', 'seed-2x2x1x1', 'lymphonet'];
-export const DEFAULT_ARCHITECTURE: Architecture = 'lymphonet';
-
-/** Grad-CAM reads the activations of the layer with this name; every CNN architecture has one. */
-export const LAST_CONV_LAYER = 'last_conv';
+import {
+  ARCHITECTURES,
+  type Architecture,
+  isArchitecture,
+  LAST_CONV_LAYER,
+  MAX_INPUT_SIZE,
+  MIN_INPUT_SIZE,
+} from './architecture-names';
 
 export interface BuildOptions {
   /** Fraction of ALL in the training set; 'majority' predicts it. Default 0.5. */
   prior?: number;
-}
-
-export const MIN_INPUT_SIZE = 32;
-export const MAX_INPUT_SIZE = 256;
-
-export function isArchitecture(value: string): value is Architecture {
-  return (ARCHITECTURES as readonly string[]).includes(value);
 }
 
 /**

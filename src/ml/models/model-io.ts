@@ -1,17 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-
-/** The file the manifest points at; other code stores `weights` under this name beside model.json. */
-export const WEIGHTS_FILE = 'weights.bin';
-
-/**
- * A model as the two files of the standard TF.js layers format: model.json (topology and a weights
- * manifest naming 'weights.bin') and the weights. Stock tf.loadLayersModel('.../model.json') in a
- * browser loads the pair as is.
- */
-export interface ModelBundle {
-  modelJson: Record<string, unknown>;
-  weights: Buffer;
-}
+import { checkedWeightSpecs, WEIGHTS_FILE, type ModelBundle } from './model-bundle';
 
 /** Serialises topology and every weight (trainable or not, e.g. batch-norm moving statistics), in memory. */
 export async function serializeModel(model: tf.LayersModel): Promise<ModelBundle> {
@@ -47,18 +35,11 @@ export async function serializeModel(model: tf.LayersModel): Promise<ModelBundle
 
 /**
  * Loads a bundle written by serializeModel (or any single-shard layers model). The weights are checked
- * against the manifest first, so a truncated or mismatched object fails with a message that says so.
+ * against the manifest first (checkedWeightSpecs), so a truncated or mismatched object fails with a
+ * message that says so.
  */
 export async function loadModel(bundle: ModelBundle): Promise<tf.LayersModel> {
-  const manifest = bundle.modelJson.weightsManifest as tf.io.WeightsManifestConfig | undefined;
-  if (!bundle.modelJson.modelTopology || !Array.isArray(manifest)) {
-    throw new Error('model.json lacks modelTopology or weightsManifest; it is not a TF.js layers model.');
-  }
-  const weightSpecs = manifest.flatMap((group) => group.weights);
-  const expected = weightSpecs.reduce((bytes, spec) => bytes + byteSize(spec), 0);
-  if (expected !== bundle.weights.byteLength) {
-    throw new Error(`weights.bin has ${bundle.weights.byteLength} bytes; model.json describes ${expected}.`);
-  }
+  const weightSpecs = checkedWeightSpecs(bundle);
   const weightData = bundle.weights.buffer.slice(
     bundle.weights.byteOffset,
     bundle.weights.byteOffset + bundle.weights.byteLength,
@@ -69,15 +50,4 @@ export async function loadModel(bundle: ModelBundle): Promise<tf.LayersModel> {
     weightData,
   );
   return tf.loadLayersModel(tf.io.fromMemory(artifacts));
-}
-
-function byteSize(spec: tf.io.WeightsManifestEntry): number {
-  if (spec.quantization) {
-    const bytesPer = spec.quantization.dtype === 'uint8' ? 1 : 2;
-    return tf.util.sizeFromShape(spec.shape) * bytesPer;
-  }
-  const bytesPer: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
-  const per = bytesPer[spec.dtype];
-  if (per === undefined) throw new Error(`Unsupported weight dtype '${spec.dtype}' in model.json.`);
-  return tf.util.sizeFromShape(spec.shape) * per;
 }

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { LAST_CONV_LAYER } from '../models/architectures';
+import { LAST_CONV_LAYER } from '../models/architecture-names';
 import { layersAfter } from '../models/layers/chain';
 import { layerModule } from '../models/layers/registry';
 import { type LayerTrace, UnsupportedLayerError, type Value } from '../models/layers/types';

@@ -1,4 +1,5 @@
-import { loadModel, type ModelBundle } from '../models/model-io';
+import { loadModel } from '../models/model-io';
+import { type ModelBundle } from '../models/model-bundle';
 import { initRuntime } from '../runtime';
 import { exportOnnx, type OnnxExport } from './export';
 

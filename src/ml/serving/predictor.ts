@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { gradCam, renderHeatmapPng } from '../explanation/heatmap';
+import { gradCam } from '../explanation/grad-cam';
+import { renderHeatmapPng } from '../explanation/heatmap';
 import type { RgbImage } from '../image/decode';
 import { fuse, isMorphologyStack, type MorphologyStack } from '../features/fusion';
 import { findForeground } from '../image/foreground';

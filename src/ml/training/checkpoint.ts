@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelBundle } from '../models/model-io';
+import type { ModelBundle } from '../models/model-bundle';
 import type { RngState } from '../rng';
 import type { TrainingConfig } from './training-config';
 

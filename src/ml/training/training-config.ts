@@ -1,5 +1,10 @@
 import { badInput } from '../../errors';
-import { type Architecture, isArchitecture, MAX_INPUT_SIZE, MIN_INPUT_SIZE } from '../models/architectures';
+import {
+  type Architecture,
+  isArchitecture,
+  MAX_INPUT_SIZE,
+  MIN_INPUT_SIZE,
+} from '../models/architecture-names';
 import { FUSION_KINDS, type FusionKind } from '../features/fusion';
 
 /**

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { LymphoscopeError } from '../../../src/errors';
-import { gradCam, renderHeatmapPng } from '../../../src/ml/explanation/heatmap';
+import { gradCam } from '../../../src/ml/explanation/grad-cam';
+import { renderHeatmapPng } from '../../../src/ml/explanation/heatmap';
 import type { RgbImage } from '../../../src/ml/image/types';
 
 const SIZE = 16;

@@ -1,17 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buildModel, estimateFlops, SEED_MIN_INPUT_SIZE } from '../../../src/ml/models/architectures';
 import {
   ARCHITECTURES,
   type Architecture,
-  buildModel,
   DEFAULT_ARCHITECTURE,
-  estimateFlops,
   LAST_CONV_LAYER,
-  SEED_MIN_INPUT_SIZE,
-} from '../../../src/ml/models/architectures';
+} from '../../../src/ml/models/architecture-names';
 import { ErrorCode } from '../../../src/errors';
-import { loadModel, serializeModel, WEIGHTS_FILE } from '../../../src/ml/models/model-io';
+import { loadModel, serializeModel } from '../../../src/ml/models/model-io';
+import { WEIGHTS_FILE } from '../../../src/ml/models/model-bundle';
 import { Rng } from '../../../src/ml/rng';
 import { initRuntime, liveTensors } from '../../../src/ml/runtime';
 

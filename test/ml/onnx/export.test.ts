@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Architecture, buildModel } from '../../../src/ml/models/architectures';
-import { gradCam } from '../../../src/ml/explanation/heatmap';
+import type { Architecture } from '../../../src/ml/models/architecture-names';
+import { buildModel } from '../../../src/ml/models/architectures';
+import { gradCam } from '../../../src/ml/explanation/grad-cam';
 import { decodeImage } from '../../../src/ml/image/decode';
 import { toModelInput } from '../../../src/ml/image/preprocess';
 import { loadModel } from '../../../src/ml/models/model-io';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Architecture, buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/models/architectures';
+import type { Architecture } from '../../../src/ml/models/architecture-names';
+import { buildModel, SEED_MIN_INPUT_SIZE } from '../../../src/ml/models/architectures';
 import { acceleratedPredictor, acceleratedTrainer } from '../../../src/ml/onnx/accelerated-training';
 import { OnnxTrainer } from '../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../src/ml/runtime';

@@ -1,4 +1,4 @@
-import { MAX_INPUT_SIZE, MIN_INPUT_SIZE } from '../../../src/ml/models/architectures';
+import { MAX_INPUT_SIZE, MIN_INPUT_SIZE } from '../../../src/ml/models/architecture-names';
 import {
   DEFAULT_TRAINING_CONFIG,
   MAX_BATCH_SIZE,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { gradCam } from '../../../../src/ml/explanation/heatmap';
+import { gradCam } from '../../../../src/ml/explanation/grad-cam';
 import { LAYER_MODULES } from '../../../../src/ml/models/layers/registry';
 import { exportOnnx, OnnxClassifier, UnsupportedLayerError } from '../../../../src/ml/onnx';
 import { OnnxTrainer } from '../../../../src/ml/onnx/trainer';
