@@ -14,8 +14,9 @@ import { exportOnnx } from '../src/ml/onnx/export';
 import { OnnxClassifier } from '../src/ml/onnx/session';
 import * as current from '../src/ml/serving/predictor';
 import { initRuntime } from '../src/ml/runtime';
+import { builtNetwork, type TfjsNetwork } from '../src/ml/serving/tfjs-network';
 import { sampleImages } from '../test/helpers/sample';
-import { checkout } from './revision';
+import { checkout, networkArgument } from './revision';
 import { percentile, round } from './stats';
 
 type Analyze = typeof current.analyzeCell;
@@ -24,7 +25,8 @@ async function main() {
   const rev = process.argv[2];
   if (!rev) throw new Error('usage: npx tsx bench/analyze-ab.ts REV [passes]');
   const passes = Number(process.argv[3] ?? 2);
-  const base = (await import(path.join(checkout(rev), 'src', 'ml', 'serving', 'predictor')))
+  const baseRoot = checkout(rev);
+  const base = (await import(path.join(baseRoot, 'src', 'ml', 'serving', 'predictor')))
     .analyzeCell as Analyze;
   await initRuntime();
   const dir = path.join(__dirname, '..', 'data', 'demo-model');
@@ -35,26 +37,26 @@ async function main() {
   const rule = JSON.parse(readFileSync(path.join(dir, 'card.json'), 'utf8')) as current.DecisionRule;
   const onnx = await OnnxClassifier.create(exportOnnx(model).bytes, rule.inputSize);
   const samples = sampleImages();
-  const sides: Array<[string, Analyze]> = [
-    [rev, base],
-    ['this tree', current.analyzeCell],
+  const sides: Array<[string, Analyze, TfjsNetwork]> = [
+    [rev, base, (await networkArgument(baseRoot, model)) as TfjsNetwork],
+    ['this tree', current.analyzeCell, builtNetwork(model)],
   ];
   const wall = sides.map(() => [] as number[]);
   const cpu = sides.map(() => 0);
   const stages = sides.map(() => ({}) as Record<string, number[]>);
   // One untimed pass each: first-call costs belong to cold start.
-  for (const [, analyze] of sides)
-    await analyze(model, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
+  for (const [, analyze, network] of sides)
+    await analyze(network, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
   const load = loadavg()[0];
   let differing = 0;
   for (let pass = 0; pass < passes; pass++) {
     for (const sample of samples) {
       const results: string[] = [];
-      for (const [s, [, analyze]] of sides.entries()) {
+      for (const [s, [, analyze, network]] of sides.entries()) {
         const used = process.cpuUsage();
         const start = performance.now();
         const image = await decodeImage(sample.bytes);
-        const analysis = await analyze(model, rule, image, { explain: true, onnx });
+        const analysis = await analyze(network, rule, image, { explain: true, onnx });
         wall[s].push(performance.now() - start);
         const { user, system } = process.cpuUsage(used);
         cpu[s] += (user + system) / 1000;

@@ -15,6 +15,7 @@ import { loadMlSettings } from '../src/config';
 import { sampleImages } from '../test/helpers/sample';
 import { benchEndToEnd } from './end-to-end';
 import { percentile, round } from './stats';
+import { builtNetwork } from '../src/ml/serving/tfjs-network';
 
 async function main() {
   const passes = Number(process.argv[2] ?? 3);
@@ -27,10 +28,11 @@ async function main() {
   });
   const rule = JSON.parse(readFileSync(path.join(dir, 'card.json'), 'utf8')) as DecisionRule;
   const onnx = await OnnxClassifier.create(exportOnnx(model).bytes, rule.inputSize);
+  const network = builtNetwork(model);
   const samples = sampleImages();
   const stages: Record<string, number[]> = {};
   const push = (k: string, v: number) => (stages[k] ??= []).push(v);
-  await analyzeCell(model, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
+  await analyzeCell(network, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
   const cpu = process.cpuUsage();
   const wall = performance.now();
   for (let pass = 0; pass < passes; pass++) {
@@ -38,7 +40,7 @@ async function main() {
       const start = performance.now();
       const image = await decodeImage(s.bytes);
       push('decode', performance.now() - start);
-      const a = await analyzeCell(model, rule, image, { explain: true, onnx });
+      const a = await analyzeCell(network, rule, image, { explain: true, onnx });
       for (const [k, v] of Object.entries(a.timings)) push(k, v);
       push('total', performance.now() - start);
     }

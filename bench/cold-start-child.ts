@@ -14,6 +14,7 @@ async function main() {
   const { loadModel } = await import('../src/ml/models/model-io');
   const { decodeImage } = await import('../src/ml/image/decode');
   const { analyzeCell } = await import('../src/ml/serving/predictor');
+  const { builtNetwork } = await import('../src/ml/serving/tfjs-network');
   const { OnnxClassifier } = await import('../src/ml/onnx/session');
   marks.imported = performance.now();
   await initRuntime();
@@ -29,7 +30,7 @@ async function main() {
     mode === 'onnxruntime' ? await OnnxClassifier.create(await readFile(onnxPath), card.inputSize) : null;
   marks.modelLoaded = performance.now();
   const image = await decodeImage(await readFile(imagePath));
-  const analysis = await analyzeCell(model, card, image, { explain: true, onnx });
+  const analysis = await analyzeCell(builtNetwork(model), card, image, { explain: true, onnx });
   marks.firstAnswer = performance.now();
   console.log(
     JSON.stringify({

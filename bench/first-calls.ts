@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { checkout } from './revision';
+import { checkout, networkArgument } from './revision';
 import { median, round } from './stats';
 
 const ROOT = path.join(__dirname, '..');
@@ -40,12 +40,13 @@ async function child(root: string): Promise<void> {
   });
   const rule = JSON.parse(readFileSync(path.join(dir, 'card.json'), 'utf8'));
   const onnx = await OnnxClassifier.create(exportOnnx(model).bytes, rule.inputSize);
+  const network = await networkArgument(root, model);
   const samples = sampleImages();
   const report: ChildReport = { wall: [], morphology: [] };
   for (let k = 0; k < CELLS; k++) {
     const started = performance.now();
     const image = await decodeImage(samples[(k * 7) % samples.length].bytes);
-    const analysis = await analyzeCell(model, rule, image, { explain: true, onnx });
+    const analysis = await analyzeCell(network, rule, image, { explain: true, onnx });
     report.wall.push(performance.now() - started);
     report.morphology.push(analysis.timings.morphologyMs);
   }

@@ -36,6 +36,7 @@ import { benchPeak, machinePeak as bestPeak } from './peak';
 import { buildReferenceNet } from './reference-net';
 import { round } from './stats';
 import { benchTraining } from './training';
+import { builtNetwork } from '../src/ml/serving/tfjs-network';
 
 const quick = process.argv.includes('--quick');
 const ROOT = path.join(__dirname, '..');
@@ -90,6 +91,7 @@ async function main() {
   };
   const demoCard = JSON.parse(readFileSync(path.join(DEMO_DIR, 'card.json'), 'utf8')) as DecisionRule;
   const demo = await loadModel(demoBundle);
+  const demoNetwork = builtNetwork(demo);
   const demoOnnxExport = exportOnnx(demo);
   const demoOnnx = await OnnxClassifier.create(demoOnnxExport.bytes, demoCard.inputSize);
   const reference = buildReferenceNet(96);
@@ -123,7 +125,7 @@ async function main() {
   );
   const passes = quick ? 1 : 3;
   const bytes = samples.map((s) => s.bytes);
-  const latency = await benchLatency(demo, demoCard, bytes, [demoOnnx, null], passes);
+  const latency = await benchLatency(demoNetwork, demoCard, bytes, [demoOnnx, null], passes);
   table(
     latency.map((l) => ({
       runtime: l.runtime,
@@ -145,7 +147,7 @@ async function main() {
     }),
   );
   const bytes96 = small.map((image) => encodeBmp(image));
-  const latency96 = await benchLatency(demo, demoCard, bytes96, [demoOnnx, null], passes);
+  const latency96 = await benchLatency(demoNetwork, demoCard, bytes96, [demoOnnx, null], passes);
   console.log('  the same cells as 96x96 BMPs:');
   table(
     latency96.map((l) => ({
@@ -187,8 +189,8 @@ async function main() {
     'real C-NMC cells, resized to 96x96 beforehand so the TF.js path finishes in time',
   );
   const growth = [
-    await benchGrowth(demo, demoCard, small, demoOnnx, growthCount),
-    await benchGrowth(demo, demoCard, small, null, growthCount),
+    await benchGrowth(demoNetwork, demoCard, small, demoOnnx, growthCount),
+    await benchGrowth(demoNetwork, demoCard, small, null, growthCount),
   ];
   table(growth as unknown as Array<Record<string, unknown>>);
 

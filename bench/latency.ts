@@ -1,8 +1,8 @@
-import type * as tf from '@tensorflow/tfjs';
 import { decodeImage } from '../src/ml/image/decode';
 import type { OnnxClassifier } from '../src/ml/onnx/session';
 import { analyzeCell, type DecisionRule } from '../src/ml/serving/predictor';
 import { percentile, round } from './stats';
+import type { TfjsNetwork } from '../src/ml/serving/tfjs-network';
 
 export const STAGES = [
   'decode',
@@ -31,7 +31,7 @@ export interface LatencyRow {
  * other processes on a shared machine falls on all of them alike.
  */
 export async function benchLatency(
-  model: tf.LayersModel,
+  network: TfjsNetwork,
   rule: DecisionRule,
   images: Buffer[],
   runtimes: Array<OnnxClassifier | null>,
@@ -42,14 +42,14 @@ export async function benchLatency(
   const names = runtimes.map(() => '');
   // One untimed pass over a cell: first-call costs belong to cold start, measured separately.
   for (const onnx of runtimes)
-    await analyzeCell(model, rule, await decodeImage(images[0]), { explain: true, onnx });
+    await analyzeCell(network, rule, await decodeImage(images[0]), { explain: true, onnx });
   for (let pass = 0; pass < passes; pass++) {
     for (const bytes of images) {
       for (const [r, onnx] of runtimes.entries()) {
         const start = performance.now();
         const image = await decodeImage(bytes);
         const decodeMs = performance.now() - start;
-        const analysis = await analyzeCell(model, rule, image, { explain: true, onnx });
+        const analysis = await analyzeCell(network, rule, image, { explain: true, onnx });
         names[r] = analysis.runtime;
         const { resizeMs, predictMs, heatmapMs, morphologyMs, outOfDomainMs } = analysis.timings;
         const t = times[r];

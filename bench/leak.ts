@@ -1,9 +1,9 @@
-import type * as tf from '@tensorflow/tfjs';
 import type { RgbImage } from '../src/ml/image/types';
 import type { OnnxClassifier } from '../src/ml/onnx/session';
 import { analyzeCell, type DecisionRule } from '../src/ml/serving/predictor';
 import { liveTensors } from '../src/ml/runtime';
 import { round } from './stats';
+import type { TfjsNetwork } from '../src/ml/serving/tfjs-network';
 
 export interface GrowthRow {
   runtime: string;
@@ -19,7 +19,7 @@ export interface GrowthRow {
  * analyzeCell, cycling over real decoded cells.
  */
 export async function benchGrowth(
-  model: tf.LayersModel,
+  network: TfjsNetwork,
   rule: DecisionRule,
   images: RgbImage[],
   onnx: OnnxClassifier | null,
@@ -27,12 +27,12 @@ export async function benchGrowth(
 ): Promise<GrowthRow> {
   // A few rounds first, so lazily created state (kernels, pools) is not counted as growth.
   for (let i = 0; i < 5; i++)
-    await analyzeCell(model, rule, images[i % images.length], { explain: true, onnx });
+    await analyzeCell(network, rule, images[i % images.length], { explain: true, onnx });
   const tensorsBefore = liveTensors();
   const rssBefore = process.memoryUsage().rss;
   let runtime = '';
   for (let i = 0; i < count; i++) {
-    const analysis = await analyzeCell(model, rule, images[i % images.length], { explain: true, onnx });
+    const analysis = await analyzeCell(network, rule, images[i % images.length], { explain: true, onnx });
     runtime = analysis.runtime;
   }
   const tensorsAfter = liveTensors();

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 /** REV's src/ under tmp/ (ignored), where its imports of node_modules resolve as this tree's do. */
@@ -11,4 +11,15 @@ export function checkout(rev: string): string {
   const archive = execFileSync('git', ['archive', rev, 'src'], { cwd: root, maxBuffer: 1 << 28 });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
   return dir;
+}
+
+/**
+ * What the analyzeCell of the tree at `root` takes first for `model`: a TfjsNetwork, or the model itself
+ * in revisions before src/ml/serving/tfjs-network.ts.
+ */
+export async function networkArgument(root: string, model: unknown): Promise<unknown> {
+  const module = path.join(root, 'src', 'ml', 'serving', 'tfjs-network');
+  if (!existsSync(`${module}.ts`)) return model;
+  const { builtNetwork } = (await import(module)) as { builtNetwork: (model: unknown) => unknown };
+  return builtNetwork(model);
 }

@@ -119,13 +119,13 @@ async function main() {
     const warmPerCpuSecond =
       (warm.length * cells.length) / chunkCpuSeconds.slice(1).reduce((a, b) => a + b, 0);
 
-    const { model, card: loadedCard, onnx } = await services.models.load(card.version);
+    const { network, card: loadedCard, onnx } = await services.models.load(card.version);
     const limits = imageLimits(config.limits, config.limits.uploadBytes);
     const computeStart = performance.now();
     const computeCpu = process.cpuUsage();
     for (const cell of cells) {
       const image = await decodeImage(cell.bytes, limits);
-      await analyzeCell(model, loadedCard, image, { explain: false, onnx });
+      await analyzeCell(network, loadedCard, image, { explain: false, onnx });
     }
     const computePerSecond = cells.length / ((performance.now() - computeStart) / 1000);
     const computeUsed = process.cpuUsage(computeCpu);

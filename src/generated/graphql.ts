@@ -318,7 +318,10 @@ export type Health = {
   status: Scalars['String']['output'];
   /** Whether object storage answered the read of the production alias (a GET; no HeadBucket on every call). */
   storageReachable: Scalars['Boolean']['output'];
-  /** The TensorFlow.js backend loaded beside it (tensorflow or wasm): what serves where onnxruntime cannot load. */
+  /**
+   * The TensorFlow.js backend (tensorflow or wasm), which serves what onnxruntime does not run, once this instance
+   * has loaded it; "not loaded" before that. An instance whose models all run on onnxruntime never loads it.
+   */
   tfjsBackend: Scalars['String']['output'];
   /** The API's version (package.json). */
   version: Scalars['String']['output'];

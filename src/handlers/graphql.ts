@@ -4,7 +4,6 @@ import { checkDocumentShape, checkVariablesShape, QUERY_NESTING, VARIABLE_VALUES
 import { CallerLimiter } from '../api/rate-limits';
 import { createApolloServer } from '../api/server';
 import { loadConfig } from '../config';
-import { initRuntime } from '../ml/runtime';
 import { configureMl } from '../ml/settings';
 import { ErrorCode, LymphoscopeError } from '../errors';
 import { apiKeyFromHeaders, createRequestContext } from '../resolvers/context';
@@ -18,10 +17,8 @@ configureMl(config.ml);
 const services = createServices(config);
 const server = createApolloServer(config, services.log);
 const metrics = createMetrics(config.stage);
-// Start loading the ML runtime now, in parallel with the first request's parsing.
-const runtimeReady = initRuntime().catch((error) =>
-  services.log.error('ML runtime failed to load', { error }),
-);
+// No ML runtime is started here: onnxruntime serves every version with an ONNX twin, and TF.js is loaded
+// only by what needs it (src/ml/serving/tfjs-network.ts), which keeps it out of most cold starts.
 
 /**
  * A POST's JSON body as the middleware below parsed it (requestOf), for the Lambda integration to use
@@ -136,7 +133,6 @@ const apolloHandler = startServerAndCreateLambdaHandler(server, requestHandler, 
       // Likewise the variables, before graphql coerces every element of a list (checkVariablesShape).
       const tooMany = checkVariablesShape(variables, { values: VARIABLE_VALUES, nesting: QUERY_NESTING });
       if (tooMany) return errorResult(event, 400, ErrorCode.BAD_USER_INPUT, tooMany);
-      await runtimeReady;
       return typedRequestErrors;
     },
   ],

@@ -1,4 +1,3 @@
-import type * as tf from '@tensorflow/tfjs';
 import { CHART_NAMES, type ChartName } from '../charts/chart-names';
 import { conflict, LymphoscopeError, notFound } from '../errors';
 import type { Architecture } from '../ml/models/architecture-names';
@@ -6,9 +5,9 @@ import type { CrossValidationSummary } from '../ml/evaluation/cross-validation';
 import type { DecisionReport, DomainModel, OutOfDomainReport, PlattCalibration } from '../ml/decisions';
 import type { MorphologyStack } from '../ml/features/fusion';
 import type { BinaryMetrics } from '../ml/evaluation/metrics';
-import { loadModel } from '../ml/models/model-io';
 import { type ModelBundle } from '../ml/models/model-bundle';
 import { OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx/session';
+import { lazyNetwork, type TfjsNetwork } from '../ml/serving/tfjs-network';
 import type { MorphologyNorms } from '../ml/features/morphology';
 import { PREPROCESSING } from '../ml/preprocessing';
 import type { EpochRecord, TrainingConfig } from '../ml/training/train';
@@ -127,7 +126,11 @@ const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
 
 interface LoadedModel {
   card: ModelCard;
-  model: tf.LayersModel;
+  /**
+   * The network in TF.js. Built at load unless onnxruntime runs all of it (its predictions and Grad-CAM),
+   * and then only if something asks for it: the API's cold start does not load TF.js for such a version.
+   */
+  network: TfjsNetwork;
   /** The same network in onnxruntime, which serving prefers; null without model.onnx or onnxruntime. */
   onnx: OnnxClassifier | null;
 }
@@ -364,16 +367,16 @@ export class ModelRegistry {
         onnxBytes.catch(() => undefined);
         bundle.catch(() => undefined);
         const card = await this.require(version);
-        // The ONNX session is created on onnxruntime's threads while TF.js builds the model here.
-        const onnx = this.loadOnnx(card, onnxBytes);
-        let model: LoadedModel['model'];
+        const onnx = await this.loadOnnx(card, onnxBytes);
         try {
-          model = await loadModel(await bundle);
+          // A damaged weights.bin fails here even where onnxruntime serves the version.
+          const network = lazyNetwork(await bundle);
+          if (!onnx?.explains) await network.model();
+          return { card, network, onnx };
         } catch (error) {
-          await (await onnx)?.dispose();
+          await onnx?.dispose();
           throw error;
         }
-        return { card, model, onnx: await onnx };
       })();
       this.loaded.set(version, entry);
       entry.catch(() => this.loaded.delete(version));
@@ -388,7 +391,7 @@ export class ModelRegistry {
       this.loaded.delete(oldest);
       entry
         .then(async (l) => {
-          l.model.dispose();
+          l.network.dispose();
           await l.onnx?.dispose();
         })
         .catch(() => undefined);

@@ -172,7 +172,7 @@ export class PredictionService {
         'No production model is set: promote a model version or name one.',
       );
     }
-    const { model, card, onnx } = await this.models.load(version);
+    const { network, card, onnx } = await this.models.load(version);
     const lookupMs = performance.now() - started;
     const decodeStarted = performance.now();
     const image = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
@@ -212,7 +212,7 @@ export class PredictionService {
     };
     let analysis: Awaited<ReturnType<typeof analyzeCell>>;
     try {
-      analysis = await analyzeCell(model, card, image, { explain: input.explain !== false, onnx });
+      analysis = await analyzeCell(network, card, image, { explain: input.explain !== false, onnx });
     } catch (error) {
       return failBeforeRecord(error);
     }

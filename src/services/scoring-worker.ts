@@ -3,7 +3,6 @@ import type { ScoringDispatcher } from '../dispatch/scoring-dispatcher';
 import { REVIEW_REASONS } from '../ml/serving/decision';
 import { decodeImage } from '../ml/image/decode';
 import { analyzeCell } from '../ml/serving/predictor';
-import { initRuntime } from '../ml/runtime';
 import type { Logger } from '../observability/log';
 import type { JsonDocuments } from '../storage/json-documents';
 import { layout, parseImageKey } from '../storage/layout';
@@ -183,8 +182,7 @@ async function scoreChunk(
       metadata: { rows: String(rows.length) },
     });
 
-  await initRuntime();
-  const { model, card, onnx } = await deps.models.load(job.modelVersion);
+  const { network, card, onnx } = await deps.models.load(job.modelVersion);
   const started = performance.now();
   let lastSave = Date.now();
   let savedRows = rows.length;
@@ -205,7 +203,7 @@ async function scoreChunk(
       deps.log.info('scoring chunk handed off', { jobId: job.id, chunk, rows: rows.length });
       return 'handed-off';
     }
-    rows.push(await scoreImage(deps, job, key, model, card, onnx));
+    rows.push(await scoreImage(deps, job, key, network, card, onnx));
     done.add(key);
     if (Date.now() - lastSave >= CHECKPOINT_MS || rows.length - savedRows >= checkpointRows(job.chunkSize)) {
       await saveRows();
@@ -240,7 +238,7 @@ async function scoreImage(
   deps: ScoringWorkerDeps,
   job: ScoringJobRecord,
   key: string,
-  model: Parameters<typeof analyzeCell>[0],
+  network: Parameters<typeof analyzeCell>[0],
   card: Parameters<typeof analyzeCell>[1],
   onnx: Parameters<typeof analyzeCell>[3]['onnx'],
 ): Promise<ScoringRow> {
@@ -258,7 +256,7 @@ async function scoreImage(
   if (!object) return failed('NOT_FOUND');
   try {
     const image = await decodeImage(object.body, imageLimits(deps.limits, deps.limits.uploadBytes));
-    const analysis = await analyzeCell(model, card, image, { explain: false, onnx });
+    const analysis = await analyzeCell(network, card, image, { explain: false, onnx });
     return {
       key,
       imageId,

@@ -254,7 +254,7 @@ describe('Lambda packages', () => {
       }
     });
 
-    it('answers the health query from the unpacked files alone, under Node 22, serving with onnxruntime beside TF.js wasm', async () => {
+    it('answers the health query from the unpacked files alone, under Node 22, with onnxruntime and without loading TF.js', async () => {
       const event = httpApiEvent({ query: '{ health { status mlBackend tfjsBackend storageReachable } }' });
       // A one-node ONNX model (y = sigmoid(x)) that the packaged onnxruntime must run.
       const probe = new GraphBuilder();
@@ -295,7 +295,7 @@ describe('Lambda packages', () => {
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toEqual({
         data: {
-          health: { status: 'ok', mlBackend: 'onnxruntime', tfjsBackend: 'wasm', storageReachable: true },
+          health: { status: 'ok', mlBackend: 'onnxruntime', tfjsBackend: 'not loaded', storageReachable: true },
         },
       });
       expect(result.pngBytes).toBeGreaterThan(0);
@@ -313,7 +313,8 @@ describe('Lambda packages', () => {
 
   describe('graphql with a model in S3', () => {
     // Served by onnxruntime, and by TF.js (LYMPHOSCOPE_ONNX=off): the bundle's tfjs-core, tfjs-layers
-    // and the umbrella's gradients (Grad-CAM) must all be there despite the sub-packages left out.
+    // and the umbrella's gradients (Grad-CAM) must all be there despite the sub-packages left out. On
+    // onnxruntime the instance answers without ever loading TF.js (src/ml/serving/tfjs-network.ts).
     it('loads the production model from S3 and predicts a real cell with a heat map, on onnxruntime and on TF.js', async () => {
       const { dir } = await unpack(join(artifacts, 'graphql.zip'));
       unpacked.push(dir);
@@ -345,7 +346,9 @@ describe('Lambda packages', () => {
         },
         { 'x-api-key': secret },
       );
+      const health = httpApiEvent({ query: '{ health { mlBackend tfjsBackend } }' });
       const predictions = [];
+      const backends = [];
       for (const onnx of ['on', 'off']) {
         const result = await runInLambdaDir(
           node,
@@ -353,13 +356,16 @@ describe('Lambda packages', () => {
           s3,
           `
           const { handler } = require('./src/handlers/graphql.js');
-          handler(${JSON.stringify(event)}, ${lambdaContext}).then(
-            (response) => { console.log(JSON.stringify({ response })); process.exit(0); },
-            (error) => { console.error(error); process.exit(1); },
-          );
+          (async () => {
+            const response = await handler(${JSON.stringify(event)}, ${lambdaContext});
+            const after = await handler(${JSON.stringify(health)}, ${lambdaContext});
+            console.log(JSON.stringify({ response, health: JSON.parse(after.body).data.health }));
+            process.exit(0);
+          })().catch((error) => { console.error(error); process.exit(1); });
           `,
           { LYMPHOSCOPE_ONNX: onnx },
         );
+        backends.push(result.health);
         const response = result.response as { statusCode: number; body: string };
         const body = JSON.parse(response.body);
         expect(body.errors).toBeUndefined();
@@ -367,6 +373,10 @@ describe('Lambda packages', () => {
         expect(body.data.predict.heatmapUrl).toMatch(/^http/);
         predictions.push(body.data.predict as { label: string; probabilityAll: number });
       }
+      expect(backends).toEqual([
+        { mlBackend: 'onnxruntime', tfjsBackend: 'not loaded' },
+        { mlBackend: 'wasm', tfjsBackend: 'wasm' },
+      ]);
       const [onnxruntime, tfjs] = predictions;
       expect(['ALL', 'NORMAL']).toContain(tfjs.label);
       expect(tfjs.label).toBe(onnxruntime.label);

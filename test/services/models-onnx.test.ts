@@ -5,7 +5,7 @@ import { decodeImage } from '../../src/ml/image/decode';
 import { serializeModel } from '../../src/ml/models/model-io';
 import { type ModelBundle } from '../../src/ml/models/model-bundle';
 import { analyzeCell } from '../../src/ml/serving/predictor';
-import { initRuntime } from '../../src/ml/runtime';
+import { initRuntime, liveTensors } from '../../src/ml/runtime';
 import { ModelRegistry, type NewModelCard } from '../../src/services/models';
 import { registryOver } from '../helpers/model-registry';
 import { startTestS3, type TestS3 } from '../helpers/s3';
@@ -47,22 +47,40 @@ describe('ModelRegistry with ONNX serving', () => {
     const registered = await registry.register(bundle, card);
     expect(await s3.listKeys()).toContain(`models/${registered.version}/model.onnx`);
 
+    const before = liveTensors();
     const loaded = await registry.load(registered.version);
     expect(loaded.onnx).not.toBeNull();
     expect(loaded.onnx!.explains).toBe(true);
+    expect(loaded.network.explainable).toBe(true);
+    // onnxruntime runs all of it: no TF.js model is built, so none of its weights are held...
+    const served = await analyzeCell(
+      loaded.network,
+      loaded.card,
+      await decodeImage(sampleImages()[0].bytes),
+      {
+        explain: true,
+        onnx: loaded.onnx,
+      },
+    );
+    expect(served.heatmapPng).not.toBeNull();
+    expect(liveTensors()).toBe(before);
+    // ...until TF.js is asked to run it, once.
+    const weights = (await loaded.network.model()).weights.length;
+    expect(weights).toBeGreaterThan(0);
+    expect(liveTensors()).toBe(before + weights);
     for (const sample of sampleImages().filter((_, i) => i % 16 === 0)) {
       const image = await decodeImage(sample.bytes);
-      const served = await analyzeCell(loaded.model, loaded.card, image, {
+      const served = await analyzeCell(loaded.network, loaded.card, image, {
         explain: true,
         onnx: loaded.onnx,
       });
-      const reference = await analyzeCell(loaded.model, loaded.card, image, { explain: true });
+      const reference = await analyzeCell(loaded.network, loaded.card, image, { explain: true });
       expect(served.runtime).toBe('onnxruntime');
       expect(reference.runtime).toBe('tfjs');
       expect(Math.abs(served.probabilityAll - reference.probabilityAll)).toBeLessThan(1e-4);
       expect(served.isAll).toBe(reference.isAll);
       expect(served.heatmapPng).not.toBeNull();
-      const quick = await analyzeCell(loaded.model, loaded.card, image, {
+      const quick = await analyzeCell(loaded.network, loaded.card, image, {
         explain: false,
         onnx: loaded.onnx,
       });
@@ -83,10 +101,16 @@ describe('ModelRegistry with ONNX serving', () => {
     model.dispose();
     const registered = await registry.register(bundle, { ...demo().card, inputSize: 32 });
     expect(await s3.listKeys()).not.toContain(`models/${registered.version}/model.onnx`);
+    const before = liveTensors();
     const loaded = await registry.load(registered.version);
     expect(loaded.onnx).toBeNull();
+    // Without a twin the TF.js model is built at load, so a version it cannot build fails there.
+    expect(liveTensors()).toBeGreaterThan(before);
     const image = await decodeImage(sampleImages()[0].bytes);
-    const served = await analyzeCell(loaded.model, loaded.card, image, { explain: true, onnx: loaded.onnx });
+    const served = await analyzeCell(loaded.network, loaded.card, image, {
+      explain: true,
+      onnx: loaded.onnx,
+    });
     expect(served.runtime).toBe('tfjs');
     expect(served.probabilityAll).toBeGreaterThan(0);
   });

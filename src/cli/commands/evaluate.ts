@@ -10,6 +10,7 @@ import type { Flags } from './flags';
 import { DEMO_MODEL_DIR } from '../../config';
 import { readModelDir } from './model-dir';
 import { pct, printMetrics } from './print';
+import { builtNetwork } from '../../ml/serving/tfjs-network';
 
 /**
  * `lymphoscope evaluate`: metrics of a model on every image of a labelled folder, each image scored as
@@ -22,6 +23,7 @@ export async function evaluateCommand(flags: Flags): Promise<void> {
   const entries = await listFolder(data);
   await initRuntime();
   const { model, card } = await readModelDir(String(flags.model ?? DEMO_MODEL_DIR));
+  const network = builtNetwork(model);
   // The card's serving rule (TTA, morphology stack); --tta adds TTA to a card that lacks it.
   const rule = { ...card, testTimeAugmentation: card.testTimeAugmentation === true || Boolean(flags.tta) };
   const probabilities: number[] = [];
@@ -32,7 +34,7 @@ export async function evaluateCommand(flags: Flags): Promise<void> {
     for (const entry of entries) {
       const bytes = await readFile(entry.file);
       hashes.push(createHash('sha256').update(bytes).digest('hex'));
-      const analysis = await analyzeCell(model, rule, await decodeImage(bytes), { explain: false });
+      const analysis = await analyzeCell(network, rule, await decodeImage(bytes), { explain: false });
       probabilities.push(analysis.probabilityAll);
       cells.push({
         label: entry.label,

@@ -5,6 +5,7 @@ import { initRuntime } from '../../ml/runtime';
 import type { Flags } from './flags';
 import { DEMO_MODEL_DIR } from '../../config';
 import { readModelDir } from './model-dir';
+import { builtNetwork } from '../../ml/serving/tfjs-network';
 
 /**
  * `lymphoscope predict`: per image, the call and what it means: label, p(ALL), the threshold it was
@@ -14,6 +15,7 @@ export async function predictCommand(flags: Flags, files: string[]): Promise<voi
   if (files.length === 0) throw new Error('Usage: lymphoscope predict [--model <dir>] [--json] <image>...');
   await initRuntime();
   const { model, card } = await readModelDir(String(flags.model ?? DEMO_MODEL_DIR));
+  const network = builtNetwork(model);
   const f = (v: number) => v.toFixed(2);
   const band =
     card.reviewLow < card.reviewHigh
@@ -22,7 +24,7 @@ export async function predictCommand(flags: Flags, files: string[]): Promise<voi
   try {
     for (const file of files) {
       const image = await decodeImage(await readFile(file));
-      const analysis = await analyzeCell(model, card, image, { explain: false });
+      const analysis = await analyzeCell(network, card, image, { explain: false });
       const row = {
         file,
         label: analysis.isAll ? 'ALL' : 'NORMAL',

@@ -1,5 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
-import { gradCam } from '../explanation/grad-cam';
 import { renderHeatmapPng } from '../explanation/heatmap';
 import type { RgbImage } from '../image/decode';
 import { fuse, isMorphologyStack, type MorphologyStack } from '../features/fusion';
@@ -10,6 +8,8 @@ import type { OnnxClassifier } from '../onnx/session';
 import { reviewReasons, type ReviewReason } from './decision';
 import { domainFeatures, domainScore, type DomainModel } from '../features/out-of-domain';
 import { applyCalibration, type PlattCalibration } from '../decisions/calibration';
+import type { TfjsNetwork } from './tfjs-network';
+import type { LayersModel } from '@tensorflow/tfjs';
 
 /** What serving needs to know about a model besides its weights (from the model card). */
 export interface DecisionRule {
@@ -31,6 +31,18 @@ export interface DecisionRule {
    * on the calibrated probability (a card without it: the uncalibrated probability, as before).
    */
   calibration?: PlattCalibration | null;
+}
+
+/** The network's forward passes over one cell, in onnxruntime (below) or TF.js (tfjs-predict.ts). */
+export interface NetworkPasses {
+  /** The cell as given, with its Grad-CAM heat map (inputSize x inputSize) when `explain`. */
+  first(
+    pixels: Float32Array,
+    inputSize: number,
+    explain: boolean,
+  ): Promise<{ probabilityAll: number; heatmap: Float32Array | null }>;
+  /** `count` other views of it, one after another in `flat`: their probabilities. */
+  rest(flat: Float32Array, count: number, inputSize: number): Promise<Float32Array>;
 }
 
 export interface CellAnalysis {
@@ -72,14 +84,13 @@ export interface CellAnalysis {
   runtime: 'onnxruntime' | 'tfjs';
 }
 
-const hasLayer = (model: tf.LayersModel, name: string) => model.layers.some((l) => l.name === name);
-
 /**
  * One pass over one cell: resize, predict (with Grad-CAM when asked: the same forward pass gives both),
  * measure the outline and texture, render the heat map. Every tensor is released before returning.
  *
  * With `options.onnx` (the same network exported by src/ml/onnx) the forward pass, and Grad-CAM when its
- * graph has it, run in onnxruntime; the TF.js model only explains for an export without Grad-CAM.
+ * graph has it, run in onnxruntime; the TF.js model only explains for an export without Grad-CAM. TF.js
+ * and the network's TF.js model are loaded only when they run (tfjs-network.ts, tfjs-predict.ts).
  *
  * The work is ordered so that both cores are busy: the resize (libvips, on libuv's thread pool) runs
  * while this thread measures the cell and its out-of-domain statistics, and the heat map's PNG encode
@@ -88,7 +99,7 @@ const hasLayer = (model: tf.LayersModel, name: string) => model.layers.some((l) 
  * gives (test/ml/serving/predictor-overlap.test.ts).
  */
 export async function analyzeCell(
-  model: tf.LayersModel,
+  network: TfjsNetwork,
   rule: DecisionRule,
   image: RgbImage,
   options: { explain: boolean; onnx?: OnnxClassifier | null },
@@ -123,17 +134,14 @@ export async function analyzeCell(
   const resizeMs = performance.now() - t;
 
   t = performance.now();
-  let probabilityAll: number;
-  let heatmap: Float32Array | null = null;
+  const explain = options.explain && network.explainable;
   const onnx = options.onnx;
-  const explain = options.explain && hasLayer(model, 'last_conv');
   const useOnnx = onnx != null && (!explain || onnx.explains);
-  if (useOnnx) {
-    if (explain) ({ probabilityAll, heatmap } = await onnx.explain(pixels));
-    else probabilityAll = (await onnx.predict(pixels, 1))[0];
-  } else {
-    ({ probabilityAll, heatmap } = await predictWithTfjs(model, pixels, rule.inputSize, explain));
-  }
+  // TF.js, and the network's TF.js model, are loaded only where onnxruntime does not run the passes.
+  const passes = useOnnx ? onnxPasses(onnx) : tfjsPasses(await network.model());
+  const first = await passes.first(pixels, rule.inputSize, explain);
+  let probabilityAll = first.probabilityAll;
+  const heatmap = first.heatmap;
   let predictMs = performance.now() - t;
 
   // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while the network
@@ -149,9 +157,7 @@ export async function analyzeCell(
     // The heat map stays that of the cell as given; the probability is the mean over all 8 views.
     const others = otherDihedralViews(pixels, rule.inputSize);
     const count = others.length / pixels.length;
-    const rest = useOnnx
-      ? await onnx.predict(others, count)
-      : await predictBatchWithTfjs(model, others, count, rule.inputSize);
+    const rest = await passes.rest(others, count, rule.inputSize);
     probabilityAll = (probabilityAll + rest.reduce((a, b) => a + b, 0)) / (count + 1);
   }
   predictMs += performance.now() - t;
@@ -179,36 +185,16 @@ export async function analyzeCell(
   };
 }
 
-async function predictWithTfjs(
-  model: tf.LayersModel,
-  pixels: Float32Array,
-  inputSize: number,
-  explain: boolean,
-): Promise<{ probabilityAll: number; heatmap: Float32Array | null }> {
-  const input = tf.tensor4d(pixels, [1, inputSize, inputSize, 3]);
-  try {
-    if (explain) return gradCam(model, input);
-    const output = tf.tidy(() => model.predict(input) as tf.Tensor);
-    const probabilityAll = (await output.data())[0];
-    output.dispose();
-    return { probabilityAll, heatmap: null };
-  } finally {
-    input.dispose();
-  }
+function onnxPasses(onnx: OnnxClassifier): NetworkPasses {
+  return {
+    first: async (pixels, _inputSize, explain) =>
+      explain ? onnx.explain(pixels) : { probabilityAll: (await onnx.predict(pixels, 1))[0], heatmap: null },
+    rest: (flat, count) => onnx.predict(flat, count),
+  };
 }
 
-async function predictBatchWithTfjs(
-  model: tf.LayersModel,
-  flat: Float32Array,
-  count: number,
-  inputSize: number,
-): Promise<Float32Array> {
-  const output = tf.tidy(
-    () => model.predict(tf.tensor4d(flat, [count, inputSize, inputSize, 3])) as tf.Tensor,
-  );
-  try {
-    return (await output.data()) as Float32Array;
-  } finally {
-    output.dispose();
-  }
+/** Required here rather than imported above (see tfjs-network.ts): only this path loads TF.js. */
+function tfjsPasses(model: LayersModel): NetworkPasses {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./tfjs-predict') as typeof import('./tfjs-predict')).tfjsPasses(model);
 }

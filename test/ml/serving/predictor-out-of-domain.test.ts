@@ -15,6 +15,7 @@ import { analyzeCell, type DecisionRule } from '../../../src/ml/serving/predicto
 import { initRuntime, liveTensors } from '../../../src/ml/runtime';
 import { kFoldBySubject, parseCnmcFilename } from '../../../src/ml/data/splits';
 import { sampleImages } from '../../helpers/sample';
+import { builtNetwork } from '../../../src/ml/serving/tfjs-network';
 
 const SIZE = 32;
 let model: tf.LayersModel;
@@ -52,7 +53,7 @@ describe('analyzeCell with an out-of-domain model in the rule', () => {
     expect(heldOut.length).toBeGreaterThanOrEqual(10);
     let flagged = 0;
     for (const image of heldOut) {
-      const served = await analyzeCell(model, rule, image, { explain: false });
+      const served = await analyzeCell(builtNetwork(model), rule, image, { explain: false });
       expect(served.outOfDomainScore).toBeCloseTo(domainScore(rule.outOfDomain, domainFeatures(image)), 10);
       const over = served.outOfDomainScore! > rule.outOfDomain.threshold;
       expect(served.reviewReasons.includes('OUT_OF_DOMAIN')).toBe(over);
@@ -71,7 +72,7 @@ describe('analyzeCell with an out-of-domain model in the rule', () => {
     ];
     const before = liveTensors();
     for (const [k, image] of foreign.entries()) {
-      const served = await analyzeCell(model, rule, image, { explain: k === 0 });
+      const served = await analyzeCell(builtNetwork(model), rule, image, { explain: k === 0 });
       expect(served.outOfDomainScore!).toBeGreaterThan(rule.outOfDomain.threshold);
       expect(served.reviewReasons).toContain('OUT_OF_DOMAIN');
       expect(served.needsReview).toBe(true);
@@ -82,7 +83,7 @@ describe('analyzeCell with an out-of-domain model in the rule', () => {
   it('changes nothing for a card without one (null score, no OUT_OF_DOMAIN)', async () => {
     const image = emptyField(4, 'blank-field');
     for (const r of [plainRule, { ...plainRule, outOfDomain: null }]) {
-      const served = await analyzeCell(model, r, image, { explain: false });
+      const served = await analyzeCell(builtNetwork(model), r, image, { explain: false });
       expect(served.outOfDomainScore).toBeNull();
       expect(served.reviewReasons).not.toContain('OUT_OF_DOMAIN');
       expect(served.timings.outOfDomainMs).toBe(0);
@@ -91,10 +92,12 @@ describe('analyzeCell with an out-of-domain model in the rule', () => {
 
   it('refuses a damaged out-of-domain model instead of serving without it', async () => {
     const damaged = { ...rule, outOfDomain: { ...rule.outOfDomain, center: [1] } };
-    await expect(analyzeCell(model, damaged, heldOut[0], { explain: false })).rejects.toThrow(/malformed/);
-    const noThreshold = { ...rule, outOfDomain: { ...rule.outOfDomain, threshold: NaN } };
-    await expect(analyzeCell(model, noThreshold, heldOut[0], { explain: false })).rejects.toThrow(
-      /threshold/,
+    await expect(analyzeCell(builtNetwork(model), damaged, heldOut[0], { explain: false })).rejects.toThrow(
+      /malformed/,
     );
+    const noThreshold = { ...rule, outOfDomain: { ...rule.outOfDomain, threshold: NaN } };
+    await expect(
+      analyzeCell(builtNetwork(model), noThreshold, heldOut[0], { explain: false }),
+    ).rejects.toThrow(/threshold/);
   });
 });

@@ -17,6 +17,7 @@ import { analyzeCell, type DecisionRule } from '../../../src/ml/serving/predicto
 import { reviewReasons } from '../../../src/ml/serving/decision';
 import { initRuntime, liveTensors } from '../../../src/ml/runtime';
 import { sampleImages } from '../../helpers/sample';
+import { builtNetwork } from '../../../src/ml/serving/tfjs-network';
 
 /**
  * analyzeCell overlaps its parts (the resize on the thread pool while the cell is measured, the heat
@@ -70,7 +71,7 @@ async function sequential(image: RgbImage, runtime: OnnxClassifier) {
   };
 }
 
-const analysed = (image: RgbImage) => analyzeCell(model, rule, image, { explain: true, onnx });
+const analysed = (image: RgbImage) => analyzeCell(builtNetwork(model), rule, image, { explain: true, onnx });
 
 describe('analyzeCell with its parts overlapped', () => {
   it('gives the analysis of the sequential pass on real cells, one at a time and several at once', async () => {
@@ -102,10 +103,10 @@ describe('analyzeCell with its parts overlapped', () => {
   it('gives the same analysis with TF.js alone, and leaks no tensors', async () => {
     const image = cells[1];
     const before = liveTensors();
-    const first = await analyzeCell(model, rule, image, { explain: true });
+    const first = await analyzeCell(builtNetwork(model), rule, image, { explain: true });
     const [again] = await Promise.all([
-      analyzeCell(model, rule, image, { explain: true }),
-      analyzeCell(model, rule, cells[2], { explain: true }),
+      analyzeCell(builtNetwork(model), rule, image, { explain: true }),
+      analyzeCell(builtNetwork(model), rule, cells[2], { explain: true }),
     ]);
     expect(first.runtime).toBe('tfjs');
     expect({ ...again, timings: null }).toStrictEqual({ ...first, timings: null });

@@ -8,6 +8,7 @@ import { analyzeCell, type DecisionRule } from '../../../src/ml/serving/predicto
 import { initRuntime, liveTensors } from '../../../src/ml/runtime';
 import { syntheticCell } from '../../../src/ml/data/synthetic';
 import type * as tf from '@tensorflow/tfjs';
+import { builtNetwork } from '../../../src/ml/serving/tfjs-network';
 
 const SIZE = 32;
 const rule: DecisionRule = { inputSize: SIZE, threshold: 0.5, reviewLow: 0.4, reviewHigh: 0.5 };
@@ -29,7 +30,7 @@ describe('analyzeCell under a recipe', () => {
   it('serves the network alone for a card without the recipe fields', async () => {
     const pixels = await toModelInput(image, SIZE);
     const [expected] = await predictProbabilities(model, [{ pixels }], SIZE);
-    const served = await analyzeCell(model, rule, image, { explain: false });
+    const served = await analyzeCell(builtNetwork(model), rule, image, { explain: false });
     expect(served.probabilityAll).toBeCloseTo(expected, 5);
     expect(served.networkProbability).toBe(served.probabilityAll);
   });
@@ -41,7 +42,9 @@ describe('analyzeCell under a recipe', () => {
     expect(Math.abs(mean - single)).toBeGreaterThan(1e-5);
     const before = liveTensors();
     for (const explain of [false, true]) {
-      const served = await analyzeCell(model, { ...rule, testTimeAugmentation: true }, image, { explain });
+      const served = await analyzeCell(builtNetwork(model), { ...rule, testTimeAugmentation: true }, image, {
+        explain,
+      });
       expect(served.probabilityAll).toBeCloseTo(mean, 5);
       expect(served.heatmapPng !== null).toBe(explain);
     }
@@ -54,18 +57,23 @@ describe('analyzeCell under a recipe', () => {
       return { label, morphology: measureMorphology(syntheticCell(40 + k, { label, size: 64 })) };
     });
     const stack = blendStack(train);
-    const plain = await analyzeCell(model, { ...rule, testTimeAugmentation: true }, image, {
+    const plain = await analyzeCell(builtNetwork(model), { ...rule, testTimeAugmentation: true }, image, {
       explain: false,
     });
-    const fused = await analyzeCell(model, { ...rule, testTimeAugmentation: true, fusion: stack }, image, {
-      explain: false,
-    });
+    const fused = await analyzeCell(
+      builtNetwork(model),
+      { ...rule, testTimeAugmentation: true, fusion: stack },
+      image,
+      {
+        explain: false,
+      },
+    );
     expect(fused.networkProbability).toBeCloseTo(plain.probabilityAll, 6);
     expect(fused.probabilityAll).toBeCloseTo(fuse(stack, fused.networkProbability, fused.morphology), 12);
     expect(fused.isAll).toBe(fused.probabilityAll >= rule.threshold);
     const damaged = { ...stack, combiner: { ...stack.combiner, weights: [1] } };
-    await expect(analyzeCell(model, { ...rule, fusion: damaged }, image, { explain: false })).rejects.toThrow(
-      /malformed/,
-    );
+    await expect(
+      analyzeCell(builtNetwork(model), { ...rule, fusion: damaged }, image, { explain: false }),
+    ).rejects.toThrow(/malformed/);
   });
 });
