@@ -308,7 +308,10 @@ export type Fusion =
 
 export type Health = {
   __typename?: 'Health';
-  /** What computes predictions: onnxruntime wherever it loads, else the TensorFlow.js backend (tensorflow or wasm). */
+  /**
+   * What computes predictions: onnxruntime wherever it loads, else the TensorFlow.js backend (tensorflow or wasm),
+   * which an instance without onnxruntime starts on its first prediction ("not loaded" before).
+   */
   mlBackend: Scalars['String']['output'];
   /** The production model version, when one is set. */
   productionModelVersion?: Maybe<Scalars['ID']['output']>;
