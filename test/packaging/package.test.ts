@@ -295,7 +295,12 @@ describe('Lambda packages', () => {
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toEqual({
         data: {
-          health: { status: 'ok', mlBackend: 'onnxruntime', tfjsBackend: 'not loaded', storageReachable: true },
+          health: {
+            status: 'ok',
+            mlBackend: 'onnxruntime',
+            tfjsBackend: 'not loaded',
+            storageReachable: true,
+          },
         },
       });
       expect(result.pngBytes).toBeGreaterThan(0);
