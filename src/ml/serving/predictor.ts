@@ -8,6 +8,7 @@ import type { OnnxClassifier } from '../onnx/session';
 import { reviewReasons, type ReviewReason } from './decision';
 import { domainFeatures, domainScore, type DomainModel } from '../features/out-of-domain';
 import { applyCalibration, type PlattCalibration } from '../decisions/calibration';
+import type { NetworkPasses } from './network-passes';
 import type { TfjsNetwork } from './tfjs-network';
 import type { LayersModel } from '@tensorflow/tfjs';
 
@@ -31,18 +32,6 @@ export interface DecisionRule {
    * on the calibrated probability (a card without it: the uncalibrated probability, as before).
    */
   calibration?: PlattCalibration | null;
-}
-
-/** The network's forward passes over one cell, in onnxruntime (below) or TF.js (tfjs-predict.ts). */
-export interface NetworkPasses {
-  /** The cell as given, with its Grad-CAM heat map (inputSize x inputSize) when `explain`. */
-  first(
-    pixels: Float32Array,
-    inputSize: number,
-    explain: boolean,
-  ): Promise<{ probabilityAll: number; heatmap: Float32Array | null }>;
-  /** `count` other views of it, one after another in `flat`: their probabilities. */
-  rest(flat: Float32Array, count: number, inputSize: number): Promise<Float32Array>;
 }
 
 export interface CellAnalysis {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { gradCam } from '../explanation/grad-cam';
-import type { NetworkPasses } from './predictor';
+import type { NetworkPasses } from './network-passes';
 
 /**
  * The network's forward passes in TF.js, for a version onnxruntime does not serve (or whose ONNX twin has
