@@ -265,6 +265,8 @@ describe('model versions end to end', () => {
     // realm, and tfjs-layers cannot walk their arrays.
     const modelJson = JSON.parse(await modelJsonResponse.text());
     const weights = await weightsResponse.arrayBuffer();
+    // As a partner app starts TF.js: the API serving this version on onnxruntime never started it here.
+    await tf.ready();
     const model = await tf.loadLayersModel(
       tf.io.fromMemory({
         modelTopology: modelJson.modelTopology,
