@@ -74,8 +74,9 @@ interface LogLine {
 
 /**
  * Where the first prediction's time went after the require, from the handler's own `prediction` log line
- * (PredictionService): the model's load (alias GET, card, weights, ONNX session: `lookupMs`), the
- * analysis' stages and the writes; the rest is the runtime's start, the API key's GET, Apollo and decode.
+ * (PredictionService): the model's load (alias GET, card, weights, ONNX session, and TF.js with its model
+ * for a version onnxruntime does not run whole: `lookupMs`), the analysis' stages and the writes; the rest
+ * is the API key's GET, Apollo and decode.
  */
 function firstPrediction(logs: LogLine[]): Record<string, number> {
   const line = logs.find((l) => l.message === 'prediction');
@@ -237,7 +238,7 @@ function describe(row: Awaited<ReturnType<typeof summary>>): string {
     `${row.requireToFirstPredictionMs <= GOAL_MS ? 'met' : 'NOT met'})\n` +
     `    of which require of the ${row.bundleMb} MB bundle ${row.requireHandlerMs} ms; in the service ` +
     `${row.firstServiceMs} ms: model load ${row.firstModelLoadMs}, analysis ${row.firstAnalysisMs}, ` +
-    `writes ${row.firstStoreMs}; the rest (runtime start, API key GET, Apollo, decode) ` +
+    `writes ${row.firstStoreMs}; the rest (API key GET, Apollo, decode) ` +
     `${round(row.requireToFirstPredictionMs - row.requireHandlerMs - row.firstServiceMs)} ms\n` +
     `  reference, same run: bare Node start ${row.bareNodeStartMs} ms, warm prediction ${row.warmPredictionMs} ms\n`
   );
