@@ -49,13 +49,16 @@ function byteSize(spec: tf.io.WeightsManifestEntry): number {
   return elements * per;
 }
 
+type Topology = { config?: { layers?: { name?: unknown; config?: { name?: unknown } }[] } };
+
 /**
  * The names of the layers in model.json's topology, as the built model's `layers` carries them
- * (Sequential and functional models both give each layer's `config.name`).
+ * (Sequential and functional models both give each layer's `config.name`; a topology converted from
+ * Keras wraps the model in `model_config`, which TF.js unwraps the same way when it loads one).
  */
 export function topologyLayerNames(modelJson: ModelBundle['modelJson']): string[] {
-  const topology = modelJson.modelTopology as
-    { config?: { layers?: { name?: unknown; config?: { name?: unknown } }[] } } | undefined;
+  const stored = modelJson.modelTopology as (Topology & { model_config?: Topology }) | undefined;
+  const topology = stored?.model_config ?? stored;
   return (topology?.config?.layers ?? []).flatMap((layer) => {
     const name = layer.config?.name ?? layer.name;
     return typeof name === 'string' ? [name] : [];

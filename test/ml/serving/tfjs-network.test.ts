@@ -18,11 +18,18 @@ describe('lazyNetwork', () => {
     'finds in the topology of %s the Grad-CAM layer its built model has',
     async (arch) => {
       const model = buildModel(arch, SIZE, 1);
-      const network = lazyNetwork(await serializeModel(model));
+      const bundle = await serializeModel(model);
+      const network = lazyNetwork(bundle);
       expect(network.explainable).toBe(model.layers.some((layer) => layer.name === LAST_CONV_LAYER));
       expect(network.explainable).toBe(builtNetwork(model).explainable);
       // Every CNN has the layer; the majority baseline has no convolution to explain.
       expect(network.explainable).toBe(arch !== 'majority');
+      // The same topology as a Keras conversion stores it, wrapped in model_config.
+      const wrapped = {
+        ...bundle.modelJson,
+        modelTopology: { model_config: bundle.modelJson.modelTopology },
+      };
+      expect(lazyNetwork({ ...bundle, modelJson: wrapped }).explainable).toBe(network.explainable);
       model.dispose();
     },
   );
