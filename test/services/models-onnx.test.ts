@@ -53,7 +53,7 @@ describe('ModelRegistry with ONNX serving', () => {
     expect(loaded.onnx!.explains).toBe(true);
     expect(loaded.network.explainable).toBe(true);
     // onnxruntime runs all of it: no TF.js model is built, so none of its weights are held...
-    const served = await analyzeCell(
+    const onOnnx = await analyzeCell(
       loaded.network,
       loaded.card,
       await decodeImage(sampleImages()[0].bytes),
@@ -62,7 +62,7 @@ describe('ModelRegistry with ONNX serving', () => {
         onnx: loaded.onnx,
       },
     );
-    expect(served.heatmapPng).not.toBeNull();
+    expect(onOnnx.heatmapPng).not.toBeNull();
     expect(liveTensors()).toBe(before);
     // ...until TF.js is asked to run it, once.
     const weights = (await loaded.network.model()).weights.length;
