@@ -5,7 +5,7 @@ import type { CrossValidationSummary } from '../ml/evaluation/cross-validation';
 import type { DecisionReport, DomainModel, OutOfDomainReport, PlattCalibration } from '../ml/decisions';
 import type { MorphologyStack } from '../ml/features/fusion';
 import type { BinaryMetrics } from '../ml/evaluation/metrics';
-import { type ModelBundle } from '../ml/models/model-bundle';
+import type { ModelBundle } from '../ml/models/model-bundle';
 import { OnnxClassifier, onnxRuntime, onnxRuntimeError } from '../ml/onnx/session';
 import { lazyNetwork, type TfjsNetwork } from '../ml/serving/tfjs-network';
 import type { MorphologyNorms } from '../ml/features/morphology';

@@ -1,7 +1,7 @@
 import { LymphoscopeError } from '../errors';
 import type { FoldOutput } from '../ml/decisions';
 import { loadModel } from '../ml/models/model-io';
-import { type ModelBundle } from '../ml/models/model-bundle';
+import type { ModelBundle } from '../ml/models/model-bundle';
 import type { TrainResult } from '../ml/training/train';
 import type { Logger } from '../observability/log';
 import { layout } from '../storage/layout';

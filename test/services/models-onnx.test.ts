@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeImage } from '../../src/ml/image/decode';
 import { serializeModel } from '../../src/ml/models/model-io';
-import { type ModelBundle } from '../../src/ml/models/model-bundle';
+import type { ModelBundle } from '../../src/ml/models/model-bundle';
 import { analyzeCell } from '../../src/ml/serving/predictor';
 import { initRuntime, liveTensors } from '../../src/ml/runtime';
 import { ModelRegistry, type NewModelCard } from '../../src/services/models';

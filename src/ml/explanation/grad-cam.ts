@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { badInput } from '../../errors';
+import { LAST_CONV_LAYER } from '../models/architecture-names';
 import { layersAfter } from '../models/layers/chain';
 
 export interface GradCamResult {
@@ -57,7 +58,7 @@ function headOf(chain: tf.layers.Layer[]): { score: (maps: tf.Tensor) => tf.Tens
 export function gradCam(
   model: tf.LayersModel,
   input: tf.Tensor4D,
-  layerName = 'last_conv',
+  layerName = LAST_CONV_LAYER,
   target: 'all' | 'hem' = 'all',
 ): GradCamResult {
   const [batch, height, width] = input.shape;

@@ -1,5 +1,5 @@
 import { loadModel } from '../models/model-io';
-import { type ModelBundle } from '../models/model-bundle';
+import type { ModelBundle } from '../models/model-bundle';
 import { initRuntime } from '../runtime';
 import { exportOnnx, type OnnxExport } from './export';
 
