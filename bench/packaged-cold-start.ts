@@ -212,11 +212,17 @@ async function summary(
 ) {
   const pick = (k: string) => round(median(cold.map((c) => c[k])));
   const bundleBytes = (await stat(path.join(dir, 'src/handlers/graphql.js'))).size;
+  // TF.js beside the bundle (deploy/esbuild-plugins.js), read only where TF.js serves; 0 in older zips.
+  const besideBytes = await stat(path.join(dir, 'src/handlers/graphql.tfjs.js')).then(
+    (s) => s.size,
+    () => 0,
+  );
   return {
     variant,
     node,
     runs: RUNS,
     bundleMb: round(bundleBytes / 1e6),
+    tfjsBesideMb: round(besideBytes / 1e6),
     bareNodeStartMs,
     requireHandlerMs: pick('requireMs'),
     requireToFirstPredictionMs: pick('firstPredictionMs'),
@@ -236,7 +242,11 @@ function describe(row: Awaited<ReturnType<typeof summary>>): string {
     `from local S3, C-NMC cell UID_11_1_1_all.bmp):\n` +
     `  require to first prediction ${row.requireToFirstPredictionMs} ms (goal <= ${GOAL_MS} ms: ` +
     `${row.requireToFirstPredictionMs <= GOAL_MS ? 'met' : 'NOT met'})\n` +
-    `    of which require of the ${row.bundleMb} MB bundle ${row.requireHandlerMs} ms; in the service ` +
+    `    of which require of the ${row.bundleMb} MB bundle ${row.requireHandlerMs} ms` +
+    (row.tfjsBesideMb > 0
+      ? ` (and TF.js beside it, ${row.tfjsBesideMb} MB, read only where TF.js serves)`
+      : '') +
+    `; in the service ` +
     `${row.firstServiceMs} ms: model load ${row.firstModelLoadMs}, analysis ${row.firstAnalysisMs}, ` +
     `writes ${row.firstStoreMs}; the rest (API key GET, Apollo, decode) ` +
     `${round(row.requireToFirstPredictionMs - row.requireHandlerMs - row.firstServiceMs)} ms\n` +

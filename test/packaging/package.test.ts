@@ -63,10 +63,15 @@ function newestMtimeMs(paths: string[]): number {
  */
 async function ensurePackaged(): Promise<void> {
   const built = join(root, '.serverless');
-  const zips = ['graphql.zip', 'trainWorker.zip'];
-  const inputs = ['src', 'serverless.yml', 'package.json', 'package-lock.json', 'tsconfig.json'].map((p) =>
-    join(root, p),
-  );
+  const zips = ['graphql.zip', 'trainWorker.zip', 'scoreWorker.zip'];
+  const inputs = [
+    'src',
+    'deploy',
+    'serverless.yml',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+  ].map((p) => join(root, p));
   await whilePackagingAlone(async () => {
     const newest = newestMtimeMs(inputs);
     const fresh = zips.every(
@@ -237,6 +242,27 @@ describe('Lambda packages', () => {
       expect(unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES);
     });
 
+    it('holds TF.js in a file beside the bundle, which the workers hold inside theirs (deploy/esbuild-plugins.js)', async () => {
+      // tfjs-core's engine names a missing backend with this message: TF.js is wherever it is found.
+      const tfjsMarker = "Backend name '";
+      expect(files).toContain('src/handlers/graphql.tfjs.js');
+      expect(await readFile(join(dir, 'src/handlers/graphql.tfjs.js'), 'utf8')).toContain(tfjsMarker);
+      expect(await readFile(join(dir, 'src/handlers/graphql.js'), 'utf8')).not.toContain(tfjsMarker);
+      for (const [zip, bundle] of [
+        ['trainWorker.zip', 'src/handlers/train-worker.js'],
+        ['scoreWorker.zip', 'src/handlers/score-worker.js'],
+      ]) {
+        const { stdout: listing } = await run('unzip', ['-Z1', join(artifacts, zip)], {
+          maxBuffer: 16 << 20,
+        });
+        expect(listing.split('\n').filter((f) => f.startsWith('src/'))).toEqual([bundle]);
+        const { stdout: code } = await run('unzip', ['-p', join(artifacts, zip), bundle], {
+          maxBuffer: 64 << 20,
+        });
+        expect(code).toContain(tfjsMarker);
+      }
+    });
+
     it('leaves out what only registering a model needs: vega and the ONNX writer, which the worker holds', async () => {
       // Strings of vega-lite's schema URL and onnx-proto's message names: in the training worker's bundle,
       // which registers models, and not in the API's (src/services/model-artifacts.ts).
@@ -364,13 +390,14 @@ describe('Lambda packages', () => {
           (async () => {
             const response = await handler(${JSON.stringify(event)}, ${lambdaContext});
             const after = await handler(${JSON.stringify(health)}, ${lambdaContext});
-            console.log(JSON.stringify({ response, health: JSON.parse(after.body).data.health }));
+            const tfjsRead = Object.keys(require.cache).some((f) => f.endsWith('/src/handlers/graphql.tfjs.js'));
+            console.log(JSON.stringify({ response, health: JSON.parse(after.body).data.health, tfjsRead }));
             process.exit(0);
           })().catch((error) => { console.error(error); process.exit(1); });
           `,
           { LYMPHOSCOPE_ONNX: onnx },
         );
-        backends.push(result.health);
+        backends.push({ ...(result.health as object), tfjsRead: result.tfjsRead });
         const response = result.response as { statusCode: number; body: string };
         const body = JSON.parse(response.body);
         expect(body.errors).toBeUndefined();
@@ -378,9 +405,10 @@ describe('Lambda packages', () => {
         expect(body.data.predict.heatmapUrl).toMatch(/^http/);
         predictions.push(body.data.predict as { label: string; probabilityAll: number });
       }
+      // TF.js is read from the file beside the bundle when it serves, and not at all otherwise.
       expect(backends).toEqual([
-        { mlBackend: 'onnxruntime', tfjsBackend: 'not loaded' },
-        { mlBackend: 'wasm', tfjsBackend: 'wasm' },
+        { mlBackend: 'onnxruntime', tfjsBackend: 'not loaded', tfjsRead: false },
+        { mlBackend: 'wasm', tfjsBackend: 'wasm', tfjsRead: true },
       ]);
       const [onnxruntime, tfjs] = predictions;
       expect(['ALL', 'NORMAL']).toContain(tfjs.label);
