@@ -7,13 +7,13 @@
  * TF.js beside the API's bundle, not in it. The API function serves a model with onnxruntime whenever
  * its ONNX twin runs all of it (src/ml/serving/tfjs-network.ts) and then never loads TF.js, yet V8 still
  * parsed TF.js's 1.2 MB with the rest of the bundle on every cold start. In the graphql bundle,
- * `@tensorflow/tfjs` and `@tensorflow/tfjs-backend-wasm` are stand-ins that require the file
- * TFJS_FILE next to the bundle, built here with the same options: one copy of TF.js (core, layers,
- * the cpu and wasm backends), read on first use. The workers, which train and score with TF.js, keep
- * it inside their bundles. `serverless package` names the file after the bundle (graphql.tfjs.js),
- * so serverless-esbuild packs it into the graphql zip alone, as it does a bundle's source map; the
- * packaging test checks both zips and predicts through it with LYMPHOSCOPE_ONNX=off.
- * docs/PERFORMANCE.md, "Packaged cold start, fifth pass", has the measurement.
+ * `@tensorflow/tfjs` and `@tensorflow/tfjs-backend-wasm` are stand-ins that require graphql.tfjs.js
+ * next to the bundle, built here with the bundle's options: one copy of TF.js (core, layers, the cpu and
+ * wasm backends), read on first use. The workers, which train and score with TF.js, keep it inside their
+ * bundles. The file is named after the bundle, so serverless-esbuild packs it into the graphql zip alone,
+ * as it does a bundle's source map (graphql.js.map); the packaging test checks every zip and predicts
+ * through the file with LYMPHOSCOPE_ONNX=off. docs/PERFORMANCE.md, "Packaged cold start, fifth pass",
+ * has the measurement.
  */
 const path = require('node:path');
 
