@@ -38,9 +38,9 @@ function tfjsBeside(serverless) {
       const bundle = entry.slice(0, entry.length - path.extname(entry).length);
       if (path.normalize(bundle) !== path.normalize(handlerPath(serverless))) return;
       const tfjsFile = `${path.basename(bundle)}.tfjs.js`;
-      const exact = new RegExp(`^(${TFJS_PACKAGES.map((p) => p.replace(/[/.-]/g, '\\$&')).join('|')})$`);
-
-      build.onResolve({ filter: exact }, (args) => ({ path: args.path, namespace: NAMESPACE }));
+      build.onResolve({ filter: /^@tensorflow\// }, (args) =>
+        TFJS_PACKAGES.includes(args.path) ? { path: args.path, namespace: NAMESPACE } : undefined,
+      );
       build.onLoad({ filter: /.*/, namespace: NAMESPACE }, (args) => ({
         contents: `module.exports = require('./${tfjsFile}')[${JSON.stringify(args.path)}];`,
         loader: 'js',
