@@ -1,6 +1,6 @@
-import { createHash, createHmac, timingSafeEqual } from 'crypto';
+import { timingSafeEqual } from 'crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { SourceData } from '@smithy/types';
+import { NodeSha256 } from '../storage/sha256';
 
 /**
  * SigV4 verification for the local S3, by re-signing: the request as received is rebuilt and signed
@@ -37,26 +37,6 @@ const PRESIGN_PARAMS = new Set([
   'X-Amz-SignedHeaders',
   'X-Amz-Signature',
 ]);
-
-function toBuffer(data: SourceData): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(new Uint8Array(data));
-}
-
-/** node:crypto behind the hash interface the signer takes (`new Sha256(secret?)`: an HMAC with a secret). */
-export class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(toBuffer(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
 
 export interface ReceivedRequest {
   method: string;

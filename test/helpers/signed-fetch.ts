@@ -1,5 +1,5 @@
 import { SignatureV4 } from '@smithy/signature-v4';
-import { NodeSha256 } from '../../src/local/s3-signature';
+import { NodeSha256 } from '../../src/storage/sha256';
 import { LOCAL_S3_REGION } from '../../src/local/s3-server';
 
 /**

@@ -7,7 +7,7 @@ import { startTestS3, TestS3 } from '../helpers/s3';
 import { signedFetch, signedRequest } from '../helpers/signed-fetch';
 import { postUpload } from '../helpers/upload';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { NodeSha256 } from '../../src/local/s3-signature';
+import { NodeSha256 } from '../../src/storage/sha256';
 import { LOCAL_S3_REGION } from '../../src/local/s3-server';
 
 // The local server speaks plain S3 over HTTP; these requests are signed by hand (SigV4, as the SDK
