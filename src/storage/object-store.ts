@@ -1,7 +1,8 @@
 /**
  * The port every service uses to reach object storage. There is one adapter
- * (`s3-object-store.ts`, over @aws-sdk/client-s3): production points it at Amazon S3, local runs and
- * tests at an S3 server on 127.0.0.1 (`src/local/s3-server.ts`). Keeping a single code path means
+ * (`s3-object-store.ts`: the request path's calls through `s3-requests.ts`, the rest over
+ * @aws-sdk/client-s3): production points it at Amazon S3, local runs and tests at an S3 server on
+ * 127.0.0.1 (`src/local/s3-server.ts`). Keeping a single code path means
  * the conditional writes, ETags and presigned URLs the registry relies on are exercised by every test.
  */
 
@@ -53,7 +54,7 @@ export interface ListPageOptions {
 export interface ObjectStore {
   /**
    * Writes the whole object. A failed `ifNoneMatch` / `ifMatch` condition throws PreconditionFailed.
-   * Conditional writes are idempotent across the SDK's retries: when an attempt took effect but its
+   * Conditional writes are idempotent across retries: when an attempt took effect but its
    * answer was lost, the retry that meets that write reports success, not PreconditionFailed.
    */
   put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<{ etag: string }>;
@@ -120,6 +121,11 @@ export interface S3StoreConfig {
   forcePathStyle?: boolean;
   /** Absent on AWS: the Lambda role's credentials come from the default provider chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
+   * 'sdk' sends every call through the SDK's client; by default GETs, HEADs, PUTs and presigned GETs go
+   * without it where they can (s3-requests.ts), signed, timed out and retried the same way.
+   */
+  requests?: 'direct' | 'sdk';
   /** Bounds on waiting for S3; the defaults suit Lambda (a 29 s API Gateway limit). */
   timeouts?: {
     /** TCP connect, per attempt (default 1500 ms). */

@@ -1,19 +1,4 @@
-import {
-  CopyObjectCommand,
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  GetObjectTaggingCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  type HeadObjectCommandOutput,
-  ListObjectsV2Command,
-  ListObjectVersionsCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { badInput, ErrorCode, LymphoscopeError, tooLarge, unavailable } from '../errors';
 import {
@@ -25,6 +10,21 @@ import {
   PutOptions,
   S3StoreConfig,
 } from './object-store';
+import { directTarget, type S3Answer, S3Requests } from './s3-requests';
+
+/*
+ * The SDK's client is required on first use, not imported above: the request path (GET, HEAD, PUT and
+ * presigned GETs) goes through S3Requests wherever directTarget allows, and then a Lambda instance that
+ * only predicts never loads @aws-sdk/client-s3 (about 0.1 s of its cold start). Not import(): the CLI
+ * runs under tsx's CommonJS hook, which leaves import() to Node's ES loader.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const sdk = () => require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
+const presignedPost = () =>
+  require('@aws-sdk/s3-presigned-post') as typeof import('@aws-sdk/s3-presigned-post');
+const requestPresigner = () =>
+  require('@aws-sdk/s3-request-presigner') as typeof import('@aws-sdk/s3-request-presigner');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 const DEFAULT_CONNECTION_TIMEOUT_MS = 1500;
 const DEFAULT_REQUEST_TIMEOUT_MS = 8000;
@@ -182,11 +182,71 @@ function copySource(bucket: string, key: string): string {
   return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
 }
 
+/** ObjectInfo from the headers of a direct GetObject or HeadObject (lower-case names, as Node gives them). */
+function answerInfo(key: string, answer: S3Answer, size: number): ObjectInfo {
+  const header = (name: string): string | undefined => {
+    const value = answer.headers[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice(11)] = value;
+  }
+  const length = header('content-length');
+  const lastModified = header('last-modified');
+  return objectInfo(
+    key,
+    {
+      ContentLength: length === undefined ? undefined : Number(length),
+      ETag: header('etag'),
+      LastModified: lastModified === undefined ? undefined : new Date(lastModified),
+      ContentType: header('content-type'),
+      Metadata: metadata,
+    },
+    size,
+  );
+}
+
+/** A PutObject's headers, as the SDK's serializer writes them for the same input. */
+export function putHeaders(
+  length: number,
+  opts: PutOptions,
+  metadata: Record<string, string> | undefined,
+  tags: string | undefined,
+): Record<string, string> {
+  // The SDK's serializer gives a body without a type this one.
+  const headers: Record<string, string> = {
+    'content-length': String(length),
+    'content-type': opts.contentType ?? 'application/octet-stream',
+  };
+  if (opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;
+  if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
+  if (tags !== undefined) headers['x-amz-tagging'] = tags;
+  for (const [name, value] of Object.entries(metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
+  return headers;
+}
+
+const asBuffer = (body: Uint8Array | string): Buffer =>
+  typeof body === 'string'
+    ? Buffer.from(body, 'utf8')
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+
 class S3ObjectStore implements ObjectStore {
+  private sdkClient: S3Client | undefined;
+  private readonly bucket: string;
+
+  /** `direct`: the request path's calls without the SDK's client, where directTarget allows; else undefined. */
   constructor(
-    private readonly client: S3Client,
-    private readonly bucket: string,
-  ) {}
+    private readonly cfg: S3StoreConfig,
+    private readonly direct: S3Requests | undefined,
+  ) {
+    this.bucket = cfg.bucket;
+  }
+
+  /** The SDK's client, made on first use: listings, deletes, copies, tags, presigned POSTs, health. */
+  private get client(): S3Client {
+    return (this.sdkClient ??= createS3Client(this.cfg));
+  }
 
   async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<{ etag: string }> {
     checkKey(key);
@@ -198,8 +258,17 @@ class S3ObjectStore implements ObjectStore {
     if (metadata) checkMetadata(metadata);
     const tags = opts.tags ? tagging(opts.tags) : undefined;
     try {
+      if (this.direct) {
+        const bytes = asBuffer(body);
+        const answer = await this.direct.send('PUT', key, {
+          headers: putHeaders(bytes.byteLength, opts, metadata, tags),
+          body: bytes,
+        });
+        const etag = answer.headers.etag;
+        return { etag: typeof etag === 'string' ? etag : '' };
+      }
       const out = await this.client.send(
-        new PutObjectCommand({
+        new (sdk().PutObjectCommand)({
           Bucket: this.bucket,
           Key: key,
           Body: body,
@@ -229,7 +298,11 @@ class S3ObjectStore implements ObjectStore {
   async get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | null> {
     checkKey(key);
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (this.direct) {
+        const answer = await this.direct.send('GET', key);
+        return { body: answer.body, info: answerInfo(key, answer, answer.body.length) };
+      }
+      const out = await this.client.send(new (sdk().GetObjectCommand)({ Bucket: this.bucket, Key: key }));
       const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
       const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       return { body, info: objectInfo(key, out, body.length) };
@@ -242,7 +315,8 @@ class S3ObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | null> {
     checkKey(key);
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (this.direct) return answerInfo(key, await this.direct.send('HEAD', key), 0);
+      const out = await this.client.send(new (sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: key }));
       return objectInfo(key, out, 0);
     } catch (err) {
       if (isMissingKey(err)) return null;
@@ -260,7 +334,7 @@ class S3ObjectStore implements ObjectStore {
     }
     try {
       const out = await this.client.send(
-        new ListObjectsV2Command({
+        new (sdk().ListObjectsV2Command)({
           Bucket: this.bucket,
           Prefix: prefix,
           StartAfter: opts.startAfter,
@@ -309,7 +383,7 @@ class S3ObjectStore implements ObjectStore {
     try {
       for (;;) {
         const out = await this.client.send(
-          new ListObjectVersionsCommand({
+          new (sdk().ListObjectVersionsCommand)({
             Bucket: this.bucket,
             Prefix: prefix,
             KeyMarker: keyMarker,
@@ -342,7 +416,7 @@ class S3ObjectStore implements ObjectStore {
       let out;
       try {
         out = await this.client.send(
-          new DeleteObjectsCommand({
+          new (sdk().DeleteObjectsCommand)({
             Bucket: this.bucket,
             Delete: { Objects: batch.map((v) => ({ Key: v.key, VersionId: v.versionId })), Quiet: true },
           }),
@@ -366,7 +440,9 @@ class S3ObjectStore implements ObjectStore {
   async getTags(key: string): Promise<Record<string, string> | null> {
     checkKey(key);
     try {
-      const out = await this.client.send(new GetObjectTaggingCommand({ Bucket: this.bucket, Key: key }));
+      const out = await this.client.send(
+        new (sdk().GetObjectTaggingCommand)({ Bucket: this.bucket, Key: key }),
+      );
       return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
     } catch (err) {
       if (isMissingKey(err)) return null;
@@ -377,7 +453,7 @@ class S3ObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     checkKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.client.send(new (sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       if (isMissingKey(err)) return;
       throw translate(err, 'DeleteObject', key);
@@ -389,7 +465,7 @@ class S3ObjectStore implements ObjectStore {
     checkKey(toKey);
     try {
       await this.client.send(
-        new CopyObjectCommand({
+        new (sdk().CopyObjectCommand)({
           Bucket: this.bucket,
           Key: toKey,
           CopySource: copySource(this.bucket, fromKey),
@@ -413,7 +489,7 @@ class S3ObjectStore implements ObjectStore {
     if (!Number.isInteger(opts.maxBytes) || opts.maxBytes < 1) {
       throw badInput('maxBytes must be a positive integer.', { maxBytes: opts.maxBytes });
     }
-    const post = await createPresignedPost(this.client, {
+    const post = await presignedPost().createPresignedPost(this.client, {
       Bucket: this.bucket,
       Key: key,
       // Every field given here becomes an exact-match condition of the policy too.
@@ -432,17 +508,24 @@ class S3ObjectStore implements ObjectStore {
   ): Promise<string> {
     checkKey(key);
     checkExpiry(opts.expiresInSeconds);
-    const command = new GetObjectCommand({
+    if (this.direct) {
+      const query: Record<string, string> =
+        opts.contentDisposition === undefined
+          ? {}
+          : { 'response-content-disposition': opts.contentDisposition };
+      return this.direct.presignGet(key, opts.expiresInSeconds, query);
+    }
+    const command = new (sdk().GetObjectCommand)({
       Bucket: this.bucket,
       Key: key,
       ResponseContentDisposition: opts.contentDisposition,
     });
-    return getSignedUrl(this.client, command, { expiresIn: opts.expiresInSeconds });
+    return requestPresigner().getSignedUrl(this.client, command, { expiresIn: opts.expiresInSeconds });
   }
 
   async ping(): Promise<boolean> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), {
+      await this.client.send(new (sdk().HeadBucketCommand)({ Bucket: this.bucket }), {
         abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS),
       });
       return true;
@@ -454,7 +537,7 @@ class S3ObjectStore implements ObjectStore {
 
 export function createS3Client(cfg: S3StoreConfig): S3Client {
   const timeouts = cfg.timeouts ?? {};
-  return new S3Client({
+  return new (sdk().S3Client)({
     region: cfg.region,
     endpoint: cfg.endpoint,
     forcePathStyle: cfg.forcePathStyle ?? cfg.endpoint !== undefined,
@@ -477,8 +560,21 @@ export function createS3Client(cfg: S3StoreConfig): S3Client {
   });
 }
 
-/** The only ObjectStore implementation: S3 on AWS, or an S3-compatible server at `cfg.endpoint`. */
+/**
+ * The only ObjectStore implementation: S3 on AWS, or an S3-compatible server at `cfg.endpoint`. Its
+ * GETs, HEADs, PUTs and presigned GETs go without the SDK's client where `directTarget` allows and
+ * `cfg.requests` is not 'sdk'.
+ */
 export function createS3ObjectStore(cfg: S3StoreConfig): ObjectStore {
   if (!cfg.bucket) throw badInput('An S3 bucket name is required.');
-  return new S3ObjectStore(createS3Client(cfg), cfg.bucket);
+  const target = cfg.requests === 'sdk' ? undefined : directTarget(cfg);
+  const timeouts = cfg.timeouts ?? {};
+  const direct =
+    target &&
+    new S3Requests(target, {
+      connectionMs: timeouts.connectionMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+      requestMs: timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      maxAttempts: timeouts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    });
+  return new S3ObjectStore(cfg, direct);
 }
