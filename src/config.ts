@@ -68,6 +68,11 @@ const schema = mlSchema.extend({
   AWS_REGION: z.string().min(1).default('us-east-1'),
   /** Set locally (an S3 server on 127.0.0.1); unset on AWS. */
   LYMPHOSCOPE_S3_ENDPOINT: z.string().url().optional(),
+  /**
+   * 'direct' (default): GETs, HEADs, PUTs and presigned GETs without the SDK's client where the SDK would
+   * resolve the same credentials and endpoint (src/storage/s3-requests.ts); 'sdk': every call through it.
+   */
+  LYMPHOSCOPE_S3_REQUESTS: choice(['direct', 'sdk']),
   /** Set locally (the local Lambda emulator); unset on AWS. */
   LYMPHOSCOPE_LAMBDA_ENDPOINT: z.string().url().optional(),
   LYMPHOSCOPE_TRAIN_WORKER_FUNCTION: z.string().min(1).default('lymphoscope-local-trainWorker'),
@@ -151,6 +156,7 @@ export type Config = Readonly<{
   bucket: string;
   region: string;
   s3Endpoint?: string;
+  s3Requests: 'direct' | 'sdk';
   lambdaEndpoint?: string;
   trainWorkerFunction: string;
   authRequired: boolean;
@@ -233,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bucket: e.LYMPHOSCOPE_BUCKET,
     region: e.AWS_REGION,
     s3Endpoint: e.LYMPHOSCOPE_S3_ENDPOINT,
+    s3Requests: e.LYMPHOSCOPE_S3_REQUESTS ?? 'direct',
     lambdaEndpoint: e.LYMPHOSCOPE_LAMBDA_ENDPOINT,
     trainWorkerFunction: e.LYMPHOSCOPE_TRAIN_WORKER_FUNCTION,
     authRequired: e.LYMPHOSCOPE_AUTH === 'required',

@@ -66,3 +66,14 @@ describe('the ML variables, read and validated once', () => {
     expect(loadMlSettings(env).trainingRuntime).toBe('tfjs');
   });
 });
+
+describe('LYMPHOSCOPE_S3_REQUESTS', () => {
+  it("is 'direct' unless set, reads 'sdk' in any case, and refuses anything else", () => {
+    expect(loadConfig({}).s3Requests).toBe('direct');
+    expect(loadConfig({ LYMPHOSCOPE_S3_REQUESTS: '' }).s3Requests).toBe('direct');
+    expect(loadConfig({ LYMPHOSCOPE_S3_REQUESTS: ' SDK ' }).s3Requests).toBe('sdk');
+    expect(() => loadConfig({ LYMPHOSCOPE_S3_REQUESTS: 'raw' })).toThrow(
+      "Invalid configuration: LYMPHOSCOPE_S3_REQUESTS: must be one of 'direct', 'sdk', not 'raw'",
+    );
+  });
+});

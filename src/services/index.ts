@@ -62,6 +62,7 @@ export function createServices(
       region: config.region,
       endpoint: config.s3Endpoint,
       forcePathStyle: Boolean(config.s3Endpoint),
+      requests: config.s3Requests,
       // Credentials from the default provider chain: the Lambda role on AWS, AWS_ACCESS_KEY_ID and
       // AWS_SECRET_ACCESS_KEY (the local S3's own secret, set by the local stack) elsewhere.
     });
