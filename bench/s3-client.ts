@@ -1,14 +1,16 @@
 /**
- * `npx tsx bench/s3-client.ts [requests]`: what one S3 request costs the API's process in CPU, through the
- * store the services use (S3ObjectStore on the AWS SDK v3) and, as the floor, through the same SigV4
- * signer (@smithy/signature-v4) and node:http with a keep-alive agent and nothing else. The local S3
- * server runs in a child process, so the CPU counted (process.cpuUsage) is the client's alone. Each round
- * runs the two back to back, alternating which goes first, after both have warmed up. Data: one small JSON object (an API key record's size) and the real C-NMC
- * cell data/cnmc-sample/all/UID_11_1_1_all.bmp (600 KB) as the uploaded body. A prediction makes 2 GETs
- * and 4 or 5 PUTs, so the difference per request, times 7, is what the SDK adds to each prediction.
+ * `npx tsx bench/s3-client.ts [requests]`: what one S3 request costs the API's process in CPU, three ways:
+ * through the store on the AWS SDK v3 client (S3ObjectStore with `requests: 'sdk'`, as before
+ * s3-requests.ts), through the store as the services now build it (GET, PUT and HEAD without the SDK's
+ * client: src/storage/s3-requests.ts), and, as the floor, through the same SigV4 signer and node:http with
+ * a keep-alive agent and nothing else. The local S3 server runs in a child process, so the CPU counted
+ * (process.cpuUsage) is the client's alone. Each round runs the three back to back, rotating which goes
+ * first, after all have warmed up. Data: one small JSON object (an API key record's size) and the real
+ * C-NMC cell data/cnmc-sample/all/UID_11_1_1_all.bmp (600 KB) as the uploaded body. A prediction makes
+ * 2 GETs and 4 or 5 PUTs, so the difference per request, times 7, is what a client adds to each prediction.
  */
 import { spawn } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,10 +19,13 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { loadConfig } from '../src/config';
 import { LOCAL_S3_REGION, startLocalS3 } from '../src/local/s3-server';
 import { createServices } from '../src/services';
+import type { ObjectStore } from '../src/storage/object-store';
+import { createS3ObjectStore } from '../src/storage/s3-object-store';
+import { NodeSha256 } from '../src/storage/sha256';
 import { median, round } from './stats';
 
 const BUCKET = 'lymphoscope-bench';
-const ROUNDS = 4;
+const ROUNDS = 6;
 /** Requests of each kind, both sides, before any is timed. */
 const WARM_UP = 300;
 
@@ -37,29 +42,6 @@ async function child(): Promise<void> {
     port: 0,
   });
   process.stdout.write(JSON.stringify({ endpoint: s3.endpoint, ...s3.credentials }) + '\n');
-}
-
-/** What the signer hands a hash (Smithy's SourceData). */
-type Source = string | ArrayBuffer | ArrayBufferView;
-const bytes = (data: Source): string | Uint8Array =>
-  typeof data === 'string'
-    ? data
-    : data instanceof ArrayBuffer
-      ? new Uint8Array(data)
-      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-
-/** Node's SHA-256 in the shape the signer takes. */
-class NodeSha256 {
-  private readonly hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(secret?: Source) {
-    this.hash = secret ? createHmac('sha256', bytes(secret)) : createHash('sha256');
-  }
-  update(data: Source): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
 }
 
 /** The floor: one SigV4-signed request over a keep-alive agent, the body hashed as the SDK does. */
@@ -156,52 +138,70 @@ async function main(): Promise<void> {
       path.join(__dirname, '..', 'data', 'cnmc-sample', 'all', 'UID_11_1_1_all.bmp'),
     );
     await store.put('bench/small.json', small, { contentType: 'application/json' });
+    const viaSdk = createS3ObjectStore({
+      bucket: BUCKET,
+      region: LOCAL_S3_REGION,
+      endpoint: info.endpoint,
+      requests: 'sdk',
+    });
+    type Side = (i: number) => Promise<unknown>;
+    const sides = (of: (s: ObjectStore) => Side, floor: Side): Record<string, Side> => ({
+      sdk: of(viaSdk),
+      direct: of(store),
+      floor,
+    });
     const cases = [
       {
         what: 'GET of a small object',
-        sdk: () => store.get('bench/small.json'),
-        floor: () => raw('GET', 'bench/small.json'),
+        run: sides(
+          (s) => () => s.get('bench/small.json'),
+          () => raw('GET', 'bench/small.json'),
+        ),
       },
       {
         what: 'PUT of a small object',
-        sdk: (i: number) => store.put(`bench/s${i % 8}.json`, small, { contentType: 'application/json' }),
-        floor: (i: number) => raw('PUT', `bench/r${i % 8}.json`, small),
+        run: sides(
+          (s) => (i) => s.put(`bench/s${i % 8}.json`, small, { contentType: 'application/json' }),
+          (i) => raw('PUT', `bench/r${i % 8}.json`, small),
+        ),
       },
       {
         what: 'PUT of a 600 KB cell',
-        sdk: (i: number) => store.put(`bench/c${i % 8}.bmp`, image, { contentType: 'image/bmp' }),
-        floor: (i: number) => raw('PUT', `bench/q${i % 8}.bmp`, image),
+        run: sides(
+          (s) => (i) => s.put(`bench/c${i % 8}.bmp`, image, { contentType: 'image/bmp' }),
+          (i) => raw('PUT', `bench/q${i % 8}.bmp`, image),
+        ),
       },
     ];
     const rows = [];
     for (const c of cases) {
-      const sdk: Array<{ wallMs: number; cpuMs: number }> = [];
-      const floor: Array<{ wallMs: number; cpuMs: number }> = [];
-      // V8 keeps speeding the process up for a while: both sides warm first, then alternate which goes first.
-      for (let i = 0; i < WARM_UP; i++) await Promise.all([c.sdk(i), c.floor(i)]);
+      const names = Object.keys(c.run);
+      const costs: Record<string, Array<{ wallMs: number; cpuMs: number }>> = {};
+      names.forEach((n) => (costs[n] = []));
+      // V8 keeps speeding the process up for a while: all sides warm first, then rotate which goes first.
+      for (let i = 0; i < WARM_UP; i++) await Promise.all(names.map((n) => c.run[n](i)));
       for (let r = 0; r < ROUNDS; r++) {
-        if (r % 2 === 0) {
-          sdk.push(await cost(requests, c.sdk));
-          floor.push(await cost(requests, c.floor));
-        } else {
-          floor.push(await cost(requests, c.floor));
-          sdk.push(await cost(requests, c.sdk));
+        for (let k = 0; k < names.length; k++) {
+          const n = names[(r + k) % names.length];
+          costs[n].push(await cost(requests, c.run[n]));
         }
       }
-      const m = (xs: Array<{ wallMs: number; cpuMs: number }>, k: 'wallMs' | 'cpuMs') =>
-        round(median(xs.map((x) => x[k])));
+      const m = (n: string, k: 'wallMs' | 'cpuMs') => round(median(costs[n].map((x) => x[k])));
       rows.push({
         request: c.what,
-        storeCpuMs: m(sdk, 'cpuMs'),
-        floorCpuMs: m(floor, 'cpuMs'),
-        cpuRatio: round(m(sdk, 'cpuMs') / m(floor, 'cpuMs')),
-        storeWallMs: m(sdk, 'wallMs'),
-        floorWallMs: m(floor, 'wallMs'),
+        sdkCpuMs: m('sdk', 'cpuMs'),
+        directCpuMs: m('direct', 'cpuMs'),
+        floorCpuMs: m('floor', 'cpuMs'),
+        directVsSdk: round(m('direct', 'cpuMs') / m('sdk', 'cpuMs')),
+        sdkWallMs: m('sdk', 'wallMs'),
+        directWallMs: m('direct', 'wallMs'),
+        floorWallMs: m('floor', 'wallMs'),
       });
     }
     process.stdout.write(
       `One S3 request's cost to the client process (median of ${ROUNDS} rounds of ${requests} requests; ` +
-        `local S3 in a child process; store = S3ObjectStore on the AWS SDK, floor = SigV4 + node:http):\n`,
+        `local S3 in a child process; sdk = the store on the AWS SDK's client, direct = the store as the ` +
+        `services build it (s3-requests.ts), floor = SigV4 + node:http):\n`,
     );
     console.table(rows);
   } finally {
