@@ -38,6 +38,8 @@ const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
  * see put(). Counted in the 2 KB of metadata like any other entry.
  */
 export const WRITE_TOKEN = 'write-token';
+/** The body size from which the SDK asks S3 to accept a PUT before sending its body (Expect: 100-continue). */
+const EXPECT_CONTINUE_BYTES = 2 * 1024 * 1024;
 /** S3's cap on user-defined metadata, keys and values together. */
 const MAX_METADATA_BYTES = 2048;
 
@@ -223,6 +225,8 @@ export function putHeaders(
   if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
   if (tags !== undefined) headers['x-amz-tagging'] = tags;
   for (const [name, value] of Object.entries(metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
+  // As the SDK's S3 middleware: a large body waits for S3 to accept the request (a refusal costs no upload).
+  if (length >= EXPECT_CONTINUE_BYTES) headers.expect = '100-continue';
   return headers;
 }
 

@@ -213,8 +213,8 @@ export class S3Requests {
   }
 
   /**
-   * One call, retried as the SDK would (the same request each time, signed anew). A 2xx or 304 answer
-   * is returned; any other throws an S3Failure once the retries are spent or the failure is not retryable.
+   * One call, retried as the SDK would (the same request each time, signed anew). A 2xx answer is
+   * returned; any other throws an S3Failure once the retries are spent or the failure is not retryable.
    */
   async send(method: 'GET' | 'HEAD' | 'PUT', key: string, opts: S3RequestOptions = {}): Promise<S3Answer> {
     let token = await this.retries.acquireInitialRetryToken('s3');
@@ -248,7 +248,7 @@ export class S3Requests {
       ? Buffer.from(await streamCollector(response.body as Readable))
       : Buffer.alloc(0);
     const answer: S3Answer = { statusCode: response.statusCode, headers: response.headers, body };
-    if ((answer.statusCode >= 200 && answer.statusCode < 300) || answer.statusCode === 304) return answer;
+    if (answer.statusCode >= 200 && answer.statusCode < 300) return answer;
     throw failure(answer, this.correctClock(answer.headers.date));
   }
 

@@ -132,6 +132,17 @@ describe('on the wire, the same requests as the SDK', () => {
     );
   });
 
+  it('a body of 2 MB or more waits for S3 to accept it (Expect: 100-continue), as with the SDK', async () => {
+    const large = Buffer.alloc(2 * 1024 * 1024, 7);
+    const viaSdkWire = await onTheWire(() => viaSdk.put('checkpoints/one.bin', large));
+    const directWire = await onTheWire(() => direct.put('checkpoints/two.bin', large));
+    expect(directWire[0].headers.expect).toBe('100-continue');
+    expect(directWire[0].headers).toEqual({ ...viaSdkWire[0].headers, host: directWire[0].headers.host });
+    expect((await viaSdk.get('checkpoints/two.bin'))!.body.equals(large)).toBe(true);
+    const small = await onTheWire(() => direct.put('checkpoints/small.bin', large.subarray(1)));
+    expect(small[0].headers.expect).toBeUndefined();
+  });
+
   it('an empty body and a string body', async () => {
     await direct.put('raw/empty', new Uint8Array());
     expect((await direct.get('raw/empty'))!.body.length).toBe(0);
