@@ -216,7 +216,7 @@ export function putHeaders(
   metadata: Record<string, string> | undefined,
   tags: string | undefined,
 ): Record<string, string> {
-  // The SDK's serializer gives a body without a type this one.
+  // A body without a type gets the one the SDK's serializer gives it.
   const headers: Record<string, string> = {
     'content-length': String(length),
     'content-type': opts.contentType ?? 'application/octet-stream',

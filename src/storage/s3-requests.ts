@@ -162,7 +162,7 @@ export interface S3RequestOptions {
 
 export class S3Requests {
   private readonly signer: SignatureV4;
-  private readonly http: Pick<NodeHttpHandler, 'handle' | 'destroy'>;
+  private readonly http: Pick<NodeHttpHandler, 'handle'>;
   private readonly retries: StandardRetryStrategy;
   /** Added to the local clock when signing: corrected from S3's Date header, as the SDK does. */
   private clockOffsetMs = 0;
@@ -174,7 +174,7 @@ export class S3Requests {
       requestMs: number;
       maxAttempts: number;
       /** What sends the signed request; a NodeHttpHandler with the timeouts above unless given. */
-      http?: Pick<NodeHttpHandler, 'handle' | 'destroy'>;
+      http?: Pick<NodeHttpHandler, 'handle'>;
     },
   ) {
     this.signer = new SignatureV4({
@@ -244,9 +244,8 @@ export class S3Requests {
       signingDate: new Date(Date.now() + this.clockOffsetMs),
     });
     const { response } = await this.http.handle(signed as HttpRequest);
-    const body = response.body
-      ? Buffer.from(await streamCollector(response.body as Readable))
-      : Buffer.alloc(0);
+    const bytes = response.body ? await streamCollector(response.body as Readable) : new Uint8Array();
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const answer: S3Answer = { statusCode: response.statusCode, headers: response.headers, body };
     if (answer.statusCode >= 200 && answer.statusCode < 300) return answer;
     throw failure(answer, this.correctClock(answer.headers.date));
@@ -276,14 +275,12 @@ export class S3Requests {
       signingDate: new Date(Date.now() + this.clockOffsetMs),
     });
     const { hostname, port, protocol } = this.target;
-    const search = Object.entries(signed.query ?? {})
-      .map(([name, value]) => `${encodeSegment(name)}=${encodeSegment(String(value))}`)
+    // In the order of their names, as the SDK's URL formatter writes them.
+    const params = signed.query ?? {};
+    const search = Object.keys(params)
       .sort()
+      .map((name) => `${encodeSegment(name)}=${encodeSegment(String(params[name]))}`)
       .join('&');
     return `${protocol}//${hostname}${port === undefined ? '' : `:${port}`}${signed.path}?${search}`;
-  }
-
-  destroy(): void {
-    this.http.destroy();
   }
 }

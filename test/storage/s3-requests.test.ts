@@ -192,7 +192,6 @@ describe("on Amazon S3's regional endpoint", () => {
           sent.push(request);
           return ok();
         },
-        destroy: () => undefined,
       },
     });
     await requests.send('PUT', key, {
