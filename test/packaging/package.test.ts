@@ -372,12 +372,17 @@ describe('Lambda packages', () => {
       const event = httpApiEvent(
         {
           query:
-            'mutation($i: PredictInput!) { predict(input: $i) { label probabilityAll modelVersion heatmapUrl } }',
+            'mutation($i: PredictInput!) { predict(input: $i) { id label probabilityAll modelVersion heatmapUrl } }',
           variables: { i: { imageBase64: image.toString('base64'), explain: true } },
         },
         { 'x-api-key': secret },
       );
       const health = httpApiEvent({ query: '{ health { mlBackend tfjsBackend } }' });
+      // A listing is one of the calls that load the AWS SDK's S3 client on first use, from inside the bundle.
+      const listing = httpApiEvent(
+        { query: '{ predictions(first: 50) { edges { node { id } } } }' },
+        { 'x-api-key': secret },
+      );
       const predictions = [];
       const backends = [];
       for (const onnx of ['on', 'off']) {
@@ -391,7 +396,8 @@ describe('Lambda packages', () => {
             const response = await handler(${JSON.stringify(event)}, ${lambdaContext});
             const after = await handler(${JSON.stringify(health)}, ${lambdaContext});
             const tfjsRead = Object.keys(require.cache).some((f) => f.endsWith('/src/handlers/graphql.tfjs.js'));
-            console.log(JSON.stringify({ response, health: JSON.parse(after.body).data.health, tfjsRead }));
+            const listed = JSON.parse((await handler(${JSON.stringify(listing)}, ${lambdaContext})).body);
+            console.log(JSON.stringify({ response, health: JSON.parse(after.body).data.health, tfjsRead, listed }));
             process.exit(0);
           })().catch((error) => { console.error(error); process.exit(1); });
           `,
@@ -403,6 +409,16 @@ describe('Lambda packages', () => {
         expect(body.errors).toBeUndefined();
         expect(body.data.predict.modelVersion).toBe(model!.version);
         expect(body.data.predict.heatmapUrl).toMatch(/^http/);
+        // The heat map's URL is presigned without the SDK's client, and serves the PNG.
+        const png = await fetch(body.data.predict.heatmapUrl as string);
+        expect(png.status).toBe(200);
+        expect(png.headers.get('content-type')).toBe('image/png');
+        const listed = result.listed as {
+          errors?: unknown;
+          data: { predictions: { edges: { node: { id: string } }[] } };
+        };
+        expect(listed.errors).toBeUndefined();
+        expect(listed.data.predictions.edges.map((e) => e.node.id)).toContain(body.data.predict.id);
         predictions.push(body.data.predict as { label: string; probabilityAll: number });
       }
       // TF.js is read from the file beside the bundle when it serves, and not at all otherwise.
