@@ -50,30 +50,39 @@ afterAll(async () => {
   await s3.stop();
 });
 
-describe('a create-once write whose answer is lost', () => {
-  it('is reported done, stored once, and a real second create still conflicts without naming the key', async () => {
-    proxy.dropNextAnswer(conditionalPutTo('records/once.json'));
-    const etag = await docs.create('records/once.json', { by: 'first' });
-    expect(proxy.dropped).toBe(1);
-    // The same request went twice: the first took effect, the retry met it.
-    expect(putsTo('records/once.json')).toHaveLength(2);
-    expect(await docs.get('records/once.json')).toEqual({ value: { by: 'first' }, etag });
+// Both paths a PUT can take: without the SDK's client (the default) and through it (LYMPHOSCOPE_S3_REQUESTS=sdk).
+describe.each(['direct', 'sdk'] as const)('a create-once write whose answer is lost (%s)', (requests) => {
+  let pathDocs: JsonDocuments;
+  beforeAll(() => {
+    pathDocs = new JsonDocuments(createS3ObjectStore({ ...s3.config, endpoint: proxy.endpoint, requests }));
+  });
 
-    const second = await docs.create('records/once.json', { by: 'second' }).catch((e: Error) => e);
+  it('is reported done, stored once, and a real second create still conflicts without naming the key', async () => {
+    proxy.dropNextAnswer(conditionalPutTo(`records/${requests}/once.json`));
+    const dropped = proxy.dropped;
+    const etag = await pathDocs.create(`records/${requests}/once.json`, { by: 'first' });
+    expect(proxy.dropped).toBe(dropped + 1);
+    // The same request went twice: the first took effect, the retry met it.
+    expect(putsTo(`records/${requests}/once.json`)).toHaveLength(2);
+    expect(await pathDocs.get(`records/${requests}/once.json`)).toEqual({ value: { by: 'first' }, etag });
+
+    const second = await pathDocs
+      .create(`records/${requests}/once.json`, { by: 'second' })
+      .catch((e: Error) => e);
     expect(second).toMatchObject({ code: 'CONFLICT' });
     expect((second as Error).message).not.toMatch(/records|once\.json/);
-    expect(JSON.stringify(second)).not.toMatch(/records\/once/);
+    expect(JSON.stringify(second)).not.toMatch(/records\//);
   });
 
   it('and a compare-and-swap whose answer is lost is reported done too', async () => {
-    const etag = await docs.create('records/cas.json', { n: 1 });
-    proxy.dropNextAnswer(conditionalPutTo('records/cas.json'));
+    const etag = await pathDocs.create(`records/${requests}/cas.json`, { n: 1 });
+    proxy.dropNextAnswer(conditionalPutTo(`records/${requests}/cas.json`));
     const dropped = proxy.dropped;
-    const next = await docs.replace('records/cas.json', { n: 2 }, etag);
+    const next = await pathDocs.replace(`records/${requests}/cas.json`, { n: 2 }, etag);
     expect(proxy.dropped).toBe(dropped + 1);
-    expect(await docs.get('records/cas.json')).toEqual({ value: { n: 2 }, etag: next });
+    expect(await pathDocs.get(`records/${requests}/cas.json`)).toEqual({ value: { n: 2 }, etag: next });
     // A stale version is still refused.
-    await expect(docs.replace('records/cas.json', { n: 3 }, etag)).rejects.toMatchObject({
+    await expect(pathDocs.replace(`records/${requests}/cas.json`, { n: 3 }, etag)).rejects.toMatchObject({
       code: 'CONFLICT',
     });
   });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'crypto';
 import { ErrorCode, LymphoscopeError } from '../../src/errors';
-import { PreconditionFailed } from '../../src/storage/object-store';
+import { type ObjectStore, PreconditionFailed } from '../../src/storage/object-store';
 import { createS3ObjectStore } from '../../src/storage/s3-object-store';
 import { startTestS3, TestS3 } from '../helpers/s3';
 
@@ -155,43 +155,53 @@ describe('listing', () => {
   });
 });
 
-describe('conditional writes', () => {
+// Both paths a PUT can take: without the SDK's client (the default) and through it (LYMPHOSCOPE_S3_REQUESTS=sdk).
+describe.each(['direct', 'sdk'] as const)('conditional writes (%s)', (requests) => {
+  let store: ObjectStore;
+  beforeAll(() => {
+    store = createS3ObjectStore({ ...s3.config, requests });
+  });
+
   it('creates once', async () => {
-    await s3.store.put('cond/once', 'first', { ifNoneMatch: '*' });
-    expect(await codeOf(s3.store.put('cond/once', 'second', { ifNoneMatch: '*' }))).toBe(
+    await store.put(`cond/${requests}/once`, 'first', { ifNoneMatch: '*' });
+    expect(await codeOf(store.put(`cond/${requests}/once`, 'second', { ifNoneMatch: '*' }))).toBe(
       'PreconditionFailed',
     );
-    expect((await s3.store.get('cond/once'))!.body.toString()).toBe('first');
+    expect((await store.get(`cond/${requests}/once`))!.body.toString()).toBe('first');
   });
 
   it('compares and swaps on the ETag', async () => {
-    const v1 = await s3.store.put('cond/cas', 'v1');
-    const v2 = await s3.store.put('cond/cas', 'v2', { ifMatch: v1.etag });
+    const v1 = await store.put(`cond/${requests}/cas`, 'v1');
+    const v2 = await store.put(`cond/${requests}/cas`, 'v2', { ifMatch: v1.etag });
     expect(v2.etag).toBe(quotedMd5('v2'));
-    expect(await codeOf(s3.store.put('cond/cas', 'stale', { ifMatch: v1.etag }))).toBe('PreconditionFailed');
+    expect(await codeOf(store.put(`cond/${requests}/cas`, 'stale', { ifMatch: v1.etag }))).toBe(
+      'PreconditionFailed',
+    );
     // S3 compares ETags without their quotes.
-    await s3.store.put('cond/cas', 'v3', { ifMatch: v2.etag.replace(/"/g, '') });
-    expect((await s3.store.get('cond/cas'))!.body.toString()).toBe('v3');
+    await store.put(`cond/${requests}/cas`, 'v3', { ifMatch: v2.etag.replace(/"/g, '') });
+    expect((await store.get(`cond/${requests}/cas`))!.body.toString()).toBe('v3');
   });
 
   it('fails a swap on a key that was deleted', async () => {
-    const { etag } = await s3.store.put('cond/gone', 'x');
-    await s3.store.delete('cond/gone');
-    expect(await codeOf(s3.store.put('cond/gone', 'y', { ifMatch: etag }))).toBe('PreconditionFailed');
-    expect(await s3.store.head('cond/gone')).toBeNull();
+    const { etag } = await store.put(`cond/${requests}/gone`, 'x');
+    await store.delete(`cond/${requests}/gone`);
+    expect(await codeOf(store.put(`cond/${requests}/gone`, 'y', { ifMatch: etag }))).toBe(
+      'PreconditionFailed',
+    );
+    expect(await store.head(`cond/${requests}/gone`)).toBeNull();
   });
 
   it('lets exactly one of many concurrent creates win', async () => {
     const contenders = Array.from({ length: 12 }, (_, i) => `writer-${i}`);
     const results = await Promise.allSettled(
-      contenders.map((body) => s3.store.put('cond/race', body, { ifNoneMatch: '*' })),
+      contenders.map((body) => store.put(`cond/${requests}/race`, body, { ifNoneMatch: '*' })),
     );
     const winners = contenders.filter((_, i) => results[i].status === 'fulfilled');
     expect(winners).toHaveLength(1);
     for (const r of results) {
       if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(PreconditionFailed);
     }
-    expect((await s3.store.get('cond/race'))!.body.toString()).toBe(winners[0]);
+    expect((await store.get(`cond/${requests}/race`))!.body.toString()).toBe(winners[0]);
   });
 });
 
