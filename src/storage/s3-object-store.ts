@@ -1,4 +1,5 @@
 import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import type { NodeHttpHandlerOptions } from '@smithy/types';
 import { randomUUID } from 'node:crypto';
 import { badInput, ErrorCode, LymphoscopeError, tooLarge, unavailable } from '../errors';
 import {
@@ -539,8 +540,28 @@ class S3ObjectStore implements ObjectStore {
   }
 }
 
-export function createS3Client(cfg: S3StoreConfig): S3Client {
+/**
+ * How both paths send and retry, from `cfg.timeouts`: the SDK's client takes `http` as its request
+ * handler's options, and the direct path builds its NodeHttpHandler from the same.
+ */
+function transport(cfg: S3StoreConfig): { maxAttempts: number; http: NodeHttpHandlerOptions } {
   const timeouts = cfg.timeouts ?? {};
+  const requestMs = timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  return {
+    maxAttempts: timeouts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    http: {
+      connectionTimeout: timeouts.connectionMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+      requestTimeout: requestMs,
+      // Without this the request timeout only logs a warning and a silent server hangs the Lambda.
+      throwOnRequestTimeout: true,
+      // Bounds a stalled response body too (the request timeout ends at the response headers).
+      socketTimeout: requestMs,
+    },
+  };
+}
+
+export function createS3Client(cfg: S3StoreConfig): S3Client {
+  const { maxAttempts, http } = transport(cfg);
   return new (sdk().S3Client)({
     region: cfg.region,
     endpoint: cfg.endpoint,
@@ -551,16 +572,9 @@ export function createS3Client(cfg: S3StoreConfig): S3Client {
     // checksum of an empty body that real S3 then rejects. Checksums only where an API requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: timeouts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    maxAttempts,
     // Options rather than a NodeHttpHandler instance: the SDK builds its own, of the version it ships.
-    requestHandler: {
-      connectionTimeout: timeouts.connectionMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
-      requestTimeout: timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      // Without this the request timeout only logs a warning and a silent server hangs the Lambda.
-      throwOnRequestTimeout: true,
-      // Bounds a stalled response body too (the request timeout ends at the response headers).
-      socketTimeout: timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    },
+    requestHandler: http,
   });
 }
 
@@ -572,13 +586,5 @@ export function createS3Client(cfg: S3StoreConfig): S3Client {
 export function createS3ObjectStore(cfg: S3StoreConfig): ObjectStore {
   if (!cfg.bucket) throw badInput('An S3 bucket name is required.');
   const target = cfg.requests === 'sdk' ? undefined : directTarget(cfg);
-  const timeouts = cfg.timeouts ?? {};
-  const direct =
-    target &&
-    new S3Requests(target, {
-      connectionMs: timeouts.connectionMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
-      requestMs: timeouts.requestMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      maxAttempts: timeouts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-    });
-  return new S3ObjectStore(cfg, direct);
+  return new S3ObjectStore(cfg, target && new S3Requests(target, transport(cfg)));
 }

@@ -7,7 +7,7 @@ import {
 import { HttpRequest } from '@smithy/core/transport';
 import { NodeHttpHandler, streamCollector } from '@smithy/node-http-handler';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { RetryErrorInfo, RetryErrorType, SdkError } from '@smithy/types';
+import type { NodeHttpHandlerOptions, RetryErrorInfo, RetryErrorType, SdkError } from '@smithy/types';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { S3StoreConfig } from './object-store';
@@ -170,11 +170,9 @@ export class S3Requests {
   constructor(
     private readonly target: S3Target,
     opts: {
-      connectionMs: number;
-      requestMs: number;
       maxAttempts: number;
-      /** What sends the signed request; a NodeHttpHandler with the timeouts above unless given. */
-      http?: Pick<NodeHttpHandler, 'handle'>;
+      /** What sends the signed request, or the options of the NodeHttpHandler that does (as the SDK's client takes either). */
+      http: NodeHttpHandlerOptions | Pick<NodeHttpHandler, 'handle'>;
     },
   ) {
     this.signer = new SignatureV4({
@@ -185,16 +183,7 @@ export class S3Requests {
       // S3 signs the path as sent, without a second round of encoding or normalisation.
       uriEscapePath: false,
     });
-    this.http =
-      opts.http ??
-      new NodeHttpHandler({
-        connectionTimeout: opts.connectionMs,
-        requestTimeout: opts.requestMs,
-        // Without this the request timeout only logs a warning and a silent server hangs the Lambda.
-        throwOnRequestTimeout: true,
-        // Bounds a stalled response body too (the request timeout ends at the response headers).
-        socketTimeout: opts.requestMs,
-      });
+    this.http = 'handle' in opts.http ? opts.http : new NodeHttpHandler(opts.http);
     this.retries = new StandardRetryStrategy(opts.maxAttempts);
   }
 
