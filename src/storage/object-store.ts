@@ -2,8 +2,10 @@
  * The port every service uses to reach object storage. There is one adapter
  * (`s3-object-store.ts`: the request path's calls through `s3-requests.ts`, the rest over
  * @aws-sdk/client-s3): production points it at Amazon S3, local runs and tests at an S3 server on
- * 127.0.0.1 (`src/local/s3-server.ts`). Keeping a single code path means
- * the conditional writes, ETags and presigned URLs the registry relies on are exercised by every test.
+ * 127.0.0.1 (`src/local/s3-server.ts`). Keeping a single adapter means the conditional writes, ETags and
+ * presigned URLs the registry relies on are exercised by every test, on the direct path; the SDK's client
+ * (LYMPHOSCOPE_S3_REQUESTS=sdk) is held to the same requests and answers by test/storage/s3-requests.test.ts
+ * and runs the conditional-write tests too.
  */
 
 export interface ObjectInfo {
