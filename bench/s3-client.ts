@@ -15,13 +15,12 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { loadConfig } from '../src/config';
 import { LOCAL_S3_REGION, startLocalS3 } from '../src/local/s3-server';
 import { createServices } from '../src/services';
 import type { ObjectStore } from '../src/storage/object-store';
 import { createS3ObjectStore } from '../src/storage/s3-object-store';
-import { NodeSha256 } from '../src/storage/sha256';
+import { s3Signer } from '../src/storage/s3-signer';
 import { median, round } from './stats';
 
 const BUCKET = 'lymphoscope-bench';
@@ -47,13 +46,10 @@ async function child(): Promise<void> {
 /** The floor: one SigV4-signed request over a keep-alive agent, the body hashed as the SDK does. */
 function rawClient(server: Server) {
   const url = new URL(server.endpoint);
-  const signer = new SignatureV4({
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    region: LOCAL_S3_REGION,
-    service: 's3',
-    sha256: NodeSha256,
-    uriEscapePath: false,
-  });
+  const signer = s3Signer(
+    { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    LOCAL_S3_REGION,
+  );
   const agent = new http.Agent({ keepAlive: true });
   return async (method: 'GET' | 'PUT', key: string, body?: Buffer): Promise<Buffer> => {
     const requestPath = `/${BUCKET}/${key}`;

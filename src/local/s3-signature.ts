@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'crypto';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { NodeSha256 } from '../storage/sha256';
+import type { SignatureV4 } from '@smithy/signature-v4';
+import { s3Signer } from '../storage/s3-signer';
 
 /**
  * SigV4 verification for the local S3, by re-signing: the request as received is rebuilt and signed
@@ -79,15 +79,7 @@ export class LocalS3Signatures {
   constructor(private readonly credentials: LocalS3Credentials) {}
 
   private signer(region: string): SignatureV4 {
-    return new SignatureV4({
-      credentials: this.credentials,
-      region,
-      service: 's3',
-      sha256: NodeSha256,
-      // S3 signs the path as sent, without a second round of encoding or normalisation.
-      uriEscapePath: false,
-      applyChecksum: false,
-    });
+    return s3Signer(this.credentials, region, { applyChecksum: false });
   }
 
   /** `<id>/<yyyymmdd>/<region>/s3/aws4_request` → its parts, checked against our key and `date`. */

@@ -6,12 +6,12 @@ import {
 } from '@smithy/core/retry';
 import { HttpRequest } from '@smithy/core/transport';
 import { NodeHttpHandler, streamCollector } from '@smithy/node-http-handler';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 } from '@smithy/signature-v4';
 import type { NodeHttpHandlerOptions, RetryErrorInfo, RetryErrorType, SdkError } from '@smithy/types';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { S3StoreConfig } from './object-store';
-import { NodeSha256 } from './sha256';
+import { s3Signer } from './s3-signer';
 
 /**
  * The S3 calls of the request path (GetObject, HeadObject, PutObject and presigned GETs) without the
@@ -175,14 +175,7 @@ export class S3Requests {
       http: NodeHttpHandlerOptions | Pick<NodeHttpHandler, 'handle'>;
     },
   ) {
-    this.signer = new SignatureV4({
-      credentials: target.credentials,
-      region: target.region,
-      service: 's3',
-      sha256: NodeSha256,
-      // S3 signs the path as sent, without a second round of encoding or normalisation.
-      uriEscapePath: false,
-    });
+    this.signer = s3Signer(target.credentials, target.region);
     this.http = 'handle' in opts.http ? opts.http : new NodeHttpHandler(opts.http);
     this.retries = new StandardRetryStrategy(opts.maxAttempts);
   }

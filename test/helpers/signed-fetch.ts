@@ -1,5 +1,4 @@
-import { SignatureV4 } from '@smithy/signature-v4';
-import { NodeSha256 } from '../../src/storage/sha256';
+import { s3Signer } from '../../src/storage/s3-signer';
 import { LOCAL_S3_REGION } from '../../src/local/s3-server';
 
 /**
@@ -15,13 +14,7 @@ export async function signedRequest(
   const parsed = new URL(url);
   const rawPath = url.slice(url.indexOf('/', url.indexOf('//') + 2)).split('?')[0];
   const method = init.method ?? 'GET';
-  const signer = new SignatureV4({
-    credentials,
-    region: LOCAL_S3_REGION,
-    service: 's3',
-    sha256: NodeSha256,
-    uriEscapePath: false,
-  });
+  const signer = s3Signer(credentials, LOCAL_S3_REGION);
   const signed = await signer.sign({
     method,
     protocol: 'http:',

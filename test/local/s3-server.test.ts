@@ -6,8 +6,7 @@ import { join } from 'path';
 import { startTestS3, TestS3 } from '../helpers/s3';
 import { signedFetch, signedRequest } from '../helpers/signed-fetch';
 import { postUpload } from '../helpers/upload';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { NodeSha256 } from '../../src/storage/sha256';
+import { s3Signer } from '../../src/storage/s3-signer';
 import { LOCAL_S3_REGION } from '../../src/local/s3-server';
 
 // The local server speaks plain S3 over HTTP; these requests are signed by hand (SigV4, as the SDK
@@ -212,13 +211,7 @@ describe('signatures (SigV4) on every request', () => {
     await s3.store.put('raw/botocore', 'from another client');
     const target = new URL(objectUrl('raw/botocore'));
     // As botocore presigns: UNSIGNED-PAYLOAD in the canonical request, not in the URL.
-    const presigned = await new SignatureV4({
-      credentials: s3.config.credentials!,
-      region: LOCAL_S3_REGION,
-      service: 's3',
-      sha256: NodeSha256,
-      uriEscapePath: false,
-    }).presign(
+    const presigned = await s3Signer(s3.config.credentials!, LOCAL_S3_REGION).presign(
       {
         method: 'GET',
         protocol: 'http:',
