@@ -44,53 +44,87 @@ export const batchNormalization: LayerModule = {
     const channels = x.shape[0];
     const axes = x.layout === 'NCHW' ? [0, 2, 3] : [0];
     const broadcast = b.int64s(`${name}/bshape`, x.layout === 'NCHW' ? [1, channels, 1, 1] : [1, channels]);
+    const flat = b.int64s(`${name}/cshape`, [channels]);
+    const perChannel = (value: string, hint: string) => b.op('Reshape', [value, flat], `${name}_${hint}`);
+    // Each node over x, its centred copy or the gradient is a pass over memory, and at block 1's full
+    // resolution those passes outweigh the convolutions (docs/PERFORMANCE.md, "Where a training step
+    // goes"). So the per-channel arithmetic is done on [C] vectors, and the passes over whole tensors are
+    // kept to 5 forward and 6 backward (they were 7 and 11): normalising with the batch's statistics is
+    // one BatchNormalization node, and so is a per-channel scale and shift of the gradient (mean 0,
+    // variance 1, epsilon 0).
     const mean = b.op('ReduceMean', [x.name], `${name}_mean`, { axes, keepdims: 1 });
     const centred = b.op('Sub', [x.name, mean], `${name}_centred`);
-    const variance = b.op('ReduceMean', [b.op('Mul', [centred, centred], `${name}_sq`)], `${name}_var`, {
-      axes,
-      keepdims: 1,
-    });
-    const epsilon = b.floats(`${name}/epsilon`, [], [Number(config.epsilon ?? 1e-3)]);
-    const invStd = b.op(
-      'Reciprocal',
-      [b.op('Sqrt', [b.op('Add', [variance, epsilon], `${name}_var_eps`)], `${name}_std`)],
-      `${name}_inv_std`,
+    // Not ReduceSumSquare: onnxruntime's float32 sum of squares was 2e-3 off over 300,000 values per
+    // channel (block 1's count) and lymphonet's gradients up to 10% off; this is 4e-6 (trainer.test.ts).
+    const variance = perChannel(
+      b.op('ReduceMean', [b.op('Mul', [centred, centred], `${name}_sq`)], `${name}_var_k`, {
+        axes,
+        keepdims: 1,
+      }),
+      'var',
     );
-    const xhat = b.op('Mul', [centred, invStd], `${name}_xhat`);
-    const gammaBroadcast = b.op('Reshape', [gamma.input, broadcast], `${name}_gamma_b`);
-    const scaled = b.op('Mul', [xhat, gammaBroadcast], `${name}_scaled`);
-    const out = b.op('Add', [scaled, b.op('Reshape', [beta.input, broadcast], `${name}_beta_b`)], name);
-    const flat = b.int64s(`${name}/cshape`, [channels]);
+    const meanFlat = perChannel(mean, 'mean_flat');
+    const epsilonValue = Number(config.epsilon ?? 1e-3);
+    // (x - mean) / sqrt(variance + epsilon) * gamma + beta, the batch's statistics as the node's.
+    const out = b.op('BatchNormalization', [x.name, gamma.input, beta.input, meanFlat, variance], name, {
+      epsilon: { float: epsilonValue },
+    });
     const meanOut = b.name(`bn_mean:${name}`);
     const varianceOut = b.name(`bn_variance:${name}`);
-    b.output(b.op('Reshape', [mean, flat], `${name}_mean_flat`), meanOut, [channels]);
-    b.output(b.op('Reshape', [variance, flat], `${name}_var_flat`), varianceOut, [channels]);
+    b.output(meanFlat, meanOut, [channels]);
+    b.output(variance, varianceOut, [channels]);
     graph.batchNorms.push({ layer, mean: meanOut, variance: varianceOut });
     return {
       output: { ...x, name: out },
       activation: 'linear',
       backward(g) {
         const sumAxes = b.int64s(`${name}/saxes`, axes);
-        const gXhat = b.op('Mul', [g, xhat], `${name}_g_xhat`);
-        b.output(b.op('ReduceSum', [gXhat, sumAxes], `${name}_dgamma`, { keepdims: 0 }), gamma.gradient, [
-          channels,
-        ]);
-        b.output(b.op('ReduceSum', [g, sumAxes], `${name}_dbeta`, { keepdims: 0 }), beta.gradient, [
-          channels,
-        ]);
-        // dx = invStd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), means over the normalised axes.
-        const dxhat = b.op('Mul', [g, gammaBroadcast], `${name}_dxhat`);
-        const m1 = b.op('ReduceMean', [dxhat], `${name}_m1`, { axes, keepdims: 1 });
-        const m2 = b.op('ReduceMean', [b.op('Mul', [dxhat, xhat], `${name}_dxhat_xhat`)], `${name}_m2`, {
-          axes,
-          keepdims: 1,
-        });
-        const inner = b.op(
-          'Sub',
-          [b.op('Sub', [dxhat, m1], `${name}_c1`), b.op('Mul', [xhat, m2], `${name}_c2`)],
-          `${name}_inner`,
+        const sum = (value: string, hint: string) =>
+          b.op('ReduceSum', [value, sumAxes], `${name}_${hint}`, { keepdims: 0 });
+        // M, the values per channel: the batch's size is known only at run time.
+        const count = b.op(
+          'Div',
+          [
+            b.op('Cast', [b.op('Size', [x.name], `${name}_size`)], `${name}_size_f`, { to: 1 }),
+            b.floats(`${name}/channels`, [], [channels]),
+          ],
+          `${name}_count`,
         );
-        return b.op('Mul', [inner, invStd], `${name}_dx`);
+        const invStd = b.op(
+          'Reciprocal',
+          [
+            b.op(
+              'Sqrt',
+              [b.op('Add', [variance, b.floats(`${name}/epsilon`, [], [epsilonValue])], `${name}_var_eps`)],
+              `${name}_std`,
+            ),
+          ],
+          `${name}_inv_std`,
+        );
+        // With xhat = centred * invStd: dgamma = sum(g * xhat), dbeta = sum(g), and
+        // dx = gamma * invStd * (g - dbeta / M - xhat * dgamma / M), M values per channel, so
+        // dx = a * g + c + s * centred with the per-channel a = gamma * invStd, c = -a * dbeta / M and
+        // s = -a * invStd * dgamma / M.
+        const gCentred = sum(b.op('Mul', [g, centred], `${name}_g_centred`), 'g_centred_sum');
+        const dgamma = b.op('Mul', [gCentred, invStd], `${name}_dgamma`);
+        const dbeta = sum(g, 'dbeta');
+        b.output(dgamma, gamma.gradient, [channels]);
+        b.output(dbeta, beta.gradient, [channels]);
+        const a = b.op('Mul', [gamma.input, invStd], `${name}_a`);
+        const aOverM = b.op('Div', [a, count], `${name}_a_m`);
+        const c = b.op('Neg', [b.op('Mul', [aOverM, dbeta], `${name}_a_dbeta`)], `${name}_c`);
+        const s = b.op(
+          'Neg',
+          [b.op('Mul', [b.op('Mul', [aOverM, invStd], `${name}_a_inv_m`), dgamma], `${name}_s_pos`)],
+          `${name}_s`,
+        );
+        const zero = b.floats(`${name}/zero`, [channels], new Float32Array(channels));
+        const one = b.floats(`${name}/one`, [channels], new Float32Array(channels).fill(1));
+        const scaled = b.op('BatchNormalization', [g, a, c, zero, one], `${name}_ag_c`, {
+          epsilon: { float: 0 },
+        });
+        const tilt = b.op('Mul', [centred, b.op('Reshape', [s, broadcast], `${name}_s_b`)], `${name}_tilt`);
+        return b.op('Add', [scaled, tilt], `${name}_dx`);
       },
     };
   },
