@@ -144,6 +144,8 @@ export const batchNormalization: LayerModule = {
     return b.op('Mul', [g ?? gradCamSeed(b, t), b.floats(`${name}/grad_scale`, dims, scale)], `${name}_grad`);
   },
 
+  // On feature maps, then on features (the NC layout), with a ReLU between: without it the second norm
+  // would take away any shift of the first, and the first's beta would have no gradient to compare.
   example: (size) =>
     exampleModel(size, [
       tf.layers.batchNormalization({
@@ -151,6 +153,14 @@ export const batchNormalization: LayerModule = {
         betaInitializer: tf.initializers.constant({ value: 0.1 }),
         movingMeanInitializer: tf.initializers.constant({ value: 0.2 }),
         movingVarianceInitializer: tf.initializers.constant({ value: 1.5 }),
+      }),
+      tf.layers.activation({ activation: 'relu' }),
+      tf.layers.globalAveragePooling2d({}),
+      tf.layers.batchNormalization({
+        gammaInitializer: tf.initializers.constant({ value: 0.8 }),
+        betaInitializer: tf.initializers.constant({ value: -0.1 }),
+        movingMeanInitializer: tf.initializers.constant({ value: 0.1 }),
+        movingVarianceInitializer: tf.initializers.constant({ value: 0.7 }),
       }),
     ]),
 };
