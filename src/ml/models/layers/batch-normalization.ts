@@ -27,7 +27,7 @@ export const batchNormalization: LayerModule = {
         b.floats(`${name}/variance`, [channels], requireWeight(layer, 'moving_variance').values),
       ],
       name,
-      { epsilon: { float: Number(config.epsilon ?? 1e-3) } },
+      { epsilon: { float: epsilonOf(config) } },
     );
     return { output: { ...input, name: out } };
   },
@@ -64,7 +64,7 @@ export const batchNormalization: LayerModule = {
       'var',
     );
     const meanFlat = perChannel(mean, 'mean_flat');
-    const epsilonValue = Number(config.epsilon ?? 1e-3);
+    const epsilonValue = epsilonOf(config);
     // (x - mean) / sqrt(variance + epsilon) * gamma + beta, the batch's statistics as the node's.
     const out = b.op('BatchNormalization', [x.name, gamma.input, beta.input, meanFlat, variance], name, {
       epsilon: { float: epsilonValue },
@@ -134,7 +134,7 @@ export const batchNormalization: LayerModule = {
     const config = t.layer.getConfig() as Record<string, unknown>;
     const variance = requireWeight(t.layer, 'moving_variance').values;
     const gamma = weight(t.layer, 'gamma')?.values;
-    const epsilon = Number(config.epsilon ?? 1e-3);
+    const epsilon = epsilonOf(config);
     const channels = t.input.shape[0];
     const scale = Float32Array.from(
       { length: channels },
@@ -164,6 +164,11 @@ export const batchNormalization: LayerModule = {
       }),
     ]),
 };
+
+/** The layer's epsilon, with TF.js' default. */
+function epsilonOf(config: Record<string, unknown>): number {
+  return Number(config.epsilon ?? 1e-3);
+}
 
 /** Normalising the last (channel) axis, the only one we translate. */
 function expectChannelAxis({ layer, config, input }: LayerContext): void {

@@ -39,6 +39,12 @@ export const averagePooling2d: LayerModule = {
   example: (size) => exampleModel(size, [tf.layers.averagePooling2d({ poolSize: 3, padding: 'same' })]),
 };
 
+/** The layer's window and step, [rows, columns] each; the step defaults to the window, as in TF.js. */
+function poolWindows(config: Record<string, unknown>) {
+  const kernel = pair(config.poolSize as number[]);
+  return { kernel, strides: pair((config.strides as number[] | null) ?? kernel) };
+}
+
 function pool(
   ctx: ExportContext | Omit<ExportContext, 'onGradCamPath'>,
   op: 'MaxPool' | 'AveragePool',
@@ -46,8 +52,7 @@ function pool(
 ) {
   expectMaps(ctx);
   const { b, layer, config, input } = ctx;
-  const kernel = pair(config.poolSize as number[]);
-  const strides = pair((config.strides as number[] | null) ?? kernel);
+  const { kernel, strides } = poolWindows(config);
   const attributes = {
     kernel_shape: kernel,
     strides,
@@ -73,9 +78,7 @@ function maxPoolBackward(
   g: string,
 ): string {
   const name = layer.name;
-  const config = layer.getConfig() as Record<string, unknown>;
-  const kernel = pair(config.poolSize as number[]);
-  const strides = pair((config.strides as number[] | null) ?? kernel);
+  const { kernel, strides } = poolWindows(layer.getConfig() as Record<string, unknown>);
   const inputShape = b.op('Shape', [input.name], `${name}_in_shape`);
   if (strides[0] >= kernel[0] && strides[1] >= kernel[1]) {
     return b.op('MaxUnpool', [g, indices, inputShape], `${name}_dx`, { kernel_shape: kernel, strides });
