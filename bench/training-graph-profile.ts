@@ -16,7 +16,7 @@ import { appendTrainingGraph, TRAIN_IMAGE, TRAIN_LABEL, TRAIN_WEIGHT } from '../
 import { initRuntime } from '../src/ml/runtime';
 import { configureMl } from '../src/ml/settings';
 import { round } from './stats';
-import { syntheticExamples } from './training';
+import { syntheticBatch } from './training';
 
 const SIZE = 96;
 const BATCH = 32;
@@ -46,17 +46,11 @@ async function main() {
     enableProfiling: true,
     profileFilePrefix: 'tmp/training-graph',
   });
-  const examples = syntheticExamples(BATCH, SIZE, 1);
-  const pixels = new Float32Array(BATCH * SIZE * SIZE * 3);
-  examples.forEach((e, i) => pixels.set(e.pixels, i * SIZE * SIZE * 3));
+  const batch = syntheticBatch(BATCH, SIZE, 1);
   const feeds: Record<string, Ort.Tensor> = {
-    [TRAIN_IMAGE]: new ort.Tensor('float32', pixels, [BATCH, SIZE, SIZE, 3]),
-    [TRAIN_LABEL]: new ort.Tensor(
-      'float32',
-      Float32Array.from(examples, (e) => e.label),
-      [BATCH, 1],
-    ),
-    [TRAIN_WEIGHT]: new ort.Tensor('float32', new Float32Array(BATCH).fill(1), [BATCH, 1]),
+    [TRAIN_IMAGE]: new ort.Tensor('float32', batch.pixels, [BATCH, SIZE, SIZE, 3]),
+    [TRAIN_LABEL]: new ort.Tensor('float32', batch.labels, [BATCH, 1]),
+    [TRAIN_WEIGHT]: new ort.Tensor('float32', batch.weights, [BATCH, 1]),
   };
   const byName = new Map(model.trainableWeights.map((w) => [(w.read() as tf.Variable).name, w.read()]));
   for (const p of graph.parameters) {

@@ -17,7 +17,7 @@ import { initRuntime } from '../src/ml/runtime';
 import { configureMl } from '../src/ml/settings';
 import { checkout } from './revision';
 import { percentile, round } from './stats';
-import { syntheticExamples } from './training';
+import { syntheticBatch } from './training';
 
 const SIZE = 96;
 const BATCH = 32;
@@ -42,14 +42,7 @@ async function main() {
   await initRuntime();
   const model = buildModel('lymphonet', SIZE, 1);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const examples = syntheticExamples(BATCH, SIZE, 1);
-  const batch: TrainingBatch = {
-    pixels: new Float32Array(BATCH * SIZE * SIZE * 3),
-    labels: Float32Array.from(examples, (e) => e.label),
-    weights: new Float32Array(BATCH).fill(1),
-    size: BATCH,
-  };
-  examples.forEach((e, i) => batch.pixels.set(e.pixels, i * SIZE * SIZE * 3));
+  const batch = syntheticBatch(BATCH, SIZE, 1);
   const sides: Array<[string, Trainer]> = [
     [rev, await base.create(model, { threads })],
     ['this tree', await OnnxTrainer.create(model, { threads })],

@@ -14,7 +14,7 @@ import { OnnxClassifier } from '../src/ml/onnx/session';
 import { initRuntime } from '../src/ml/runtime';
 import { configureMl } from '../src/ml/settings';
 import { percentile, round } from './stats';
-import { syntheticExamples } from './training';
+import { syntheticBatch } from './training';
 
 const SIZE = 96;
 const BATCH = 32;
@@ -24,12 +24,9 @@ async function main() {
   await initRuntime();
   const model = buildModel('lymphonet', SIZE, 1);
   for (const count of [64, 320]) {
-    const examples = syntheticExamples(count, SIZE, 10_000);
     const chunks: Float32Array[] = [];
     for (let start = 0; start < count; start += BATCH) {
-      const pixels = new Float32Array(BATCH * SIZE * SIZE * 3);
-      examples.slice(start, start + BATCH).forEach((e, i) => pixels.set(e.pixels, i * SIZE * SIZE * 3));
-      chunks.push(pixels);
+      chunks.push(syntheticBatch(BATCH, SIZE, 10_000 + start).pixels);
     }
     const tfjsMs: number[] = [];
     const onnxMs: number[] = [];

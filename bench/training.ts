@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { buildModel, estimateFlops } from '../src/ml/models/architectures';
 import { defaultOnnxThreads } from '../src/ml/onnx/session';
 import { configureMl, mlSettings } from '../src/ml/settings';
-import { OnnxTrainer } from '../src/ml/onnx/trainer';
+import { OnnxTrainer, type TrainingBatch } from '../src/ml/onnx/trainer';
 import { augmenterFor } from '../src/ml/image/preprocess';
 import { syntheticCell } from '../src/ml/data/synthetic';
 import { DEFAULT_TRAINING_CONFIG, type Example, train } from '../src/ml/training/train';
@@ -28,6 +28,20 @@ export function syntheticExamples(count: number, size: number, firstSeed: number
     const cell = syntheticCell(firstSeed + i, { label, size });
     return { pixels: Float32Array.from(cell.data, (v) => v / 255), label };
   });
+}
+
+/** `count` synthetic cells from seed `firstSeed` in one batch as train.ts assembles it, every weight 1. */
+export function syntheticBatch(count: number, size: number, firstSeed: number): TrainingBatch {
+  const examples = syntheticExamples(count, size, firstSeed);
+  const length = size * size * 3;
+  const pixels = new Float32Array(count * length);
+  examples.forEach((e, i) => pixels.set(e.pixels, i * length));
+  return {
+    pixels,
+    labels: Float32Array.from(examples, (e) => e.label),
+    weights: new Float32Array(count).fill(1),
+    size: count,
+  };
 }
 
 const SIZE = 96;
