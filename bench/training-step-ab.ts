@@ -12,7 +12,7 @@ import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { loadMlSettings } from '../src/config';
 import { buildModel } from '../src/ml/models/architectures';
-import { OnnxTrainer, type TrainingBatch } from '../src/ml/onnx/trainer';
+import { OnnxTrainer } from '../src/ml/onnx/trainer';
 import { initRuntime } from '../src/ml/runtime';
 import { configureMl } from '../src/ml/settings';
 import { checkout } from './revision';
@@ -21,14 +21,6 @@ import { syntheticBatch } from './training';
 
 const SIZE = 96;
 const BATCH = 32;
-
-interface Trainer {
-  gradients(
-    batch: TrainingBatch,
-    variables: tf.Variable[],
-  ): Promise<{ gradients: tf.NamedTensorMap; loss: number }>;
-  dispose(): Promise<void>;
-}
 
 async function main() {
   const rev = process.argv[2];
@@ -43,7 +35,7 @@ async function main() {
   const model = buildModel('lymphonet', SIZE, 1);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const batch = syntheticBatch(BATCH, SIZE, 1);
-  const sides: Array<[string, Trainer]> = [
+  const sides: Array<[string, OnnxTrainer]> = [
     [rev, await base.create(model, { threads })],
     ['this tree', await OnnxTrainer.create(model, { threads })],
   ];
