@@ -89,7 +89,7 @@ function breakdownOf(requests: Array<{ roundTripMs: number; lines: LogLine[] }>)
       add(`analysis: ${stage.replace(/Ms$/, '')}`, field(stage));
       stages += field(stage);
     }
-    add('service: S3 writes (image, heat map, owner | record | review marker)', field('storeMs'));
+    add('service: S3 writes (image, heat map, owner | record + review marker)', field('storeMs'));
     add(
       'service: the rest (record, morphology comparisons, overlaps)',
       prediction.ms! - field('lookupMs') - field('decodeMs') - stages - field('storeMs'),

@@ -186,7 +186,7 @@ export class PredictionService {
     // runs (on Lambda the S3 round trip, locally the local S3 server's file writes, overlap the pixel
     // work); the heat map follows the analysis. A failure of any write, or of the analysis, fails the call
     // before the record is written, and what was written is removed again (failBeforeRecord). The review
-    // marker points at the record, so it comes after it.
+    // marker is written beside the record (commitRecord); the review queue skips a marker without one.
     const tags = Promise.resolve(this.retention?.pixelTags(partnerId));
     const inputsStored = tags.then((pixelTags) =>
       settledAll([
@@ -239,7 +239,7 @@ export class PredictionService {
       review: null,
     };
     // What the caller waits for after the analysis: the inputs' writes if still in flight, the heat map,
-    // the record, the review marker.
+    // the record and its review marker (written together).
     const storeStarted = performance.now();
     const heatmapPng = analysis.heatmapPng;
     await settledAll([
@@ -250,8 +250,7 @@ export class PredictionService {
           )
         : null,
     ]).catch(failBeforeRecord);
-    await this.docs.create(layout.prediction(partnerId, id), record);
-    if (record.needsReview) await this.docs.create(layout.pendingReview(id), { partnerId });
+    await this.commitRecord(record).catch(failBeforeRecord);
     const storeMs = performance.now() - storeStarted;
     // Where a prediction's time went, for operators and bench/end-to-end.ts: the model lookup (production
     // alias GET, model cache), decode, the analysis' stages (timings) and the S3 writes (storeMs).
@@ -270,6 +269,28 @@ export class PredictionService {
       ...Object.fromEntries(Object.entries(analysis.timings).map(([k, v]) => [k, tenths(v)])),
     });
     return record;
+  }
+
+  /**
+   * The record and, for a call that needs review, its review marker, written at once: one S3 round trip
+   * instead of two for a flagged cell. A marker whose record is not (yet) stored is skipped by the review
+   * queue, so the marker may land first. If either write fails, the call fails and the other is removed
+   * again, so no record that needs review is left without its marker (best effort; a crash in between
+   * leaves either a marker the queue skips or, at worst, a record whose marker is missing).
+   */
+  private async commitRecord(record: PredictionRecord): Promise<void> {
+    const keys = [layout.prediction(record.partnerId, record.id)];
+    if (record.needsReview) keys.push(layout.pendingReview(record.id));
+    const bodies = [record, { partnerId: record.partnerId }];
+    const written = await Promise.allSettled(keys.map((key, i) => this.docs.create(key, bodies[i])));
+    const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (!failed) return;
+    const stored = keys.filter((_, i) => written[i].status === 'fulfilled');
+    const removed = await Promise.allSettled(stored.map((key) => this.store.delete(key)));
+    const left = stored.filter((_, i) => removed[i].status === 'rejected');
+    if (left.length > 0)
+      this.log.warn('failed prediction left objects behind', { predictionId: record.id, left });
+    throw failed.reason;
   }
 
   async predictBatch(caller: Caller, inputs: PredictInput[]): Promise<PredictionRecord[]> {
@@ -367,16 +388,16 @@ export class PredictionService {
   ): Promise<Page<PredictionRecord>> {
     const objects = await this.store.listAll(layout.pendingReviewsPrefix(), { limit: 100_000 });
     const ids = objects.map((o) => o.key.split('/').pop()!).sort();
-    if (reason == null) {
-      const page = pageOf(ids, (id) => id, first, after);
-      const nodes = await Promise.all(page.items.map((i) => this.require(caller, i.node)));
-      return { ...page, items: page.items.map((i, n) => ({ cursor: i.cursor, node: nodes[n] })) };
-    }
+    // A marker is written beside its record (commitRecord): one whose record is not stored yet, or was
+    // removed again by a failed call, is skipped, read in order until the page is full.
     const start = after ? (ids.includes(after) ? ids.indexOf(after) + 1 : ids.length) : 0;
     const matched: PredictionRecord[] = [];
-    for (let index = start; index < ids.length && matched.length <= first; index++) {
-      const record = await this.require(caller, ids[index]);
-      if (reviewReasonsOf(record).includes(reason)) matched.push(record);
+    for (let index = start; index < ids.length && matched.length <= first;) {
+      const batch = ids.slice(index, index + first + 1 - matched.length);
+      index += batch.length;
+      const records = await Promise.all(batch.map((id) => this.get(caller, id)));
+      for (const record of records)
+        if (record && (reason == null || reviewReasonsOf(record).includes(reason))) matched.push(record);
     }
     return pageOf(matched, (r) => r.id, first);
   }

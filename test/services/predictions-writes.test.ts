@@ -89,6 +89,59 @@ describe('PredictionService writes around the analysis', () => {
     for (const key of [record.imageKey, record.heatmapKey!, layout.predictionOwner(record.id)])
       expect(events.indexOf(`end ${key}`)).toBeLessThan(recordAt);
     expect(starts.indexOf(record.imageKey)).toBeLessThan(starts.indexOf(record.heatmapKey!));
+    // An untrained network's call needs review: its marker is written beside the record, not after it.
+    expect(record.needsReview).toBe(true);
+    const markerAt = events.indexOf(`start ${layout.pendingReview(record.id)}`);
+    expect(markerAt).toBeGreaterThan(-1);
+    expect(markerAt).toBeLessThan(events.indexOf(`end ${layout.prediction(caller.partnerId, record.id)}`));
+    expect(await h.services.store.head(layout.pendingReview(record.id))).not.toBeNull();
+  });
+
+  it.each([
+    ['the review marker', /^reviews\/pending\//],
+    ['the record', /^predictions\/writes-commit-[a-z]+\/[0-9a-z]{26}\.json$/],
+  ])('fails when %s cannot be stored, and leaves neither record nor marker', async (_what, failing) => {
+    const { store, events } = faultyStore(failing, 20);
+    const caller = partner(`writes-commit-${failing.source.includes('reviews') ? 'marker' : 'record'}`);
+    await expect(
+      service(store).predict(caller, { imageBase64: cell.bytes.toString('base64') }),
+    ).rejects.toThrow(/injected fault writing/);
+    const markers = events.filter((e) => e.startsWith('start reviews/pending/'));
+    expect(markers).toHaveLength(1);
+    expect(await h.services.store.head(markers[0].slice(6))).toBeNull();
+    expect(await storedUnder(caller.partnerId)).toEqual([]);
+    await expectNothingLeft(caller.partnerId, events);
+  });
+
+  it('review queue skips a marker whose record is not stored, instead of failing the page', async () => {
+    const caller = partner('writes-queue');
+    const flagged = await service(h.services.store).predict(caller, {
+      imageBase64: cell.bytes.toString('base64'),
+    });
+    // A marker left by a call whose record never landed (the id sorts after every real one).
+    const orphan = 'zzzzzzzzzzzzzzzzzzzzzzzzzz';
+    await h.services.docs.create(layout.pendingReview(orphan), { partnerId: caller.partnerId });
+    try {
+      const queue = service(h.services.store);
+      const all = await queue.reviewQueue(ANONYMOUS_ADMIN, 1000);
+      expect(all.items.map((i) => i.node.id)).toContain(flagged.id);
+      expect(all.items.map((i) => i.node.id)).not.toContain(orphan);
+      expect(all.hasNextPage).toBe(false);
+      const reasons = await queue.reviewQueue(ANONYMOUS_ADMIN, 1000, undefined, flagged.reviewReasons![0]);
+      expect(reasons.items.map((i) => i.node.id)).toContain(flagged.id);
+      // Paged one at a time, the last real page says there is no next one.
+      const ids: string[] = [];
+      let after: string | undefined;
+      for (let page = 0; page < 1000; page++) {
+        const p = await queue.reviewQueue(ANONYMOUS_ADMIN, 1, after);
+        ids.push(...p.items.map((i) => i.node.id));
+        if (!p.hasNextPage) break;
+        after = p.items[0].node.id;
+      }
+      expect(ids).toEqual(all.items.map((i) => i.node.id));
+    } finally {
+      await h.services.store.delete(layout.pendingReview(orphan));
+    }
   });
 
   it('fails with the write error when the image cannot be stored during the analysis, and keeps no record', async () => {
