@@ -2,7 +2,7 @@
  * `npx tsx bench/analyze-ab.ts REV [passes]`: the analysis of one cell (decode, then analyzeCell with
  * a heat map) by this tree's src/ and by src/ of git revision REV, interleaved cell by cell, so that
  * load from other processes on a shared machine falls on both alike. Data: the 63 real C-NMC cells of
- * data/cnmc-sample, the demo model on onnxruntime. Prints p50/p90 wall, CPU ms per cell (every thread
+ * data/cnmc-sample, the demo model on onnxruntime (each side in its own tree's OnnxClassifier). Prints p50/p90 wall, CPU ms per cell (every thread
  * of the process), each side's stage p50s, the ratios, and how many analyses differ (they should not).
  */
 import { readFileSync } from 'node:fs';
@@ -35,24 +35,35 @@ async function main() {
     weights: readFileSync(path.join(dir, 'weights.bin')),
   });
   const rule = JSON.parse(readFileSync(path.join(dir, 'card.json'), 'utf8')) as current.DecisionRule;
-  const onnx = await OnnxClassifier.create(exportOnnx(model).bytes, rule.inputSize);
+  // Each side opens the model with its own tree's OnnxClassifier, so a change to the sessions is measured.
+  const bytes = exportOnnx(model).bytes;
+  const BaseClassifier = (await import(path.join(baseRoot, 'src', 'ml', 'onnx', 'session')))
+    .OnnxClassifier as typeof OnnxClassifier;
+  const sessions = [
+    await BaseClassifier.create(bytes, rule.inputSize),
+    await OnnxClassifier.create(bytes, rule.inputSize),
+  ];
   const samples = sampleImages();
-  const sides: Array<[string, Analyze, TfjsNetwork]> = [
-    [rev, base, (await networkArgument(baseRoot, model)) as TfjsNetwork],
-    ['this tree', current.analyzeCell, builtNetwork(model)],
+  const sides: Array<[string, Analyze, TfjsNetwork, OnnxClassifier]> = [
+    [rev, base, (await networkArgument(baseRoot, model)) as TfjsNetwork, sessions[0]],
+    ['this tree', current.analyzeCell, builtNetwork(model), sessions[1]],
   ];
   const wall = sides.map(() => [] as number[]);
   const cpu = sides.map(() => 0);
   const stages = sides.map(() => ({}) as Record<string, number[]>);
   // One untimed pass each: first-call costs belong to cold start.
-  for (const [, analyze, network] of sides)
+  for (const [, analyze, network, onnx] of sides)
     await analyze(network, rule, await decodeImage(samples[0].bytes), { explain: true, onnx });
   const load = loadavg()[0];
   let differing = 0;
+  // Beyond bit-identity: calls or review reasons that differ, and the largest probability difference.
+  let decisionsDiffer = 0;
+  let largestProbabilityDiff = 0;
   for (let pass = 0; pass < passes; pass++) {
     for (const sample of samples) {
       const results: string[] = [];
-      for (const [s, [, analyze, network]] of sides.entries()) {
+      const analyses: Array<Awaited<ReturnType<Analyze>>> = [];
+      for (const [s, [, analyze, network, onnx]] of sides.entries()) {
         const used = process.cpuUsage();
         const start = performance.now();
         const image = await decodeImage(sample.bytes);
@@ -61,17 +72,24 @@ async function main() {
         const { user, system } = process.cpuUsage(used);
         cpu[s] += (user + system) / 1000;
         for (const [k, v] of Object.entries(analysis.timings)) (stages[s][k] ??= []).push(v);
+        analyses.push(analysis);
         results.push(
           JSON.stringify({ ...analysis, timings: null, heatmapPng: analysis.heatmapPng?.toString('base64') }),
         );
       }
       if (results[0] !== results[1]) differing++;
+      const [a, b] = analyses;
+      if (a.isAll !== b.isAll || a.reviewReasons.join() !== b.reviewReasons.join()) decisionsDiffer++;
+      largestProbabilityDiff = Math.max(
+        largestProbabilityDiff,
+        Math.abs(a.probabilityAll - b.probabilityAll),
+      );
     }
   }
-  await onnx.dispose();
+  for (const session of sessions) await session.dispose();
   const cells = passes * samples.length;
   console.log(
-    `${samples.length} real C-NMC cells x ${passes}, demo model on onnxruntime, heat map on; load average ${round(load)} at the start, ${round(loadavg()[0])} at the end; analyses that differ: ${differing}`,
+    `${samples.length} real C-NMC cells x ${passes}, demo model on onnxruntime, heat map on; load average ${round(load)} at the start, ${round(loadavg()[0])} at the end; analyses that differ: ${differing}, in their call or review reasons: ${decisionsDiffer}; largest probability difference ${largestProbabilityDiff.toExponential(2)}`,
   );
   const rows = sides.map(([name], s) => ({
     src: name,

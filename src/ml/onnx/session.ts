@@ -3,6 +3,7 @@ import type * as Ort from 'onnxruntime-node';
 import { badInput } from '../../errors';
 import { mlSettings } from '../settings';
 import { ONNX_GRAD_CAM, ONNX_INPUT, ONNX_PROBABILITY } from './names';
+import { pruneOnnxOutputs } from './prune';
 
 type OnnxRuntime = typeof Ort;
 
@@ -66,12 +67,16 @@ export interface OnnxSessionOptions {
 
 /**
  * An exported classifier (see export.ts) in an onnxruntime session: probabilities for a batch, or one
- * image's probability and Grad-CAM from a single run.
+ * image's probability and Grad-CAM from a single run. A model that computes Grad-CAM gets a second session
+ * on the same graph without it (prune.ts), which predict() uses: onnxruntime runs every node of a graph
+ * on every run, so the probabilities alone would otherwise pay for the Grad-CAM too.
  */
 export class OnnxClassifier {
   private constructor(
     private readonly ort: OnnxRuntime,
     private readonly session: Ort.InferenceSession,
+    /** The graph without Grad-CAM; the session itself for a model that has none. */
+    private readonly probabilities: Ort.InferenceSession,
     readonly inputSize: number,
     readonly threads: number,
   ) {}
@@ -96,7 +101,16 @@ export class OnnxClassifier {
         throw new Error(`The ONNX model has no '${name}' tensor; it was not exported by Lymphoscope.`);
       }
     }
-    return new OnnxClassifier(ort, session, inputSize, threads);
+    if (!session.outputNames.includes(ONNX_GRAD_CAM))
+      return new OnnxClassifier(ort, session, session, inputSize, threads);
+    try {
+      const pruned = pruneOnnxOutputs(bytes, [ONNX_PROBABILITY]);
+      const probabilities = await ort.InferenceSession.create(pruned, sessionOptions(threads));
+      return new OnnxClassifier(ort, session, probabilities, inputSize, threads);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
   }
 
   private feed(pixels: Float32Array, count: number): Ort.InferenceSession.FeedsType {
@@ -113,7 +127,7 @@ export class OnnxClassifier {
 
   /** The probability of ALL for each of `count` NHWC images in [0, 1]. */
   async predict(pixels: Float32Array, count = 1): Promise<Float32Array> {
-    const result = await this.session.run(this.feed(pixels, count), [ONNX_PROBABILITY]);
+    const result = await this.probabilities.run(this.feed(pixels, count), [ONNX_PROBABILITY]);
     try {
       return Float32Array.from(result[ONNX_PROBABILITY].data as Float32Array);
     } finally {
@@ -142,6 +156,7 @@ export class OnnxClassifier {
   }
 
   async dispose(): Promise<void> {
+    if (this.probabilities !== this.session) await this.probabilities.release();
     await this.session.release();
   }
 }
