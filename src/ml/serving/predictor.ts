@@ -174,10 +174,18 @@ export async function analyzeCell(
   };
 }
 
+/**
+ * The cell as given goes through the graph with Grad-CAM whenever the model has one, heat map asked for or
+ * not, and the other views through the graph without it (session.ts): the two graphs' probabilities can
+ * differ in their last bits, and a cell's probability must not depend on whether its heat map was asked for.
+ */
 function onnxPasses(onnx: OnnxClassifier): NetworkPasses {
   return {
-    first: async (pixels, _inputSize, explain) =>
-      explain ? onnx.explain(pixels) : { probabilityAll: (await onnx.predict(pixels, 1))[0], heatmap: null },
+    first: async (pixels, _inputSize, explain) => {
+      if (!onnx.explains) return { probabilityAll: (await onnx.predict(pixels, 1))[0], heatmap: null };
+      const explained = await onnx.explain(pixels);
+      return explain ? explained : { probabilityAll: explained.probabilityAll, heatmap: null };
+    },
     rest: (flat, count) => onnx.predict(flat, count),
   };
 }

@@ -100,6 +100,22 @@ describe('analyzeCell with its parts overlapped', () => {
     expect(alone[alone.length - 1].reviewReasons).toContain('OUT_OF_DOMAIN');
   }, 120_000);
 
+  it('gives a cell the same probability, to the last bit, with and without its heat map', async () => {
+    if (!onnx) return;
+    // The views other than the cell as given run on the graph without Grad-CAM (session.ts), whose
+    // probabilities can differ from the full graph's in their last bits: the cell as given must take the
+    // same graph either way, or asking for a heat map could move a call at the threshold.
+    for (const image of cells) {
+      const withMap = await analysed(image);
+      const without = await analyzeCell(builtNetwork(model), rule, image, { explain: false, onnx });
+      expect(without.runtime).toBe('onnxruntime');
+      expect(without.heatmapPng).toBeNull();
+      expect(without.networkProbability).toBe(withMap.networkProbability);
+      expect(without.probabilityAll).toBe(withMap.probabilityAll);
+      expect(without.reviewReasons).toEqual(withMap.reviewReasons);
+    }
+  }, 120_000);
+
   it('gives the same analysis with TF.js alone, and leaks no tensors', async () => {
     const image = cells[1];
     const before = liveTensors();
