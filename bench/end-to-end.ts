@@ -109,7 +109,7 @@ export interface EndToEndRow {
   p90Ms: number;
   /**
    * CPU time of this process per request (user + system, every thread): the handler's, but also the HTTP
-   * client's and the local S3 server's, which run in the same process, so an upper bound on the API's.
+   * client's and the local S3 server's (on a worker thread of this process), so an upper bound on the API's.
    */
   cpuMsPerRequest: number;
 }
@@ -118,7 +118,8 @@ export interface EndToEndRow {
  * One request at a time through the local stack, over HTTP to the real Lambda handler and the local S3
  * server, as a partner sees it: `predict` with a base64 BMP (decode, 8-view prediction, Grad-CAM heat map,
  * morphology, out-of-domain score, the image, heat map and records stored), then `health`. The stack runs
- * in this process, so the client's and the server's CPU are the same 2 cores. The bundled demo model is
+ * in this process (its S3 server on a worker thread), so the client's and the servers' CPU are the same 2
+ * cores. The bundled demo model is
  * the production model of a fresh local stack.
  */
 export async function benchEndToEnd(cells: Buffer[], passes: number): Promise<EndToEndResult> {

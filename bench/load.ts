@@ -202,9 +202,10 @@ async function main(): Promise<void> {
     let totalErrors = 0;
     for (const [index, concurrency] of CONCURRENCY.entries()) {
       const r = index + 1;
-      // Where the time beyond one request's goes: the API, the local S3 server and this client share one
-      // event loop, so its utilisation near 1 means the requests queue for that loop (and for the
-      // handler's invocation slots), not for the cores; CPU per request is this process's, every thread.
+      // Where the time beyond one request's goes: the API and this client share one event loop (the local
+      // S3 server has a worker thread of its own), so its utilisation near 1 means the requests queue for
+      // that loop (and for the handler's invocation slots), not for the cores; CPU per request is this
+      // process's, every thread, the S3 server's included.
       const loopBefore = loopUtilisation();
       const cpuBefore = process.cpuUsage();
       const { samples, wallMs } = await round(stack.url, partner.secret, cells, REQUESTS, concurrency);

@@ -1,5 +1,7 @@
 import { randomBytes } from 'crypto';
 import { mkdir } from 'fs/promises';
+import path from 'path';
+import { Worker } from 'worker_threads';
 import S3rver from 's3rver';
 import { trustNoOne } from './s3-gate';
 import { repairLocalStore, type StoreRepair } from './s3-repair';
@@ -103,4 +105,64 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
       await closed;
     },
   };
+}
+
+/**
+ * startLocalS3 on a worker thread of its own, as the local stack runs it: the server's work (signature
+ * checks, MD5s, file writes) then runs beside the API's event loop instead of on it, as S3 does beside a
+ * Lambda. The worker loads the TypeScript sources through tsx, as `npm start` does. Resolves once the
+ * server listens; rejects with the server's start-up error (a taken port keeps its EADDRINUSE code).
+ */
+export function startLocalS3InWorker(opts: LocalS3Options): Promise<LocalS3> {
+  const entry = path.join(__dirname, 's3-worker.ts');
+  const worker = new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, {
+    eval: true,
+    workerData: opts,
+  });
+  type Reply =
+    | {
+        type: 'started';
+        endpoint: string;
+        port: number;
+        credentials: LocalS3Credentials;
+        repairs: StoreRepair[];
+      }
+    | { type: 'stopped' }
+    | { type: 'failed'; code?: string; message: string };
+  const next = () =>
+    new Promise<Reply>((resolve, reject) => {
+      const onExit = (code: number) => reject(new Error(`The local S3 worker exited (code ${code}).`));
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      worker.once('message', (reply: Reply) => {
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+        resolve(reply);
+      });
+    });
+  return next().then(async (reply) => {
+    if (reply.type !== 'started') {
+      await worker.terminate();
+      throw Object.assign(
+        new Error(reply.type === 'failed' ? reply.message : 'The local S3 did not start.'),
+        {
+          code: reply.type === 'failed' ? reply.code : undefined,
+        },
+      );
+    }
+    return {
+      endpoint: reply.endpoint,
+      port: reply.port,
+      credentials: reply.credentials,
+      repairs: reply.repairs,
+      allowOrigin: (origin) => worker.postMessage({ type: 'allowOrigin', origin }),
+      async stop() {
+        const stopped = next();
+        worker.postMessage({ type: 'stop' });
+        const reply = await stopped;
+        await worker.terminate();
+        if (reply.type === 'failed') throw new Error(reply.message);
+      },
+    };
+  });
 }

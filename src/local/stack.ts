@@ -10,7 +10,7 @@ import { startHttpApi } from './http-api';
 import { LambdaEmulator } from './lambda-emulator';
 import { portInUse, portIsFree, rememberedS3Port, rememberS3Port } from './ports';
 import type { StoreRepair } from './s3-repair';
-import { startLocalS3, type LocalS3, type LocalS3Credentials } from './s3-server';
+import { startLocalS3InWorker, type LocalS3, type LocalS3Credentials } from './s3-server';
 import { landingPage } from './static-files';
 import { modelArtifacts } from '../services/model-artifacts';
 
@@ -95,7 +95,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const secretAccessKey = await localS3Secret(options.dataDir);
   const allowedOrigins: string[] = [];
   const startS3 = (port: number) =>
-    startLocalS3({ directory: s3Directory, port, bucket, secretAccessKey, allowedOrigins });
+    startLocalS3InWorker({ directory: s3Directory, port, bucket, secretAccessKey, allowedOrigins });
   let s3: LocalS3 | null = await startS3(s3PortWanted);
   // Said once per object, for the operator: what a crash had damaged, and what was done about it.
   for (const repair of s3.repairs)
