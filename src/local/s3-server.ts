@@ -115,10 +115,15 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
  */
 export function startLocalS3InWorker(opts: LocalS3Options): Promise<LocalS3> {
   const entry = path.join(__dirname, 's3-worker.ts');
-  const worker = new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)});`, {
-    eval: true,
-    workerData: opts,
-  });
+  // Resolved here: an eval worker resolves bare names from the working directory, which may be anywhere.
+  const tsx = require.resolve('tsx/cjs/api');
+  const worker = new Worker(
+    `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`,
+    {
+      eval: true,
+      workerData: opts,
+    },
+  );
   type Reply =
     | {
         type: 'started';
