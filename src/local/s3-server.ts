@@ -6,6 +6,7 @@ import S3rver from 's3rver';
 import { trustNoOne } from './s3-gate';
 import { repairLocalStore, type StoreRepair } from './s3-repair';
 import { LocalS3Signatures, type LocalS3Credentials } from './s3-signature';
+import type { S3WorkerRequest } from './s3-worker';
 import {
   deleteTagsWithObjects,
   KeyedLocks,
@@ -160,10 +161,10 @@ export function startLocalS3InWorker(opts: LocalS3Options): Promise<LocalS3> {
       port: reply.port,
       credentials: reply.credentials,
       repairs: reply.repairs,
-      allowOrigin: (origin) => worker.postMessage({ type: 'allowOrigin', origin }),
+      allowOrigin: (origin) => worker.postMessage({ type: 'allowOrigin', origin } satisfies S3WorkerRequest),
       async stop() {
         const stopped = next();
-        worker.postMessage({ type: 'stop' });
+        worker.postMessage({ type: 'stop' } satisfies S3WorkerRequest);
         const reply = await stopped;
         await worker.terminate();
         if (reply.type === 'failed') throw new Error(reply.message);
