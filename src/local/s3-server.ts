@@ -6,7 +6,6 @@ import S3rver from 's3rver';
 import { trustNoOne } from './s3-gate';
 import { repairLocalStore, type StoreRepair } from './s3-repair';
 import { LocalS3Signatures, type LocalS3Credentials } from './s3-signature';
-import type { S3WorkerRequest } from './s3-worker';
 import {
   deleteTagsWithObjects,
   KeyedLocks,
@@ -107,6 +106,9 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     },
   };
 }
+
+/** What the parent asks the worker of startLocalS3InWorker (s3-worker.ts), over the worker's port. */
+export type S3WorkerRequest = { type: 'allowOrigin'; origin: string } | { type: 'stop' };
 
 /**
  * startLocalS3 on a worker thread of its own, as the local stack runs it: the server's work (signature

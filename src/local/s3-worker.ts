@@ -1,12 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { startLocalS3, type LocalS3Options } from './s3-server';
+import { startLocalS3, type LocalS3Options, type S3WorkerRequest } from './s3-server';
 
-/**
- * The local S3 server on a thread of its own (startLocalS3InWorker in s3-server.ts): what the parent asks,
- * over the worker's port.
- */
-export type S3WorkerRequest = { type: 'allowOrigin'; origin: string } | { type: 'stop' };
-
+/** The local S3 server on a thread of its own (startLocalS3InWorker in s3-server.ts). */
 const port = parentPort;
 if (!port) throw new Error('s3-worker.ts runs as a worker thread (startLocalS3InWorker).');
 
