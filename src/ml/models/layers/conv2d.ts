@@ -65,7 +65,7 @@ export const conv2d: LayerModule = {
       }
       b.output(kernelGradient(b, name, x.name, gPre, dims, pre, pads), kernel.gradient, dims);
       if (first) return '';
-      return b.op('ConvTranspose', [gPre, weightOnnx], `${name}_dx`, { pads });
+      return inputGradient(b, name, gPre, kernel.input, [kh, kw], pads);
     });
   },
 
@@ -81,6 +81,40 @@ export const conv2d: LayerModule = {
       }),
     ]),
 };
+
+/**
+ * dx of a stride-1 convolution: the output gradient convolved with the kernel turned half a turn, in and
+ * out swapped (`kernel` is TF.js' [kh, kw, in, out]), padded by what the forward pass did not pad. The
+ * same sum as a ConvTranspose by the forward kernel, but onnxruntime runs Conv in its blocked NCHWc
+ * kernels and ConvTranspose as a matrix product and col2im: block 2's input gradient took 10.4 ms as a
+ * ConvTranspose against 4.7 ms for the forward Conv of the same size (docs/PERFORMANCE.md).
+ */
+function inputGradient(
+  b: GraphBuilder,
+  name: string,
+  gPre: string,
+  kernel: string,
+  [kh, kw]: number[],
+  [top, left, bottom, right]: number[],
+): string {
+  // [kh, kw, in, out] -> [in, out, kh, kw], then both spatial axes reversed.
+  const swapped = b.op('Transpose', [kernel], `${name}_Wt`, { perm: [2, 3, 0, 1] });
+  const turned = b.op(
+    'Slice',
+    [
+      swapped,
+      b.int64s(`${name}/turn_starts`, [-1, -1]),
+      b.int64s(`${name}/turn_ends`, [-(2 ** 62), -(2 ** 62)]),
+      b.int64s(`${name}/turn_axes`, [2, 3]),
+      b.int64s(`${name}/turn_steps`, [-1, -1]),
+    ],
+    `${name}_Wturned`,
+  );
+  return b.op('Conv', [gPre, turned], `${name}_dx`, {
+    kernel_shape: [kh, kw],
+    pads: [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right],
+  });
+}
 
 /** [kh, kw, in, out] (TF) to [out, in, kh, kw] (ONNX). */
 function transposeKernel(

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { gradCam } from '../../../../src/ml/explanation/grad-cam';
 import { LAYER_MODULES } from '../../../../src/ml/models/layers/registry';
+import { exampleModel } from '../../../../src/ml/models/layers/shared';
 import { exportOnnx, OnnxClassifier, UnsupportedLayerError } from '../../../../src/ml/onnx';
 import { OnnxTrainer } from '../../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../../src/ml/runtime';
@@ -75,6 +76,45 @@ describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('
         await expect(OnnxTrainer.create(accelerated, { threads: 1 })).rejects.toThrow(UnsupportedLayerError);
         return;
       }
+      setTrainingState(reference);
+      setTrainingState(accelerated);
+      const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
+      try {
+        await expectTrainerMatchesTfjs(trainer, { reference, accelerated }, batch, SIZE);
+      } finally {
+        await trainer.dispose();
+      }
+    } finally {
+      reference.dispose();
+      accelerated.dispose();
+    }
+  });
+});
+
+// The conv example pads 'same' with a 3x3 kernel (one pixel each side). The input gradient pads by what the
+// forward pass did not (conv2d.ts' inputGradient): 'valid' padding and even kernels, whose 'same' padding is
+// uneven, must pass back as TF.js does too.
+describe.each([
+  ['valid', 3],
+  ['same', 2],
+  ['same', 4],
+  ['valid', 2],
+] as const)("Conv2D with padding '%s' and a %ix%i kernel", (padding, kernelSize) => {
+  it('trains in onnxruntime as TF.js does', async () => {
+    const example = () =>
+      exampleModel(SIZE, [
+        tf.layers.conv2d({
+          filters: 3,
+          kernelSize,
+          padding,
+          activation: 'relu',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 11 }),
+          biasInitializer: tf.initializers.constant({ value: 0.02 }),
+        }),
+      ]);
+    const reference = example();
+    const accelerated = example();
+    try {
       setTrainingState(reference);
       setTrainingState(accelerated);
       const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
