@@ -38,13 +38,16 @@ export function applyColour(
   matrix: ColourMatrix,
   gains: readonly number[] = [1, 1, 1],
 ): void {
+  // Unrolled, the matrix and gains in locals: the same products and sums, in the same order.
+  const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = matrix;
+  const [g0, g1, g2] = gains;
+  const clamp = (v: number) => (v > 1 ? 1 : v < 0 ? 0 : v);
   for (let i = 0; i < pixels.length; i += 3) {
     const r = pixels[i];
     const g = pixels[i + 1];
     const b = pixels[i + 2];
-    for (let c = 0; c < 3; c++) {
-      const v = gains[c] * (matrix[c * 3] * r + matrix[c * 3 + 1] * g + matrix[c * 3 + 2] * b);
-      pixels[i + c] = v > 1 ? 1 : v < 0 ? 0 : v;
-    }
+    pixels[i] = clamp(g0 * (m0 * r + m1 * g + m2 * b));
+    pixels[i + 1] = clamp(g1 * (m3 * r + m4 * g + m5 * b));
+    pixels[i + 2] = clamp(g2 * (m6 * r + m7 * g + m8 * b));
   }
 }

@@ -165,9 +165,14 @@ export function augment(
   const gain = 1 + brightness * (2 * rng.next() - 1);
   const gamma = 1 + contrast * (2 * rng.next() - 1);
   const out = dihedral(pixels, size, variant);
+  // A value scaled from 8 bits (k / 255, as resizeToModelInput makes every one) takes its result from a
+  // table of the 256: the same Math.pow of the same float32 value, once per value instead of per pixel.
+  const curve = new Float64Array(256);
+  for (let k = 0; k < 256; k++) curve[k] = brightnessAndContrast(EIGHT_BIT[k], gain, gamma);
   for (let i = 0; i < out.length; i++) {
-    const value = out[i] > 0 ? gain * Math.pow(out[i], gamma) : 0;
-    out[i] = value > 1 ? 1 : value < 0 ? 0 : value;
+    const x = out[i];
+    const k = Math.round(x * 255);
+    out[i] = k >= 0 && k < 256 && EIGHT_BIT[k] === x ? curve[k] : brightnessAndContrast(x, gain, gamma);
   }
   // Drawn only when on, so a run without colour jitter draws exactly the numbers it always did.
   if (colourJitter > 0) {
@@ -180,6 +185,15 @@ export function augment(
     );
   }
   return out;
+}
+
+/** The 256 values an 8-bit channel scales to (k / 255 in float32, as resizeToModelInput stores them). */
+const EIGHT_BIT = Float32Array.from({ length: 256 }, (_, k) => k / 255);
+
+/** augment's gain and gamma on one value, clamped to [0, 1]; black stays black. */
+function brightnessAndContrast(x: number, gain: number, gamma: number): number {
+  const value = x > 0 ? gain * Math.pow(x, gamma) : 0;
+  return value > 1 ? 1 : value < 0 ? 0 : value;
 }
 
 /** The augmentation a training config asks for, in the shape train() takes. */

@@ -149,6 +149,26 @@ describe('augment', () => {
     expect(Array.from(augment(image, size, sequence(0.3, 0.1, 0.9)))).not.toEqual(Array.from(a));
   });
 
+  it('gives every value its gain and gamma exactly, 8-bit values (a table) and others alike', () => {
+    // Every 8-bit value k / 255, as resizeToModelInput stores them, and values between them; any order.
+    const side = 16;
+    const values = Float32Array.from({ length: side * side * 3 }, (_, i) =>
+      i < 256 ? ((i * 37) % 256) / 255 : (i - 256) / 500 + 0.001,
+    );
+    for (const draws of [
+      [0.1, 0.999, 0.999],
+      [0.7, 0, 0.2],
+      [0.4, 0.6, 0],
+    ]) {
+      const [, gainDraw, gammaDraw] = draws;
+      const gain = 1 + 0.1 * (2 * gainDraw - 1);
+      const gamma = 1 + 0.1 * (2 * gammaDraw - 1);
+      const moved = dihedral(values, side, Math.floor(draws[0] * 8));
+      const expected = Float32Array.from(moved, (x) => Math.min(1, x > 0 ? gain * Math.pow(x, gamma) : 0));
+      expect(Array.from(augment(values, side, sequence(...draws)))).toEqual(Array.from(expected));
+    }
+  });
+
   it('keeps black at 0 and values in [0, 1], and jitters by a small amount', () => {
     const cellOnBlack = Float32Array.from({ length: size * size * 3 }, (_, i) =>
       i % 5 === 0 ? 0 : 0.3 + (i % 7) / 10,
