@@ -50,7 +50,7 @@ export function acceleratedStep(
 
 /**
  * Validation's forward pass on onnxruntime: `model` as it stands, exported (inference mode: moving
- * statistics, no dropout) into a session the caller disposes. Null where training runs on TF.js or the
+ * statistics, no dropout; no Grad-CAM, so one session, not two) into a session the caller disposes. Null where training runs on TF.js or the
  * export or session fails: validation then predicts with TF.js.
  */
 export async function acceleratedPredictor(
@@ -59,9 +59,13 @@ export async function acceleratedPredictor(
 ): Promise<OnnxClassifier | null> {
   if (!trainer) return null;
   try {
-    return await OnnxClassifier.create(exportOnnx(model).bytes, model.inputs[0].shape[1] as number, {
-      threads: trainer.threads,
-    });
+    return await OnnxClassifier.create(
+      exportOnnx(model, { gradCamLayer: null }).bytes,
+      model.inputs[0].shape[1] as number,
+      {
+        threads: trainer.threads,
+      },
+    );
   } catch {
     return null;
   }

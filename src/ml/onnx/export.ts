@@ -25,9 +25,10 @@ export interface OnnxExport {
  *
  * When the model has a layer named `last_conv` followed by a chain of layers we can differentiate, the graph
  * also computes Grad-CAM (see grad-cam-graph.ts), so serving can explain without TF.js. Weights are read
- * from the model's variables, which needs an initialised TF.js backend.
+ * from the model's variables, which needs an initialised TF.js backend. `gradCamLayer: null` writes the
+ * classifier alone (training's validation reads only probabilities).
  */
-export function exportOnnx(model: tf.LayersModel, opts: { gradCamLayer?: string } = {}): OnnxExport {
+export function exportOnnx(model: tf.LayersModel, opts: { gradCamLayer?: string | null } = {}): OnnxExport {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new UnsupportedLayerError('Only models with one input and one output can be exported.');
   }
@@ -36,8 +37,8 @@ export function exportOnnx(model: tf.LayersModel, opts: { gradCamLayer?: string 
     throw new UnsupportedLayerError(`Expected a square RGB NHWC input, got [${inputShape.join(', ')}].`);
   }
   const inputSize = inputShape[1] as number;
-  const camLayerName = opts.gradCamLayer ?? LAST_CONV_LAYER;
-  const camLayer = model.layers.find((l) => l.name === camLayerName);
+  const camLayerName = opts.gradCamLayer === undefined ? LAST_CONV_LAYER : opts.gradCamLayer;
+  const camLayer = camLayerName === null ? undefined : model.layers.find((l) => l.name === camLayerName);
   const head = camLayer ? layersAfter(model, camLayer) : [];
   const chain = typeof head === 'string' ? [] : head;
 
@@ -87,12 +88,18 @@ export function exportOnnx(model: tf.LayersModel, opts: { gradCamLayer?: string 
 
   let gradCam = false;
   let gradCamSkipped: string | undefined =
-    chain.length > 0 ? undefined : typeof head === 'string' ? head : `no '${camLayerName}' layer`;
+    chain.length > 0
+      ? undefined
+      : typeof head === 'string'
+        ? head
+        : camLayerName === null
+          ? 'not asked for'
+          : `no '${camLayerName}' layer`;
   if (chain.length > 0) {
     try {
       const cam = appendGradCam(
         b,
-        traces.get(camLayerName)!,
+        traces.get(camLayer!.name)!,
         chain.map((l) => traces.get(l.name)!),
         inputSize,
       );

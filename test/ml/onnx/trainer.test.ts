@@ -178,6 +178,8 @@ describe('acceleratedPredictor', () => {
       const expected = predict();
       expect(relativeError(initial, expected)).toBeGreaterThan(1e-3);
       const predictor = await acceleratedPredictor(model, trainer);
+      // The classifier alone: no Grad-CAM, whose second session an epoch's validation would pay for.
+      expect(predictor!.explains).toBe(false);
       const actual = await predictor!.predict(batch.pixels, batch.size);
       await predictor!.dispose();
       expect(relativeError(expected, actual)).toBeLessThan(1e-5);
