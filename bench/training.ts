@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, estimateFlops } from '../src/ml/models/architectures';
 import { defaultOnnxThreads } from '../src/ml/onnx/session';
@@ -48,7 +50,7 @@ const SIZE = 96;
 const BATCH = 32;
 
 /** train() on lymphonet, 1 epoch at 96x96 without augmentation, with the training runtime given. */
-async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Promise<TrainingRow> {
+export async function trainOnce(runtime: 'onnxruntime' | 'tfjs', batches: number): Promise<TrainingRow> {
   const previous = configureMl({ ...mlSettings(), trainingRuntime: runtime });
   try {
     const examples = syntheticExamples(BATCH * batches, SIZE, 1);
@@ -140,6 +142,39 @@ async function onnxSteps(
 }
 
 /**
+ * userEpoch, then train() alone on onnxruntime, in a process of their own (bench/training-epoch.ts
+ * --with-loop), as the training worker runs them. In the bench's own process, after its inference and
+ * end-to-end sections (a heap of about 2 GB), the same epoch ran 0.92x and 0.95x as fast in two runs, and
+ * moved more from run to run; benchTraining prints that figure too.
+ */
+function inFreshProcess(batches: number): Promise<Array<TrainingRow & { epochOf10000Seconds?: number }>> {
+  const script = path.join(__dirname, 'training-epoch.ts');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, script, String(batches), '--with-loop'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const rows = out.split('\n').filter((line) => line.startsWith('{'));
+      if (code !== 0 || rows.length !== 2) {
+        reject(new Error(`bench/training-epoch.ts exited ${code}: ${err.slice(-2000)}`));
+        return;
+      }
+      resolve(
+        rows.map((line) => {
+          const { loadavg: _load, ...row } = JSON.parse(line) as TrainingRow & { loadavg?: number[] };
+          return { ...row, how: `${row.how} (a fresh process)` };
+        }),
+      );
+    });
+  });
+}
+
+/**
  * Training throughput at 96x96, batch 32: first a user's epoch of the default recipe (userEpoch); then
  * the product's loop alone, train() in src/ml/training/train.ts (batch assembly, forward, backward, optimizer,
  * batch-norm bookkeeping; no augmentation, validation excluded), on lymphonet with each training runtime; then bare steps of lymphonet and of the issue's reference network in TF.js and in
@@ -147,9 +182,10 @@ async function onnxSteps(
  */
 export async function benchTraining(quick: boolean): Promise<TrainingRow[]> {
   const batches = quick ? 4 : 10;
+  const inThisProcess = await userEpoch(batches);
   const rows: TrainingRow[] = [
-    await userEpoch(batches),
-    await trainOnce('onnxruntime', batches),
+    ...(await inFreshProcess(batches)),
+    { ...inThisProcess, how: `the same epoch in the bench's own process, after the sections above` },
     await trainOnce('tfjs', batches),
   ];
 
