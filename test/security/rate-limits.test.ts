@@ -83,11 +83,13 @@ it('refuses a second request of a key while its first is in flight (LYMPHOSCOPE_
   const other = graphqlClient(stack.url, keys.other);
   let answered = false;
   const batch = slow(PREDICT_BATCH, { inputs: [inline, inline] }).finally(() => (answered = true));
-  // The batch decodes, predicts and explains two 450x450 cells: seconds here. Ask again until the
-  // batch is seen in flight (each answered ask spends one of the key's 8 tokens; a refused one none).
+  // The batch decodes, predicts and explains two 450x450 cells: tens of milliseconds on onnxruntime,
+  // more under load. Ask again, a few milliseconds apart, until the batch is seen in flight: each
+  // answered ask spends one of the key's 8 tokens (a refused one none), so at most 6, leaving one for the
+  // ask after the batch. (Asks 200 ms apart missed a batch that had already answered.)
   let second: GraphqlResult | undefined;
   for (let ask = 0; ask < 6 && !answered; ask++) {
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 15));
     const result = await slow('{ me { role } }');
     if (result.status === 429) {
       second = result;
