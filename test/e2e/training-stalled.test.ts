@@ -27,13 +27,14 @@ describe('a training job whose worker retries are exhausted', () => {
   afterAll(() => e2e?.stop());
 
   it('is resumed from its checkpoint by one new worker when it is read, and succeeds', async () => {
+    // Every attempt of every invocation seen: by the watcher, and by the kill loop below for the
+    // attempts it kills (a busy machine can delay the watcher past an attempt's short life).
     const invocations = new Map<string, number[]>();
-    const watcher = setInterval(() => {
-      for (const i of e2e.stack.emulator.invocations()) {
-        const attempts = invocations.get(i.requestId) ?? [];
-        if (!attempts.includes(i.attempt)) invocations.set(i.requestId, [...attempts, i.attempt]);
-      }
-    }, 10);
+    const seen = (i: { requestId: string; attempt: number }) => {
+      const attempts = invocations.get(i.requestId) ?? [];
+      if (!attempts.includes(i.attempt)) invocations.set(i.requestId, [...attempts, i.attempt]);
+    };
+    const watcher = setInterval(() => e2e.stack.emulator.invocations().forEach(seen), 10);
     try {
       const job = await startJob(e2e, {
         datasetId,
@@ -59,6 +60,7 @@ describe('a training job whose worker retries are exhausted', () => {
           30_000,
           10,
         );
+        seen(running);
         running.child.kill('SIGKILL');
       }
       await waitFor(
