@@ -50,8 +50,8 @@ export function acceleratedStep(
 
 /**
  * Validation's forward pass on onnxruntime: `model` as it stands, exported (inference mode: moving
- * statistics, no dropout; no Grad-CAM, so one session, not two) into a session the caller disposes. Null where training runs on TF.js or the
- * export or session fails: validation then predicts with TF.js.
+ * statistics, no dropout; no Grad-CAM, so one session, not two) into a session the caller disposes. Null
+ * where training runs on TF.js or the export or session fails: validation then predicts with TF.js.
  */
 export async function acceleratedPredictor(
   model: tf.LayersModel,
@@ -59,13 +59,10 @@ export async function acceleratedPredictor(
 ): Promise<OnnxClassifier | null> {
   if (!trainer) return null;
   try {
-    return await OnnxClassifier.create(
-      exportOnnx(model, { gradCamLayer: null }).bytes,
-      model.inputs[0].shape[1] as number,
-      {
-        threads: trainer.threads,
-      },
-    );
+    const { bytes } = exportOnnx(model, { gradCamLayer: null });
+    return await OnnxClassifier.create(bytes, model.inputs[0].shape[1] as number, {
+      threads: trainer.threads,
+    });
   } catch {
     return null;
   }

@@ -85,9 +85,10 @@ export const conv2d: LayerModule = {
 /**
  * dx of a stride-1 convolution: the output gradient convolved with the kernel turned half a turn, in and
  * out swapped (`kernel` is TF.js' [kh, kw, in, out]), padded by what the forward pass did not pad. The
- * same sum as a ConvTranspose by the forward kernel, but onnxruntime runs Conv in its blocked NCHWc
- * kernels and ConvTranspose as a matrix product and col2im: block 2's input gradient took 10.4 ms as a
- * ConvTranspose against 4.7 ms for the forward Conv of the same size (docs/PERFORMANCE.md).
+ * same sum as a ConvTranspose by the forward kernel; onnxruntime's ConvTranspose gained little from a
+ * second thread: on 2, block 2's input gradient took 10.4 ms as a ConvTranspose against 4.7 ms for the
+ * forward Conv of the same size, and the step 0.915x as a Conv (1 thread: the same either way;
+ * docs/PERFORMANCE.md, "third pass").
  */
 function inputGradient(
   b: GraphBuilder,
