@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
+import { jsonLinesOfChild } from './child-json';
 import { median, round } from './stats';
 
 export interface ColdStartRow {
@@ -86,21 +86,6 @@ interface ChildReport {
   maxRssMb: number;
 }
 
-function runChild(bundle: string, args: string[]): Promise<ChildReport> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = stdout.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) {
-        reject(new Error(`cold-start child exited ${code}: ${stderr.slice(-2000)}`));
-        return;
-      }
-      resolve(JSON.parse(line) as ChildReport);
-    });
-  });
+async function runChild(bundle: string, args: string[]): Promise<ChildReport> {
+  return (await jsonLinesOfChild('cold-start child', [bundle, ...args])).pop() as ChildReport;
 }

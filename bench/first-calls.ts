@@ -8,9 +8,9 @@
  * printed. JavaScript runs unoptimised until V8 has seen it run, so these figures are the cold start's
  * share that the warm benchmarks (`npm run bench`) do not show.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { jsonLinesOfChild } from './child-json';
 import { checkout, networkArgument } from './revision';
 import { median, round } from './stats';
 
@@ -54,20 +54,14 @@ async function child(root: string): Promise<void> {
   process.stdout.write(JSON.stringify(report) + '\n');
 }
 
-function run(root: string): Promise<ChildReport> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...process.execArgv, __filename, '--child', root], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    let out = '';
-    proc.stdout.on('data', (chunk) => (out += chunk));
-    proc.on('error', reject);
-    proc.on('exit', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) reject(new Error(`first-calls child exited ${code}`));
-      else resolve(JSON.parse(line));
-    });
-  });
+async function run(root: string): Promise<ChildReport> {
+  const lines = await jsonLinesOfChild('first-calls child', [
+    ...process.execArgv,
+    __filename,
+    '--child',
+    root,
+  ]);
+  return lines.pop() as ChildReport;
 }
 
 function summary(reports: ChildReport[]) {

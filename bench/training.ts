@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, estimateFlops } from '../src/ml/models/architectures';
@@ -9,6 +8,7 @@ import { augmenterFor } from '../src/ml/image/preprocess';
 import { syntheticCell } from '../src/ml/data/synthetic';
 import { DEFAULT_TRAINING_CONFIG, type Example, train } from '../src/ml/training/train';
 import { trainingStepOf } from './kernels';
+import { jsonLinesOfChild } from './child-json';
 import { buildReferenceNet } from './reference-net';
 import { randomValues, round, timeAsync } from './stats';
 
@@ -147,30 +147,18 @@ async function onnxSteps(
  * end-to-end sections (a heap of about 2 GB), the same epoch ran 0.92x and 0.95x as fast in two runs, and
  * moved more from run to run; benchTraining prints that figure too.
  */
-function inFreshProcess(batches: number): Promise<Array<TrainingRow & { epochOf10000Seconds?: number }>> {
+async function inFreshProcess(batches: number): Promise<TrainingRow[]> {
   const script = path.join(__dirname, 'training-epoch.ts');
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, script, String(batches), '--with-loop'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk) => (out += chunk));
-    child.stderr.on('data', (chunk) => (err += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const rows = out.split('\n').filter((line) => line.startsWith('{'));
-      if (code !== 0 || rows.length !== 2) {
-        reject(new Error(`bench/training-epoch.ts exited ${code}: ${err.slice(-2000)}`));
-        return;
-      }
-      resolve(
-        rows.map((line) => {
-          const { loadavg: _load, ...row } = JSON.parse(line) as TrainingRow & { loadavg?: number[] };
-          return { ...row, how: `${row.how} (a fresh process)` };
-        }),
-      );
-    });
+  const lines = await jsonLinesOfChild('bench/training-epoch.ts', [
+    ...process.execArgv,
+    script,
+    String(batches),
+    '--with-loop',
+  ]);
+  if (lines.length !== 2) throw new Error(`bench/training-epoch.ts printed ${lines.length} rows, not 2.`);
+  return lines.map((line) => {
+    const { loadavg: _load, ...row } = line as TrainingRow & { loadavg?: number[] };
+    return { ...row, how: `${row.how} (a fresh process)` };
   });
 }
 
