@@ -144,8 +144,8 @@ async function onnxSteps(
 /**
  * userEpoch, then train() alone on onnxruntime, in a process of their own (bench/training-epoch.ts
  * --with-loop), as the training worker runs them. In the bench's own process, after its inference and
- * end-to-end sections (a heap of about 2 GB), the same epoch ran 0.92x and 0.95x as fast in two runs, and
- * moved more from run to run; benchTraining prints that figure too.
+ * end-to-end sections (a heap of about 2 GB), the same epoch ran 0.92x, 0.95x and 1.02x as fast in three
+ * runs: no steady difference, but not the process the figure is about; benchTraining prints it too.
  */
 async function inFreshProcess(batches: number): Promise<TrainingRow[]> {
   const script = path.join(__dirname, 'training-epoch.ts');
