@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { decodeImage } from '../../src/ml/image/decode';
 import { toModelInput } from '../../src/ml/image/preprocess';
-import type { OnnxTrainer } from '../../src/ml/onnx/trainer';
+import { OnnxTrainer } from '../../src/ml/onnx/trainer';
 import { sampleImages } from './sample';
 
 /**
@@ -97,5 +97,31 @@ export async function expectTrainerMatchesTfjs(
     });
   } finally {
     tf.dispose([expected.value, ...Object.values(expected.grads), ...Object.values(actual.gradients)]);
+  }
+}
+
+/**
+ * Two models from `build`, in the same training state: one onnxruntime training pass of the second (1
+ * thread) matches TF.js on the first (expectTrainerMatchesTfjs). Both models and the trainer are disposed.
+ */
+export async function expectTrainsAsTfjs(
+  build: () => tf.LayersModel,
+  batch: ReferenceBatch,
+  inputSize: number,
+): Promise<void> {
+  const reference = build();
+  const accelerated = build();
+  try {
+    setTrainingState(reference);
+    setTrainingState(accelerated);
+    const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
+    try {
+      await expectTrainerMatchesTfjs(trainer, { reference, accelerated }, batch, inputSize);
+    } finally {
+      await trainer.dispose();
+    }
+  } finally {
+    reference.dispose();
+    accelerated.dispose();
   }
 }

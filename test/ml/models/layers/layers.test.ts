@@ -5,12 +5,7 @@ import { exampleModel } from '../../../../src/ml/models/layers/shared';
 import { exportOnnx, OnnxClassifier, UnsupportedLayerError } from '../../../../src/ml/onnx';
 import { OnnxTrainer } from '../../../../src/ml/onnx/trainer';
 import { initRuntime } from '../../../../src/ml/runtime';
-import {
-  realBatch,
-  type ReferenceBatch,
-  setTrainingState,
-  expectTrainerMatchesTfjs,
-} from '../../../helpers/tfjs-reference';
+import { expectTrainsAsTfjs, realBatch, type ReferenceBatch } from '../../../helpers/tfjs-reference';
 
 /**
  * Each layer module checks itself against TF.js, on 8 real C-NMC cells (data/cnmc-sample) at 16 x 16,
@@ -69,7 +64,7 @@ describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('
   });
 
   it('trains in onnxruntime as TF.js does, or refuses', async () => {
-    if (module.train) return expectTrainsAsTfjs(() => module.example(SIZE));
+    if (module.train) return expectTrainsAsTfjs(() => module.example(SIZE), batch, SIZE);
     const model = module.example(SIZE);
     try {
       await expect(OnnxTrainer.create(model, { threads: 1 })).rejects.toThrow(UnsupportedLayerError);
@@ -78,25 +73,6 @@ describe.each(LAYER_MODULES.map((m) => [m.classNames.join(', '), m] as const))('
     }
   });
 });
-
-/** Two copies of `example()` in the same training state: one step in onnxruntime matches TF.js'. */
-async function expectTrainsAsTfjs(example: () => tf.LayersModel): Promise<void> {
-  const reference = example();
-  const accelerated = example();
-  try {
-    setTrainingState(reference);
-    setTrainingState(accelerated);
-    const trainer = await OnnxTrainer.create(accelerated, { threads: 1 });
-    try {
-      await expectTrainerMatchesTfjs(trainer, { reference, accelerated }, batch, SIZE);
-    } finally {
-      await trainer.dispose();
-    }
-  } finally {
-    reference.dispose();
-    accelerated.dispose();
-  }
-}
 
 // The conv example pads 'same' with a 3x3 kernel (one pixel each side). The input gradient pads by what the
 // forward pass did not (conv2d.ts' inputGradient): 'valid' padding and even kernels, whose 'same' padding is
@@ -108,16 +84,19 @@ describe.each([
   ['valid', 2],
 ] as const)("Conv2D with padding '%s' and a %ix%i kernel", (padding, kernelSize) => {
   it('trains in onnxruntime as TF.js does', () =>
-    expectTrainsAsTfjs(() =>
-      exampleModel(SIZE, [
-        tf.layers.conv2d({
-          filters: 3,
-          kernelSize,
-          padding,
-          activation: 'relu',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 11 }),
-          biasInitializer: tf.initializers.constant({ value: 0.02 }),
-        }),
-      ]),
+    expectTrainsAsTfjs(
+      () =>
+        exampleModel(SIZE, [
+          tf.layers.conv2d({
+            filters: 3,
+            kernelSize,
+            padding,
+            activation: 'relu',
+            kernelInitializer: tf.initializers.glorotUniform({ seed: 11 }),
+            biasInitializer: tf.initializers.constant({ value: 0.02 }),
+          }),
+        ]),
+      batch,
+      SIZE,
     ));
 });
