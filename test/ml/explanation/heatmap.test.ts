@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { LymphoscopeError } from '../../../src/errors';
 import { gradCam } from '../../../src/ml/explanation/grad-cam';
-import { renderHeatmapPng } from '../../../src/ml/explanation/heatmap';
+import { JET, pngOfScanlines, renderHeatmapPng } from '../../../src/ml/explanation/heatmap';
+import { decodeImage } from '../../../src/ml/image/decode';
+import { sampleImages } from '../../helpers/sample';
 import type { RgbImage } from '../../../src/ml/image/types';
 
 const SIZE = 16;
@@ -193,7 +195,80 @@ describe('renderHeatmapPng', () => {
     expect(Math.abs(r5 - 240)).toBeLessThan(Math.abs(r0 - 240));
   });
 
+  it('gives, on a real cell, the pixels of the overlay computed one pixel at a time', async () => {
+    const image = await decodeImage(sampleImages()[3].bytes);
+    const size = 12;
+    // A blob of heat with a cold hole and a saturated spot: every branch of the overlay.
+    const heat = Float32Array.from({ length: size * size }, (_, k) => {
+      const x = k % size;
+      const y = (k - x) / size;
+      return x === 6 && y === 6 ? 0 : Math.max(0, 1.3 - Math.hypot(x - 5, y - 7) / 4);
+    });
+    const png = await renderHeatmapPng(image, heat, size);
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect(info).toMatchObject({ width: image.width, height: image.height, channels: 3 });
+
+    let brightest = 1;
+    for (const v of image.data) brightest = Math.max(brightest, v);
+    const gain = Math.min(3, 255 / brightest);
+    // Bilinear at pixel centres, the two map rows blended first, then the two columns.
+    const axis = (i: number, length: number) => {
+      const c = Math.min(size - 1, Math.max(0, ((i + 0.5) * size) / length - 0.5));
+      const lower = Math.floor(c);
+      return [lower, Math.min(size - 1, lower + 1), c - lower];
+    };
+    const expected = new Uint8Array(data.length);
+    for (let y = 0; y < image.height; y++) {
+      const [y0, y1, fy] = axis(y, image.height);
+      for (let x = 0; x < image.width; x++) {
+        const [x0, x1, fx] = axis(x, image.width);
+        const column = (j: number) => heat[y0 * size + j] * (1 - fy) + heat[y1 * size + j] * fy;
+        const h = Math.min(1, column(x0) * (1 - fx) + column(x1) * fx);
+        const stop = Math.min(JET.length - 2, Math.floor(h * (JET.length - 1)));
+        const f = h * (JET.length - 1) - stop;
+        for (let c = 0; c < 3; c++) {
+          const i = (y * image.width + x) * 3 + c;
+          const cell = Math.min(255, image.data[i] * gain);
+          const jet = JET[stop][c] + (JET[stop + 1][c] - JET[stop][c]) * f;
+          expected[i] = h > 0 ? Math.floor((1 - 0.6 * h) * cell + 0.6 * h * jet + 0.5) : Math.round(cell);
+        }
+      }
+    }
+    expect(Buffer.from(expected).equals(data)).toBe(true);
+  });
+
   it('refuses a heat map of the wrong size', async () => {
     await expect(renderHeatmapPng(cell, new Float32Array(10), 4)).rejects.toBeInstanceOf(LymphoscopeError);
+  });
+});
+
+describe('pngOfScanlines', () => {
+  it('makes PNGs that decode to the rows it was given, at any size', async () => {
+    let state = 7;
+    const next = () => (state = (state * 1103515245 + 12345) >>> 0) >>> 24;
+    for (const [width, height] of [
+      [1, 1],
+      [5, 3],
+      [450, 2],
+      [33, 61],
+    ]) {
+      const rgb = Uint8Array.from({ length: width * height * 3 }, () => next());
+      // Half the rows Sub-filtered (filter type 1), half stored as they are (type 0).
+      const scanlines = Buffer.alloc((width * 3 + 1) * height);
+      for (let y = 0; y < height; y++) {
+        const row = y * (width * 3 + 1);
+        scanlines[row] = y % 2;
+        for (let i = 0; i < width * 3; i++) {
+          const value = rgb[y * width * 3 + i];
+          const left = y % 2 && i >= 3 ? rgb[y * width * 3 + i - 3] : 0;
+          scanlines[row + 1 + i] = value - left;
+        }
+      }
+      const png = await pngOfScanlines(scanlines, width, height);
+      const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+      expect(info).toMatchObject({ width, height, channels: 3 });
+      expect(Buffer.from(rgb).equals(data)).toBe(true);
+    }
+    await expect(pngOfScanlines(Buffer.alloc(10), 3, 3)).rejects.toBeInstanceOf(LymphoscopeError);
   });
 });
