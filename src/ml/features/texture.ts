@@ -287,15 +287,18 @@ function localBinaryPatterns(luma: Float64Array, levels: Uint8Array, bw: number,
     for (let x = r, q = y * bw + r; x < bw - r; x++, q++) {
       if (levels[q] === OUTSIDE) continue;
       const centre = luma[q];
+      // +(a >= b) is 0 or 1 without a branch: the comparisons are as random as the texture, and branches
+      // on them were mispredicted often enough to take 1.6x the time (this loop alone on 30 sample cells:
+      // 1.19 against 0.72 ms).
       const pattern =
-        (luma[q + o0] >= centre ? 1 : 0) |
-        (luma[q + o1] >= centre ? 2 : 0) |
-        (luma[q + o2] >= centre ? 4 : 0) |
-        (luma[q + o3] >= centre ? 8 : 0) |
-        (luma[q + o4] >= centre ? 16 : 0) |
-        (luma[q + o5] >= centre ? 32 : 0) |
-        (luma[q + o6] >= centre ? 64 : 0) |
-        (luma[q + o7] >= centre ? 128 : 0);
+        +(luma[q + o0] >= centre) |
+        (+(luma[q + o1] >= centre) << 1) |
+        (+(luma[q + o2] >= centre) << 2) |
+        (+(luma[q + o3] >= centre) << 3) |
+        (+(luma[q + o4] >= centre) << 4) |
+        (+(luma[q + o5] >= centre) << 5) |
+        (+(luma[q + o6] >= centre) << 6) |
+        (+(luma[q + o7] >= centre) << 7);
       const kind = LBP_CLASS[pattern];
       counted++;
       if (kind > 0) {

