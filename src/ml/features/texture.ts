@@ -102,6 +102,8 @@ function boxLuma(img: RgbImage, mask: Uint8Array, box: NonNullable<CellBox>) {
   const luma = new Float64Array(bw * bh);
   const levels = new Uint8Array(bw * bh).fill(OUTSIDE);
   const histogram = new Int32Array(256);
+  // Written at the end of every row, inside the loop (see cellSums in morphology.ts).
+  const result = { bw, bh, luma, levels, histogram, count: 0, sum: 0 };
   let count = 0;
   let sum = 0;
   for (let y = 0, q = 0; y < bh; y++) {
@@ -115,8 +117,10 @@ function boxLuma(img: RgbImage, mask: Uint8Array, box: NonNullable<CellBox>) {
       count++;
       sum += value;
     }
+    result.count = count;
+    result.sum = sum;
   }
-  return { bw, bh, luma, levels, histogram, count, sum };
+  return result;
 }
 
 /** The cell's grey levels: its luma between the low and high percentiles, in GRAY_LEVELS steps. */
@@ -169,6 +173,8 @@ function countPairs(levels: Uint8Array, bw: number, bh: number) {
   const G = GRAY_LEVELS;
   const d = GLCM_DISTANCE;
   const pairs = new Int32Array(G * G);
+  // Written at the end of every row, inside the loop (see cellSums in morphology.ts).
+  const result = { pairs, counted: 0 };
   let counted = 0;
   const down = d * bw;
   for (let y = 0; y < bh; y++) {
@@ -197,8 +203,9 @@ function countPairs(levels: Uint8Array, bw: number, bh: number) {
         counted++;
       }
     }
+    result.counted = counted;
   }
-  return { pairs, counted };
+  return result;
 }
 
 /**
@@ -280,6 +287,9 @@ function localBinaryPatterns(luma: Float64Array, levels: Uint8Array, bw: number,
   const o5 = r * bw + r;
   const o6 = r * bw;
   const o7 = r * bw - r;
+  // Written at the end of every row, inside the loop (see cellSums in morphology.ts); 0 / 0 is NaN, as for a
+  // cell with no pixel to count.
+  const shares = { lbpUniform: NaN, lbpFlat: NaN };
   let uniform = 0;
   let flat = 0;
   let counted = 0;
@@ -306,10 +316,10 @@ function localBinaryPatterns(luma: Float64Array, levels: Uint8Array, bw: number,
         if (kind === 2) flat++;
       }
     }
+    shares.lbpUniform = uniform / counted;
+    shares.lbpFlat = flat / counted;
   }
-  return counted
-    ? { lbpUniform: uniform / counted, lbpFlat: flat / counted }
-    : { lbpUniform: NaN, lbpFlat: NaN };
+  return shares;
 }
 
 function chromatin(histogram: Int32Array, count: number, sum: number, percentile: (share: number) => number) {

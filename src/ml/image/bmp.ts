@@ -211,6 +211,8 @@ export function decodeBmp(bytes: Uint8Array, limits: ImageLimits): RgbImage {
   const { width, height, bitsPerPixel, rowStride, masks, palette } = header;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const data = new Uint8Array(width * height * 3);
+  // Built before the loop, not returned as a new literal after it (see cellSums in morphology.ts).
+  const image: RgbImage = { width, height, data };
 
   for (let row = 0; row < height; row++) {
     let src = header.pixelOffset + (header.topDown ? row : height - 1 - row) * rowStride;
@@ -249,5 +251,5 @@ export function decodeBmp(bytes: Uint8Array, limits: ImageLimits): RgbImage {
       }
     }
   }
-  return { width, height, data };
+  return image;
 }

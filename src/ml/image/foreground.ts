@@ -158,6 +158,8 @@ function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Arr
     data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.length >> 2) : null;
   const blackIsBackground =
     words !== null && br <= FOREGROUND_LEVEL && bg <= FOREGROUND_LEVEL && bb <= FOREGROUND_LEVEL;
+  // Written at the end of every row, inside the loop (see cellSums in morphology.ts).
+  const counts = { foregroundPixels: 0, clippedPixels: 0, brightest: 0 };
   let foregroundPixels = 0;
   let clippedPixels = 0;
   let brightest = 0;
@@ -200,8 +202,11 @@ function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Arr
       }
     }
     if (open >= 0) runs.push(y, open, width);
+    counts.foregroundPixels = foregroundPixels;
+    counts.clippedPixels = clippedPixels;
+    counts.brightest = brightest;
   }
-  return { foregroundPixels, clippedPixels, brightest };
+  return counts;
 }
 
 /**
