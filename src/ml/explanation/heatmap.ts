@@ -54,7 +54,11 @@ export async function renderHeatmapPng(
   }
   // A whole pass over the image on its own: analyzeCell passes the value findForeground already saw.
   const brightest = max(1, brightestValue ?? brightestChannel(img.data));
-  return pngOfScanlines(drawOverlay(img, heatmap, heatmapSize, brightest), img.width, img.height);
+  return pngOfScanlines(
+    drawOverlay(img.data, img.width, img.height, heatmap, heatmapSize, brightest),
+    img.width,
+    img.height,
+  );
 }
 
 /** The highest channel value of an image. */
@@ -70,9 +74,14 @@ function brightestChannel(pixels: Uint8Array): number {
  * run when it did so sent the optimised code back to the interpreter, on 1 call in 6 (`node
  * --trace-deopt`, the 63 sample cells twice).
  */
-function drawOverlay(img: RgbImage, heatmap: Float32Array, heatmapSize: number, brightest: number): Buffer {
-  const { width, height } = img;
-  const pixels = img.data;
+function drawOverlay(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  heatmap: Float32Array,
+  heatmapSize: number,
+  brightest: number,
+): Buffer {
   const gain = min(3, 255 / brightest);
   const brightened = Float64Array.from({ length: 256 }, (_, v) => min(255, v * gain));
   // The same, rounded: where there is no heat, a pixel is a table lookup.

@@ -183,8 +183,14 @@ function convexHullArea(rowStart: Int32Array, rowEnd: Int32Array): number {
  * sent that optimised code back to the interpreter on a process's first cells (docs/PERFORMANCE.md,
  * "a container's first analyses").
  */
-function cellSums(img: RgbImage, mask: Uint8Array, rowStart: Int32Array, rowEnd: Int32Array) {
-  const { width, height, data } = img;
+function cellSums(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  mask: Uint8Array,
+  rowStart: Int32Array,
+  rowEnd: Int32Array,
+) {
   // The sums leave through an object written at the end of every row, inside the loop: a return that
   // builds an object after the loop needs type feedback that the loop's optimised code (compiled while
   // the loop ran, on the first cell) lacked, and under Node 22 every call then fell back to the
@@ -271,7 +277,14 @@ function secondMoments(
 export function measureMorphology(img: RgbImage, foreground: Foreground = findForeground(img)): Morphology {
   const { mask, rowStart, rowEnd } = cellRegion(foreground);
   const { width, height } = img;
-  const { area, sumX, sumY, sumI, sumI2, sumR, sumG, sumB, start } = cellSums(img, mask, rowStart, rowEnd);
+  const { area, sumX, sumY, sumI, sumI2, sumR, sumG, sumB, start } = cellSums(
+    img.data,
+    width,
+    height,
+    mask,
+    rowStart,
+    rowEnd,
+  );
   if (area === 0) {
     return {
       areaPx: 0,

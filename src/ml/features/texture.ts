@@ -95,8 +95,7 @@ function boundingBox(mask: Uint8Array, width: number, height: number): CellBox {
  * sent that optimised code back to the interpreter on a process's first cells (docs/PERFORMANCE.md,
  * "a container's first analyses").
  */
-function boxLuma(img: RgbImage, mask: Uint8Array, box: NonNullable<CellBox>) {
-  const { width, data } = img;
+function boxLuma(data: Uint8Array, width: number, mask: Uint8Array, box: NonNullable<CellBox>) {
   const bw = box.x1 - box.x0 + 1;
   const bh = box.y1 - box.y0 + 1;
   const luma = new Float64Array(bw * bh);
@@ -144,7 +143,7 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
     throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
   const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
   if (!box) return { ...NO_TEXTURE };
-  const { bw, bh, luma, levels, histogram, count, sum } = boxLuma(img, mask, box);
+  const { bw, bh, luma, levels, histogram, count, sum } = boxLuma(data, width, mask, box);
   if (count < MIN_PIXELS) return { ...NO_TEXTURE };
 
   const percentile = (share: number) => {
