@@ -76,6 +76,27 @@ describe('decodeImage on real C-NMC cells', () => {
     expect(r).toBeGreaterThan(g);
   });
 
+  it('decodes every sample cell to the bytes of its file, pixel by pixel', async () => {
+    // The decoder skips the swap of blue and red where four pixels are black; every pixel of all 63
+    // files against the file's own bytes.
+    const { sampleImages } = await import('../../helpers/sample');
+    for (const { bytes } of sampleImages()) {
+      const img = await decodeImage(bytes);
+      // rawBmpPixel's reading, one row at a time: bottom-up rows of BGR, padded to 4 bytes.
+      const offset = bytes.readUInt32LE(10);
+      const stride = Math.ceil((img.width * 3) / 4) * 4;
+      const expected = new Uint8Array(img.data.length);
+      for (let y = 0, i = 0; y < img.height; y++) {
+        for (let x = 0, at = offset + (img.height - 1 - y) * stride; x < img.width; x++, at += 3, i += 3) {
+          expected[i] = bytes[at + 2];
+          expected[i + 1] = bytes[at + 1];
+          expected[i + 2] = bytes[at];
+        }
+      }
+      expect(Buffer.from(expected).equals(img.data)).toBe(true);
+    }
+  });
+
   it('decodes PNG, JPEG and TIFF copies of a real cell to nearly the same pixels', async () => {
     const bmp = await decodeImage(readFileSync(HEM_CELL));
     const raw = { raw: { width: 450, height: 450, channels: 3 as const } };
