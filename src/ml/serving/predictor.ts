@@ -64,7 +64,7 @@ export interface CellAnalysis {
     /** The forward passes: the cell as given (with Grad-CAM when explained), then its other 7 views. */
     predictMs: number;
     morphologyMs: number;
-    /** Drawing the overlay, and the wait for its PNG encode (libvips) after the other views were scored. */
+    /** Drawing the overlay, and the wait for its PNG's deflate (zlib) after the other views were scored. */
     heatmapMs: number;
     /** 0 when the rule carries no out-of-domain model. */
     outOfDomainMs: number;
@@ -82,8 +82,8 @@ export interface CellAnalysis {
  * and the network's TF.js model are loaded only when they run (tfjs-network.ts, tfjs-predict.ts).
  *
  * The work is ordered so that both cores are busy: the resize (libvips, on libuv's thread pool) runs
- * while this thread measures the cell and its out-of-domain statistics, and the heat map's PNG encode
- * (libvips again) runs while the network scores the other 7 views of test-time augmentation. Each
+ * while this thread measures the cell and its out-of-domain statistics, and the heat map's PNG deflate
+ * (zlib, on the same pool) runs while the network scores the other 7 views of test-time augmentation. Each
  * part reads only the decoded image or its own inputs, so the result is the one a sequential pass
  * gives (test/ml/serving/predictor-overlap.test.ts).
  */
@@ -133,7 +133,7 @@ export async function analyzeCell(
   const heatmap = first.heatmap;
   let predictMs = performance.now() - t;
 
-  // The overlay is drawn now and its PNG encoded by libvips on libuv's thread pool while the network
+  // The overlay is drawn now and its PNG deflated by zlib on libuv's thread pool while the network
   // scores the other views: the two overlap wherever there is a second core.
   t = performance.now();
   const heatmapPng = heatmap ? renderHeatmapPng(image, heatmap, rule.inputSize, foreground.brightest) : null;
