@@ -97,7 +97,7 @@ export class FolderImport {
     });
     // A bulk import is bounded by LYMPHOSCOPE_MAX_IMPORT_FILES and the size of each file, not by the
     // request's pixel budget, which is sized for predictions (63 C-NMC cells would nearly spend it).
-    await outsidePixelBudget(() => runBounded(work, 4));
+    await outsidePixelBudget(() => runBounded(inListingOrderPerContent(objects, work), 4));
     this.log.info('import finished', {
       datasetId,
       prefix,
@@ -107,4 +107,29 @@ export class FolderImport {
     });
     return report;
   }
+}
+
+/**
+ * The work per file (`work[i]` for `objects[i]`) as tasks that may run side by side, where files that may
+ * hold the same bytes run one after the other, in the listing's order. The first of a set of identical
+ * files is then always the one the dataset keeps, with the subject its C-NMC name gives, and the later
+ * ones count as duplicates. Side by side, whichever finished first won, and a copy under another name
+ * could take the image without its subject (a subject-grouped split would then not know whose cell it
+ * is). Identical bytes have the same size and, for the single-part uploads a cell image is (a file over
+ * the upload limit is refused unread), the same ETag: S3's MD5 of the object.
+ */
+function inListingOrderPerContent(
+  objects: ReadonlyArray<{ size: number; etag: string }>,
+  work: ReadonlyArray<() => Promise<void>>,
+): Array<() => Promise<void>> {
+  const groups = new Map<string, Array<() => Promise<void>>>();
+  objects.forEach((o, i) => {
+    const content = `${o.size}:${o.etag}`;
+    const group = groups.get(content);
+    if (group) group.push(work[i]);
+    else groups.set(content, [work[i]]);
+  });
+  return [...groups.values()].map((tasks) => async () => {
+    for (const task of tasks) await task();
+  });
 }

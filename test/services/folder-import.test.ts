@@ -56,6 +56,35 @@ describe('FolderImport', () => {
     expect(refs.every((r) => r.subjectId?.startsWith('s-'))).toBe(true);
   });
 
+  it('keeps the first in listing order of files with the same bytes, however long each takes to read', async () => {
+    // The C-NMC-named file is listed first ('U' sorts before lower case) but read slowly: added side by
+    // side, a copy listed after it won, and the dataset kept the image without the subject the name gives.
+    const slowStore = new Proxy(s3.store, {
+      get(target, property) {
+        if (property !== 'get') {
+          const value: unknown = Reflect.get(target, property);
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return async (key: string) => {
+          if (key.includes('/UID_')) await new Promise((resolve) => setTimeout(resolve, 300));
+          return target.get(key);
+        };
+      },
+    });
+    const slow = new FolderImport(slowStore, datasets, limits, createLogger('silent'));
+    const cell = cells[0];
+    await s3.store.put(`imports/order/all/${cell.name}`, cell.bytes);
+    for (const copy of ['copy-a', 'copy-b', 'copy-c'])
+      await s3.store.put(`imports/order/all/${copy}.bmp`, cell.bytes);
+    const dataset = await datasets.create(caller, 'listing order');
+
+    const report = await slow.run(caller, dataset.id, 'imports/order');
+    expect(report).toMatchObject({ accepted: 1, duplicates: 3, rejected: [] });
+    const refs = await datasets.imageRefs(dataset.id);
+    expect(refs).toHaveLength(1);
+    expect(refs[0].subjectId).toMatch(/^s-/);
+  });
+
   it("refuses prefixes that are not a folder, or are inside Lymphoscope's own data, writing nothing", async () => {
     const dataset = await datasets.create(caller, 'refusals');
     const before = await s3.listKeys();
