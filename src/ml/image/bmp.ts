@@ -1,4 +1,5 @@
 import { tooLarge, unsupportedImage } from '../../errors';
+import { wordsOf } from './black-pixels';
 import type { ImageLimits, RgbImage } from './types';
 
 /**
@@ -213,9 +214,8 @@ export function decodeBmp(bytes: Uint8Array, limits: ImageLimits): RgbImage {
   const data = new Uint8Array(width * height * 3);
   // Built before the loop, not returned as a new literal after it (see cellSums in morphology.ts).
   const image: RgbImage = { width, height, data };
-  // The same bytes as 32-bit words (a new array starts on a word): four black pixels, three zero words,
-  // need no swap (83% of a C-NMC cell's pixels are its black canvas).
-  const words = new Uint32Array(data.buffer, 0, data.length >> 2);
+  // Four black pixels need no swap (black-pixels.ts); a new array starts on a word.
+  const words = wordsOf(data)!;
 
   for (let row = 0; row < height; row++) {
     let src = header.pixelOffset + (header.topDown ? row : height - 1 - row) * rowStride;
@@ -224,13 +224,15 @@ export function decodeBmp(bytes: Uint8Array, limits: ImageLimits): RgbImage {
       // The row as it is (BGR), then blue and red swapped in place: a copy and two stores a pixel.
       data.set(bytes.subarray(src, src + width * 3), dst);
       for (let end = dst + width * 3; dst < end; dst += 3) {
-        if ((dst & 3) === 0 && dst + 12 <= end) {
-          const w = dst >> 2;
-          if ((words[w] | words[w + 1] | words[w + 2]) === 0) {
-            // The loop's own step adds the fourth pixel.
-            dst += 9;
-            continue;
-          }
+        // Four black pixels, tested on three words (black-pixels.ts).
+        if (
+          (dst & 3) === 0 &&
+          dst + 12 <= end &&
+          (words[dst >> 2] | words[(dst >> 2) + 1] | words[(dst >> 2) + 2]) === 0
+        ) {
+          // The loop's own step adds the fourth pixel.
+          dst += 9;
+          continue;
         }
         const blue = data[dst];
         data[dst] = data[dst + 2];
