@@ -8,20 +8,12 @@
  * number of analyses. Counts vary from run to run, as V8 compiles on a background thread.
  */
 import { execFile, spawn } from 'node:child_process';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { lambdaNode } from '../test/helpers/lambda-node';
 
 const ROOT = path.join(__dirname, '..');
 const CELLS = 63;
-
-async function node22(): Promise<string> {
-  if (process.env.LYMPHOSCOPE_LAMBDA_NODE) return process.env.LYMPHOSCOPE_LAMBDA_NODE;
-  const { stdout } = await promisify(execFile)('npx', ['-y', '-p', 'node@22', '-c', 'command -v node'], {
-    cwd: os.tmpdir(),
-  });
-  return stdout.trim();
-}
 
 /** The bailouts of one child, by function: how many, and the most frequent reason. */
 function bailouts(node: string, passes: number) {
@@ -61,7 +53,7 @@ async function main() {
   const passes = Number(process.argv[2] ?? 2);
   if (!Number.isInteger(passes) || passes < 1)
     throw new Error('usage: npx tsx bench/deopts.ts [passes >= 1]');
-  for (const node of [process.execPath, await node22()]) {
+  for (const node of [process.execPath, await lambdaNode()]) {
     const { version, byFunction } = await bailouts(node, passes);
     const rows = [...byFunction]
       .map(([name, reasons]) => {

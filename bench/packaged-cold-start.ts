@@ -21,6 +21,7 @@ import { installDemoModel } from '../src/local/stack';
 import { createServices } from '../src/services';
 import { median, round } from './stats';
 import { modelArtifacts } from '../src/services/model-artifacts';
+import { lambdaNode } from '../test/helpers/lambda-node';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
@@ -34,12 +35,6 @@ const BASELINE_ZIP = process.env.LYMPHOSCOPE_BENCH_BASELINE_ZIP;
 const IMAGE = path.join(ROOT, 'data', 'cnmc-sample', 'all', 'UID_11_1_1_all.bmp');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const GOAL_MS = 1000;
-
-async function lambdaNode(): Promise<string> {
-  if (process.env.LYMPHOSCOPE_LAMBDA_NODE) return process.env.LYMPHOSCOPE_LAMBDA_NODE;
-  const { stdout } = await run('npx', ['-y', '-p', 'node@22', '-c', 'command -v node'], { cwd: os.tmpdir() });
-  return stdout.trim();
-}
 
 /** Runs `args` with `node`, returning its last stdout line as JSON and the spawn-to-exit time. */
 function timed(node: string, args: string[], cwd: string, env: NodeJS.ProcessEnv) {

@@ -11,6 +11,7 @@ import { createServices } from '../../src/services';
 import { startTestS3, TestS3 } from '../helpers/s3';
 import { modelArtifacts } from '../../src/services/model-artifacts';
 import { whilePackagingAlone } from '../helpers/packaging-lock';
+import { LAMBDA_NODE_MAJOR, lambdaNode } from '../helpers/lambda-node';
 
 /**
  * The deployable artifact, tested as Lambda will run it: `serverless package` (osls, offline, no AWS
@@ -25,21 +26,6 @@ const root = resolve(__dirname, '../..');
 /** This file's own copies of the zips (ensurePackaged). */
 let artifacts = '';
 const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
-/** The Node major of the functions' runtime in serverless.yml (nodejs22.x). */
-const LAMBDA_NODE_MAJOR = 22;
-
-/**
- * A Node binary of Lambda's major: LYMPHOSCOPE_LAMBDA_NODE (.ci/run sets it), else the npm registry's
- * node@22 package through npx (cached after the first run; no internet beyond the registry).
- */
-async function lambdaNode(): Promise<string> {
-  if (process.env.LYMPHOSCOPE_LAMBDA_NODE) return process.env.LYMPHOSCOPE_LAMBDA_NODE;
-  const { stdout } = await run('npx', ['-y', '-p', `node@${LAMBDA_NODE_MAJOR}`, '-c', 'command -v node'], {
-    cwd: tmpdir(),
-    timeout: 300_000,
-  });
-  return stdout.trim();
-}
 
 function newestMtimeMs(paths: string[]): number {
   let newest = 0;
