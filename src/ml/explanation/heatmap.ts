@@ -177,7 +177,7 @@ const deflateAsync = promisify(deflate);
  * next, so its Sub bytes are runs of small values. On the demo model's heat maps of the 63 sample cells:
  * 88 KB a heat map instead of 116 KB from libvips' PNG at zlib level 3 without filtering (the encoder
  * before), the same pixels, and about 2 CPU ms for filter and deflate against 3.6 for libvips' encode
- * (docs/PERFORMANCE.md, "The heat map's PNG").
+ * (docs/PERFORMANCE.md, "The analysis of one cell, third pass").
  */
 export async function pngOfScanlines(scanlines: Buffer, width: number, height: number): Promise<Buffer> {
   if (scanlines.length !== (width * 3 + 1) * height)
@@ -192,15 +192,21 @@ export async function pngOfScanlines(scanlines: Buffer, width: number, height: n
   // between chunks (16 KB by default), and that thread is busy in onnxruntime meanwhile.
   const chunkSize = scanlines.length + (scanlines.length >> 3) + 1024;
   const data = await deflateAsync(scanlines, { strategy: zlibConstants.Z_RLE, chunkSize });
-  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', header), pngChunk('IDAT', data), pngChunk('IEND')]);
+  // Signature and three chunks, each written once into the PNG's one buffer.
+  const png = Buffer.allocUnsafe(PNG_SIGNATURE.length + 3 * 12 + header.length + data.length);
+  PNG_SIGNATURE.copy(png, 0);
+  let at = writeChunk(png, PNG_SIGNATURE.length, 'IHDR', header);
+  at = writeChunk(png, at, 'IDAT', data);
+  writeChunk(png, at, 'IEND', Buffer.alloc(0));
+  return png;
 }
 
-/** One PNG chunk: length, type, data, and the CRC-32 of type and data. */
-function pngChunk(type: string, data: Buffer = Buffer.alloc(0)): Buffer {
-  const chunk = Buffer.alloc(12 + data.length);
-  chunk.writeUInt32BE(data.length, 0);
-  chunk.write(type, 4, 'ascii');
-  data.copy(chunk, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
-  return chunk;
+/** Writes a PNG chunk (length, type, data, CRC-32 of type and data) into `png` at `at`; answers its end. */
+function writeChunk(png: Buffer, at: number, type: string, data: Buffer): number {
+  png.writeUInt32BE(data.length, at);
+  png.write(type, at + 4, 'ascii');
+  data.copy(png, at + 8);
+  const end = at + 8 + data.length;
+  png.writeUInt32BE(crc32(png.subarray(at + 4, end)), end);
+  return end + 4;
 }
