@@ -391,6 +391,7 @@ export type ImportImagesInput = {
 export type ImportReport = {
   __typename?: 'ImportReport';
   accepted: Scalars['Int']['output'];
+  /** Files whose bytes were already in the dataset, or were those of a file listed before them in this import: of files with the same bytes, the first in the bucket's listing order is the one added. */
   duplicates: Scalars['Int']['output'];
   rejected: Array<RejectedFile>;
 };
