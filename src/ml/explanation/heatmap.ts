@@ -2,20 +2,19 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, crc32, deflate } from 'node:zlib';
 import { badInput } from '../../errors';
 import type { RgbImage } from '../image/types';
+import { OVERLAY_WASM } from '../wasm/kernels.generated';
 import { JET } from './jet-scale';
 
 export { JET };
 
-const JET_FLAT = Float64Array.from(JET.flat());
-
 // Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
-// about 200 times more, and the overlay below runs per pixel.
-const { floor, max, min, round } = Math;
+// about 200 times more, and axisSamples below runs per image column and row.
+const { ceil, floor, max, min, round } = Math;
 
 /**
  * Bilinear sampling positions along one axis of a `size`-long map for `length` output pixels, at
  * pixel-centre coordinates: lower index, upper index and weight of the upper one. Computed once per
- * axis rather than per pixel: the overlay loop runs 200,000 times for a C-NMC cell, within a
+ * axis rather than per pixel: the overlay kernel draws 200,000 pixels for a C-NMC cell, within a
  * latency budget of milliseconds.
  */
 function axisSamples(length: number, size: number) {
@@ -69,10 +68,49 @@ function brightestChannel(pixels: Uint8Array): number {
 }
 
 /**
- * renderHeatmapPng's overlay, as PNG scanlines. A function of its own, its loop the last thing in it:
- * V8 optimises the loop while it runs (on-stack replacement), and a call after the loop that had not
- * run when it did so sent the optimised code back to the interpreter, on 1 call in 6 (`node
- * --trace-deopt`, the 63 sample cells twice).
+ * The jet scale as the overlay kernel reads it: per stop, 8 float64 values, its red, green and blue and a
+ * 0, then the next stop's minus its own (the same values drawOverlay's JavaScript took the differences of).
+ */
+const JET_TABLE = Float64Array.from({ length: (JET.length - 1) * 8 }, (_, i) => {
+  const stop = i >> 3;
+  const channel = i & 7;
+  if (channel === 3 || channel === 7) return 0;
+  return channel < 3 ? JET[stop][channel] : JET[stop + 1][channel - 4] - JET[stop][channel - 4];
+});
+
+/** The image rows drawn per call of the kernel: its memory holds at most about this many bytes of them. */
+const BAND_BYTES = 2 << 20;
+
+interface OverlayKernel {
+  memory: WebAssembly.Memory;
+  overlay: (...args: number[]) => void;
+}
+
+let kernel: OverlayKernel | null = null;
+
+/** The overlay kernel (src/ml/wasm/overlay.wat), instantiated on first use with the jet table at 0. */
+function overlayKernel(): OverlayKernel {
+  if (!kernel) {
+    const compiled = new WebAssembly.Module(Buffer.from(OVERLAY_WASM, 'base64'));
+    const { exports } = new WebAssembly.Instance(compiled, {});
+    const memory = exports.memory as WebAssembly.Memory;
+    new Float64Array(memory.buffer, 0, JET_TABLE.length).set(JET_TABLE);
+    kernel = { memory, overlay: exports.overlay as OverlayKernel['overlay'] };
+  }
+  return kernel;
+}
+
+/**
+ * renderHeatmapPng's overlay, as PNG scanlines: each row starts with its filter type (Sub), and every byte
+ * is stored as PNG's Sub filter stores it (minus the same channel of the pixel to its left, modulo 256).
+ * pngOfScanlines deflates them.
+ *
+ * Drawn by a WebAssembly kernel (src/ml/wasm/overlay.wat), band by band of rows, in the arithmetic this
+ * function had in JavaScript: the map is interpolated between the two map rows around an image row, then
+ * between the two columns around a pixel; where the heat is above 0 the pixel is (1 - 0.6 heat) x the
+ * brightened cell + 0.6 heat x the jet colour, rounded; elsewhere the brightened cell alone, rounded. Half
+ * the CPU of the JavaScript loop, the same bytes (docs/PERFORMANCE.md, "The analysis of one cell, fourth
+ * pass").
  */
 function drawOverlay(
   pixels: Uint8Array,
@@ -86,86 +124,60 @@ function drawOverlay(
   const brightened = Float64Array.from({ length: 256 }, (_, v) => min(255, v * gain));
   // The same, rounded: where there is no heat, a pixel is a table lookup.
   const plain = Uint8Array.from(brightened, (v) => round(v));
-  // The PNG's scanlines, written as the overlay is drawn: each row starts with its filter type, and every
-  // byte is stored as PNG's Sub filter stores it (minus the same channel of the pixel to its left, modulo
-  // 256; a typed-array store takes the modulo). pngOfScanlines deflates them.
-  const stride = width * 3 + 1;
-  const scanlines = Buffer.allocUnsafe(stride * height);
   const columns = axisSamples(width, heatmapSize);
   const rows = axisSamples(height, heatmapSize);
-  const stops = JET.length - 1;
-  // The map interpolated between the two rows around an image row: the bilinear sample is then a
-  // blend of two neighbours of this line, and a line of zeros (the background) is skipped whole.
-  const line = new Float64Array(heatmapSize);
-  for (let y = 0; y < height; y++) {
-    const top = rows.lower[y] * heatmapSize;
-    const bottom = rows.upper[y] * heatmapSize;
-    const fy = rows.weight[y];
-    let hot = false;
-    for (let j = 0; j < heatmapSize; j++) {
-      const value = heatmap[top + j] * (1 - fy) + heatmap[bottom + j] * fy;
-      line[j] = value;
-      if (value !== 0) hot = true;
-    }
-    const rowStart = y * width * 3;
-    let o = y * stride;
-    scanlines[o++] = PNG_FILTER_SUB;
-    // The pixel to the left, as drawn; zero left of the first.
-    let r = 0;
-    let g = 0;
-    let b = 0;
-    for (let x = 0, i = rowStart; x < width; x++, i += 3, o += 3) {
-      let nr: number;
-      let ng: number;
-      let nb: number;
-      let heat = 0;
-      if (hot) {
-        const fx = columns.weight[x];
-        heat = line[columns.lower[x]] * (1 - fx) + line[columns.upper[x]] * fx;
-        heat = heat > 1 ? 1 : heat;
-      }
-      if (!(heat > 0)) {
-        // No evidence here (most of a cell, all of the background): the brightened cell alone.
-        nr = plain[pixels[i]];
-        ng = plain[pixels[i + 1]];
-        nb = plain[pixels[i + 2]];
-      } else {
-        const alpha = 0.6 * heat;
-        // The jet colour: linear between the two stops around the heat.
-        const position = heat * stops;
-        const stop = min(stops - 1, floor(position));
-        const f = position - stop;
-        const k = stop * 3;
-        // Values are in [0, 255.5]: truncation of the value + 0.5 rounds as Math.round does.
-        nr =
-          ((1 - alpha) * brightened[pixels[i]] +
-            alpha * (JET_FLAT[k] + (JET_FLAT[k + 3] - JET_FLAT[k]) * f) +
-            0.5) |
-          0;
-        ng =
-          ((1 - alpha) * brightened[pixels[i + 1]] +
-            alpha * (JET_FLAT[k + 1] + (JET_FLAT[k + 4] - JET_FLAT[k + 1]) * f) +
-            0.5) |
-          0;
-        nb =
-          ((1 - alpha) * brightened[pixels[i + 2]] +
-            alpha * (JET_FLAT[k + 2] + (JET_FLAT[k + 5] - JET_FLAT[k + 2]) * f) +
-            0.5) |
-          0;
-      }
-      scanlines[o] = nr - r;
-      scanlines[o + 1] = ng - g;
-      scanlines[o + 2] = nb - b;
-      r = nr;
-      g = ng;
-      b = nb;
-    }
+  const rowBytes = width * 3;
+  const stride = rowBytes + 1;
+  const bandRows = max(1, min(height, floor(BAND_BYTES / (rowBytes + stride))));
+
+  // The kernel's memory: the jet table at 0, then this call's tables, then a band of pixels and scanlines.
+  const { memory, overlay } = overlayKernel();
+  let end = JET_TABLE.byteLength;
+  const place = (bytes: number) => {
+    const at = end;
+    end += (bytes + 15) & ~15;
+    return at;
+  };
+  const at = {
+    bright: place(256 * 8),
+    plain: place(256),
+    colLo: place(width * 4),
+    colUp: place(width * 4),
+    colW: place(width * 8),
+    rowLo: place(height * 4),
+    rowUp: place(height * 4),
+    rowW: place(height * 8),
+    heat: place(heatmap.length * 4),
+    line: place(heatmapSize * 8),
+    pix: place(bandRows * rowBytes),
+    out: place(bandRows * stride),
+  };
+  if (end > memory.buffer.byteLength) memory.grow(ceil((end - memory.buffer.byteLength) / 65536));
+  const heap = memory.buffer;
+  new Float64Array(heap, at.bright, 256).set(brightened);
+  new Uint8Array(heap, at.plain, 256).set(plain);
+  new Int32Array(heap, at.colLo, width).set(columns.lower);
+  new Int32Array(heap, at.colUp, width).set(columns.upper);
+  new Float64Array(heap, at.colW, width).set(columns.weight);
+  new Int32Array(heap, at.rowLo, height).set(rows.lower);
+  new Int32Array(heap, at.rowUp, height).set(rows.upper);
+  new Float64Array(heap, at.rowW, height).set(rows.weight);
+  new Float32Array(heap, at.heat, heatmap.length).set(heatmap);
+
+  const scanlines = Buffer.allocUnsafe(stride * height);
+  for (let y0 = 0; y0 < height; y0 += bandRows) {
+    const y1 = min(height, y0 + bandRows);
+    new Uint8Array(heap, at.pix, (y1 - y0) * rowBytes).set(pixels.subarray(y0 * rowBytes, y1 * rowBytes));
+    // prettier-ignore
+    overlay(
+      width, y0, y1, heatmapSize, at.pix, at.out, at.heat, at.line,
+      at.colLo, at.colUp, at.colW, at.rowLo, at.rowUp, at.rowW, at.bright, at.plain, 0, JET.length - 1,
+    );
+    scanlines.set(new Uint8Array(heap, at.out, (y1 - y0) * stride), y0 * stride);
   }
   return scanlines;
 }
 
-/** PNG's filter type 1: each byte minus the same channel of the pixel to its left. */
-const PNG_FILTER_SUB = 1;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const deflateAsync = promisify(deflate);
 

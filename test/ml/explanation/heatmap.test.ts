@@ -166,6 +166,47 @@ describe('gradCam', () => {
   });
 });
 
+/**
+ * The overlay by its definition, one pixel at a time: the heat map sampled bilinearly at pixel centres
+ * (the two map rows blended first, then the two columns), capped at 1; where it is above 0, 60% of it in
+ * the jet colour over the cell brightened until its brightest channel reaches 255 (at most 3x), rounded;
+ * elsewhere the brightened cell, rounded.
+ */
+function overlayOnePixelAtATime(image: RgbImage, heat: Float32Array, size: number): Uint8Array {
+  // Read once: every lookup of the global Math inside Jest's sandbox is slow, and this runs per pixel.
+  const { floor, max, min, round } = Math;
+  let brightest = 1;
+  for (const v of image.data) brightest = max(brightest, v);
+  const gain = min(3, 255 / brightest);
+  const axis = (i: number, length: number) => {
+    const c = min(size - 1, max(0, ((i + 0.5) * size) / length - 0.5));
+    const lower = floor(c);
+    return [lower, min(size - 1, lower + 1), c - lower];
+  };
+  const expected = new Uint8Array(image.data.length);
+  for (let y = 0; y < image.height; y++) {
+    const [y0, y1, fy] = axis(y, image.height);
+    for (let x = 0; x < image.width; x++) {
+      const [x0, x1, fx] = axis(x, image.width);
+      const column = (j: number) => heat[y0 * size + j] * (1 - fy) + heat[y1 * size + j] * fy;
+      const h = min(1, column(x0) * (1 - fx) + column(x1) * fx);
+      for (let c = 0; c < 3; c++) {
+        const i = (y * image.width + x) * 3 + c;
+        const cell = min(255, image.data[i] * gain);
+        if (!(h > 0)) {
+          expected[i] = round(cell);
+          continue;
+        }
+        const stop = min(JET.length - 2, floor(h * (JET.length - 1)));
+        const f = h * (JET.length - 1) - stop;
+        const jet = JET[stop][c] + (JET[stop + 1][c] - JET[stop][c]) * f;
+        expected[i] = floor((1 - 0.6 * h) * cell + 0.6 * h * jet + 0.5);
+      }
+    }
+  }
+  return expected;
+}
+
 describe('renderHeatmapPng', () => {
   const cell: RgbImage = (() => {
     const width = 40;
@@ -207,34 +248,40 @@ describe('renderHeatmapPng', () => {
     const png = await renderHeatmapPng(image, heat, size);
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     expect(info).toMatchObject({ width: image.width, height: image.height, channels: 3 });
+    expect(Buffer.from(overlayOnePixelAtATime(image, heat, size)).equals(data)).toBe(true);
+  });
 
-    let brightest = 1;
-    for (const v of image.data) brightest = Math.max(brightest, v);
-    const gain = Math.min(3, 255 / brightest);
-    // Bilinear at pixel centres, the two map rows blended first, then the two columns.
-    const axis = (i: number, length: number) => {
-      const c = Math.min(size - 1, Math.max(0, ((i + 0.5) * size) / length - 0.5));
-      const lower = Math.floor(c);
-      return [lower, Math.min(size - 1, lower + 1), c - lower];
-    };
-    const expected = new Uint8Array(data.length);
-    for (let y = 0; y < image.height; y++) {
-      const [y0, y1, fy] = axis(y, image.height);
-      for (let x = 0; x < image.width; x++) {
-        const [x0, x1, fx] = axis(x, image.width);
-        const column = (j: number) => heat[y0 * size + j] * (1 - fy) + heat[y1 * size + j] * fy;
-        const h = Math.min(1, column(x0) * (1 - fx) + column(x1) * fx);
-        const stop = Math.min(JET.length - 2, Math.floor(h * (JET.length - 1)));
-        const f = h * (JET.length - 1) - stop;
-        for (let c = 0; c < 3; c++) {
-          const i = (y * image.width + x) * 3 + c;
-          const cell = Math.min(255, image.data[i] * gain);
-          const jet = JET[stop][c] + (JET[stop + 1][c] - JET[stop][c]) * f;
-          expected[i] = h > 0 ? Math.floor((1 - 0.6 * h) * cell + 0.6 * h * jet + 0.5) : Math.round(cell);
-        }
-      }
+  it('gives those pixels at any size and for any heat, bands of rows included', async () => {
+    let state = 11;
+    const next = () => (state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    // Rows shorter than the kernel's 16-byte filter step, rows that are not a multiple of it, and an
+    // image tall and wide enough to be drawn in several bands of rows (2 MiB of pixels and scanlines each).
+    for (const [width, height, size] of [
+      [1, 1, 1],
+      [5, 3, 4],
+      [6, 2, 3],
+      [33, 61, 7],
+      [1500, 700, 9],
+    ]) {
+      const image: RgbImage = {
+        width,
+        height,
+        data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(next() * 256)),
+      };
+      // Heat in [-0.5, 1.5), with zeros, and a few values that are not numbers or are infinite.
+      const heat = Float32Array.from({ length: size * size }, () => {
+        const u = next();
+        if (u < 0.05) return [NaN, Infinity, -Infinity][Math.floor(u * 60)];
+        return u < 0.3 ? 0 : 2 * u - 0.5;
+      });
+      const png = await renderHeatmapPng(image, heat, size);
+      const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+      expect({
+        width,
+        height,
+        same: Buffer.from(overlayOnePixelAtATime(image, heat, size)).equals(data),
+      }).toEqual({ width, height, same: true });
     }
-    expect(Buffer.from(expected).equals(data)).toBe(true);
   });
 
   it('refuses a heat map of the wrong size', async () => {
