@@ -2,6 +2,7 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, crc32, deflate } from 'node:zlib';
 import { badInput } from '../../errors';
 import type { RgbImage } from '../image/types';
+import { wasmKernel, MemoryLayout } from '../wasm/kernel';
 import { OVERLAY_WASM } from '../wasm/kernels.generated';
 import { JET } from './jet-scale';
 
@@ -9,7 +10,7 @@ export { JET };
 
 // Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
 // about 200 times more, and axisSamples below runs per image column and row.
-const { ceil, floor, max, min, round } = Math;
+const { floor, max, min, round } = Math;
 
 /**
  * Bilinear sampling positions along one axis of a `size`-long map for `length` output pixels, at
@@ -81,24 +82,16 @@ const JET_TABLE = Float64Array.from({ length: (JET.length - 1) * 8 }, (_, i) => 
 /** The image rows drawn per call of the kernel: its memory holds at most about this many bytes of them. */
 const BAND_BYTES = 2 << 20;
 
-interface OverlayKernel {
-  memory: WebAssembly.Memory;
-  overlay: (...args: number[]) => void;
-}
+type OverlayFunctions = { overlay: (...args: number[]) => void };
 
-let kernel: OverlayKernel | null = null;
-
-/** The overlay kernel (src/ml/wasm/overlay.wat), instantiated on first use with the jet table at 0. */
-function overlayKernel(): OverlayKernel {
-  if (!kernel) {
-    const compiled = new WebAssembly.Module(Buffer.from(OVERLAY_WASM, 'base64'));
-    const { exports } = new WebAssembly.Instance(compiled, {});
-    const memory = exports.memory as WebAssembly.Memory;
-    new Float64Array(memory.buffer, 0, JET_TABLE.length).set(JET_TABLE);
-    kernel = { memory, overlay: exports.overlay as OverlayKernel['overlay'] };
-  }
-  return kernel;
-}
+/**
+ * The overlay kernel (src/ml/wasm/overlay.wat), its jet table at 0. Bands keep a call's memory near
+ * BAND_BYTES plus the tables (a few hundred KB for the largest image the API takes), so one instance is kept.
+ */
+const overlayKernel = wasmKernel<OverlayFunctions>(OVERLAY_WASM, {
+  retainBytes: 2 * BAND_BYTES,
+  init: (memory) => new Float64Array(memory.buffer, 0, JET_TABLE.length).set(JET_TABLE),
+});
 
 /**
  * renderHeatmapPng's overlay, as PNG scanlines: each row starts with its filter type (Sub), and every byte
@@ -131,28 +124,22 @@ function drawOverlay(
   const bandRows = max(1, min(height, floor(BAND_BYTES / (rowBytes + stride))));
 
   // The kernel's memory: the jet table at 0, then this call's tables, then a band of pixels and scanlines.
-  const { memory, overlay } = overlayKernel();
-  let end = JET_TABLE.byteLength;
-  const place = (bytes: number) => {
-    const at = end;
-    end += (bytes + 15) & ~15;
-    return at;
-  };
+  const layout = new MemoryLayout(JET_TABLE.byteLength);
   const at = {
-    bright: place(256 * 8),
-    plain: place(256),
-    colLo: place(width * 4),
-    colUp: place(width * 4),
-    colW: place(width * 8),
-    rowLo: place(height * 4),
-    rowUp: place(height * 4),
-    rowW: place(height * 8),
-    heat: place(heatmap.length * 4),
-    line: place(heatmapSize * 8),
-    pix: place(bandRows * rowBytes),
-    out: place(bandRows * stride),
+    bright: layout.place(256 * 8),
+    plain: layout.place(256),
+    colLo: layout.place(width * 4),
+    colUp: layout.place(width * 4),
+    colW: layout.place(width * 8),
+    rowLo: layout.place(height * 4),
+    rowUp: layout.place(height * 4),
+    rowW: layout.place(height * 8),
+    heat: layout.place(heatmap.length * 4),
+    line: layout.place(heatmapSize * 8),
+    pix: layout.place(bandRows * rowBytes),
+    out: layout.place(bandRows * stride),
   };
-  if (end > memory.buffer.byteLength) memory.grow(ceil((end - memory.buffer.byteLength) / 65536));
+  const { memory, functions } = overlayKernel(layout.end);
   const heap = memory.buffer;
   new Float64Array(heap, at.bright, 256).set(brightened);
   new Uint8Array(heap, at.plain, 256).set(plain);
@@ -169,7 +156,7 @@ function drawOverlay(
     const y1 = min(height, y0 + bandRows);
     new Uint8Array(heap, at.pix, (y1 - y0) * rowBytes).set(pixels.subarray(y0 * rowBytes, y1 * rowBytes));
     // prettier-ignore
-    overlay(
+    functions.overlay(
       width, y0, y1, heatmapSize, at.pix, at.out, at.heat, at.line,
       at.colLo, at.colUp, at.colW, at.rowLo, at.rowUp, at.rowW, at.bright, at.plain, 0, JET.length - 1,
     );

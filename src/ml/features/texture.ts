@@ -1,5 +1,7 @@
 import { badInput } from '../../errors';
 import type { RgbImage } from '../image/types';
+import { MemoryLayout, wasmKernel } from '../wasm/kernel';
+import { TEXTURE_WASM } from '../wasm/kernels.generated';
 
 // Global lookups are slow inside Jest's sandbox: read Math's functions once, outside the pixel loops.
 const { floor, log, min } = Math;
@@ -89,63 +91,93 @@ function boundingBox(mask: Uint8Array, width: number, height: number): CellBox {
 }
 
 /**
- * Luma of the box alone, so every loop after it runs over the cell, not the frame; the cell's pixels
- * are those with a grey level (OUTSIDE elsewhere), so no second mask is read. Each pixel loop here is a
- * function of its own: V8 optimises a long loop while it runs, and code after it that has not run yet
- * sent that optimised code back to the interpreter on a process's first cells (docs/PERFORMANCE.md,
- * "a container's first analyses").
+ * For each of the 256 patterns of 8 neighbour bits (bit k: neighbour k at least the centre, in order
+ * around the circle), 2 when it is flat (all bits alike), 1 when it is uniform (at most two 0/1
+ * transitions around the circle), 0 otherwise.
  */
-function boxLuma(data: Uint8Array, width: number, mask: Uint8Array, box: NonNullable<CellBox>) {
-  const bw = box.x1 - box.x0 + 1;
-  const bh = box.y1 - box.y0 + 1;
-  const luma = new Float64Array(bw * bh);
-  const levels = new Uint8Array(bw * bh).fill(OUTSIDE);
-  const histogram = new Int32Array(256);
-  // Written at the end of every row, inside the loop (see cellSums in morphology.ts).
-  const result = { bw, bh, luma, levels, histogram, count: 0, sum: 0 };
-  let count = 0;
-  let sum = 0;
-  for (let y = 0, q = 0; y < bh; y++) {
-    for (let x = 0, p = (y + box.y0) * width + box.x0, i = p * 3; x < bw; x++, p++, q++, i += 3) {
-      const value = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
-      luma[q] = value;
-      if (!mask[p]) continue;
-      levels[q] = 0;
-      // value is in [0, 255]: truncation of value + 0.5 is Math.round, never above 255.
-      histogram[(value + 0.5) | 0]++;
-      count++;
-      sum += value;
-    }
-    result.count = count;
-    result.sum = sum;
+const LBP_CLASS = Uint8Array.from({ length: 256 }, (_, pattern) => {
+  let transitions = 0;
+  let previous = (pattern >> 7) & 1;
+  for (let k = 0; k < 8; k++) {
+    const bit = (pattern >> k) & 1;
+    if (bit !== previous) transitions++;
+    previous = bit;
   }
-  return result;
-}
+  if (transitions > 2) return 0;
+  return pattern === 0 || pattern === 255 ? 2 : 1;
+});
 
-/** The cell's grey levels: its luma between the low and high percentiles, in GRAY_LEVELS steps. */
-function quantise(luma: Float64Array, levels: Uint8Array, low: number, high: number): void {
-  const step = GRAY_LEVELS / (high - low + 1e-9);
-  for (let q = 0; q < levels.length; q++) {
-    if (levels[q] === OUTSIDE) continue;
-    // floor, clamped to [0, GRAY_LEVELS - 1]; truncation is floor for the non-negative values it sees.
-    const level = (luma[q] - low) * step;
-    levels[q] = level < 0 ? 0 : level >= GRAY_LEVELS - 1 ? GRAY_LEVELS - 1 : level | 0;
-  }
+/** The texture kernel's functions (src/ml/wasm/texture.wat); pointers are byte offsets in its memory. */
+interface TextureFunctions {
+  boxLuma(
+    data: number,
+    mask: number,
+    width: number,
+    x0: number,
+    bw: number,
+    bh: number,
+    luma: number,
+    levels: number,
+    histogram: number,
+    sumAt: number,
+  ): number;
+  quantise(luma: number, levels: number, n: number, low: number, step: number): void;
+  countPairs(levels: number, bw: number, bh: number, distance: number, pairs: number): void;
+  localBinaryPatterns(
+    luma: number,
+    levels: number,
+    bw: number,
+    bh: number,
+    radius: number,
+    classes: number,
+    out: number,
+  ): void;
 }
 
 /**
- * Measures the texture of the cell in `img` under `mask` (segmentCell's, 1 inside). Only the mask's
- * bounding box is read; `box` is that box when the caller already knows it (measureMorphology does). NaN features (JSON null) when the cell has fewer than MIN_PIXELS pixels.
+ * The texture kernel, the local binary patterns' classes at 0. A C-NMC cell needs about 1 MB of its memory
+ * (the box's rows, and 9 bytes a box pixel); a cell filling an image of the API's largest side would
+ * need 200 MB, which is not kept.
  */
-export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellBox): Texture {
-  const { width, height, data } = img;
-  if (mask.length !== width * height || data.length !== width * height * 3)
-    throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
-  const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
-  if (!box) return { ...NO_TEXTURE };
-  const { bw, bh, luma, levels, histogram, count, sum } = boxLuma(data, width, mask, box);
-  if (count < MIN_PIXELS) return { ...NO_TEXTURE };
+const textureKernel = wasmKernel<TextureFunctions>(TEXTURE_WASM, {
+  retainBytes: 16 << 20,
+  init: (memory) => new Uint8Array(memory.buffer, 0, 256).set(LBP_CLASS),
+});
 
+/**
+ * The pixel loops of the texture, in the kernel: the box's luma, the cell's grey levels between its
+ * luma's low and high percentiles, the co-occurrence pairs and the local binary patterns. Every loop is
+ * the JavaScript one it replaced, in the same order, so every feature is the one that loop gave (the
+ * tests compare them with straightforward loops to the last bit); on the sample cells they take about
+ * half the time (docs/PERFORMANCE.md, "The analysis of one cell, fourth pass").
+ */
+function textureLoops(data: Uint8Array, width: number, mask: Uint8Array, box: NonNullable<CellBox>) {
+  const bw = box.x1 - box.x0 + 1;
+  const bh = box.y1 - box.y0 + 1;
+  const first = box.y0 * width;
+  const pixels = bh * width;
+  const layout = new MemoryLayout(256);
+  const at = {
+    data: layout.place(pixels * 3),
+    mask: layout.place(pixels),
+    luma: layout.place(bw * bh * 8),
+    levels: layout.place(bw * bh),
+    histogram: layout.place(256 * 4),
+    pairs: layout.place(GRAY_LEVELS * 256 * 4),
+    results: layout.place(16),
+  };
+  const { memory, functions } = textureKernel(layout.end);
+  const heap = memory.buffer;
+  new Uint8Array(heap, at.data, pixels * 3).set(data.subarray(first * 3, (first + pixels) * 3));
+  new Uint8Array(heap, at.mask, pixels).set(mask.subarray(first, first + pixels));
+  new Int32Array(heap, at.histogram, 256).fill(0);
+  new Int32Array(heap, at.pairs, GRAY_LEVELS * 256).fill(0);
+  // prettier-ignore
+  const count = functions.boxLuma(
+    at.data, at.mask, width, box.x0, bw, bh, at.luma, at.levels, at.histogram, at.results,
+  );
+  const histogram = new Int32Array(heap, at.histogram, 256).slice();
+  const sum = new Float64Array(heap, at.results, 1)[0];
   const percentile = (share: number) => {
     const rank = min(count - 1, floor(share * count));
     let seen = 0;
@@ -155,66 +187,65 @@ export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellB
     }
     return 255;
   };
-  quantise(luma, levels, percentile(0.01), percentile(0.99));
+  if (count < MIN_PIXELS) return null;
 
+  const low = percentile(0.01);
+  functions.quantise(at.luma, at.levels, bw * bh, low, GRAY_LEVELS / (percentile(0.99) - low + 1e-9));
+  functions.countPairs(at.levels, bw, bh, GLCM_DISTANCE, at.pairs);
+  // Row a of the kernel's pairs holds the neighbours of level a; its columns 0..15 are those in the cell.
+  const kernelPairs = new Int32Array(heap, at.pairs, GRAY_LEVELS * 256);
+  const pairs = new Int32Array(GRAY_LEVELS * GRAY_LEVELS);
+  let counted = 0;
+  for (let a = 0; a < GRAY_LEVELS; a++) {
+    for (let b = 0; b < GRAY_LEVELS; b++) {
+      pairs[a * GRAY_LEVELS + b] = kernelPairs[a * 256 + b];
+      counted += kernelPairs[a * 256 + b];
+    }
+  }
+  functions.localBinaryPatterns(at.luma, at.levels, bw, bh, LBP_RADIUS, 0, at.results);
+  const [uniform, flat, classed] = new Int32Array(heap, at.results, 3);
+  // 0 / 0 is NaN, as for a cell with no pixel to class.
   return {
-    ...cooccurrence(levels, bw, bh),
-    ...localBinaryPatterns(luma, levels, bw, bh),
-    ...chromatin(histogram, count, sum, percentile),
+    count,
+    histogram,
+    sum,
+    percentile,
+    pairs,
+    counted,
+    lbpUniform: uniform / classed,
+    lbpFlat: flat / classed,
   };
 }
 
-/** The grey level of a box pixel outside the cell. */
-const OUTSIDE = 255;
-
-/** Pairs (a, b) of grey levels at distance GLCM_DISTANCE, counted once each, and how many. */
-function countPairs(levels: Uint8Array, bw: number, bh: number) {
-  const G = GRAY_LEVELS;
-  const d = GLCM_DISTANCE;
-  const pairs = new Int32Array(G * G);
-  // Written at the end of every row, inside the loop (see cellSums in morphology.ts).
-  const result = { pairs, counted: 0 };
-  let counted = 0;
-  const down = d * bw;
-  for (let y = 0; y < bh; y++) {
-    const hasDown = y < bh - d;
-    const hasUp = y >= d;
-    for (let x = 0, q = y * bw; x < bw; x++, q++) {
-      const a = levels[q];
-      if (a === OUTSIDE) continue;
-      const row = a * G;
-      let b: number;
-      if (hasDown && (b = levels[q + down]) !== OUTSIDE) {
-        pairs[row + b]++;
-        counted++;
-      }
-      if (x >= bw - d) continue;
-      if ((b = levels[q + d]) !== OUTSIDE) {
-        pairs[row + b]++;
-        counted++;
-      }
-      if (hasDown && (b = levels[q + down + d]) !== OUTSIDE) {
-        pairs[row + b]++;
-        counted++;
-      }
-      if (hasUp && (b = levels[q - down + d]) !== OUTSIDE) {
-        pairs[row + b]++;
-        counted++;
-      }
-    }
-    result.counted = counted;
-  }
-  return result;
+/**
+ * Measures the texture of the cell in `img` under `mask` (segmentCell's, 1 inside). Only the mask's
+ * bounding box is read; `box` is that box when the caller already knows it (measureMorphology does). NaN
+ * features (JSON null) when the cell has fewer than MIN_PIXELS pixels.
+ */
+export function measureTexture(img: RgbImage, mask: Uint8Array, knownBox?: CellBox): Texture {
+  const { width, height, data } = img;
+  if (mask.length !== width * height || data.length !== width * height * 3)
+    throw badInput(`Expected a ${width}x${height} RGB image and mask.`);
+  const box = knownBox === undefined ? boundingBox(mask, width, height) : knownBox;
+  if (!box) return { ...NO_TEXTURE };
+  const loops = textureLoops(data, width, mask, box);
+  if (!loops) return { ...NO_TEXTURE };
+  return {
+    ...cooccurrence(loops.pairs, loops.counted),
+    lbpUniform: loops.lbpUniform,
+    lbpFlat: loops.lbpFlat,
+    ...chromatin(loops.histogram, loops.count, loops.sum, loops.percentile),
+  };
 }
 
 /**
  * Haralick's statistics of the symmetric co-occurrence matrix pooled over 0, 45, 90 and 135 degrees at
- * distance GLCM_DISTANCE, from one pass over the box: each cell pixel with its neighbours right, down,
- * down-right and up-right. The counts are integers, so the order they are added in changes nothing.
+ * distance GLCM_DISTANCE, from the pairs the kernel counted in one pass over the box: each cell pixel with
+ * its neighbours right, down, down-right and up-right. The counts are integers, so the order they are added
+ * in changes nothing.
  */
-function cooccurrence(levels: Uint8Array, bw: number, bh: number) {
+function cooccurrence(pairs: Int32Array, counted: number) {
   const G = GRAY_LEVELS;
-  const { pairs, counted } = countPairs(levels, bw, bh);
   const total = 2 * counted;
   const matrix = new Float64Array(G * G);
   for (let i = 0; i < G; i++)
@@ -256,69 +287,6 @@ function cooccurrence(levels: Uint8Array, bw: number, bh: number) {
     // The matrix is symmetric, so both marginals share one mean and variance.
     glcmCorrelation: variance > 1e-12 ? covariance / variance : 0,
   };
-}
-
-/**
- * For each of the 256 patterns of 8 neighbour bits (bit k: neighbour k at least the centre, in order
- * around the circle), 2 when it is flat (all bits alike), 1 when it is uniform (at most two 0/1
- * transitions around the circle), 0 otherwise.
- */
-const LBP_CLASS = Uint8Array.from({ length: 256 }, (_, pattern) => {
-  let transitions = 0;
-  let previous = (pattern >> 7) & 1;
-  for (let k = 0; k < 8; k++) {
-    const bit = (pattern >> k) & 1;
-    if (bit !== previous) transitions++;
-    previous = bit;
-  }
-  if (transitions > 2) return 0;
-  return pattern === 0 || pattern === 255 ? 2 : 1;
-});
-
-function localBinaryPatterns(luma: Float64Array, levels: Uint8Array, bw: number, bh: number) {
-  const r = LBP_RADIUS;
-  // The 8 neighbours on the square of radius r, in order around the circle.
-  const o0 = -r;
-  const o1 = -r * bw - r;
-  const o2 = -r * bw;
-  const o3 = -r * bw + r;
-  const o4 = r;
-  const o5 = r * bw + r;
-  const o6 = r * bw;
-  const o7 = r * bw - r;
-  // Written at the end of every row, inside the loop (see cellSums in morphology.ts); 0 / 0 is NaN, as for a
-  // cell with no pixel to count.
-  const shares = { lbpUniform: NaN, lbpFlat: NaN };
-  let uniform = 0;
-  let flat = 0;
-  let counted = 0;
-  for (let y = r; y < bh - r; y++) {
-    for (let x = r, q = y * bw + r; x < bw - r; x++, q++) {
-      if (levels[q] === OUTSIDE) continue;
-      const centre = luma[q];
-      // +(a >= b) is 0 or 1 without a branch: the comparisons are as random as the texture, and branches
-      // on them were mispredicted often enough to take 1.6x the time (this loop alone on 30 sample cells:
-      // 1.19 against 0.72 ms).
-      const pattern =
-        +(luma[q + o0] >= centre) |
-        (+(luma[q + o1] >= centre) << 1) |
-        (+(luma[q + o2] >= centre) << 2) |
-        (+(luma[q + o3] >= centre) << 3) |
-        (+(luma[q + o4] >= centre) << 4) |
-        (+(luma[q + o5] >= centre) << 5) |
-        (+(luma[q + o6] >= centre) << 6) |
-        (+(luma[q + o7] >= centre) << 7);
-      const kind = LBP_CLASS[pattern];
-      counted++;
-      if (kind > 0) {
-        uniform++;
-        if (kind === 2) flat++;
-      }
-    }
-    shares.lbpUniform = uniform / counted;
-    shares.lbpFlat = flat / counted;
-  }
-  return shares;
 }
 
 function chromatin(histogram: Int32Array, count: number, sum: number, percentile: (share: number) => number) {

@@ -254,4 +254,26 @@ describe('chromatin texture against the straightforward loops', () => {
     }
     expect(measured).toBeGreaterThan(50);
   });
+
+  it('gives the same values for a box too big for the kernel instance it keeps', () => {
+    // 1,200 x 1,200 pixels of box take about 19 MB of the kernel's memory, above the 16 MiB it keeps: the
+    // call runs on an instance of its own. A few hundred cell pixels, spread from corner to corner.
+    const rng = new Rng(11);
+    const width = 1200;
+    const data = new Uint8Array(width * width * 3);
+    for (let i = 0; i < data.length; i++) data[i] = Math.imul(i + 1, 2654435761) >>> 24;
+    const mask = new Uint8Array(width * width);
+    mask[0] = 1;
+    mask[mask.length - 1] = 1;
+    for (let k = 0; k < 400; k++) mask[Math.floor(rng.next() * mask.length)] = 1;
+    const big = { width, height: width, data };
+    expect(measureTexture(big, mask)).toStrictEqual(referenceTexture(big, mask));
+    // And the kept instance still answers as before.
+    const small = { width: 40, height: 40, data: data.subarray(0, 40 * 40 * 3) };
+    const round = Uint8Array.from(
+      { length: 1600 },
+      (_, p) => +(((p % 40) - 20) ** 2 + (((p / 40) | 0) - 20) ** 2 < 300),
+    );
+    expect(measureTexture(small, round)).toStrictEqual(referenceTexture(small, round));
+  });
 });
