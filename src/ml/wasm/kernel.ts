@@ -1,8 +1,15 @@
 /**
- * An instance of one of the WebAssembly kernels of kernels.generated.ts, with its memory grown to what a
- * call needs. A WebAssembly memory never shrinks, so one instance is kept only for calls that need at
- * most `retainBytes`; a bigger call (an image near the API's 4096-pixel side) gets an instance of its own,
- * which is garbage once the call returns.
+ * An instance of one of the WebAssembly kernels of kernels.generated.ts, with memory for what a call needs.
+ *
+ * A memory is never grown: growing a WebAssembly memory detaches its ArrayBuffer, and the first ArrayBuffer
+ * a process detaches makes V8 throw away the optimised code of every function that reads typed arrays (it
+ * had assumed none would be detached). In the packaged handler that was every JavaScript pixel loop of the
+ * analysis, compiled again over its second and third predictions (docs/PERFORMANCE.md, "The analysis of one
+ * cell, fourth pass"). A call that needs more memory than the kept instance has gets a new instance with a
+ * memory of its own, twice as big as the call needs, and that instance is kept instead.
+ *
+ * A memory never shrinks either, so an instance is kept only for calls that need at most `retainBytes`; a
+ * bigger call (an image near the API's 4096-pixel side) gets an instance of its own, garbage once it returns.
  *
  * Calls are synchronous and JavaScript runs one at a time on a thread, so a kept instance is never used by
  * two calls at once; a caller copies what it needs out of the memory before it returns.
@@ -12,24 +19,26 @@ export interface KernelInstance<F> {
   functions: F;
 }
 
+const PAGE = 65536;
+
 export function wasmKernel<F>(
   base64: string,
   options: { retainBytes: number; init?: (memory: WebAssembly.Memory) => void },
 ): (bytes: number) => KernelInstance<F> {
   let compiled: WebAssembly.Module | null = null;
   let kept: KernelInstance<F> | null = null;
-  const instantiate = (): KernelInstance<F> => {
+  const instantiate = (bytes: number): KernelInstance<F> => {
     compiled ??= new WebAssembly.Module(Buffer.from(base64, 'base64'));
-    const { exports } = new WebAssembly.Instance(compiled, {});
-    const memory = exports.memory as WebAssembly.Memory;
+    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
+    const { exports } = new WebAssembly.Instance(compiled, { env: { memory } });
     options.init?.(memory);
     return { memory, functions: exports as unknown as F };
   };
   return (bytes) => {
-    const instance = bytes <= options.retainBytes ? (kept ??= instantiate()) : instantiate();
-    const have = instance.memory.buffer.byteLength;
-    if (bytes > have) instance.memory.grow(Math.ceil((bytes - have) / 65536));
-    return instance;
+    if (bytes > options.retainBytes) return instantiate(bytes);
+    if (!kept || kept.memory.buffer.byteLength < bytes)
+      kept = instantiate(Math.min(2 * bytes, options.retainBytes));
+    return kept;
   };
 }
 

@@ -18,7 +18,7 @@
 ;;   pix      the band's RGB pixels, from row y0
 ;;   out      the band's scanlines, from row y0: a filter byte (1, Sub), then width x 3 filtered bytes
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1))
   (func (export "overlay")
     (param $width i32) (param $y0 i32) (param $y1 i32) (param $hs i32)
     (param $pix i32) (param $out i32) (param $heat i32) (param $line i32)

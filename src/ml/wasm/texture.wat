@@ -8,7 +8,7 @@
 ;; then the box's luma (f64), grey levels (u8, 255 outside the cell), the luma histogram (256 i32), the
 ;; co-occurrence pairs (16 x 256 i32) and the local binary patterns' classes (256 u8).
 (module
-  (memory (export "memory") 1)
+  (import "env" "memory" (memory 1))
 
   ;; Luma of every box pixel; for the cell's pixels grey level 0 (else 255), the histogram of rounded
   ;; luma, and their sum (stored as f64 at $sumAt). Answers how many pixels the cell has.
