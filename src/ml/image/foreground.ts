@@ -1,6 +1,7 @@
 import { badInput } from '../../errors';
-import { wordsOf } from './black-pixels';
 import type { RgbImage } from './types';
+import { MemoryLayout, wasmKernel } from '../wasm/kernel';
+import { FOREGROUND_WASM } from '../wasm/kernels.generated';
 
 /**
  * The foreground of a single-cell image, found once and shared: morphology (the cell's outline and
@@ -17,10 +18,6 @@ import type { RgbImage } from './types';
 
 /** A channel further than this from the background colour is foreground. C-NMC: background 0, darkest cytoplasm about 15. */
 export const FOREGROUND_LEVEL = 8;
-
-// Read once: inside a sandboxed global (Jest's vm context) every lookup of the global `Math` costs
-// about 200 times more, and these run per pixel or per run.
-const { abs } = Math;
 
 export interface Foreground {
   width: number;
@@ -110,104 +107,83 @@ function union(parent: Int32Array, a: number, b: number): void {
   else if (rb < ra) parent[ra] = rb;
 }
 
-/**
- * Foreground runs in raster order, grown by doubling: a C-NMC cell is a few hundred runs, while room for
- * the worst case (a run every other pixel) would be 1.2 MB allocated and zeroed per 450x450 image. A class
- * rather than a closure per call: optimised code that calls a closure made by an earlier call deoptimises
- * ("wrong call target") on the next image.
- */
-class RunList {
-  row = new Int32Array(256);
-  start = new Int32Array(256);
-  end = new Int32Array(256);
-  count = 0;
+/** Foreground runs in raster order: row, first column, one past the last column; `count` of them. */
+interface RunList {
+  row: Int32Array;
+  start: Int32Array;
+  end: Int32Array;
+  count: number;
+}
 
-  push(y: number, start: number, end: number): void {
-    if (this.count === this.row.length) this.grow();
-    this.row[this.count] = y;
-    this.start[this.count] = start;
-    this.end[this.count++] = end;
-  }
-
-  private grow(): void {
-    const grown = (old: Int32Array) => {
-      const bigger = new Int32Array(old.length * 2);
-      bigger.set(old);
-      return bigger;
-    };
-    this.row = grown(this.row);
-    this.start = grown(this.start);
-    this.end = grown(this.end);
-  }
+/** The foreground kernel's function (src/ml/wasm/foreground.wat); pointers are byte offsets in its memory. */
+interface ForegroundFunctions {
+  scanPixels(
+    data: number,
+    width: number,
+    height: number,
+    br: number,
+    bg: number,
+    bb: number,
+    level: number,
+    black: number,
+    mask: number,
+    runs: number,
+    capacity: number,
+    counts: number,
+  ): number;
 }
 
 /**
- * The pass over the pixels: the mask, the runs and the image's counts. A function of its own, like each
- * loop below: V8 optimises a long loop while it runs (on-stack replacement), and code after the loop that
- * has not run yet makes that optimised code fall back to the interpreter when it is reached, so on a
- * container's first images the loops ran unoptimised for up to 50 ms (docs/PERFORMANCE.md, "a
- * container's first analyses").
+ * The foreground kernel. A 450x450 C-NMC cell needs about 1 MB of its memory (pixels, mask, and room for
+ * 16 runs a row); an image near the API's largest side needs about 70 MB, which is not kept.
  */
-function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Array, runs: RunList) {
+const foregroundKernel = wasmKernel<ForegroundFunctions>(FOREGROUND_WASM, { retainBytes: 16 << 20 });
+
+/**
+ * The pass over the pixels: the mask, the runs and the image's counts, by the kernel
+ * src/ml/wasm/foreground.wat (four black pixels at a time where black is background). Room for 16 runs a
+ * row first (a C-NMC cell has a few hundred runs in all); when they do not fit, the pass runs again with
+ * room for the most an image can have, a run every other pixel.
+ */
+function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Array) {
   const { width, height, data } = img;
   const [br, bg, bb] = background;
-  // With a black background (C-NMC's canvas) a black pixel is background, never clipped, never the
-  // brightest: four black pixels at once (black-pixels.ts) pass with the same mask, runs and counts as
-  // pixel by pixel (this loop alone over the 63 sample cells: 0.39 against 0.85 ms).
-  const words = wordsOf(data);
-  const blackIsBackground =
-    words !== null && br <= FOREGROUND_LEVEL && bg <= FOREGROUND_LEVEL && bb <= FOREGROUND_LEVEL;
-  // Written at the end of every row, inside the loop (see cellSums in morphology.ts).
-  const counts = { foregroundPixels: 0, clippedPixels: 0, brightest: 0 };
-  let foregroundPixels = 0;
-  let clippedPixels = 0;
-  let brightest = 0;
-  for (let y = 0, p = 0, i = 0; y < height; y++) {
-    let open = -1;
-    for (let x = 0; x < width; x++, p++, i += 3) {
-      // Four black pixels, tested on three words (black-pixels.ts); i = 3p starts a word where p is a multiple of 4.
-      if (
-        blackIsBackground &&
-        (p & 3) === 0 &&
-        x + 4 <= width &&
-        (words[i >> 2] | words[(i >> 2) + 1] | words[(i >> 2) + 2]) === 0
-      ) {
-        if (open >= 0) {
-          runs.push(y, open, x);
-          open = -1;
-        }
-        // The loop's own step adds the fourth pixel.
-        x += 3;
-        p += 3;
-        i += 9;
-        continue;
-      }
-      const r = data[i];
-      const g = data[i + 1];
-      const b = data[i + 2];
-      if (r === 255 || g === 255 || b === 255) clippedPixels++;
-      if (r > brightest) brightest = r;
-      if (g > brightest) brightest = g;
-      if (b > brightest) brightest = b;
-      if (
-        abs(r - br) > FOREGROUND_LEVEL ||
-        abs(g - bg) > FOREGROUND_LEVEL ||
-        abs(b - bb) > FOREGROUND_LEVEL
-      ) {
-        mask[p] = 1;
-        foregroundPixels++;
-        if (open < 0) open = x;
-      } else if (open >= 0) {
-        runs.push(y, open, x);
-        open = -1;
-      }
+  const black = +(br <= FOREGROUND_LEVEL && bg <= FOREGROUND_LEVEL && bb <= FOREGROUND_LEVEL);
+  const pixels = width * height;
+  for (const capacity of [16 * height, height * ((width + 1) >> 1)]) {
+    const layout = new MemoryLayout();
+    const at = {
+      data: layout.place(pixels * 3),
+      mask: layout.place(pixels),
+      runs: layout.place(capacity * 12),
+      counts: layout.place(12),
+    };
+    const { memory, functions } = foregroundKernel(layout.end);
+    const heap = memory.buffer;
+    new Uint8Array(heap, at.data, pixels * 3).set(data);
+    new Uint8Array(heap, at.mask, pixels).fill(0);
+    // prettier-ignore
+    const count = functions.scanPixels(
+      at.data, width, height, br, bg, bb, FOREGROUND_LEVEL, black, at.mask, at.runs, capacity, at.counts,
+    );
+    if (count < 0) continue;
+    mask.set(new Uint8Array(heap, at.mask, pixels));
+    const triplets = new Int32Array(heap, at.runs, count * 3);
+    const runs: RunList = {
+      row: new Int32Array(count),
+      start: new Int32Array(count),
+      end: new Int32Array(count),
+      count,
+    };
+    for (let r = 0, k = 0; r < count; r++, k += 3) {
+      runs.row[r] = triplets[k];
+      runs.start[r] = triplets[k + 1];
+      runs.end[r] = triplets[k + 2];
     }
-    if (open >= 0) runs.push(y, open, width);
-    counts.foregroundPixels = foregroundPixels;
-    counts.clippedPixels = clippedPixels;
-    counts.brightest = brightest;
+    const [foregroundPixels, clippedPixels, brightest] = new Int32Array(heap, at.counts, 3);
+    return { runs, foregroundPixels, clippedPixels, brightest };
   }
-  return counts;
+  throw new Error('A foreground pass found more runs than a run every other pixel.');
 }
 
 /**
@@ -247,8 +223,7 @@ export function findForeground(img: RgbImage): Foreground {
   const { width, height } = img;
   const background = backgroundColour(img);
   const mask = new Uint8Array(width * height);
-  const list = new RunList();
-  const { foregroundPixels, clippedPixels, brightest } = scanPixels(img, background, mask, list);
+  const { runs: list, foregroundPixels, clippedPixels, brightest } = scanPixels(img, background, mask);
   const parent = joinRuns(list);
   const { row: runRow, start: runStart, end: runEnd, count: runs } = list;
   const runComponent = new Int32Array(runs);
@@ -270,9 +245,9 @@ export function findForeground(img: RgbImage): Foreground {
     foregroundPixels,
     clippedPixels,
     brightest,
-    runRow: runRow.slice(0, runs),
-    runStart: runStart.slice(0, runs),
-    runEnd: runEnd.slice(0, runs),
+    runRow,
+    runStart,
+    runEnd,
     runComponent,
     componentSize,
     cell,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { GENERATED, generatedKernels } from '../../../scripts/build-wasm';
-import { OVERLAY_WASM, TEXTURE_WASM } from '../../../src/ml/wasm/kernels.generated';
+import { FOREGROUND_WASM, OVERLAY_WASM, TEXTURE_WASM } from '../../../src/ml/wasm/kernels.generated';
 
 describe('the WebAssembly kernels', () => {
   it('are what their .wat sources assemble to (else run `npm run build:wasm`)', async () => {
@@ -17,6 +17,7 @@ describe('the WebAssembly kernels', () => {
       const memory = new WebAssembly.Memory({ initial: 1 });
       return Object.keys(new WebAssembly.Instance(module, { env: { memory } }).exports).sort();
     };
+    expect(exported(FOREGROUND_WASM)).toEqual(['scanPixels']);
     expect(exported(OVERLAY_WASM)).toEqual(['overlay']);
     expect(exported(TEXTURE_WASM)).toEqual(['boxLuma', 'countPairs', 'localBinaryPatterns', 'quantise']);
   });
