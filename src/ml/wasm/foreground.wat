@@ -13,6 +13,19 @@
 ;; $runs, and three i32 at $counts for the foreground pixels, the clipped pixels and the brightest value.
 (module
   (import "env" "memory" (memory 1))
+  ;; Stores run $count (row $y, columns $start to $end) at $runs; answers $count + 1, or -1 when $capacity
+  ;; runs are already stored. Called once a run, a few hundred times an image.
+  (func $pushRun
+    (param $runs i32) (param $count i32) (param $capacity i32) (param $y i32) (param $start i32) (param $end i32)
+    (result i32)
+    (local $at i32)
+    (if (i32.ge_s (local.get $count) (local.get $capacity)) (then (return (i32.const -1))))
+    (local.set $at (i32.add (local.get $runs) (i32.mul (local.get $count) (i32.const 12))))
+    (i32.store (local.get $at) (local.get $y))
+    (i32.store offset=4 (local.get $at) (local.get $start))
+    (i32.store offset=8 (local.get $at) (local.get $end))
+    (i32.add (local.get $count) (i32.const 1)))
+
   ;; Answers the number of runs, or -1 when they do not fit in $capacity (the caller gives more room).
   (func (export "scanPixels")
     (param $data i32) (param $width i32) (param $height i32)
@@ -20,7 +33,7 @@
     (param $mask i32) (param $runs i32) (param $capacity i32) (param $counts i32)
     (result i32)
     (local $y i32) (local $x i32) (local $p i32) (local $i i32) (local $open i32) (local $count i32)
-    (local $r i32) (local $g i32) (local $b i32) (local $at i32)
+    (local $r i32) (local $g i32) (local $b i32)
     (local $foreground i32) (local $clipped i32) (local $brightest i32)
     (block $rowsDone
       (loop $rows
@@ -41,12 +54,9 @@
                 ;; Four black pixels: a run open before them ends here.
                 (if (i32.ge_s (local.get $open) (i32.const 0))
                   (then
-                    (if (i32.ge_s (local.get $count) (local.get $capacity)) (then (return (i32.const -1))))
-                    (local.set $at (i32.add (local.get $runs) (i32.mul (local.get $count) (i32.const 12))))
-                    (i32.store (local.get $at) (local.get $y))
-                    (i32.store offset=4 (local.get $at) (local.get $open))
-                    (i32.store offset=8 (local.get $at) (local.get $x))
-                    (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                    (local.set $count (call $pushRun (local.get $runs) (local.get $count) (local.get $capacity)
+                      (local.get $y) (local.get $open) (local.get $x)))
+                    (if (i32.lt_s (local.get $count) (i32.const 0)) (then (return (i32.const -1))))
                     (local.set $open (i32.const -1))))
                 (local.set $x (i32.add (local.get $x) (i32.const 4)))
                 (local.set $p (i32.add (local.get $p) (i32.const 4)))
@@ -77,12 +87,9 @@
               (else
                 (if (i32.ge_s (local.get $open) (i32.const 0))
                   (then
-                    (if (i32.ge_s (local.get $count) (local.get $capacity)) (then (return (i32.const -1))))
-                    (local.set $at (i32.add (local.get $runs) (i32.mul (local.get $count) (i32.const 12))))
-                    (i32.store (local.get $at) (local.get $y))
-                    (i32.store offset=4 (local.get $at) (local.get $open))
-                    (i32.store offset=8 (local.get $at) (local.get $x))
-                    (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                    (local.set $count (call $pushRun (local.get $runs) (local.get $count) (local.get $capacity)
+                      (local.get $y) (local.get $open) (local.get $x)))
+                    (if (i32.lt_s (local.get $count) (i32.const 0)) (then (return (i32.const -1))))
                     (local.set $open (i32.const -1))))))
             (local.set $x (i32.add (local.get $x) (i32.const 1)))
             (local.set $p (i32.add (local.get $p) (i32.const 1)))
@@ -91,12 +98,9 @@
         ;; A run that reaches the row's end.
         (if (i32.ge_s (local.get $open) (i32.const 0))
           (then
-            (if (i32.ge_s (local.get $count) (local.get $capacity)) (then (return (i32.const -1))))
-            (local.set $at (i32.add (local.get $runs) (i32.mul (local.get $count) (i32.const 12))))
-            (i32.store (local.get $at) (local.get $y))
-            (i32.store offset=4 (local.get $at) (local.get $open))
-            (i32.store offset=8 (local.get $at) (local.get $width))
-            (local.set $count (i32.add (local.get $count) (i32.const 1)))))
+            (local.set $count (call $pushRun (local.get $runs) (local.get $count) (local.get $capacity)
+              (local.get $y) (local.get $open) (local.get $width)))
+            (if (i32.lt_s (local.get $count) (i32.const 0)) (then (return (i32.const -1))))))
         (local.set $y (i32.add (local.get $y) (i32.const 1)))
         (br $rows)))
     (i32.store (local.get $counts) (local.get $foreground))
