@@ -107,12 +107,11 @@ function union(parent: Int32Array, a: number, b: number): void {
   else if (rb < ra) parent[ra] = rb;
 }
 
-/** Foreground runs in raster order: row, first column, one past the last column; `count` of them. */
+/** Foreground runs in raster order: row, first column, one past the last column. */
 interface RunList {
   row: Int32Array;
   start: Int32Array;
   end: Int32Array;
-  count: number;
 }
 
 /** The foreground kernel's function (src/ml/wasm/foreground.wat); pointers are byte offsets in its memory. */
@@ -173,7 +172,6 @@ function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Arr
       row: new Int32Array(count),
       start: new Int32Array(count),
       end: new Int32Array(count),
-      count,
     };
     for (let r = 0, k = 0; r < count; r++, k += 3) {
       runs.row[r] = triplets[k];
@@ -190,7 +188,8 @@ function scanPixels(img: RgbImage, background: readonly number[], mask: Uint8Arr
  * Unions runs of neighbouring rows that touch, diagonals included (8-connectivity). The smaller index
  * always becomes the root, so a component's root is its first run in raster order.
  */
-function joinRuns({ row: runRow, start: runStart, end: runEnd, count: runs }: RunList): Int32Array {
+function joinRuns({ row: runRow, start: runStart, end: runEnd }: RunList): Int32Array {
+  const runs = runRow.length;
   const parent = new Int32Array(runs);
   for (let r = 0; r < runs; r++) parent[r] = r;
   let previous = 0; // first run of the previous row
@@ -225,7 +224,8 @@ export function findForeground(img: RgbImage): Foreground {
   const mask = new Uint8Array(width * height);
   const { runs: list, foregroundPixels, clippedPixels, brightest } = scanPixels(img, background, mask);
   const parent = joinRuns(list);
-  const { row: runRow, start: runStart, end: runEnd, count: runs } = list;
+  const { row: runRow, start: runStart, end: runEnd } = list;
+  const runs = runRow.length;
   const runComponent = new Int32Array(runs);
   const componentSize = new Int32Array(runs);
   let cell = -1;
