@@ -82,7 +82,7 @@ function breakdownOf(requests: Array<{ roundTripMs: number; lines: LogLine[] }>)
       'Apollo outside the service: API key GET, parse, validate, base64, header, heat-map URL',
       operation.ms! - prediction.ms!,
     );
-    add('service: production alias GET + model cache', field('lookupMs'));
+    add('service: production alias GET + model cache, what is left after the decode', field('lookupMs'));
     add('service: decode', field('decodeMs'));
     let stages = 0;
     for (const stage of ANALYSIS_STAGES) {

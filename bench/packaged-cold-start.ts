@@ -69,9 +69,9 @@ interface LogLine {
 
 /**
  * Where the first prediction's time went after the require, from the handler's own `prediction` log line
- * (PredictionService): the model's load (alias GET, card, weights, ONNX session, and TF.js with its model
- * for a version onnxruntime does not run whole: `lookupMs`), the analysis' stages and the writes; the rest
- * is the API key's GET, Apollo and decode.
+ * (PredictionService): what is left of the model's load once the image is decoded (alias GET, card, weights,
+ * ONNX session, and TF.js with its model for a version onnxruntime does not run whole: `lookupMs`), the
+ * analysis' stages and the writes; the rest is the API key's GET, Apollo and decode.
  */
 function firstPrediction(logs: LogLine[]): Record<string, number> {
   const line = logs.find((l) => l.message === 'prediction');

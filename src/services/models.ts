@@ -124,7 +124,7 @@ export interface ModelComparison {
 const VERSION = /^v(\d{4,})$/;
 const formatVersion = (n: number) => `v${String(n).padStart(4, '0')}`;
 
-interface LoadedModel {
+export interface LoadedModel {
   card: ModelCard;
   /**
    * The network in TF.js. Built at load unless onnxruntime runs all of it (its predictions and Grad-CAM),

@@ -11,7 +11,7 @@ import type { Logger } from '../observability/log';
 import type { Caller } from './auth';
 import type { DatasetService } from './datasets';
 import { classToLabel, type CellLabel } from './labels';
-import type { ModelRegistry } from './models';
+import type { LoadedModel, ModelRegistry } from './models';
 import type { RetentionPolicy } from './retention';
 import { pageOf, type Page } from './pagination';
 import { currentPixelBudget } from './work-budget';
@@ -102,6 +102,9 @@ async function settledAll(promises: Array<Promise<unknown> | null>): Promise<voi
   if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
+/** A call's model: the version it is served by, loaded. */
+type ModelLookup = LoadedModel & { version: string };
+
 /** Milliseconds to a tenth: the log's stages are a few ms each, whole ms would hide them. */
 const tenths = (ms: number) => Math.round(ms * 10) / 10;
 
@@ -154,29 +157,55 @@ export class PredictionService {
   }
 
   async predict(caller: Caller, input: PredictInput): Promise<PredictionRecord> {
+    const model = await this.startModelLookup(input);
     const image = await this.resolveImage(caller, input);
     this.admit(image);
-    return this.predictResolved(caller, input, image);
+    return this.predictResolved(caller, input, image, model);
+  }
+
+  /**
+   * The version a call is served by (the one named, else the production alias, read on every call so
+   * that a promotion serves on the next) and its loaded model, looked up while the caller reads and
+   * decodes the image: the alias's GET (and a cold model's reads) overlap that CPU work instead of
+   * preceding it. Resolves once the lookup's first request has had a turn of the event loop to go out
+   * (a synchronous decode right after would otherwise hold it back); the lookup itself is awaited by
+   * predictResolved, so its failure is still reported after the image's header checks.
+   */
+  private async startModelLookup(input: PredictInput): Promise<{ lookup: Promise<ModelLookup> }> {
+    const lookup = (async () => {
+      const version = input.modelVersion ?? (await this.models.productionVersion());
+      if (!version) {
+        throw new LymphoscopeError(
+          ErrorCode.UNAVAILABLE,
+          'No production model is set: promote a model version or name one.',
+        );
+      }
+      return { version, ...(await this.models.load(version)) };
+    })();
+    // Awaited by predictResolved, unless the image fails first: never reported as unhandled meanwhile.
+    lookup.catch(() => undefined);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return { lookup };
   }
 
   private async predictResolved(
     caller: Caller,
     input: PredictInput,
     { bytes, source }: { bytes: Buffer; source: string },
+    { lookup }: { lookup: Promise<ModelLookup> },
   ): Promise<PredictionRecord> {
     const started = performance.now();
-    const version = input.modelVersion ?? (await this.models.productionVersion());
-    if (!version) {
-      throw new LymphoscopeError(
-        ErrorCode.UNAVAILABLE,
-        'No production model is set: promote a model version or name one.',
-      );
-    }
-    const { network, card, onnx } = await this.models.load(version);
-    const lookupMs = performance.now() - started;
-    const decodeStarted = performance.now();
-    const image = await decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
-    const decodeMs = performance.now() - decodeStarted;
+    // Decoded while the lookup is in flight; its failure is reported after the lookup's, as before.
+    // Both times are what this thread waited: the decode's own part, then what is left of each.
+    const decoding = decodeImage(bytes, imageLimits(this.limits, this.limits.uploadBytes));
+    decoding.catch(() => undefined);
+    let decodeMs = performance.now() - started;
+    let t = performance.now();
+    const { version, network, card, onnx } = await lookup;
+    const lookupMs = performance.now() - t;
+    t = performance.now();
+    const image = await decoding;
+    decodeMs += performance.now() - t;
     const id = ulid().toLowerCase();
     const partnerId = caller.partnerId;
     const ext = image.format === 'jpeg' ? 'jpg' : image.format;
@@ -252,8 +281,9 @@ export class PredictionService {
     ]).catch(failBeforeRecord);
     await this.commitRecord(record).catch(failBeforeRecord);
     const storeMs = performance.now() - storeStarted;
-    // Where a prediction's time went, for operators and bench/end-to-end.ts: the model lookup (production
-    // alias GET, model cache), decode, the analysis' stages (timings) and the S3 writes (storeMs).
+    // Where a prediction's time went, for operators and bench/end-to-end.ts: the wait for the model lookup
+    // (production alias GET, model cache) left after the decode, the decode, the analysis' stages (timings)
+    // and the S3 writes (storeMs).
     this.log.info('prediction', {
       predictionId: id,
       modelVersion: version,
@@ -314,7 +344,9 @@ export class PredictionService {
     currentPixelBudget()?.ensure(pixels);
     const results: PredictionRecord[] = [];
     for (const [i, input] of inputs.entries())
-      results.push(await this.predictResolved(caller, input, resolved[i]));
+      results.push(
+        await this.predictResolved(caller, input, resolved[i], await this.startModelLookup(input)),
+      );
     return results;
   }
 

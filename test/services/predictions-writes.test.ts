@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ErrorCode } from '../../src/errors';
 import { ANONYMOUS_ADMIN, type Caller } from '../../src/services/auth';
 import type { ModelRegistry } from '../../src/services/models';
 import { PredictionService } from '../../src/services/predictions';
@@ -7,6 +10,7 @@ import type { ObjectStore } from '../../src/storage/object-store';
 import { sampleImages } from '../helpers/sample';
 import { startResolverHarness, type ResolverHarness } from '../helpers/resolvers';
 import { registerUntrainedModel } from '../helpers/untrained-model';
+import { postUpload } from '../helpers/upload';
 
 /**
  * predict writes the image and the owner marker while the analysis runs, and the heat map, the record and
@@ -192,5 +196,104 @@ describe('PredictionService writes around the analysis', () => {
     ).rejects.toThrow(/injected fault writing .*\.heatmap\./);
     expect(events.some((e) => /^end .*\.image\./.test(e))).toBe(true);
     await expectNothingLeft(caller.partnerId, events);
+  });
+
+  describe('the model, looked up while the image is read and decoded', () => {
+    /** The store as it is, with the key of each get and head logged as it is asked for. */
+    function loggingStore() {
+      const asked: string[] = [];
+      const real = h.services.store;
+      const store = new Proxy(real, {
+        get(target, name, receiver) {
+          const method = Reflect.get(target, name, receiver) as unknown;
+          if ((name !== 'get' && name !== 'head') || typeof method !== 'function') return method;
+          return (key: string, ...rest: unknown[]) => {
+            asked.push(key);
+            return (method as (...a: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        },
+      });
+      return { store, asked };
+    }
+
+    /** The registry with no production model: the alias's GET goes to the local S3 and finds none. */
+    function withoutProduction(): ModelRegistry {
+      return new Proxy(h.services.models, {
+        get(target, name, receiver) {
+          if (name !== 'productionVersion') return Reflect.get(target, name, receiver);
+          return async () => {
+            await target.productionVersion();
+            return null;
+          };
+        },
+      });
+    }
+
+    const corruptPng = readFileSync(path.join(__dirname, '../fixtures/bad-images/png-corrupt-data.png'));
+
+    /** The registry as it is, with each read of the production alias logged in `asked`. */
+    function loggingRegistry(asked: string[]): ModelRegistry {
+      return new Proxy(h.services.models, {
+        get(target, name, receiver) {
+          if (name !== 'productionVersion') return Reflect.get(target, name, receiver);
+          return () => {
+            asked.push(layout.productionAlias());
+            return target.productionVersion();
+          };
+        },
+      });
+    }
+
+    it('asks for the production alias before it reads the uploaded image', async () => {
+      const caller = partner('lookup-order');
+      const { upload, url, fields } = await h.services.datasets.createUpload(
+        caller,
+        { contentType: 'image/bmp' },
+        60,
+      );
+      const grant = { url, fields: Object.entries(fields).map(([name, value]) => ({ name, value })) };
+      expect((await postUpload(grant, cell.bytes, 'image/bmp')).status).toBe(204);
+      await h.services.datasets.confirmUpload(caller, upload.uploadId);
+      const { store, asked } = loggingStore();
+      const record = await service(store, loggingRegistry(asked)).predict(caller, {
+        uploadId: upload.uploadId,
+        explain: false,
+      });
+      expect(record.source).toBe(`upload:${upload.uploadId}`);
+      const alias = asked.indexOf(layout.productionAlias());
+      const image = asked.findIndex((key) => key.startsWith(layout.uploadsPrefix()));
+      expect(alias).toBeGreaterThanOrEqual(0);
+      expect(image).toBeGreaterThan(alias);
+    });
+
+    it("reports the image's own faults first, then a missing production model, then a failed decode", async () => {
+      const caller = partner('lookup-precedence');
+      const { store, events } = faultyStore(/^$/, 0);
+      const predict = (models: ModelRegistry, bytes: Buffer | string) =>
+        service(store, models).predict(caller, {
+          imageBase64: typeof bytes === 'string' ? bytes : bytes.toString('base64'),
+          explain: false,
+        });
+      // Not base64, and no production model: the image's error, as when the lookup came after it.
+      await expect(predict(withoutProduction(), '@@not base64@@')).rejects.toMatchObject({
+        code: ErrorCode.BAD_USER_INPUT,
+        message: expect.stringMatching(/not valid base64/),
+      });
+      // A real cell, no production model.
+      await expect(predict(withoutProduction(), cell.bytes)).rejects.toMatchObject({
+        code: ErrorCode.UNAVAILABLE,
+      });
+      // A PNG whose header passes and whose pixels do not decode: the missing model is reported, the
+      // decode failing meanwhile is not left unhandled; with a production model, the decode's error.
+      await expect(predict(withoutProduction(), corruptPng)).rejects.toMatchObject({
+        code: ErrorCode.UNAVAILABLE,
+      });
+      await expect(predict(h.services.models, corruptPng)).rejects.toMatchObject({
+        code: ErrorCode.UNSUPPORTED_IMAGE,
+      });
+      // None of them wrote anything.
+      expect(events).toEqual([]);
+      expect(await h.services.store.listAll(layout.predictionsPrefix(caller.partnerId))).toEqual([]);
+    });
   });
 });
