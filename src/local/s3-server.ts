@@ -9,6 +9,7 @@ import { LocalS3Signatures, type LocalS3Credentials } from './s3-signature';
 import {
   deleteTagsWithObjects,
   KeyedLocks,
+  lookUpSynchronously,
   makePutsAtomic,
   serialisedConditionalRequests,
 } from './s3rver-compat';
@@ -73,6 +74,7 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
     configureBuckets: [{ name: opts.bucket }],
   });
   makePutsAtomic(server.store);
+  lookUpSynchronously(server.store);
   deleteTagsWithObjects(server.store);
   const credentials: LocalS3Credentials = {
     accessKeyId: LOCAL_S3_ACCESS_KEY_ID,

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'crypto';
-import { mkdir, rename, rm, unlink, writeFile } from 'fs/promises';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'fs';
 import { dirname } from 'path';
 import type S3rver from 's3rver';
+import S3Bucket from 's3rver/lib/models/bucket';
 
 /**
  * Where s3rver 3.7 falls short of S3 in ways Lymphoscope depends on, and the repairs. They use
@@ -236,21 +237,21 @@ async function replaceTags(
   const tags = [...new URLSearchParams(tagging ?? '')];
   const path = store.getResourcePath(target.bucket, target.key, 'tagging.xml');
   if (tags.length === 0) {
-    await unlink(path).catch(() => undefined);
+    removeQuietly(path);
     return;
   }
   const xml =
     '<Tagging><TagSet>' +
     tags.map(([k, v]) => `<Tag>${xmlFields({ Key: k, Value: v })}</Tag>`).join('') +
     '</TagSet></Tagging>';
-  await writeFile(path, xml);
+  writeFileSync(path, xml);
 }
 
 /** Removes an object's tags with the object, so a later object under the same key starts without them. */
 export function deleteTagsWithObjects(store: S3rver.Store): void {
   const deleteObject = store.deleteObject.bind(store);
   store.deleteObject = async (bucket, key) => {
-    await unlink(store.getResourcePath(bucket, key, 'tagging.xml')).catch(() => undefined);
+    removeQuietly(store.getResourcePath(bucket, key, 'tagging.xml'));
     await deleteObject(bucket, key);
   };
 }
@@ -376,11 +377,20 @@ async function readAll(content: NodeJS.ReadableStream | Buffer): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
+/** Removes a file if it is there; an object without tags has no tags file, the usual case. */
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Missing (or not removable): as before, the tags are then what the file says, or none.
+  }
+}
+
 /** Writes a file whole or not at all: a temporary file beside it, then a rename over it. */
-async function writeAtomically(path: string, content: Buffer | string): Promise<void> {
+function writeAtomically(path: string, content: Buffer | string): void {
   const temporary = `${path}.${randomUUID()}.tmp`;
-  await writeFile(temporary, content);
-  await rename(temporary, path);
+  writeFileSync(temporary, content);
+  renameSync(temporary, path);
 }
 
 /**
@@ -391,10 +401,12 @@ async function writeAtomically(path: string, content: Buffer | string): Promise<
  * s3rver recomputes it from whichever bytes are there instead of serving a stale ETag. Bodies are
  * buffered in memory; this server is for development and tests.
  *
- * Only the renames and the MD5's removal are ordered; the temporaries are invisible until renamed, so
- * they are written at once with that removal. Each file system call is a trip through libuv's thread
- * pool, and a prediction's writes wait on them: one after another they were about 13 trips per PUT,
- * this way 5 (mkdir, the parallel writes, three renames).
+ * The files are written with synchronous calls, in order: the temporaries, the MD5's removal, then the
+ * renames. Each asynchronous call was a trip through libuv's thread pool (shared with the API's zlib and
+ * libvips work when the server runs in the API's process or on its worker thread), and a prediction's
+ * writes waited on five of them one after another; written directly, a PUT of a 3 KB record took 1.6
+ * instead of 2.6 ms (docs/PERFORMANCE.md). A body is in memory already, and this server is for
+ * development and tests.
  */
 export function makePutsAtomic(store: S3rver.Store): void {
   const metadataJson = (metadata: Record<string, string>) =>
@@ -409,8 +421,8 @@ export function makePutsAtomic(store: S3rver.Store): void {
     );
   store.putMetadata = async (bucket, key, metadata, md5) => {
     const metadataPath = store.getResourcePath(bucket, key, 'metadata.json');
-    await writeAtomically(metadataPath, metadataJson(metadata));
-    if (md5) await writeAtomically(store.getResourcePath(bucket, key, 'object.md5'), md5);
+    writeAtomically(metadataPath, metadataJson(metadata));
+    if (md5) writeAtomically(store.getResourcePath(bucket, key, 'object.md5'), md5);
   };
   store.putObject = async (object) => {
     const body = await readAll(object.content);
@@ -422,17 +434,70 @@ export function makePutsAtomic(store: S3rver.Store): void {
       metadata: { path: path('metadata.json'), temporary: temporary('metadata.json') },
       md5: { path: path('object.md5'), temporary: temporary('object.md5') },
     };
-    await mkdir(dirname(files.object.path), { recursive: true });
-    await Promise.all([
-      writeFile(files.object.temporary, body),
-      writeFile(files.metadata.temporary, metadataJson(object.metadata)),
-      writeFile(files.md5.temporary, md5),
-      rm(files.md5.path, { force: true }),
-    ]);
-    await rename(files.metadata.temporary, files.metadata.path);
-    await rename(files.object.temporary, files.object.path);
-    await rename(files.md5.temporary, files.md5.path);
+    mkdirSync(dirname(files.object.path), { recursive: true });
+    writeFileSync(files.object.temporary, body);
+    writeFileSync(files.metadata.temporary, metadataJson(object.metadata));
+    writeFileSync(files.md5.temporary, md5);
+    rmSync(files.md5.path, { force: true });
+    renameSync(files.metadata.temporary, files.metadata.path);
+    renameSync(files.object.temporary, files.object.path);
+    renameSync(files.md5.temporary, files.md5.path);
     return { size: body.length, md5 };
+  };
+}
+
+/**
+ * Answers the lookups s3rver makes on every request with synchronous file system calls: whether the
+ * bucket exists, its CORS and website configuration (usually none), and an object's metadata (every GET
+ * and HEAD, and every conditional write). As asynchronous calls each was a trip through libuv's thread
+ * pool, one after another (makePutsAtomic says why that matters). The answers are s3rver's own: an object
+ * whose MD5 file is missing (a crash between the renames above) and a configuration that exists are
+ * still read by s3rver's methods.
+ */
+export function lookUpSynchronously(store: S3rver.Store): void {
+  const getMetadata = store.getMetadata.bind(store);
+  const getSubresource = store.getSubresource.bind(store);
+  store.getBucket = async (bucket) => {
+    try {
+      const stat = statSync(store.getBucketPath(bucket));
+      return stat.isDirectory() ? new S3Bucket(bucket, stat.birthtime) : null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  };
+  store.getSubresource = async (bucket, key, resourceType) => {
+    try {
+      statSync(store.getResourcePath(bucket, key, `${resourceType}.xml`));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return getSubresource(bucket, key, resourceType);
+  };
+  store.getMetadata = async (bucket, key) => {
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    // Throws ENOENT for a missing object, as s3rver's does.
+    const stat = statSync(objectPath);
+    let md5: string;
+    try {
+      md5 = readFileSync(store.getResourcePath(bucket, key, 'object.md5'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return getMetadata(bucket, key); // s3rver computes the MD5 from the bytes and stores it
+    }
+    let stored: Record<string, string> | undefined;
+    try {
+      stored = JSON.parse(readFileSync(store.getResourcePath(bucket, key, 'metadata.json'), 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return {
+      ...stored,
+      etag: JSON.stringify(md5),
+      'last-modified': stat.mtime.toUTCString(),
+      'content-length': stat.size as unknown as string,
+    };
   };
 }
 

@@ -27,11 +27,15 @@ declare module 's3rver' {
     interface Store {
       /** Metadata of a stored object (etag quoted); rejects with code ENOENT when it is missing. */
       getMetadata(bucket: string, key: string): Promise<Record<string, string>>;
-      getResourcePath(bucket: string, key: string, resource: string): string;
+      /** key defaults to "" (a bucket's own resource). */
+      getResourcePath(bucket: string, key: string | undefined, resource: string): string;
       putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5?: string): Promise<void>;
       putObject(object: StoredObject): Promise<{ size: number; md5: string }>;
       deleteObject(bucket: string, key: string): Promise<void>;
       getBucket(bucket: string): Promise<object | null>;
+      getBucketPath(bucket: string): string;
+      /** A bucket's or object's configuration (cors, website, tagging...); null when it has none. */
+      getSubresource(bucket: string, key: string | undefined, resourceType: string): Promise<object | null>;
       /** Keys after `startAfter`, in order, at most `maxKeys` of them. */
       listObjects(
         bucket: string,
@@ -76,4 +80,14 @@ declare module 's3rver' {
   }
 
   export = S3rver;
+}
+
+declare module 's3rver/lib/models/bucket' {
+  /** What s3rver's FilesystemStore.getBucket answers for a bucket that exists. */
+  class S3Bucket {
+    constructor(name: string, creationDate: Date);
+    name: string;
+    creationDate: Date;
+  }
+  export = S3Bucket;
 }
