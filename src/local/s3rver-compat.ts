@@ -404,9 +404,8 @@ function writeAtomically(path: string, content: Buffer | string): void {
  * The files are written with synchronous calls, in order: the temporaries, the MD5's removal, then the
  * renames. Each asynchronous call was a trip through libuv's thread pool (shared with the API's zlib and
  * libvips work when the server runs in the API's process or on its worker thread), and a prediction's
- * writes waited on five of them one after another; written directly, a PUT of a 3 KB record took 1.6
- * instead of 2.6 ms (docs/PERFORMANCE.md). A body is in memory already, and this server is for
- * development and tests.
+ * writes waited on five of them one after another (docs/PERFORMANCE.md, "Where the rest of a request
+ * goes"). A body is in memory already, and this server is for development and tests.
  */
 export function makePutsAtomic(store: S3rver.Store): void {
   const metadataJson = (metadata: Record<string, string>) =>
