@@ -495,6 +495,7 @@ export function lookUpSynchronously(store: S3rver.Store): void {
       ...stored,
       etag: JSON.stringify(md5),
       'last-modified': stat.mtime.toUTCString(),
+      // A number, as s3rver answers it (the declared type lists what our callers read: strings).
       'content-length': stat.size as unknown as string,
     };
   };
