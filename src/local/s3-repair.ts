@@ -1,6 +1,6 @@
-import { randomUUID } from 'crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'fs/promises';
 import { dirname, join, relative } from 'path';
+import { TEMPORARY_FILE, writeAtomically } from './s3rver-compat';
 
 /**
  * What a crash can leave in the local S3's directory, and the repair at start. s3rver keeps each object
@@ -31,8 +31,6 @@ export interface StoreRepair {
 
 const OBJECT_SUFFIX = '._S3rver_object';
 const METADATA_SUFFIX = '._S3rver_metadata.json';
-/** makePutsAtomic's temporary files: `<object path>.<uuid>.tmp`. */
-const TEMPORARY = /\.[0-9a-f-]{36}\.tmp$/;
 
 async function* files(directory: string): AsyncGenerator<string> {
   let entries;
@@ -89,10 +87,10 @@ export async function repairLocalStore(directory: string): Promise<StoreRepair[]
   };
 
   for await (const path of files(directory)) {
-    if (TEMPORARY.test(path)) {
+    if (TEMPORARY_FILE.test(path)) {
       await rm(path, { force: true });
       const { bucket, key } = where(
-        path.replace(TEMPORARY, '').replace(/\._S3rver_(object(\.md5)?|metadata\.json)$/, ''),
+        path.replace(TEMPORARY_FILE, '').replace(/\._S3rver_(object(\.md5)?|metadata\.json)$/, ''),
       );
       repairs.push({
         bucket,
@@ -132,9 +130,7 @@ export async function repairLocalStore(directory: string): Promise<StoreRepair[]
         action: 'quarantined',
       });
     } else if (bodyJson) {
-      const temporary = `${metadataPath}.${randomUUID()}.tmp`;
-      await writeFile(temporary, JSON.stringify({ 'content-type': 'application/json' }, null, 2));
-      await rename(temporary, metadataPath);
+      writeAtomically(metadataPath, JSON.stringify({ 'content-type': 'application/json' }, null, 2));
       repairs.push({ bucket, key, problem: 'damaged metadata file', action: 'rebuilt' });
     } else {
       await moveAside([path, md5Path, metadataPath]);

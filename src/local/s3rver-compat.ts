@@ -219,7 +219,7 @@ export function serialisedConditionalRequests(
       const wholeObjectWrite = ctx.method === 'PUT' && !SUBRESOURCE_PARAMS.some((p) => query.has(p));
       if (wholeObjectWrite && !(await preconditionsHold(ctx, store, objectTarget))) return;
       await next();
-      if (wholeObjectWrite && ctx.status < 300) await replaceTags(ctx, store, objectTarget);
+      if (wholeObjectWrite && ctx.status < 300) replaceTags(ctx, store, objectTarget);
     } finally {
       handled = true;
       releaseIfDone();
@@ -228,11 +228,11 @@ export function serialisedConditionalRequests(
 }
 
 /** The tags of a whole-object PUT (`x-amz-tagging: k=v&k2=v2`) replace whatever the key had. */
-async function replaceTags(
+function replaceTags(
   ctx: S3rver.Context,
   store: S3rver.Store,
   target: { bucket: string; key: string },
-): Promise<void> {
+): void {
   const tagging = header(ctx, 'x-amz-tagging');
   const tags = [...new URLSearchParams(tagging ?? '')];
   const path = store.getResourcePath(target.bucket, target.key, 'tagging.xml');
@@ -386,9 +386,15 @@ function removeQuietly(path: string): void {
   }
 }
 
+/** A temporary file beside `path`, renamed over it once written; s3-repair.ts removes those a crash leaves. */
+const temporaryBeside = (path: string) => `${path}.${randomUUID()}.tmp`;
+
+/** What temporaryBeside names. */
+export const TEMPORARY_FILE = /\.[0-9a-f-]{36}\.tmp$/;
+
 /** Writes a file whole or not at all: a temporary file beside it, then a rename over it. */
-function writeAtomically(path: string, content: Buffer | string): void {
-  const temporary = `${path}.${randomUUID()}.tmp`;
+export function writeAtomically(path: string, content: Buffer | string): void {
+  const temporary = temporaryBeside(path);
   writeFileSync(temporary, content);
   renameSync(temporary, path);
 }
@@ -427,7 +433,7 @@ export function makePutsAtomic(store: S3rver.Store): void {
     const body = await readAll(object.content);
     const md5 = createHash('md5').update(body).digest('hex');
     const path = (file: string) => store.getResourcePath(object.bucket, object.key, file);
-    const temporary = (file: string) => `${path(file)}.${randomUUID()}.tmp`;
+    const temporary = (file: string) => temporaryBeside(path(file));
     const files = {
       object: { path: path('object'), temporary: temporary('object') },
       metadata: { path: path('metadata.json'), temporary: temporary('metadata.json') },
