@@ -1,5 +1,14 @@
+/** An instance of one of the WebAssembly kernels of kernels.generated.ts: its memory and its exports. */
+export interface KernelInstance<F> {
+  memory: WebAssembly.Memory;
+  functions: F;
+}
+
+const PAGE = 65536;
+
 /**
- * An instance of one of the WebAssembly kernels of kernels.generated.ts, with memory for what a call needs.
+ * A function giving an instance of the kernel in `base64` (kernels.generated.ts) with memory for `bytes`,
+ * what a call needs.
  *
  * A memory is never grown: growing a WebAssembly memory detaches its ArrayBuffer, and the first ArrayBuffer
  * a process detaches makes V8 throw away the optimised code of every function that reads typed arrays (it
@@ -12,15 +21,9 @@
  * bigger call (an image near the API's 4096-pixel side) gets an instance of its own, garbage once it returns.
  *
  * Calls are synchronous and JavaScript runs one at a time on a thread, so a kept instance is never used by
- * two calls at once; a caller copies what it needs out of the memory before it returns.
+ * two calls at once; a caller copies what it needs out of the memory before it returns. `init` writes a
+ * kernel's constant tables into each new memory.
  */
-export interface KernelInstance<F> {
-  memory: WebAssembly.Memory;
-  functions: F;
-}
-
-const PAGE = 65536;
-
 export function wasmKernel<F>(
   base64: string,
   options: { retainBytes: number; init?: (memory: WebAssembly.Memory) => void },
