@@ -216,33 +216,33 @@ describe('PredictionService writes around the analysis', () => {
       return { store, asked };
     }
 
-    /** The registry with no production model: the alias's GET goes to the local S3 and finds none. */
-    function withoutProduction(): ModelRegistry {
+    /** The registry as it is, but for productionVersion, which `read` answers, given the real one. */
+    function readingAlias(
+      read: (real: () => Promise<string | null>) => Promise<string | null>,
+    ): ModelRegistry {
       return new Proxy(h.services.models, {
         get(target, name, receiver) {
           if (name !== 'productionVersion') return Reflect.get(target, name, receiver);
-          return async () => {
-            await target.productionVersion();
-            return null;
-          };
+          return () => read(() => target.productionVersion());
         },
       });
     }
+
+    /** No production model: the alias's GET goes to the local S3 and its answer is dropped. */
+    const withoutProduction = () =>
+      readingAlias(async (real) => {
+        await real();
+        return null;
+      });
+
+    /** Each read of the production alias logged in `asked`. */
+    const loggingRegistry = (asked: string[]) =>
+      readingAlias((real) => {
+        asked.push(layout.productionAlias());
+        return real();
+      });
 
     const corruptPng = readFileSync(path.join(__dirname, '../fixtures/bad-images/png-corrupt-data.png'));
-
-    /** The registry as it is, with each read of the production alias logged in `asked`. */
-    function loggingRegistry(asked: string[]): ModelRegistry {
-      return new Proxy(h.services.models, {
-        get(target, name, receiver) {
-          if (name !== 'productionVersion') return Reflect.get(target, name, receiver);
-          return () => {
-            asked.push(layout.productionAlias());
-            return target.productionVersion();
-          };
-        },
-      });
-    }
 
     it('asks for the production alias before it reads the uploaded image', async () => {
       const caller = partner('lookup-order');
